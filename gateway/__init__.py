@@ -1,0 +1,41 @@
+"""The fulfillment sync gateway: a Flask app over a Redis store and RQ jobs."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from gateway.settings import Settings
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    """Build the app: settings first, then each part's init_app."""
+    config = config or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        MAX_CONTENT_LENGTH=config.max_body_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.public_url.startswith("https://"),
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(config.flask)
+    if not app.debug:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+    from gateway import api as api_part
+    from gateway import cli, errors, ops, runtime
+    from gateway import pages as pages_part
+
+    runtime.init_app(app, config)
+    errors.init_app(app)
+    api_part.init_app(app)
+    pages_part.init_app(app)
+    ops.init_app(app)
+    cli.init_app(app)
+    return app

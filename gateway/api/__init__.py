@@ -1,0 +1,47 @@
+"""The JSON API under /api/v1 (API.md): partners, partnerships, orders, fulfillments, links."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Flask, request
+from marshmallow import Schema, ValidationError
+
+from gateway.api.schemas import flatten
+from gateway.errors import ApiError, validation_failed
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json(schema: Schema) -> dict[str, Any]:
+    """The request body loaded by the schema, or 415 / 413 / 400 / 422 in the documented shape."""
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        raise ApiError(400, "malformed_json", f"The body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed_body", "The body must be a JSON object.")
+    return load(schema, body)
+
+
+def load(schema: Schema, data: Any) -> dict[str, Any]:
+    """Validate with the schema; 422 naming each field at fault."""
+    try:
+        return schema.load(data)
+    except ValidationError as error:
+        raise validation_failed(flatten(error.messages)) from None
+
+
+def init_app(app: Flask) -> None:
+    """Register the API's views."""
+    from gateway.api import orders, partners  # noqa: F401  (views register on `api`)
+
+    app.register_blueprint(api)

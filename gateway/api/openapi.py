@@ -1,0 +1,208 @@
+"""The OpenAPI 3 document of the JSON API, built from the same marshmallow schemas it uses."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from gateway.api import schemas as s
+
+ERRORS = {
+    "400": "Malformed body",
+    "401": "No or bad credentials",
+    "403": "Not allowed",
+    "404": "Unknown, or not the caller's",
+    "409": "Conflicts with the order's state",
+    "413": "Body over 1 MiB",
+    "415": "Body not JSON",
+    "422": "Validation failed",
+    "503": "Store or queue unavailable",
+}
+
+
+def _op(
+    summary: str,
+    body: str | None,
+    answers: dict[str, str | None],
+    errors: tuple[str, ...],
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}], "responses": {}}
+    if body:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+    for status, schema in answers.items():
+        answer: dict[str, Any] = {"description": summary}
+        if schema:
+            answer["content"] = {"application/json": {"schema": schema}}
+        operation["responses"][status] = answer
+    for status in errors:
+        operation["responses"][status] = {
+            "description": ERRORS[status],
+            "content": {"application/json": {"schema": "Error"}},
+        }
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+def _path_id(name: str) -> dict[str, Any]:
+    return {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The spec as a dict."""
+    spec = APISpec(
+        title="Fulfillment sync gateway",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.schema(
+        "Error",
+        {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "details"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "details": {
+                            "type": "object",
+                            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                }
+            },
+        },
+    )
+    for name, schema in [
+        ("PartnerIn", s.PartnerIn),
+        ("Partner", s.PartnerOut),
+        ("PartnerCreated", s.PartnerCreated),
+        ("PartnershipIn", s.PartnershipIn),
+        ("Partnership", s.PartnershipOut),
+        ("OrderIn", s.OrderIn),
+        ("Order", s.OrderOut),
+        ("OrderPage", s.OrderPage),
+        ("FulfillmentIn", s.FulfillmentIn),
+        ("Fulfillment", s.FulfillmentOut),
+        ("FulfillmentCreated", s.FulfillmentCreated),
+        ("LinkIn", s.LinkIn),
+        ("Link", s.LinkOut),
+    ]:
+        spec.components.schema(name, schema=schema)
+
+    write = ("400", "401", "403", "413", "415", "422", "503")
+    order_id = [_path_id("order_id")]
+    spec.path(
+        "/api/v1/partners",
+        operations={
+            "post": _op(
+                "Create a partner (operator)", "PartnerIn", {"201": "PartnerCreated"}, write
+            )
+        },
+    )
+    spec.path(
+        "/api/v1/partners/{partner_id}",
+        operations={
+            "get": _op(
+                "A partner", None, {"200": "Partner"}, ("401", "404"), [_path_id("partner_id")]
+            )
+        },
+    )
+    spec.path(
+        "/api/v1/partnerships",
+        operations={
+            "post": _op(
+                "Create or replace a partnership (operator)",
+                "PartnershipIn",
+                {"201": "Partnership", "200": "Partnership"},
+                write,
+            )
+        },
+    )
+    list_params = [
+        {
+            "in": "query",
+            "name": "status",
+            "schema": {"type": "string", "enum": ["unshipped", "shipped"]},
+        },
+        {
+            "in": "query",
+            "name": "limit",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+        },
+        {"in": "query", "name": "cursor", "schema": {"type": "string"}},
+    ]
+    spec.path(
+        "/api/v1/orders",
+        operations={
+            "post": _op(
+                "Send an order to a seller (buyer); the same buyer_order_ref again returns it",
+                "OrderIn",
+                {"201": "Order", "200": "Order"},
+                write,
+            ),
+            "get": _op(
+                "The caller's orders",
+                None,
+                {"200": "OrderPage"},
+                ("401", "403", "422"),
+                list_params,
+            ),
+        },
+    )
+    spec.path(
+        "/api/v1/orders/{order_id}",
+        operations={"get": _op("An order", None, {"200": "Order"}, ("401", "404"), order_id)},
+    )
+    idempotency = {
+        "in": "header",
+        "name": "Idempotency-Key",
+        "schema": {"type": "string", "maxLength": 255},
+    }
+    spec.path(
+        "/api/v1/orders/{order_id}/fulfillments",
+        operations={
+            "post": _op(
+                "Record a fulfillment (seller on WooCommerce or no platform)",
+                "FulfillmentIn",
+                {"201": "FulfillmentCreated"},
+                (*write, "404", "409"),
+                [*order_id, idempotency],
+            )
+        },
+    )
+    spec.path(
+        "/api/v1/orders/{order_id}/links",
+        operations={
+            "post": _op(
+                "A fresh signed link to the order page",
+                "LinkIn",
+                {"201": "Link"},
+                (*write, "404"),
+                order_id,
+            )
+        },
+    )
+    spec.path(
+        "/healthz",
+        operations={
+            "get": {
+                "summary": "Health",
+                "responses": {"200": {"description": "ok"}, "503": {"description": "Redis down"}},
+            }
+        },
+    )
+    return spec.to_dict()

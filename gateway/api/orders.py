@@ -1,0 +1,137 @@
+"""Orders, their fulfillments and links to the order page."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from flask import jsonify, request
+
+from gateway import links
+from gateway.api import api, load, read_json
+from gateway.api.auth import Caller, authenticate
+from gateway.api.schemas import FulfillmentIn, LinkIn, ListQuery, OrderIn, order_json
+from gateway.errors import ApiError, validation_failed
+from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER
+from gateway.manual import create_manual_fulfillment
+from gateway.orders import LineItem, Order, new_id, now_iso
+from gateway.runtime import settings, store
+from gateway.store import JobSpec, event
+
+
+def visible_order(caller: Caller, order_id: str) -> tuple[Order, str]:
+    """The order and the caller's role on it; 404 when unknown or not the caller's."""
+    order = store().order(order_id)
+    role = caller.role_on(order) if order else None
+    if order is None or role is None:
+        raise ApiError(404, "not_found", "No such order.")
+    return order, role
+
+
+@api.post("/orders")
+def post_order():
+    """A buyer sends an order to one of its sellers; repeat-safe by buyer_order_ref."""
+    caller = authenticate()
+    if caller.is_operator:
+        raise ApiError(403, "forbidden", "Orders are posted by the buyer, with its own key.")
+    data = read_json(OrderIn())
+    buyer_id = caller.partner_id
+    partnership = store().partnership(buyer_id, data["seller_id"])
+    if partnership is None:
+        raise ApiError(403, "no_partnership", "You have no partnership with this seller.")
+    existing = store().order_id_by_buyer_ref(buyer_id, data["seller_id"], data["buyer_order_ref"])
+    if existing:
+        return jsonify(order_json(store().order(existing))), 200
+
+    sku_map = {pair["buyer_sku"]: pair["seller_sku"] for pair in partnership["skus"]}
+    errors = {
+        f"line_items.{i}.sku": ["This SKU is not mapped to the seller in your partnership."]
+        for i, line in enumerate(data["line_items"])
+        if sku_map and line["sku"] not in sku_map
+    }
+    if errors:
+        raise validation_failed(errors)
+    at = now_iso()
+    order = Order(
+        id=new_id("ord"),
+        buyer_id=buyer_id,
+        seller_id=data["seller_id"],
+        buyer_order_ref=data["buyer_order_ref"],
+        line_items=[
+            LineItem(
+                id=new_id("li"),
+                sku=line["sku"],
+                seller_sku=sku_map.get(line["sku"], line["sku"]),
+                title=line.get("title") or line["sku"],
+                quantity=line["quantity"],
+            )
+            for line in data["line_items"]
+        ],
+        shipping_address=data["shipping_address"],
+        customer_email=data["customer_email"],
+        created_at=at,
+        updated_at=at,
+    )
+    created = event("order.created", f"Order {order.buyer_order_ref} received through the API.")
+    route = JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)
+    stored = store().add_order(order, [created], [route])
+    return jsonify(order_json(stored)), 201 if stored.id == order.id else 200
+
+
+@api.get("/orders/<order_id>")
+def get_order(order_id: str):
+    """One order, to its buyer, its seller or the operator."""
+    order, _ = visible_order(authenticate(), order_id)
+    return jsonify(order_json(order))
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise validation_failed({"cursor": ["Not a cursor from this API."]}) from None
+
+
+@api.get("/orders")
+def list_orders():
+    """The caller's own orders, oldest first, a page at a time."""
+    caller = authenticate()
+    if caller.is_operator:
+        raise ApiError(403, "forbidden", "List orders with a partner's key.")
+    query = load(ListQuery(), request.args.to_dict())
+    orders, last = store().list_orders(
+        caller.partner_id, query.get("status"), query["limit"], _decode_cursor(query.get("cursor"))
+    )
+    next_cursor = base64.urlsafe_b64encode(last.encode()).decode().rstrip("=") if last else None
+    return jsonify({"orders": [order_json(o) for o in orders], "next_cursor": next_cursor})
+
+
+@api.post("/orders/<order_id>/fulfillments")
+def post_fulfillment(order_id: str):
+    """The seller records a fulfillment (WooCommerce or no-platform sellers only)."""
+    caller = authenticate()
+    order, role = visible_order(caller, order_id)
+    payload = read_json(FulfillmentIn())
+    key = request.headers.get("Idempotency-Key", "").strip() or None
+    if key and len(key) > 255:
+        raise validation_failed({"Idempotency-Key": ["At most 255 characters."]})
+    status, body = create_manual_fulfillment(
+        store(), order, role, payload, key, settings().idempotency_ttl
+    )
+    return jsonify(body), status
+
+
+@api.post("/orders/<order_id>/links")
+def post_link(order_id: str):
+    """A fresh signed link to the order page for the caller's role."""
+    caller = authenticate()
+    order, role = visible_order(caller, order_id)
+    data = read_json(LinkIn()) if request.get_data(cache=True) else {}
+    if role == "operator":
+        if "role" not in data:
+            raise validation_failed({"role": ["The operator names the role: buyer or seller."]})
+        role = data["role"]
+    partner_id = order.buyer_id if role == "buyer" else order.seller_id
+    return jsonify(links.order_link(settings(), order.id, role, partner_id)), 201

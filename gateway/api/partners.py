@@ -1,0 +1,100 @@
+"""Partners and partnerships (operator)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from urllib.parse import urlsplit
+
+from flask import jsonify
+
+from gateway.api import api, read_json
+from gateway.api.auth import authenticate, require_operator
+from gateway.api.schemas import PartnerCreated, PartnerIn, PartnerOut, PartnershipIn, PartnershipOut
+from gateway.errors import ApiError, validation_failed
+from gateway.orders import new_id, now_iso
+from gateway.runtime import store
+
+
+def store_lookups(platform: str, connection: dict) -> list[str]:
+    """The identities by which webhooks find this partner's store."""
+    if platform == "shopify":
+        return [f"shopify:{connection['shop_domain']}"]
+    if platform == "bigcommerce":
+        return [f"bigcommerce:stores/{connection['store_hash']}"]
+    if platform == "woocommerce":
+        return [f"woocommerce:{normalize_store_url(connection['store_url'])}"]
+    return []
+
+
+def normalize_store_url(url: str) -> str:
+    """Scheme, host, port and path, lower-cased host, no trailing slash (API.md)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(scheme)
+    netloc = (parts.hostname or "").lower() + (f":{port}" if port and port != default else "")
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def create_partner(data: dict) -> dict:
+    """Store a new partner; the record plus its API key and signing secret (shown once)."""
+    api_key = "gk_" + secrets.token_urlsafe(32)
+    partner = {
+        "id": new_id("ptr"),
+        "name": data["name"],
+        "email": data["email"],
+        "platform": data["platform"],
+        "connection": data["connection"],
+        "callback_url": data.get("callback_url"),
+        "event_signing_secret": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+        "created_at": now_iso(),
+    }
+    if not store().add_partner(
+        partner, api_key, store_lookups(data["platform"], data["connection"])
+    ):
+        raise ApiError(409, "store_taken", "Another partner is already connected to this store.")
+    return {**partner, "api_key": api_key}
+
+
+@api.post("/partners")
+def post_partner():
+    """Create a partner (operator)."""
+    require_operator(authenticate())
+    created = create_partner(read_json(PartnerIn()))
+    return jsonify(PartnerCreated().dump(created)), 201
+
+
+@api.get("/partners/<partner_id>")
+def get_partner(partner_id: str):
+    """A partner, to the operator or to itself."""
+    caller = authenticate()
+    partner = store().partner(partner_id)
+    if partner is None or not (caller.is_operator or caller.partner_id == partner_id):
+        raise ApiError(404, "not_found", "No such partner.")
+    return jsonify(PartnerOut().dump(partner))
+
+
+def save_partnership(data: dict) -> tuple[dict, bool]:
+    """Create or replace a partnership; (it, whether it is new)."""
+    errors: dict[str, list[str]] = {}
+    for role in ("buyer", "seller"):
+        if store().partner(data[f"{role}_id"]) is None:
+            errors[f"{role}_id"] = ["No such partner."]
+    if data["buyer_id"] == data["seller_id"]:
+        errors["seller_id"] = ["A partner cannot supply itself."]
+    if errors:
+        raise validation_failed(errors)
+    earlier = store().partnership(data["buyer_id"], data["seller_id"])
+    at = now_iso()
+    partnership = {**data, "created_at": earlier["created_at"] if earlier else at, "updated_at": at}
+    store().save_partnership(partnership)
+    return partnership, earlier is None
+
+
+@api.post("/partnerships")
+def post_partnership():
+    """Create or replace a buyer-seller partnership and its SKU map (operator)."""
+    require_operator(authenticate())
+    partnership, created = save_partnership(read_json(PartnershipIn()))
+    return jsonify(PartnershipOut().dump(partnership)), 201 if created else 200

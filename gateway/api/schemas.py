@@ -1,0 +1,348 @@
+"""Marshmallow schemas of the JSON API: input is loaded strictly, output is dumped."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from gateway.orders import (
+    MAX_QUANTITY,
+    MAX_TRACKING_NUMBERS,
+    PLATFORMS,
+    Order,
+    fulfilled_quantities,
+)
+
+
+class StrictInteger(fields.Integer):
+    """An integer given as a JSON number: no strings, no booleans, no fractions."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _quantity() -> StrictInteger:
+    return StrictInteger(
+        required=True,
+        strict=True,
+        validate=validate.Range(
+            min=1, max=MAX_QUANTITY, error="Must be a whole number from 1 to {max}."
+        ),
+        metadata={"description": "A positive whole number."},
+    )
+
+
+def _text(max_length: int, **kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+class StrictSchema(Schema):
+    """Unknown fields are refused, never silently dropped."""
+
+    class Meta:
+        unknown = RAISE
+
+
+# ---- partners --------------------------------------------------------------------------------
+
+_SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+
+
+class ShopifyConnection(StrictSchema):
+    shop_domain = fields.String(
+        required=True,
+        validate=validate.Regexp(_SHOP_DOMAIN, error="Must be like acme.myshopify.com."),
+    )
+    access_token = _text(255, required=True, load_only=True)
+    webhook_secret = _text(255, required=True, load_only=True)
+    api_base_url = fields.Url(require_tld=False, schemes={"http", "https"})
+    location_id = _text(100)
+
+
+class BigCommerceConnection(StrictSchema):
+    store_hash = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9]{1,32}$"))
+    access_token = _text(255, required=True, load_only=True)
+    webhook_secret = _text(255, required=True, load_only=True)
+    api_base_url = fields.Url(require_tld=False, schemes={"http", "https"})
+
+
+class WooCommerceConnection(StrictSchema):
+    store_url = fields.Url(require_tld=False, schemes={"http", "https"}, required=True)
+    consumer_key = _text(255, required=True, load_only=True)
+    consumer_secret = _text(255, required=True, load_only=True)
+    webhook_secret = _text(255, required=True, load_only=True)
+
+
+class NoConnection(StrictSchema):
+    pass
+
+
+CONNECTIONS: dict[str, type[Schema]] = {
+    "shopify": ShopifyConnection,
+    "bigcommerce": BigCommerceConnection,
+    "woocommerce": WooCommerceConnection,
+    "none": NoConnection,
+}
+
+
+class PartnerIn(StrictSchema):
+    name = _text(200, required=True)
+    email = fields.Email(required=True)
+    platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
+    connection = fields.Dict(
+        load_default=dict, metadata={"description": "Per platform; see API.md."}
+    )
+    callback_url = fields.Url(
+        require_tld=False, schemes={"http", "https"}, allow_none=True, load_default=None
+    )
+
+    @validates_schema
+    def _connection_fits_platform(self, data: dict[str, Any], **kwargs: Any) -> None:
+        schema = CONNECTIONS.get(data.get("platform", ""))
+        if schema is None:
+            return
+        try:
+            data["connection"] = schema().load(data.get("connection") or {})
+        except ValidationError as error:
+            raise ValidationError({"connection": error.messages}) from error
+        if data.get("callback_url") and data["platform"] != "none":
+            raise ValidationError({"callback_url": ["Only buyers with no platform get callbacks."]})
+
+
+class PartnerOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    email = fields.String()
+    platform = fields.String()
+    connection = fields.Method("_public_connection")
+    callback_url = fields.String(allow_none=True)
+    created_at = fields.String()
+
+    def _public_connection(self, partner: dict[str, Any]) -> dict[str, Any]:
+        schema = CONNECTIONS[partner["platform"]]()
+        return schema.dump(partner["connection"])
+
+
+class PartnerCreated(PartnerOut):
+    api_key = fields.String(metadata={"description": "Shown this once."})
+    event_signing_secret = fields.String(metadata={"description": "whsec_...; shown this once."})
+
+
+class SkuPair(StrictSchema):
+    buyer_sku = _text(100, required=True)
+    seller_sku = _text(100, required=True)
+
+
+class PartnershipIn(StrictSchema):
+    buyer_id = _text(64, required=True)
+    seller_id = _text(64, required=True)
+    skus = fields.List(
+        fields.Nested(SkuPair), load_default=list, validate=validate.Length(max=10_000)
+    )
+
+    @validates_schema
+    def _one_seller_sku_per_buyer_sku(self, data: dict[str, Any], **kwargs: Any) -> None:
+        seen: set[str] = set()
+        for index, pair in enumerate(data.get("skus", [])):
+            if pair["buyer_sku"] in seen:
+                raise ValidationError({f"skus.{index}.buyer_sku": ["Mapped twice."]})
+            seen.add(pair["buyer_sku"])
+
+
+class PartnershipOut(Schema):
+    buyer_id = fields.String()
+    seller_id = fields.String()
+    skus = fields.List(fields.Nested(SkuPair))
+    created_at = fields.String()
+    updated_at = fields.String()
+
+
+# ---- orders ----------------------------------------------------------------------------------
+
+
+class AddressIn(StrictSchema):
+    name = _text(200, required=True)
+    company = fields.String(validate=validate.Length(max=200))
+    address1 = _text(200, required=True)
+    address2 = fields.String(validate=validate.Length(max=200))
+    city = _text(100, required=True)
+    province = fields.String(validate=validate.Length(max=100))
+    zip = fields.String(validate=validate.Length(max=20))
+    country_code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Z]{2}$", error="Two capital letters (ISO 3166-1)."),
+    )
+    phone = fields.String(validate=validate.Length(max=40))
+
+
+class OrderLineIn(StrictSchema):
+    sku = _text(100, required=True)
+    quantity = _quantity()
+    title = fields.String(validate=validate.Length(max=255))
+
+
+class OrderIn(StrictSchema):
+    seller_id = _text(64, required=True)
+    buyer_order_ref = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[\x21-\x7e]{1,64}$", error="1 to 64 visible ASCII characters."),
+    )
+    line_items = fields.List(
+        fields.Nested(OrderLineIn), required=True, validate=validate.Length(min=1, max=250)
+    )
+    shipping_address = fields.Nested(AddressIn, required=True)
+    customer_email = fields.Email(allow_none=True, load_default=None)
+
+
+class DeliveryOut(Schema):
+    state = fields.String(metadata={"enum": ["pending", "delivered", "failed"]})
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    buyer_ref = fields.String(allow_none=True)
+
+
+class FulfillmentLineOut(Schema):
+    line_item_id = fields.String()
+    quantity = fields.Integer()
+
+
+class FulfillmentOut(Schema):
+    id = fields.String()
+    source = fields.String(metadata={"enum": ["manual", "shopify", "bigcommerce"]})
+    source_ref = fields.String(allow_none=True)
+    carrier = fields.String()
+    tracking_numbers = fields.List(fields.String())
+    tracking_urls = fields.List(fields.String())
+    line_items = fields.List(fields.Nested(FulfillmentLineOut))
+    created_at = fields.String()
+    updated_at = fields.String()
+    delivery = fields.Nested(DeliveryOut)
+
+
+class LineItemOut(Schema):
+    id = fields.String()
+    sku = fields.String()
+    seller_sku = fields.String()
+    title = fields.String()
+    quantity = fields.Integer()
+    fulfilled_quantity = fields.Integer()
+
+
+class OrderOut(Schema):
+    id = fields.String()
+    status = fields.String(metadata={"enum": ["unshipped", "shipped"]})
+    buyer_id = fields.String()
+    seller_id = fields.String()
+    buyer_order_ref = fields.String()
+    seller_order_ref = fields.String(allow_none=True)
+    line_items = fields.List(fields.Nested(LineItemOut))
+    fulfillments = fields.List(fields.Nested(FulfillmentOut))
+    shipping_address = fields.Dict()
+    customer_email = fields.String(allow_none=True)
+    created_at = fields.String()
+    updated_at = fields.String()
+    shipped_at = fields.String(allow_none=True)
+
+
+class OrderPage(Schema):
+    orders = fields.List(fields.Nested(OrderOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    """The public JSON of an order, each line with its fulfilled quantity."""
+    done = fulfilled_quantities(order)
+    lines = [{**vars(li), "fulfilled_quantity": done[li.id]} for li in order.line_items]
+    return OrderOut().dump({**vars(order), "line_items": lines})
+
+
+def fulfillment_json(order: Order, fulfillment_id: str) -> dict[str, Any]:
+    """The public JSON of one fulfillment of the order."""
+    return FulfillmentOut().dump(order.fulfillment(fulfillment_id))
+
+
+class ListQuery(StrictSchema):
+    status = fields.String(validate=validate.OneOf(["unshipped", "shipped"]))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+# ---- fulfillments ----------------------------------------------------------------------------
+
+
+class FulfillmentLineIn(StrictSchema):
+    line_item_id = _text(64)
+    sku = _text(100, metadata={"description": "The seller's SKU, in place of line_item_id."})
+    quantity = _quantity()
+
+    @validates_schema
+    def _one_name(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("line_item_id" in data) == ("sku" in data):
+            raise ValidationError("Name the line by line_item_id or by sku (one of them).")
+
+
+class FulfillmentIn(StrictSchema):
+    line_items = fields.List(
+        fields.Nested(FulfillmentLineIn), required=True, validate=validate.Length(max=250)
+    )
+    carrier = fields.String(required=True, validate=validate.Length(max=100))
+    tracking_numbers = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(max=MAX_TRACKING_NUMBERS),
+    )
+    tracking_urls = fields.List(fields.String(validate=validate.Length(max=500)), load_default=list)
+
+    @post_load
+    def _strip(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data["carrier"] = data["carrier"].strip()
+        return data
+
+
+class FulfillmentCreated(Schema):
+    fulfillment = fields.Nested(FulfillmentOut)
+    order = fields.Nested(OrderOut)
+
+
+class LinkIn(StrictSchema):
+    role = fields.String(validate=validate.OneOf(["buyer", "seller"]))
+
+
+class LinkOut(Schema):
+    url = fields.String()
+    role = fields.String()
+    expires_at = fields.String()
+
+
+def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Marshmallow's nested messages as {"line_items.0.quantity": ["..."]}."""
+    if isinstance(messages, list):
+        if all(isinstance(m, str) for m in messages):
+            return {prefix or "_schema": list(messages)}
+        flat: dict[str, list[str]] = {}
+        for item in messages:
+            flat.update(flatten(item, prefix))
+        return flat
+    if isinstance(messages, dict):
+        flat = {}
+        for name, inner in messages.items():
+            if name == "_schema" and prefix:
+                part = prefix
+            else:
+                part = f"{prefix}.{name}" if prefix else str(name)
+            for field_name, texts in flatten(inner, part).items():
+                flat.setdefault(field_name, []).extend(texts)
+        return flat
+    return {prefix or "_schema": [str(messages)]}

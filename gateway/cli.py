@@ -1,0 +1,84 @@
+"""Operator commands: `flask --app wsgi partners create ...`, `partnerships create ...`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from gateway.api import load
+from gateway.api.partners import create_partner, save_partnership
+from gateway.api.schemas import PartnerIn, PartnershipIn
+from gateway.errors import ApiError
+
+partners = AppGroup("partners", help="Manage partners.")
+partnerships = AppGroup("partnerships", help="Manage buyer-seller partnerships.")
+
+
+def _fail(error: ApiError) -> None:
+    details = "".join(f"\n  {field}: {' '.join(texts)}" for field, texts in error.details.items())
+    raise click.ClickException(f"{error.message}{details}")
+
+
+@partners.command("create")
+@click.option("--name", required=True)
+@click.option("--email", required=True)
+@click.option(
+    "--platform",
+    type=click.Choice(["shopify", "bigcommerce", "woocommerce", "none"]),
+    default="none",
+)
+@click.option("--connection", default="{}", help="JSON object of the platform's connection fields.")
+@click.option("--callback-url", default=None, help="Buyers with no platform: where events go.")
+def create_partner_command(name, email, platform, connection, callback_url):
+    """Create a partner and print its id, API key and event signing secret (shown once)."""
+    try:
+        data = load(
+            PartnerIn(),
+            {
+                "name": name,
+                "email": email,
+                "platform": platform,
+                "connection": json.loads(connection),
+                "callback_url": callback_url,
+            },
+        )
+        created = create_partner(data)
+    except ApiError as error:
+        _fail(error)
+    except json.JSONDecodeError as error:
+        raise click.ClickException(f"--connection is not JSON: {error}") from None
+    click.echo(f"partner id:           {created['id']}")
+    click.echo(f"api key:              {created['api_key']}")
+    click.echo(f"event signing secret: {created['event_signing_secret']}")
+
+
+@partnerships.command("create")
+@click.option("--buyer", "buyer_id", required=True)
+@click.option("--seller", "seller_id", required=True)
+@click.option("--sku", "skus", multiple=True, help="BUYER_SKU=SELLER_SKU; repeat as needed.")
+def create_partnership_command(buyer_id, seller_id, skus):
+    """Connect a buyer to a seller, with its SKU map."""
+    pairs = []
+    for pair in skus:
+        buyer_sku, sep, seller_sku = pair.partition("=")
+        if not sep:
+            raise click.ClickException(f"--sku {pair!r}: write BUYER_SKU=SELLER_SKU")
+        pairs.append({"buyer_sku": buyer_sku, "seller_sku": seller_sku})
+    try:
+        data = load(PartnershipIn(), {"buyer_id": buyer_id, "seller_id": seller_id, "skus": pairs})
+        _, created = save_partnership(data)
+    except ApiError as error:
+        _fail(error)
+    click.echo(
+        f"partnership {buyer_id} -> {seller_id} {'created' if created else 'replaced'} "
+        f"({len(pairs)} SKUs)"
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Add the commands to `flask`."""
+    app.cli.add_command(partners)
+    app.cli.add_command(partnerships)

@@ -1,0 +1,56 @@
+"""Background jobs on RQ: queue names, timeouts and what every job needs to run.
+
+Jobs are plain functions with ids as arguments, idempotent and safe to run twice. They are
+enqueued by dotted path (see `jobs.routing`, `jobs.forwarding`), so a Store can enqueue them
+without importing them.
+"""
+
+from __future__ import annotations
+
+from rq import get_current_job
+
+QUEUE = "gateway"
+JOB_TIMEOUT = 120  # seconds; a job is one platform or SMTP conversation, never long
+RESULT_TTL = 3600
+FAILURE_TTL = 7 * 24 * 3600
+
+ROUTE_ORDER = "gateway.jobs.routing.route_order"
+FORWARD_FULFILLMENT = "gateway.jobs.forwarding.forward_fulfillment"
+ANNOUNCE_SHIPPED = "gateway.jobs.forwarding.announce_shipped"
+RECONCILE = "gateway.jobs.reconcile.reconcile"
+
+JOB_OPTIONS = {"job_timeout": JOB_TIMEOUT, "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
+
+
+def context():
+    """The settings and a store for the running job, on the job's own Redis connection."""
+    from gateway.runtime import connect
+    from gateway.settings import Settings
+    from gateway.store import Store
+
+    config = Settings.from_env()
+    job = get_current_job()
+    if job is None:
+        return config, connect(config)
+    return config, Store(job.connection, _queue(job.connection))
+
+
+def _queue(connection):
+    from rq import Queue
+
+    return Queue(QUEUE, connection=connection)
+
+
+def next_attempt_delay(
+    schedule: tuple[int, ...], attempts: int, retry_after: float | None = None
+) -> float | None:
+    """Seconds until the next attempt after `attempts` failed ones, or None when exhausted.
+
+    The schedule holds one delay per retry; a server's Retry-After wins when it asks for more.
+    """
+    if attempts > len(schedule):
+        return None
+    delay = float(schedule[attempts - 1])
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, 24 * 3600.0))
+    return delay

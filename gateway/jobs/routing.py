@@ -1,0 +1,58 @@
+"""Pass a new order to its seller: create it in their store, or email them a signed link."""
+
+from __future__ import annotations
+
+import smtplib
+from dataclasses import replace
+
+from gateway import links, mail
+from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
+from gateway.jobs.attempts import DeliveryFailed, attempt
+from gateway.orders import MANUAL_PLATFORMS, Order
+from gateway.settings import Settings
+from gateway.store import JobSpec
+
+
+def route_order(order_id: str) -> str:
+    """Route the order to its seller once; reschedules itself on failure."""
+    config, store = context()
+    order = store.order(order_id)
+    if order is None or order.routing.state != "pending":
+        return "nothing to do"
+
+    def send(order: Order) -> tuple[str | None, str]:
+        seller = store.partner(order.seller_id)
+        if seller["platform"] in MANUAL_PLATFORMS:
+            return None, _email_seller(config, order, seller)
+        raise DeliveryFailed(f"creating orders in {seller['platform']} stores is not available yet")
+
+    return attempt(
+        store,
+        order_id,
+        f"route:{order_id}",
+        send,
+        get=lambda o: o.routing,
+        put=lambda o, d: replace(o, routing=d),
+        what="routing to the seller",
+        retry=JobSpec(ROUTE_ORDER, (order_id,), options=JOB_OPTIONS),
+        schedule=config.mail_retry_schedule,
+    )
+
+
+def _email_seller(config: Settings, order: Order, seller: dict) -> str:
+    link = links.order_link(config, order.id, "seller", seller["id"])
+    lines = "\n".join(f"  {li.quantity} x {li.seller_sku}  {li.title}" for li in order.line_items)
+    text = (
+        f"Hello {seller['name']},\n\n"
+        f"You have a new order ({order.buyer_order_ref}) to ship:\n\n{lines}\n\n"
+        f"Open the order page to see the address and record what you ship:\n{link['url']}\n\n"
+        f"This link is yours alone and works until {link['expires_at']}.\n"
+    )
+    message = mail.compose(
+        config, seller["email"], f"New order {order.buyer_order_ref} to ship", text
+    )
+    try:
+        where = mail.send(config, message)
+    except (OSError, smtplib.SMTPException) as error:
+        raise DeliveryFailed(f"email not sent: {type(error).__name__}: {error}") from error
+    return f"emailed the order link to {seller['email']} ({where})"

@@ -1,0 +1,102 @@
+"""Manual fulfillments: the one path that the JSON API and the order page's form share."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from gateway.api.schemas import fulfillment_json, order_json
+from gateway.errors import ApiError, validation_failed
+from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, JOB_OPTIONS
+from gateway.orders import (
+    SHIPPED,
+    Order,
+    ProposedFulfillment,
+    ProposedLine,
+    add_fulfillment,
+    check_fulfillment,
+    manual_fulfillment_refusal,
+    new_fulfillment,
+)
+from gateway.store import Change, JobSpec, Store, event
+
+
+def create_manual_fulfillment(
+    store: Store,
+    order: Order,
+    role: str | None,
+    payload: dict[str, Any],
+    idempotency_key: str | None = None,
+    idempotency_ttl: int = 86400,
+) -> tuple[int, dict[str, Any]]:
+    """Check and record a fulfillment from the order's seller; (status, body) of the answer.
+
+    The fulfillment, the order's new status and the forwarding jobs commit in one transaction;
+    any refusal raises ApiError and stores nothing.
+    """
+    seller = store.partner(order.seller_id)
+    refusal = manual_fulfillment_refusal(role or "", seller["platform"])
+    if refusal:
+        raise ApiError(403, "fulfillment_not_allowed", refusal)
+    proposal = ProposedFulfillment(
+        line_items=[ProposedLine(**line) for line in payload["line_items"]],
+        carrier=payload["carrier"],
+        tracking_numbers=list(payload["tracking_numbers"]),
+        tracking_urls=list(payload.get("tracking_urls", [])),
+    )
+    scope = None
+    fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    if idempotency_key:
+        scope = (
+            f"{order.seller_id}:{order.id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+        )
+
+    def decide(current: Order) -> Change:
+        if scope:
+            earlier = store.idempotent_answer(scope)
+            if earlier is not None:
+                if earlier["fingerprint"] != fingerprint:
+                    raise ApiError(
+                        422,
+                        "idempotency_key_reused",
+                        "This Idempotency-Key was used with a different request.",
+                    )
+                return Change(result=(earlier["status"], earlier["body"]))
+        if current.status == SHIPPED:
+            raise ApiError(409, "order_shipped", "The order is already shipped.")
+        checked = check_fulfillment(current, proposal)
+        if checked.errors:
+            raise validation_failed(checked.errors, "The fulfillment was not recorded.")
+        fulfillment = new_fulfillment(checked)
+        updated, shipped = add_fulfillment(current, fulfillment)
+        units = sum(fl.quantity for fl in fulfillment.line_items)
+        events = [
+            event(
+                "fulfillment.created",
+                f"Seller recorded {units} unit(s) via {fulfillment.carrier} "
+                f"{', '.join(fulfillment.tracking_numbers)}.",
+                fulfillment_id=fulfillment.id,
+            )
+        ]
+        jobs = [JobSpec(FORWARD_FULFILLMENT, (current.id, fulfillment.id), options=JOB_OPTIONS)]
+        if shipped:
+            events.append(event("order.shipped", "Every line is fulfilled: the order is shipped."))
+            jobs.append(JobSpec(ANNOUNCE_SHIPPED, (current.id,), options=JOB_OPTIONS))
+        body = {
+            "fulfillment": fulfillment_json(updated, fulfillment.id),
+            "order": order_json(updated),
+        }
+        writes = []
+        if scope:
+            answer = json.dumps({"fingerprint": fingerprint, "status": 201, "body": body})
+            writes.append(
+                lambda pipe: pipe.set(store.idempotency_key(scope), answer, ex=idempotency_ttl)
+            )
+        return Change(order=updated, events=events, jobs=jobs, writes=writes, result=(201, body))
+
+    watch = [store.idempotency_key(scope)] if scope else []
+    change = store.change_order(order.id, decide, watch=watch)
+    if change is None:
+        raise ApiError(404, "not_found", "No such order.")
+    return change.result

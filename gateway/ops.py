@@ -1,0 +1,57 @@
+"""Operations: /healthz, /metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, jsonify
+from redis.exceptions import RedisError
+from rq import Worker
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+
+from gateway.api.openapi import openapi_document
+from gateway.runtime import store
+
+ops = Blueprint("ops", __name__)
+
+
+@ops.get("/healthz")
+def healthz():
+    """200 when Redis answers, with queue depths and the number of workers; else 503."""
+    current = store()
+    try:
+        current.redis.ping()
+        queue = current.queue
+        body = {
+            "status": "ok",
+            "redis": "ok",
+            "queued": queue.count,
+            "scheduled": ScheduledJobRegistry(queue=queue).count,
+            "failed_jobs": FailedJobRegistry(queue=queue).count,
+            "workers": Worker.count(queue=queue),
+        }
+    except RedisError as error:
+        return jsonify({"status": "unavailable", "redis": type(error).__name__}), 503
+    return jsonify(body)
+
+
+@ops.get("/metrics")
+def metrics():
+    """Prometheus text: counters kept in Redis (so every process adds to the same ones)."""
+    current = store()
+    lines = []
+    for name, value in sorted(current.counters().items()):
+        metric = f"gateway_{name}_total"
+        lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
+    queue = current.queue
+    lines += ["# TYPE gateway_queue_depth gauge", f"gateway_queue_depth {queue.count}"]
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+
+
+@ops.get("/openapi.json")
+def openapi():
+    """The HTTP contract as OpenAPI 3, generated from the marshmallow schemas."""
+    return jsonify(openapi_document())
+
+
+def init_app(app: Flask) -> None:
+    """Register the operations endpoints."""
+    app.register_blueprint(ops)

@@ -1,0 +1,348 @@
+"""The rules of the business (DESIGN.md rules 1-5): pure functions over orders, no I/O.
+
+Every entry point (API, order-page form, webhook jobs, reconciliation) calls these; none
+re-implements coverage, the shipped transition or the validation of a fulfillment.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway import tracking
+
+UNSHIPPED = "unshipped"
+SHIPPED = "shipped"
+
+PLATFORMS = ("shopify", "bigcommerce", "woocommerce", "none")
+# Sellers on these platforms record fulfillments in our form or API (rule 4).
+MANUAL_PLATFORMS = ("woocommerce", "none")
+
+MAX_QUANTITY = 1_000_000
+MAX_TRACKING_NUMBERS = 20
+MAX_URL_LENGTH = 500
+
+
+def now_iso() -> str:
+    """The current time as ISO-8601 UTC with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id(prefix: str) -> str:
+    """An opaque, unguessable id such as `ord_4fK...`."""
+    return f"{prefix}_{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}"
+
+
+@dataclass
+class LineItem:
+    id: str
+    sku: str
+    seller_sku: str
+    title: str
+    quantity: int
+    buyer_ref: str | None = None  # the line's id in the buyer's store
+    seller_ref: str | None = None  # the line's id in the seller's store
+
+
+@dataclass
+class FulfillmentLine:
+    line_item_id: str
+    quantity: int
+
+
+@dataclass
+class Delivery:
+    """How a fulfillment (or the shipped notice) travels to the buyer."""
+
+    state: str = "pending"  # pending | delivered | failed
+    attempts: int = 0
+    last_error: str | None = None
+    buyer_ref: str | None = None
+    last_attempt_at: str | None = None
+
+
+@dataclass
+class Fulfillment:
+    id: str
+    source: str  # manual | shopify | bigcommerce
+    carrier: str
+    tracking_numbers: list[str]
+    tracking_urls: list[str]
+    line_items: list[FulfillmentLine]
+    created_at: str
+    updated_at: str
+    source_ref: str | None = None
+    delivery: Delivery = field(default_factory=Delivery)
+
+
+@dataclass
+class Order:
+    id: str
+    buyer_id: str
+    seller_id: str
+    buyer_order_ref: str
+    line_items: list[LineItem]
+    created_at: str
+    updated_at: str
+    status: str = UNSHIPPED
+    seller_order_ref: str | None = None
+    fulfillments: list[Fulfillment] = field(default_factory=list)
+    shipping_address: dict[str, Any] = field(default_factory=dict)
+    customer_email: str | None = None
+    shipped_at: str | None = None
+    # Routing to the seller (created in their store, or emailed): pending | done | failed.
+    routing: Delivery = field(default_factory=Delivery)
+    # The `order.shipped` notice to the buyer, once shipped.
+    shipped_notice: Delivery | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON document kept in the store."""
+        return asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Order:
+        """Rebuild an order from its stored document."""
+        doc = dict(doc)
+        doc["line_items"] = [LineItem(**li) for li in doc["line_items"]]
+        doc["fulfillments"] = [
+            Fulfillment(
+                **{
+                    **f,
+                    "line_items": [FulfillmentLine(**fl) for fl in f["line_items"]],
+                    "delivery": Delivery(**f["delivery"]),
+                }
+            )
+            for f in doc["fulfillments"]
+        ]
+        doc["routing"] = Delivery(**doc["routing"])
+        if doc.get("shipped_notice") is not None:
+            doc["shipped_notice"] = Delivery(**doc["shipped_notice"])
+        return cls(**doc)
+
+    def line(self, line_item_id: str) -> LineItem | None:
+        """The line with this id, if the order has it."""
+        return next((li for li in self.line_items if li.id == line_item_id), None)
+
+    def fulfillment(self, fulfillment_id: str) -> Fulfillment | None:
+        """The fulfillment with this id, if the order has it."""
+        return next((f for f in self.fulfillments if f.id == fulfillment_id), None)
+
+
+# ---- coverage (rules 1 and 2) ---------------------------------------------------------------
+
+
+def fulfilled_quantities(order: Order) -> dict[str, int]:
+    """How many units of each line the order's fulfillments cover."""
+    counts = {li.id: 0 for li in order.line_items}
+    for fulfillment in order.fulfillments:
+        for fl in fulfillment.line_items:
+            counts[fl.line_item_id] += fl.quantity
+    return counts
+
+
+def remaining(order: Order) -> dict[str, int]:
+    """Units of each line still to be fulfilled."""
+    done = fulfilled_quantities(order)
+    return {li.id: li.quantity - done[li.id] for li in order.line_items}
+
+
+def is_covered(order: Order) -> bool:
+    """True when every line's fulfilled quantity has reached its ordered quantity."""
+    return all(left <= 0 for left in remaining(order).values())
+
+
+def add_fulfillment(order: Order, fulfillment: Fulfillment) -> tuple[Order, bool]:
+    """The order with the fulfillment attached, and whether this made it shipped.
+
+    Callers have validated the fulfillment; this refuses anything that would overfill a line.
+    """
+    left = remaining(order)
+    for fl in fulfillment.line_items:
+        if fl.line_item_id not in left or not 0 < fl.quantity <= left[fl.line_item_id]:
+            raise ValueError(f"fulfillment {fulfillment.id} overfills {fl.line_item_id}")
+        left[fl.line_item_id] -= fl.quantity
+    updated = replace(order, fulfillments=[*order.fulfillments, fulfillment], updated_at=now_iso())
+    became_shipped = updated.status == UNSHIPPED and is_covered(updated)
+    if became_shipped:
+        updated.status = SHIPPED
+        updated.shipped_at = updated.updated_at
+        updated.shipped_notice = Delivery()
+    return updated, became_shipped
+
+
+# ---- who may create a manual fulfillment (rule 4) ---------------------------------------------
+
+
+def manual_fulfillment_refusal(role: str, seller_platform: str) -> str | None:
+    """Why this caller may not create a manual fulfillment on the order, or None if it may."""
+    if role != "seller":
+        return "Only the order's seller can create fulfillments."
+    if seller_platform not in MANUAL_PLATFORMS:
+        return (
+            f"This seller's fulfillments come from their {seller_platform} store; "
+            "record them there."
+        )
+    return None
+
+
+# ---- validation of a proposed fulfillment (rules 1 and 5) -------------------------------------
+
+
+@dataclass(frozen=True)
+class ProposedLine:
+    quantity: int
+    line_item_id: str | None = None
+    sku: str | None = None  # the seller's SKU, in place of line_item_id
+
+
+@dataclass(frozen=True)
+class ProposedFulfillment:
+    line_items: list[ProposedLine]
+    carrier: str
+    tracking_numbers: list[str]
+    tracking_urls: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Checked:
+    """The outcome of checking a proposal: the fulfillment's values, or errors by field."""
+
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    line_items: list[FulfillmentLine] = field(default_factory=list)
+    carrier: str = ""
+    tracking_numbers: list[str] = field(default_factory=list)
+    tracking_urls: list[str] = field(default_factory=list)
+
+    def refuse(self, name: str, message: str) -> None:
+        """Record an error against a field."""
+        self.errors.setdefault(name, []).append(message)
+
+
+def check_fulfillment(order: Order, proposal: ProposedFulfillment) -> Checked:
+    """Check a manual fulfillment against the order: lines, quantities, carrier and tracking."""
+    checked = Checked()
+    _check_lines(order, proposal.line_items, checked)
+    _check_tracking(proposal, checked)
+    return checked
+
+
+def _check_lines(order: Order, lines: list[ProposedLine], checked: Checked) -> None:
+    if not lines:
+        checked.refuse("line_items", "Name at least one line item.")
+        return
+    left = remaining(order)
+    named: set[str] = set()
+    for index, proposed in enumerate(lines):
+        where = f"line_items.{index}"
+        line = _resolve_line(order, proposed, where, checked)
+        if line is None:
+            continue
+        if line.id in named:
+            checked.refuse(where, "This line item is named twice.")
+            continue
+        named.add(line.id)
+        quantity = proposed.quantity
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            checked.refuse(f"{where}.quantity", "Must be a positive whole number.")
+        elif quantity > left[line.id]:
+            checked.refuse(
+                f"{where}.quantity",
+                f"Only {left[line.id]} of {line.quantity} remain to be fulfilled "
+                f"for {line.seller_sku}.",
+            )
+        else:
+            checked.line_items.append(FulfillmentLine(line.id, quantity))
+
+
+def _resolve_line(
+    order: Order, proposed: ProposedLine, where: str, checked: Checked
+) -> LineItem | None:
+    if proposed.line_item_id:
+        line = order.line(proposed.line_item_id)
+        if line is None:
+            checked.refuse(f"{where}.line_item_id", "No such line item on this order.")
+        return line
+    if proposed.sku:
+        matches = [li for li in order.line_items if li.seller_sku == proposed.sku]
+        if not matches:
+            checked.refuse(f"{where}.sku", "No line item of this order has that SKU.")
+            return None
+        if len(matches) > 1:
+            checked.refuse(f"{where}.sku", "Several lines have this SKU; name line_item_id.")
+            return None
+        return matches[0]
+    checked.refuse(where, "Name the line by line_item_id or sku.")
+    return None
+
+
+def _check_tracking(proposal: ProposedFulfillment, checked: Checked) -> None:
+    carrier_name = (proposal.carrier or "").strip()
+    if not carrier_name:
+        checked.refuse("carrier", "Name the carrier.")
+    carrier = tracking.canonical_carrier(carrier_name) or carrier_name
+    checked.carrier = carrier
+
+    numbers = proposal.tracking_numbers
+    if not numbers:
+        checked.refuse("tracking_numbers", "Give at least one tracking number.")
+    elif len(numbers) > MAX_TRACKING_NUMBERS:
+        checked.refuse("tracking_numbers", f"At most {MAX_TRACKING_NUMBERS} tracking numbers.")
+    seen: set[str] = set()
+    built_urls: list[str | None] = []
+    for index, raw in enumerate(numbers):
+        result = tracking.check_tracking_number(raw, carrier_name or None)
+        if result.error:
+            checked.refuse(f"tracking_numbers.{index}", result.error)
+        elif result.number in seen:
+            checked.refuse(f"tracking_numbers.{index}", "This tracking number is repeated.")
+        seen.add(result.number)
+        checked.tracking_numbers.append(result.number)
+        built_urls.append(result.url)
+
+    urls = [u.strip() for u in proposal.tracking_urls]
+    for index, url in enumerate(urls):
+        if not _is_web_url(url):
+            checked.refuse(f"tracking_urls.{index}", "Must be an http(s) URL.")
+    if urls and numbers and len(urls) != len(numbers):
+        checked.refuse("tracking_urls", "Give one URL per tracking number, or none.")
+    elif urls:
+        checked.tracking_urls = urls
+    elif numbers and carrier_name and tracking.canonical_carrier(carrier_name) is None:
+        checked.refuse(
+            "tracking_urls",
+            f"We can't build tracking links for {carrier_name}; give one URL per tracking number.",
+        )
+    else:
+        checked.tracking_urls = [u for u in built_urls if u]
+
+
+_HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?$")
+
+
+def _is_web_url(url: str) -> bool:
+    if len(url) > MAX_URL_LENGTH or any(c.isspace() for c in url):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(_HOST.match(parts.netloc or ""))
+
+
+def new_fulfillment(
+    checked: Checked, source: str = "manual", source_ref: str | None = None
+) -> Fulfillment:
+    """A fulfillment built from a checked proposal."""
+    at = now_iso()
+    return Fulfillment(
+        id=new_id("ful"),
+        source=source,
+        source_ref=source_ref,
+        carrier=checked.carrier,
+        tracking_numbers=list(checked.tracking_numbers),
+        tracking_urls=list(checked.tracking_urls),
+        line_items=list(checked.line_items),
+        created_at=at,
+        updated_at=at,
+    )

@@ -1,0 +1,170 @@
+"""The order page: reached through a signed link, usable without JavaScript."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from marshmallow import ValidationError
+from wtforms import ValidationError as CSRFValidationError
+
+from gateway import links, tracking
+from gateway.api.schemas import FulfillmentIn, flatten
+from gateway.errors import ApiError
+from gateway.manual import create_manual_fulfillment
+from gateway.orders import MANUAL_PLATFORMS, UNSHIPPED, Order, fulfilled_quantities
+from gateway.runtime import settings, store
+
+pages = Blueprint("pages", __name__, template_folder="templates")
+
+OTHER = "Other"
+
+
+def _role(order_id: str) -> str | None:
+    return (session.get("orders") or {}).get(order_id)
+
+
+def _page(
+    order: Order,
+    role: str,
+    status: int = 200,
+    errors: dict[str, list[str]] | None = None,
+    form: Any = None,
+):
+    seller = store().partner(order.seller_id)
+    may_fulfill = (
+        role == "seller" and seller["platform"] in MANUAL_PLATFORMS and order.status == UNSHIPPED
+    )
+    done = fulfilled_quantities(order)
+    html = render_template(
+        "order.html",
+        order=order,
+        role=role,
+        seller=seller,
+        lines=[(li, done[li.id], li.quantity - done[li.id]) for li in order.line_items],
+        timeline=list(reversed(store().timeline(order.id))),
+        may_fulfill=may_fulfill,
+        carriers=[*tracking.CARRIERS, OTHER],
+        errors=errors or {},
+        form=form or {},
+        csrf_token=generate_csrf(),
+    )
+    return html, status
+
+
+@pages.get("/orders/<order_id>")
+def order_page(order_id: str):
+    """Show the order to the holder of its link (the token is then kept in the session)."""
+    token = request.args.get("t")
+    if token is not None:
+        claims = links.read_token(settings(), token)
+        if claims is None or claims["o"] != order_id:
+            return render_template(
+                "message.html",
+                title="This link is not valid",
+                text="The link is wrong or has expired. Ask for a new one.",
+            ), 403
+        session.setdefault("orders", {})[order_id] = claims["r"]
+        session.modified = True
+        return redirect(url_for("pages.order_page", order_id=order_id), code=303)
+    role = _role(order_id)
+    order = store().order(order_id) if role else None
+    if order is None:
+        return render_template(
+            "message.html",
+            title="Open the link you were sent",
+            text="This page opens from the signed link in your email.",
+        ), 403
+    return _page(order, role)
+
+
+@pages.post("/orders/<order_id>/fulfillments")
+def create_fulfillment(order_id: str):
+    """The Create Fulfillment form: same checks as the API; errors shown beside the fields."""
+    try:
+        validate_csrf(request.form.get("csrf_token"))
+    except (CSRFError, CSRFValidationError):
+        abort(400, "The form expired; reload the page and try again.")
+    role = _role(order_id)
+    order = store().order(order_id) if role else None
+    if order is None:
+        abort(403)
+    payload, errors = _payload_from_form(order)
+    if not errors:
+        try:
+            payload = FulfillmentIn().load(payload)
+        except ValidationError as error:
+            errors = _by_form_field(order, payload, flatten(error.messages))
+    if not errors:
+        try:
+            create_manual_fulfillment(store(), order, role, payload)
+        except ApiError as refusal:
+            if refusal.status != 422:
+                flash(refusal.message, "error")
+                return redirect(url_for("pages.order_page", order_id=order_id), code=303)
+            errors = _by_form_field(order, payload, refusal.details)
+    if errors:
+        return _page(store().order(order_id), role, 422, errors, request.form)
+    flash("Fulfillment recorded.", "ok")
+    return redirect(url_for("pages.order_page", order_id=order_id), code=303)
+
+
+def _payload_from_form(order: Order) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    form = request.form
+    errors: dict[str, list[str]] = {}
+    line_items = []
+    for li in order.line_items:
+        text = form.get(f"quantity-{li.id}", "").strip()
+        if not text or text == "0":
+            continue
+        if not re.fullmatch(r"\d{1,7}", text):
+            errors[f"quantity-{li.id}"] = ["Must be a whole number."]
+            continue
+        line_items.append({"line_item_id": li.id, "quantity": int(text)})
+    carrier = form.get("carrier", "").strip()
+    if carrier == OTHER:
+        carrier = form.get("carrier_other", "").strip()
+    payload = {
+        "line_items": line_items,
+        "carrier": carrier,
+        "tracking_numbers": [
+            n for n in re.split(r"[\s,;]+", form.get("tracking_numbers", "")) if n
+        ],
+        "tracking_urls": [u for u in form.get("tracking_urls", "").split() if u],
+    }
+    return payload, errors
+
+
+def _by_form_field(
+    order: Order, payload: dict[str, Any], details: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """API error paths (line_items.0.quantity, tracking_numbers.1) as the form's field names."""
+    errors: dict[str, list[str]] = {}
+    for path, texts in details.items():
+        parts = path.split(".")
+        name = parts[0]
+        if name == "line_items" and len(parts) > 1 and parts[1].isdigit():
+            line_id = payload["line_items"][int(parts[1])].get("line_item_id")
+            name = f"quantity-{line_id}" if line_id else "line_items"
+        elif name in ("tracking_numbers", "tracking_urls") and len(parts) > 1:
+            value = payload[name][int(parts[1])]
+            texts = [f"{value}: {text}" for text in texts]
+        errors.setdefault(name, []).extend(texts)
+    return errors
+
+
+def init_app(app: Flask) -> None:
+    """Register the order page."""
+    app.register_blueprint(pages)

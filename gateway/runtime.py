@@ -1,0 +1,33 @@
+"""The running app's settings and store, for views and jobs alike."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from redis import Redis
+from rq import Queue
+
+from gateway.jobs import QUEUE
+from gateway.settings import Settings
+from gateway.store import Store
+
+
+def connect(config: Settings) -> Store:
+    """A Store on the configured Redis (connections are opened lazily, on first use)."""
+    redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    return Store(redis, Queue(QUEUE, connection=redis))
+
+
+def init_app(app: Flask, config: Settings) -> None:
+    """Keep the settings and one store (one connection pool) on the app."""
+    app.extensions["gateway.settings"] = config
+    app.extensions["gateway.store"] = connect(config)
+
+
+def settings() -> Settings:
+    """The settings of the current app."""
+    return current_app.extensions["gateway.settings"]
+
+
+def store() -> Store:
+    """The store of the current app."""
+    return current_app.extensions["gateway.store"]

@@ -1,0 +1,79 @@
+"""Every setting of the gateway, read from the environment, with local defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The gateway's configuration; `from_env` is the only place that reads the environment."""
+
+    # Redis: the system of record and RQ's queues.
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    # Signs order-page links, sessions and CSRF tokens. Set a long random value in production.
+    secret_key: str = field(default="dev-only-secret-key-change-me", repr=False)
+    # Bearer token of the operator (admin API). Empty disables the operator API.
+    admin_token: str = field(default="", repr=False)
+    # Base URL used in emailed links.
+    public_url: str = "http://127.0.0.1:8000"
+    # SMTP: smtp://user:pass@host:port, smtp+starttls://..., smtps://...; empty -> outbox files.
+    mail_url: str = field(default="", repr=False)
+    # Sender of the seller emails.
+    mail_from: str = "Fulfillment Gateway <gateway@localhost>"
+    # Where messages go as .eml files when no MAIL_URL is set.
+    outbox_dir: str = str(ROOT / "data" / "outbox")
+    # How long an order-page link stays valid, in days.
+    link_ttl_days: int = 30
+    # Seconds between the attempts to deliver an event or fulfillment to a buyer (one per retry).
+    delivery_retry_schedule: tuple[int, ...] = (10, 30, 120, 600, 1800, 3600, 7200, 14400)
+    # Seconds between the attempts to send a seller email.
+    mail_retry_schedule: tuple[int, ...] = (10, 60, 300, 1800)
+    # Timeout, in seconds, for one call to a buyer's callback URL or a platform API.
+    http_timeout: float = 10.0
+    # Largest request body accepted, in bytes.
+    max_body_bytes: int = 1024 * 1024
+    # How long an Idempotency-Key answer is kept, in seconds.
+    idempotency_ttl: int = 24 * 3600
+    # Allowed callback URL schemes; http is allowed for local use, set "https" in production.
+    callback_schemes: tuple[str, ...] = ("https", "http")
+    # Extra Flask config (tests); not read from the environment.
+    flask: Mapping[str, object] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from environment variables (GATEWAY_ADMIN_TOKEN for admin_token, else the
+        upper-case field name), then apply keyword overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = "GATEWAY_ADMIN_TOKEN" if f.name == "admin_token" else f.name.upper()
+            if f.name == "flask" or name not in env:
+                continue
+            raw = env[name]
+            default = f.default if f.default is not MISSING else None
+            if isinstance(default, tuple):
+                values[f.name] = (
+                    _ints(raw)
+                    if default and isinstance(default[0], int)
+                    else tuple(s.strip() for s in raw.split(",") if s.strip())
+                )
+            elif isinstance(default, bool):
+                values[f.name] = raw.lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif isinstance(default, float):
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,296 @@
+"""Redis keys and transactions: the only module that talks to Redis (besides RQ itself).
+
+An order is one JSON document; a state change and the jobs it triggers commit together in one
+optimistic transaction (WATCH the order, MULTI, write, enqueue with `pipeline=`, EXEC).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from redis import Redis, WatchError
+from redis.client import Pipeline
+from rq import Queue
+
+from gateway.orders import SHIPPED, Order, now_iso
+
+PREFIX = "gw"
+
+
+def key(*parts: str) -> str:
+    """A namespaced Redis key."""
+    return ":".join((PREFIX, *parts))
+
+
+def key_hash(secret: str) -> str:
+    """What we keep of an API key: its SHA-256, so a leaked store leaks no keys."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job to enqueue in the same transaction as a state change."""
+
+    func: str | Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    delay: float = 0  # seconds; > 0 parks it in RQ's scheduled registry
+    options: dict[str, Any] = field(default_factory=dict)  # job_timeout, retry, job_id, ...
+
+
+@dataclass
+class Change:
+    """What a transaction function decided: the new order, timeline entries and jobs."""
+
+    order: Order | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[JobSpec] = field(default_factory=list)
+    writes: list[Callable[[Pipeline], None]] = field(default_factory=list)
+    result: Any = None
+
+
+def event(kind: str, message: str, **data: Any) -> dict[str, Any]:
+    """A timeline entry."""
+    return {"at": now_iso(), "type": kind, "message": message, **data}
+
+
+class Store:
+    """The gateway's records in Redis."""
+
+    def __init__(self, redis: Redis, queue: Queue) -> None:
+        self.redis = redis
+        self.queue = queue
+
+    # ---- partners -------------------------------------------------------------------------
+
+    def add_partner(self, partner: dict[str, Any], api_key: str, lookups: Iterable[str]) -> bool:
+        """Store a new partner; False (nothing stored) if one of its store lookups is taken."""
+        lookup_keys = [key("partner-by", lookup) for lookup in lookups]
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key("partner", partner["id"]), *lookup_keys)
+                if any(pipe.exists(k) for k in lookup_keys):
+                    pipe.reset()
+                    return False
+                pipe.multi()
+                pipe.set(key("partner", partner["id"]), json.dumps(partner))
+                pipe.set(key("partner-by-key", key_hash(api_key)), partner["id"])
+                for k in lookup_keys:
+                    pipe.set(k, partner["id"])
+                pipe.execute()
+            except WatchError:
+                return False
+        return True
+
+    def partner(self, partner_id: str) -> dict[str, Any] | None:
+        """A partner's record, connection secrets included (never return it as is)."""
+        raw = self.redis.get(key("partner", partner_id))
+        return json.loads(raw) if raw else None
+
+    def partner_by_api_key(self, api_key: str) -> dict[str, Any] | None:
+        """The partner whose API key this is."""
+        partner_id = self.redis.get(key("partner-by-key", key_hash(api_key)))
+        return self.partner(partner_id.decode()) if partner_id else None
+
+    def partner_by_lookup(self, lookup: str) -> dict[str, Any] | None:
+        """The partner found by a store identity such as `shopify:acme.myshopify.com`."""
+        partner_id = self.redis.get(key("partner-by", lookup))
+        return self.partner(partner_id.decode()) if partner_id else None
+
+    def save_partnership(self, partnership: dict[str, Any]) -> None:
+        """Create or replace the partnership of a buyer and a seller, with its SKU map."""
+        buyer, seller = partnership["buyer_id"], partnership["seller_id"]
+        with self.redis.pipeline() as pipe:
+            pipe.set(key("partnership", buyer, seller), json.dumps(partnership))
+            pipe.sadd(key("sellers-of", buyer), seller)
+            pipe.execute()
+
+    def partnership(self, buyer_id: str, seller_id: str) -> dict[str, Any] | None:
+        """The partnership of this buyer and seller, if any."""
+        raw = self.redis.get(key("partnership", buyer_id, seller_id))
+        return json.loads(raw) if raw else None
+
+    # ---- orders ---------------------------------------------------------------------------
+
+    def order(self, order_id: str) -> Order | None:
+        """The stored order, or None."""
+        raw = self.redis.get(key("order", order_id))
+        return Order.from_doc(json.loads(raw)) if raw else None
+
+    def order_id_by_buyer_ref(self, buyer_id: str, seller_id: str, ref: str) -> str | None:
+        """The order a buyer already sent to this seller under its own order reference."""
+        found = self.redis.get(key("order-ref", buyer_id, seller_id, ref))
+        return found.decode() if found else None
+
+    def add_order(self, order: Order, events: list[dict[str, Any]], jobs: list[JobSpec]) -> Order:
+        """Store a new order unless the buyer already sent this ref to this seller; return the
+        order that is stored under the ref (the new one or the earlier one)."""
+        ref_key = key("order-ref", order.buyer_id, order.seller_id, order.buyer_order_ref)
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(ref_key)
+                    existing = pipe.get(ref_key)
+                    if existing:
+                        pipe.reset()
+                        earlier = self.order(existing.decode())
+                        if earlier is not None:
+                            return earlier
+                        continue
+                    pipe.multi()
+                    pipe.set(ref_key, order.id)
+                    member = f"{order.created_at}|{order.id}"
+                    pipe.zadd(key("orders-of", order.buyer_id), {member: 0})
+                    pipe.zadd(key("orders-of", order.seller_id), {member: 0})
+                    self._write_order(pipe, order, events, jobs)
+                    pipe.execute()
+                    return order
+                except WatchError:
+                    continue
+
+    def change_order(
+        self,
+        order_id: str,
+        decide: Callable[[Order], Change | None],
+        watch: Iterable[str] = (),
+    ) -> Change | None:
+        """Apply `decide` to the order in an optimistic transaction, retried on conflict.
+
+        `decide` may run several times; it must only compute. Returns its last Change, or None
+        when the order does not exist. `watch` names extra keys whose change forces a retry.
+        """
+        order_key = key("order", order_id)
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(order_key, *watch)
+                    raw = pipe.get(order_key)
+                    if raw is None:
+                        pipe.reset()
+                        return None
+                    change = decide(Order.from_doc(json.loads(raw)))
+                    if change is None or (
+                        change.order is None and not (change.events or change.jobs or change.writes)
+                    ):
+                        pipe.reset()
+                        return change
+                    pipe.multi()
+                    for write in change.writes:
+                        write(pipe)
+                    self._write_order(pipe, change.order, change.events, change.jobs, order_id)
+                    pipe.execute()
+                    return change
+                except WatchError:
+                    continue
+
+    def _write_order(
+        self,
+        pipe: Pipeline,
+        order: Order | None,
+        events: list[dict[str, Any]],
+        jobs: list[JobSpec],
+        order_id: str | None = None,
+    ) -> None:
+        order_id = order.id if order is not None else order_id
+        if order is not None:
+            pipe.set(key("order", order.id), json.dumps(order.to_doc(), separators=(",", ":")))
+            unshipped = key("unshipped", order.seller_id)
+            if order.status == SHIPPED:
+                pipe.srem(unshipped, order.id)
+            else:
+                pipe.sadd(unshipped, order.id)
+        for entry in events:
+            pipe.rpush(key("timeline", order_id), json.dumps(entry))
+        for job in jobs:
+            self.enqueue(job, pipe)
+
+    def enqueue(self, job: JobSpec, pipe: Pipeline | None = None) -> None:
+        """Enqueue a job, inside the caller's transaction when a pipeline is given."""
+        options = dict(job.options)
+        if pipe is not None:
+            options["pipeline"] = pipe
+        if job.delay > 0:
+            self.queue.enqueue_in(timedelta(seconds=job.delay), job.func, *job.args, **options)
+        else:
+            self.queue.enqueue(job.func, *job.args, **options)
+
+    def timeline(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's timeline, oldest first."""
+        return [json.loads(raw) for raw in self.redis.lrange(key("timeline", order_id), 0, -1)]
+
+    def add_timeline(self, order_id: str, entry: dict[str, Any]) -> None:
+        """Append one entry to an order's timeline outside a transaction."""
+        self.redis.rpush(key("timeline", order_id), json.dumps(entry))
+
+    def unshipped_ids(self, seller_id: str) -> set[str]:
+        """Ids of the seller's orders not yet shipped: the reconciliation's scope."""
+        return {raw.decode() for raw in self.redis.smembers(key("unshipped", seller_id))}
+
+    def list_orders(
+        self, partner_id: str, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[Order], str | None]:
+        """A page of the partner's orders, oldest first, and the cursor of the next page.
+
+        A status filter scans at most a few pages' worth of ids per call, so a page may hold
+        fewer than `limit` orders while `next_cursor` is still set.
+        """
+        index = key("orders-of", partner_id)
+        start = f"({cursor}" if cursor else "-"
+        budget = limit * 5
+        members = self.redis.zrangebylex(index, start, "+", start=0, num=budget)
+        found: list[Order] = []
+        last: str | None = None
+        for chunk_start in range(0, len(members), 100):
+            chunk = members[chunk_start : chunk_start + 100]
+            docs = self.redis.mget([key("order", m.decode().split("|")[1]) for m in chunk])
+            for member, raw in zip(chunk, docs, strict=True):
+                last = member.decode()
+                if raw is None:
+                    continue
+                order = Order.from_doc(json.loads(raw))
+                if status is None or order.status == status:
+                    found.append(order)
+                if len(found) == limit:
+                    break
+            if len(found) == limit:
+                break
+        more = last is not None and bool(self.redis.zrangebylex(index, f"({last}", "+", 0, 1))
+        return found, (last if more else None)
+
+    # ---- idempotency, dedupe and counters ------------------------------------------------
+
+    def idempotent_answer(self, scope: str) -> dict[str, Any] | None:
+        """The answer stored for an Idempotency-Key, if the first request succeeded."""
+        raw = self.redis.get(key("idem", scope))
+        return json.loads(raw) if raw else None
+
+    def idempotency_key(self, scope: str) -> str:
+        """The Redis key under which an Idempotency-Key answer is kept (to WATCH it)."""
+        return key("idem", scope)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to a counter shown on /metrics."""
+        self.redis.hincrby(key("metrics"), name, amount)
+
+    def counters(self) -> dict[str, int]:
+        """All counters, for /metrics."""
+        return {k.decode(): int(v) for k, v in self.redis.hgetall(key("metrics")).items()}
+
+    def acquire(self, name: str, seconds: int) -> str | None:
+        """Take a lock for a while; a token to release it with, or None if someone holds it."""
+        token = f"{time.time_ns()}"
+        return token if self.redis.set(key("lock", name), token, nx=True, ex=seconds) else None
+
+    def release(self, name: str, token: str) -> None:
+        """Release a lock if it is still ours."""
+        self.redis.eval(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end",
+            1,
+            key("lock", name),
+            token,
+        )
