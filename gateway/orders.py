@@ -174,6 +174,15 @@ def add_fulfillment(order: Order, fulfillment: Fulfillment) -> tuple[Order, bool
     return updated, became_shipped
 
 
+def deliveries(order: Order) -> dict[str, Delivery]:
+    """Every outbound delivery of the order by name: routing, each fulfillment, the shipped notice."""
+    named = {"route": order.routing}
+    named.update({f"forward:{f.id}": f.delivery for f in order.fulfillments})
+    if order.shipped_notice is not None:
+        named["shipped"] = order.shipped_notice
+    return named
+
+
 # ---- who may create a manual fulfillment (rule 4) ---------------------------------------------
 
 

@@ -17,7 +17,6 @@ FAILURE_TTL = 7 * 24 * 3600
 ROUTE_ORDER = "gateway.jobs.routing.route_order"
 FORWARD_FULFILLMENT = "gateway.jobs.forwarding.forward_fulfillment"
 ANNOUNCE_SHIPPED = "gateway.jobs.forwarding.announce_shipped"
-RECONCILE = "gateway.jobs.reconcile.reconcile"
 
 JOB_OPTIONS = {"job_timeout": JOB_TIMEOUT, "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
 

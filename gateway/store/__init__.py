@@ -18,9 +18,12 @@ from redis import Redis, WatchError
 from redis.client import Pipeline
 from rq import Queue
 
-from gateway.orders import SHIPPED, Order, now_iso
+from gateway.orders import SHIPPED, Order, deliveries, now_iso
 
 PREFIX = "gw"
+# A delivery still pending this long after its last write counts as stuck (its job was lost,
+# e.g. a worker was killed); the reconciliation enqueues it again.
+STUCK_AFTER = 900
 
 
 def key(*parts: str) -> str:
@@ -204,6 +207,13 @@ class Store:
                 pipe.srem(unshipped, order.id)
             else:
                 pipe.sadd(unshipped, order.id)
+            due = time.time() + STUCK_AFTER + max((job.delay for job in jobs), default=0)
+            for name, delivery in deliveries(order).items():
+                member = f"{order.id}|{name}"
+                if delivery.state == "pending":
+                    pipe.zadd(key("pending"), {member: due})
+                else:
+                    pipe.zrem(key("pending"), member)
         for entry in events:
             pipe.rpush(key("timeline", order_id), json.dumps(entry))
         for job in jobs:
@@ -218,6 +228,15 @@ class Store:
             self.queue.enqueue_in(timedelta(seconds=job.delay), job.func, *job.args, **options)
         else:
             self.queue.enqueue(job.func, *job.args, **options)
+
+    def stuck_deliveries(self, limit: int = 1000) -> list[tuple[str, str]]:
+        """(order id, delivery name) of pending deliveries untouched for STUCK_AFTER seconds."""
+        members = self.redis.zrangebyscore(key("pending"), "-inf", time.time(), 0, limit)
+        return [tuple(m.decode().split("|", 1)) for m in members]
+
+    def postpone_stuck(self, order_id: str, name: str) -> None:
+        """Give a re-enqueued delivery another STUCK_AFTER seconds before it counts as stuck."""
+        self.redis.zadd(key("pending"), {f"{order_id}|{name}": time.time() + STUCK_AFTER}, xx=True)
 
     def timeline(self, order_id: str) -> list[dict[str, Any]]:
         """The order's timeline, oldest first."""

@@ -190,6 +190,20 @@ def test_dummy_numbers_are_refused(number: str, carrier: str | None) -> None:
     assert not result.known_format
 
 
+@pytest.mark.parametrize(
+    ("number", "valid"),
+    [
+        # Built with the spec's S10 rule: remainder 1 -> check 0, remainder 0 -> check 5.
+        ("EJ958083520US", True),
+        ("EJ958083525US", False),
+        ("EJ958083555US", True),
+        ("EJ958083550US", False),
+    ],
+)
+def test_s10_special_remainders(number: str, valid: bool) -> None:
+    assert (check_tracking_number(number, "USPS").error is None) is valid
+
+
 def test_the_dummy_policy_runs_before_checksums() -> None:
     # These pass a checksum, so only the dummy policy refuses them.
     assert detect_carrier("0000000000") == "DHL"
