@@ -29,7 +29,7 @@ def create_app(config: Settings | None = None) -> Flask:
         )
 
     from gateway import api as api_part
-    from gateway import cli, errors, ops, runtime
+    from gateway import cli, errors, ops, runtime, webhooks
     from gateway import pages as pages_part
 
     runtime.init_app(app, config)
@@ -37,5 +37,6 @@ def create_app(config: Settings | None = None) -> Flask:
     api_part.init_app(app)
     pages_part.init_app(app)
     ops.init_app(app)
+    webhooks.init_app(app)
     cli.init_app(app)
     return app

@@ -63,6 +63,7 @@ class Delivery:
     last_error: str | None = None
     buyer_ref: str | None = None
     last_attempt_at: str | None = None
+    delivered_version: int = 0  # the fulfillment's tracking version the buyer has
 
 
 @dataclass
@@ -77,6 +78,12 @@ class Fulfillment:
     updated_at: str
     source_ref: str | None = None
     delivery: Delivery = field(default_factory=Delivery)
+    # active counts toward coverage; held (a dummy tracking number from a seller store) and
+    # cancelled (in the seller's store) do not.
+    status: str = "active"
+    held_reason: str | None = None
+    version: int = 1  # +1 at each tracking change, so each change reaches the buyer once
+    source_updated_at: str | None = None  # the seller store's updatedAt we last applied
 
 
 @dataclass
@@ -139,6 +146,8 @@ def fulfilled_quantities(order: Order) -> dict[str, int]:
     """How many units of each line the order's fulfillments cover."""
     counts = {li.id: 0 for li in order.line_items}
     for fulfillment in order.fulfillments:
+        if fulfillment.status != "active":
+            continue
         for fl in fulfillment.line_items:
             counts[fl.line_item_id] += fl.quantity
     return counts
@@ -160,22 +169,34 @@ def add_fulfillment(order: Order, fulfillment: Fulfillment) -> tuple[Order, bool
 
     Callers have validated the fulfillment; this refuses anything that would overfill a line.
     """
-    left = remaining(order)
-    for fl in fulfillment.line_items:
-        if fl.line_item_id not in left or not 0 < fl.quantity <= left[fl.line_item_id]:
-            raise ValueError(f"fulfillment {fulfillment.id} overfills {fl.line_item_id}")
-        left[fl.line_item_id] -= fl.quantity
+    if fulfillment.status == "active" and not fits(order, fulfillment.line_items):
+        raise ValueError(f"fulfillment {fulfillment.id} overfills its order")
     updated = replace(order, fulfillments=[*order.fulfillments, fulfillment], updated_at=now_iso())
-    became_shipped = updated.status == UNSHIPPED and is_covered(updated)
+    return _mark_shipped_if_covered(updated)
+
+
+def fits(order: Order, lines: list[FulfillmentLine]) -> bool:
+    """True when these quantities fit in what remains of each line."""
+    left = remaining(order)
+    for fl in lines:
+        if fl.line_item_id not in left or not 0 < fl.quantity <= left[fl.line_item_id]:
+            return False
+        left[fl.line_item_id] -= fl.quantity
+    return True
+
+
+def _mark_shipped_if_covered(order: Order) -> tuple[Order, bool]:
+    """Rule 2: shipped exactly when covered; never back."""
+    became_shipped = order.status == UNSHIPPED and is_covered(order)
     if became_shipped:
-        updated.status = SHIPPED
-        updated.shipped_at = updated.updated_at
-        updated.shipped_notice = Delivery()
-    return updated, became_shipped
+        order.status = SHIPPED
+        order.shipped_at = order.updated_at
+        order.shipped_notice = Delivery()
+    return order, became_shipped
 
 
 def deliveries(order: Order) -> dict[str, Delivery]:
-    """Every outbound delivery of the order by name: routing, each fulfillment, the shipped notice."""
+    """Every outbound delivery of the order by name: routing, each fulfillment, shipped notice."""
     named = {"route": order.routing}
     named.update({f"forward:{f.id}": f.delivery for f in order.fulfillments})
     if order.shipped_notice is not None:
@@ -335,7 +356,11 @@ _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?$")
 def _is_web_url(url: str) -> bool:
     if len(url) > MAX_URL_LENGTH or any(c.isspace() for c in url):
         return False
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port out of range)
+    except ValueError:
+        return False
     return parts.scheme in ("http", "https") and bool(_HOST.match(parts.netloc or ""))
 
 
@@ -354,4 +379,219 @@ def new_fulfillment(
         line_items=list(checked.line_items),
         created_at=at,
         updated_at=at,
+    )
+
+
+# ---- fulfillments read from a seller's store (rules 1, 2, 5 and 8) ----------------------------
+
+CANCELLED_STATES = ("cancelled", "error", "failure")
+
+
+@dataclass(frozen=True)
+class ObservedFulfillment:
+    """A fulfillment as the seller's store shows it now, translated by the adapter."""
+
+    source_ref: str
+    status: str  # the store's status, lower case: success, cancelled, ...
+    carrier: str
+    tracking_numbers: list[str]
+    tracking_urls: list[str]
+    lines: list[tuple[str, int]]  # (seller store line id, quantity)
+    updated_at: str | None = None
+
+
+@dataclass
+class Synced:
+    """What applying a seller store's fulfillments changed."""
+
+    order: Order
+    notes: list[tuple[str, str, str]] = field(default_factory=list)  # (type, message, level)
+    forward: list[str] = field(default_factory=list)  # fulfillment ids to (re)send to the buyer
+    held: list[str] = field(default_factory=list)  # fulfillment ids newly held (tell the seller)
+    became_shipped: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """True when anything is to be written."""
+        return bool(self.notes or self.forward or self.held or self.became_shipped)
+
+
+def apply_store_fulfillments(
+    order: Order, source: str, observed: list[ObservedFulfillment]
+) -> Synced:
+    """Apply what the seller's store shows: new, changed, held, released and cancelled ones.
+
+    Idempotent: the same observation twice changes nothing; an observation older than what was
+    applied (a late or reordered webhook) is ignored.
+    """
+    synced = Synced(order=Order.from_doc(order.to_doc()))
+    current = synced.order
+    by_ref = {li.seller_ref: li.id for li in current.line_items if li.seller_ref}
+    for seen in observed:
+        lines = _map_lines(seen, by_ref, synced)
+        existing = next((f for f in current.fulfillments if f.source_ref == seen.source_ref), None)
+        if existing is None:
+            _add_observed(current, source, seen, lines, synced)
+        elif (
+            seen.updated_at
+            and existing.source_updated_at
+            and seen.updated_at < existing.source_updated_at
+        ):
+            continue
+        else:
+            _update_observed(current, existing, seen, synced)
+    if synced.changed:
+        current.updated_at = now_iso()
+    _, synced.became_shipped = _mark_shipped_if_covered(current)
+    return synced
+
+
+def _map_lines(
+    seen: ObservedFulfillment, by_ref: dict[str, str], synced: Synced
+) -> list[FulfillmentLine]:
+    lines: dict[str, int] = {}
+    for ref, quantity in seen.lines:
+        if ref in by_ref and quantity > 0:
+            lines[by_ref[ref]] = lines.get(by_ref[ref], 0) + quantity
+    return [FulfillmentLine(line_id, quantity) for line_id, quantity in lines.items()]
+
+
+def _tracking_verdict(seen: ObservedFulfillment) -> tuple[str | None, list[str], list[str]]:
+    """(why it is held or None, numbers normalized, notes on numbers we could not check)."""
+    numbers, unknown = [], []
+    for raw in seen.tracking_numbers:
+        result = tracking.check_tracking_number(raw, seen.carrier or None)
+        if result.dummy:
+            return f"{raw}: {result.error}", [], []
+        if result.error:
+            unknown.append(result.number)
+        numbers.append(result.number)
+    if not numbers:
+        return "No tracking number.", [], []
+    return None, numbers, unknown
+
+
+def _urls_for(seen: ObservedFulfillment, numbers: list[str]) -> list[str]:
+    if seen.tracking_urls:
+        return list(seen.tracking_urls)
+    built = [tracking.tracking_url(tracking.canonical_carrier(seen.carrier), n) for n in numbers]
+    return [url for url in built if url]
+
+
+def _add_observed(
+    order: Order,
+    source: str,
+    seen: ObservedFulfillment,
+    lines: list[FulfillmentLine],
+    synced: Synced,
+) -> None:
+    if seen.status in CANCELLED_STATES or not lines:
+        return
+    held, numbers, unknown = _tracking_verdict(seen)
+    at = now_iso()
+    fulfillment = Fulfillment(
+        id=new_id("ful"),
+        source=source,
+        source_ref=seen.source_ref,
+        carrier=tracking.canonical_carrier(seen.carrier) or seen.carrier,
+        tracking_numbers=numbers or list(seen.tracking_numbers),
+        tracking_urls=_urls_for(seen, numbers),
+        line_items=lines,
+        created_at=at,
+        updated_at=at,
+        source_updated_at=seen.updated_at,
+    )
+    if held is None and not fits(order, lines):
+        held = "Its quantities are more than remain on the order."
+    if held:
+        fulfillment.status, fulfillment.held_reason = "held", held
+        synced.held.append(fulfillment.id)
+        synced.notes.append(
+            ("fulfillment.held", f"Held a fulfillment from the seller's store: {held}", "warning")
+        )
+    else:
+        synced.forward.append(fulfillment.id)
+        units = sum(fl.quantity for fl in lines)
+        synced.notes.append(
+            (
+                "fulfillment.created",
+                f"Seller's store recorded {units} unit(s) via {fulfillment.carrier} "
+                f"{', '.join(numbers)}.",
+                "info",
+            )
+        )
+    for number in unknown:
+        synced.notes.append(
+            (
+                "tracking.unverified",
+                f"Tracking number {number} is in a format we can't check; passed on as "
+                "the store gave it.",
+                "warning",
+            )
+        )
+    order.fulfillments.append(fulfillment)
+
+
+def _update_observed(
+    order: Order, existing: Fulfillment, seen: ObservedFulfillment, synced: Synced
+) -> None:
+    if seen.status in CANCELLED_STATES:
+        if existing.status != "cancelled":
+            existing.status = "cancelled"
+            existing.source_updated_at = seen.updated_at
+            existing.updated_at = now_iso()
+            synced.notes.append(
+                (
+                    "fulfillment.cancelled",
+                    f"The seller cancelled fulfillment {existing.id} in their store.",
+                    "warning",
+                )
+            )
+        return
+    held, numbers, _ = _tracking_verdict(seen)
+    if existing.status == "held":
+        if held:
+            return
+        existing.tracking_numbers = numbers  # the correction replaces the held dummy
+        existing.tracking_urls = _urls_for(seen, numbers)
+        existing.carrier = tracking.canonical_carrier(seen.carrier) or seen.carrier
+        existing.source_updated_at = seen.updated_at
+        if not fits(order, existing.line_items):
+            return
+        existing.status, existing.held_reason = "active", None
+        existing.updated_at = now_iso()
+        synced.forward.append(existing.id)
+        synced.notes.append(
+            (
+                "fulfillment.released",
+                f"Tracking corrected in the seller's store; fulfillment {existing.id} released.",
+                "info",
+            )
+        )
+        return
+    if held or existing.status != "active":
+        return
+    merged = list(dict.fromkeys([*existing.tracking_numbers, *numbers]))
+    carrier = tracking.canonical_carrier(seen.carrier) or seen.carrier or existing.carrier
+    urls = list(dict.fromkeys([*existing.tracking_urls, *_urls_for(seen, numbers)]))
+    existing.source_updated_at = seen.updated_at or existing.source_updated_at
+    if (
+        merged == existing.tracking_numbers
+        and urls == existing.tracking_urls
+        and carrier == existing.carrier
+    ):
+        return
+    existing.tracking_numbers, existing.tracking_urls, existing.carrier = merged, urls, carrier
+    existing.version += 1
+    existing.updated_at = now_iso()
+    if existing.delivery.state != "pending":
+        existing.delivery = replace(existing.delivery, state="pending", attempts=0, last_error=None)
+    synced.forward.append(existing.id)
+    synced.notes.append(
+        (
+            "fulfillment.updated",
+            f"Tracking of fulfillment {existing.id} changed in the seller's store: "
+            f"{', '.join(merged)}.",
+            "info",
+        )
     )

@@ -38,6 +38,8 @@ class Settings:
     delivery_retry_schedule: tuple[int, ...] = (10, 30, 120, 600, 1800, 3600, 7200, 14400)
     # Seconds between the attempts to send a seller email.
     mail_retry_schedule: tuple[int, ...] = (10, 60, 300, 1800)
+    # Shopify Admin API version (quarterly: YYYY-01/04/07/10).
+    shopify_api_version: str = "2026-10"
     # Timeout, in seconds, for one call to a buyer's callback URL or a platform API.
     http_timeout: float = 10.0
     # Largest request body accepted, in bytes.

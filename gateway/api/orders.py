@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from flask import jsonify, request
 
@@ -85,13 +86,19 @@ def get_order(order_id: str):
     return jsonify(order_json(order))
 
 
+CURSOR = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z\|ord_[A-Za-z0-9]+")  # created_at|order id
+
+
 def _decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise validation_failed({"cursor": ["Not a cursor from this API."]}) from None
+        decoded = base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        decoded = ""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", cursor) or not CURSOR.fullmatch(decoded):
+        raise validation_failed({"cursor": ["Not a cursor from this API."]})
+    return decoded
 
 
 @api.get("/orders")

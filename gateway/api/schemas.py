@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import (
     RAISE,
@@ -60,6 +61,13 @@ class StrictSchema(Schema):
 _SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 
 
+def _port_in_range(url: str) -> None:
+    try:
+        urlsplit(url).port  # noqa: B018 (raises ValueError past 65535)
+    except ValueError:
+        raise ValidationError("Not a valid port.") from None
+
+
 class ShopifyConnection(StrictSchema):
     shop_domain = fields.String(
         required=True,
@@ -67,7 +75,7 @@ class ShopifyConnection(StrictSchema):
     )
     access_token = _text(255, required=True, load_only=True)
     webhook_secret = _text(255, required=True, load_only=True)
-    api_base_url = fields.Url(require_tld=False, schemes={"http", "https"})
+    api_base_url = fields.Url(require_tld=False, schemes={"http", "https"}, validate=_port_in_range)
     location_id = _text(100)
 
 
@@ -75,11 +83,13 @@ class BigCommerceConnection(StrictSchema):
     store_hash = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9]{1,32}$"))
     access_token = _text(255, required=True, load_only=True)
     webhook_secret = _text(255, required=True, load_only=True)
-    api_base_url = fields.Url(require_tld=False, schemes={"http", "https"})
+    api_base_url = fields.Url(require_tld=False, schemes={"http", "https"}, validate=_port_in_range)
 
 
 class WooCommerceConnection(StrictSchema):
-    store_url = fields.Url(require_tld=False, schemes={"http", "https"}, required=True)
+    store_url = fields.Url(
+        require_tld=False, schemes={"http", "https"}, required=True, validate=_port_in_range
+    )
     consumer_key = _text(255, required=True, load_only=True)
     consumer_secret = _text(255, required=True, load_only=True)
     webhook_secret = _text(255, required=True, load_only=True)
@@ -105,7 +115,11 @@ class PartnerIn(StrictSchema):
         load_default=dict, metadata={"description": "Per platform; see API.md."}
     )
     callback_url = fields.Url(
-        require_tld=False, schemes={"http", "https"}, allow_none=True, load_default=None
+        require_tld=False,
+        schemes={"http", "https"},
+        allow_none=True,
+        load_default=None,
+        validate=_port_in_range,
     )
 
     @validates_schema

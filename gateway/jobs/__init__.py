@@ -17,6 +17,10 @@ FAILURE_TTL = 7 * 24 * 3600
 ROUTE_ORDER = "gateway.jobs.routing.route_order"
 FORWARD_FULFILLMENT = "gateway.jobs.forwarding.forward_fulfillment"
 ANNOUNCE_SHIPPED = "gateway.jobs.forwarding.announce_shipped"
+INGEST_ORDER = "gateway.jobs.ingest.ingest_order"
+SYNC_SELLER = "gateway.jobs.sync.sync_seller"
+SYNC_SELLER_REF = "gateway.jobs.sync.sync_seller_ref"
+TELL_SELLER_HELD = "gateway.jobs.sync.tell_seller_held"
 
 JOB_OPTIONS = {"job_timeout": JOB_TIMEOUT, "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
 

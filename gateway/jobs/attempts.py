@@ -1,10 +1,10 @@
-"""One attempt at delivering something (a fulfillment, a notice, an email), with retries."""
+"""One attempt at delivering something (a fulfillment, a notice, an order), with retries."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from gateway.jobs import next_attempt_delay
 from gateway.orders import Delivery, Order, now_iso
@@ -16,18 +16,32 @@ LOCK_SECONDS = 300
 
 
 class DeliveryFailed(Exception):  # noqa: N818 (a failed attempt, an outcome not a bug)
-    """An attempt that did not arrive; `retry_after` in seconds when the other side said so."""
+    """An attempt that did not arrive; `retry_after` in seconds when the other side said so;
+    `permanent` when trying again cannot help (refused credentials, the platform's userErrors)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, permanent: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A successful attempt: the receiver's reference, a note for the timeline, and what it
+    changes on the order besides the delivery record (e.g. the seller's order and line ids)."""
+
+    ref: str | None
+    note: str
+    update: Callable[[Order], Order] | None = None
 
 
 def attempt(
     store: Store,
     order_id: str,
     lock_name: str,
-    send: Callable[[Order], tuple[str | None, str]],
+    send: Callable[[Order], Sent],
     *,
     get: Callable[[Order], Delivery],
     put: Callable[[Order, Delivery], Order],
@@ -37,45 +51,59 @@ def attempt(
 ) -> str:
     """One attempt under a lock; its outcome and the next attempt are committed together.
 
-    `send` returns the receiver's reference and a note for the timeline, or raises
-    DeliveryFailed; `get`/`put` read and write the Delivery record on the order.
-    Exhausted retries leave a visible `failed` state.
+    `send` returns Sent or raises DeliveryFailed; `get`/`put` read and write the Delivery record
+    on the order. Exhausted retries leave a visible `failed` state.
     """
     token = store.acquire(lock_name, LOCK_SECONDS)
     if token is None:
         return "another attempt is running"
     try:
         order = store.order(order_id)
-        if get(order).state != "pending":
+        if order is None or get(order).state != "pending":
             return "nothing to do"
         try:
-            buyer_ref, note = send(order)
-            error = None
+            sent, error = send(order), None
         except DeliveryFailed as failure:
-            error, buyer_ref, note = failure, None, ""
+            sent, error = None, failure
 
         def record(current: Order) -> Change | None:
             delivery = get(current)
             if delivery.state != "pending":
                 return None
             attempts = delivery.attempts + 1
-            if error is None:
-                done = Delivery("delivered", attempts, None, buyer_ref, now_iso())
+            if sent is not None:
+                done = Delivery("delivered", attempts, None, sent.ref, now_iso())
+                updated = put(sent.update(current) if sent.update else current, done)
                 return Change(
-                    order=put(current, done),
-                    events=[event("delivery.delivered", f"{what[:1].upper()}{what[1:]}: {note}.")],
+                    order=updated,
+                    events=[
+                        event("delivery.delivered", f"{what[:1].upper()}{what[1:]}: {sent.note}.")
+                    ],
+                    jobs=[retry] if get(updated).state == "pending" else [],
                     result="delivered",
                 )
-            delay = next_attempt_delay(schedule, attempts, error.retry_after)
+            delay = (
+                None
+                if error.permanent
+                else next_attempt_delay(schedule, attempts, error.retry_after)
+            )
             if delay is None:
-                failed = Delivery("failed", attempts, str(error), None, now_iso())
-                message = f"Gave up delivering {what} after {attempts} attempts: {error}"
+                failed = replace(
+                    delivery,
+                    state="failed",
+                    attempts=attempts,
+                    last_error=str(error),
+                    last_attempt_at=now_iso(),
+                )
+                message = f"Gave up delivering {what} after {attempts} attempt(s): {error}"
                 return Change(
                     order=put(current, failed),
                     events=[event("delivery.failed", message, level="error")],
                     result="failed",
                 )
-            pending = Delivery("pending", attempts, str(error), None, now_iso())
+            pending = replace(
+                delivery, attempts=attempts, last_error=str(error), last_attempt_at=now_iso()
+            )
             message = f"Delivering {what} failed ({error}); attempt {attempts + 1} in {delay:g}s."
             return Change(
                 order=put(current, pending),
@@ -86,6 +114,7 @@ def attempt(
 
         change = store.change_order(order_id, record)
         outcome = change.result if change else "nothing to do"
+        store.count(f"deliveries_{outcome}")
         log.info("%s of order %s: %s", what, order_id, outcome)
         return outcome
     finally:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from gateway import callbacks
 from gateway.api.schemas import fulfillment_json, order_json
 from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, JOB_OPTIONS, context
-from gateway.jobs.attempts import DeliveryFailed, attempt
+from gateway.jobs.attempts import DeliveryFailed, Sent, attempt
 from gateway.orders import Delivery, Order
 from gateway.store import JobSpec
 
@@ -20,12 +20,12 @@ def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
     if fulfillment is None or fulfillment.delivery.state != "pending":
         return "nothing to do"
 
-    def send(order: Order) -> tuple[str | None, str]:
+    def send(order: Order) -> Sent:
         buyer = store.partner(order.buyer_id)
         if buyer["platform"] != "none":
             raise DeliveryFailed(f"forwarding to {buyer['platform']} stores is not available yet")
         if not buyer.get("callback_url"):
-            return None, "no callback URL; the buyer polls the API"
+            return Sent(None, "no callback URL; the buyer polls the API")
         data = {"order": order_json(order), "fulfillment": fulfillment_json(order, fulfillment_id)}
         event_id = f"evt_{fulfillment_id}_created"
         body = callbacks.event_body("fulfillment.created", data)
@@ -36,7 +36,7 @@ def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
             body,
             config.http_timeout,
         )
-        return event_id, f"sent to the buyer's callback URL as {event_id}"
+        return Sent(event_id, f"sent to the buyer's callback URL as {event_id}")
 
     return attempt(
         store,
@@ -58,12 +58,12 @@ def announce_shipped(order_id: str) -> str:
     if order is None or order.shipped_notice is None or order.shipped_notice.state != "pending":
         return "nothing to do"
 
-    def send(order: Order) -> tuple[str | None, str]:
+    def send(order: Order) -> Sent:
         buyer = store.partner(order.buyer_id)
         if buyer["platform"] != "none":
             raise DeliveryFailed(f"forwarding to {buyer['platform']} stores is not available yet")
         if not buyer.get("callback_url"):
-            return None, "no callback URL; the buyer polls the API"
+            return Sent(None, "no callback URL; the buyer polls the API")
         event_id = f"evt_{order_id}_shipped"
         body = callbacks.event_body("order.shipped", {"order": order_json(order)})
         callbacks.post_event(
@@ -73,7 +73,7 @@ def announce_shipped(order_id: str) -> str:
             body,
             config.http_timeout,
         )
-        return event_id, f"sent to the buyer's callback URL as {event_id}"
+        return Sent(event_id, f"sent to the buyer's callback URL as {event_id}")
 
     return attempt(
         store,

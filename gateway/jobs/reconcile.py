@@ -1,4 +1,4 @@
-"""The periodic safety net: work that was lost (a killed worker, a dropped job) is enqueued again."""
+"""The periodic safety net: lost work (a killed worker, a dropped job) is enqueued again."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ def job_for(order_id: str, name: str) -> JobSpec:
         return JobSpec(ROUTE_ORDER, (order_id,), options=JOB_OPTIONS)
     if name == "shipped":
         return JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS)
-    return JobSpec(FORWARD_FULFILLMENT, (order_id, name.removeprefix("forward:")), options=JOB_OPTIONS)
+    return JobSpec(
+        FORWARD_FULFILLMENT, (order_id, name.removeprefix("forward:")), options=JOB_OPTIONS
+    )
 
 
 def reconcile() -> dict[str, int]:

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from gateway import links, mail
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
-from gateway.jobs.attempts import DeliveryFailed, attempt
+from gateway.jobs.attempts import DeliveryFailed, Sent, attempt
 from gateway.orders import MANUAL_PLATFORMS, Order
 from gateway.settings import Settings
 from gateway.store import JobSpec
@@ -20,10 +20,10 @@ def route_order(order_id: str) -> str:
     if order is None or order.routing.state != "pending":
         return "nothing to do"
 
-    def send(order: Order) -> tuple[str | None, str]:
+    def send(order: Order) -> Sent:
         seller = store.partner(order.seller_id)
         if seller["platform"] in MANUAL_PLATFORMS:
-            return None, _email_seller(config, order, seller)
+            return Sent(None, _email_seller(config, order, seller))
         raise DeliveryFailed(f"creating orders in {seller['platform']} stores is not available yet")
 
     return attempt(

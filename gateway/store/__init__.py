@@ -292,6 +292,24 @@ class Store:
         """The Redis key under which an Idempotency-Key answer is kept (to WATCH it)."""
         return key("idem", scope)
 
+    def accept_delivery(self, delivery: str, seconds: int, job: JobSpec) -> bool:
+        """Remember a webhook delivery id and enqueue its job atomically; False for a repeat."""
+        dedupe = key("delivery", delivery)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(dedupe)
+                    if pipe.exists(dedupe):
+                        pipe.reset()
+                        return False
+                    pipe.multi()
+                    pipe.set(dedupe, 1, ex=seconds)
+                    self.enqueue(job, pipe)
+                    pipe.execute()
+                    return True
+                except WatchError:
+                    continue
+
     def count(self, name: str, amount: int = 1) -> None:
         """Add to a counter shown on /metrics."""
         self.redis.hincrby(key("metrics"), name, amount)
@@ -299,6 +317,15 @@ class Store:
     def counters(self) -> dict[str, int]:
         """All counters, for /metrics."""
         return {k.decode(): int(v) for k, v in self.redis.hgetall(key("metrics")).items()}
+
+    def pace(self, name: str) -> dict[str, float] | None:
+        """A platform's rate-limit state for one store, shared by every process."""
+        raw = self.redis.get(key(name))
+        return json.loads(raw) if raw else None
+
+    def set_pace(self, name: str, state: dict[str, float]) -> None:
+        """Remember a store's rate-limit state for a while."""
+        self.redis.set(key(name), json.dumps(state), ex=3600)
 
     def acquire(self, name: str, seconds: int) -> str | None:
         """Take a lock for a while; a token to release it with, or None if someone holds it."""

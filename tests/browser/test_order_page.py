@@ -110,7 +110,12 @@ def test_seller_fulfills_in_two_steps_then_order_is_shipped(
     buyer, seller = pair()
     order = make_order(buyer, seller)
     lines = lines_by_sku(order)
-    open_link(page, signed_url(client, live_server, order["id"], seller["api_key"]), live_server, order["id"])
+    open_link(
+        page,
+        signed_url(client, live_server, order["id"], seller["api_key"]),
+        live_server,
+        order["id"],
+    )
 
     expect(page.locator(".hint").first).to_have_text("Viewing as the seller")
     expect(page.locator("#order-status")).to_have_text("unshipped")
@@ -132,7 +137,9 @@ def test_seller_fulfills_in_two_steps_then_order_is_shipped(
     expect(rows).to_have_count(1)
     link = rows.first.get_by_role("link", name=UPS_1)
     expect(link).to_have_attribute("href", UPS_URL.format(UPS_1))
-    expect(rows.first.locator("td").nth(1)).to_have_text(re.compile(r"1\s*×\s*AC-100"))
+    expect(rows.first.locator("td").nth(1)).to_have_text(
+        re.compile("1\\s*\N{MULTIPLICATION SIGN}\\s*AC-100")
+    )
     expect(rows.first.locator("td").nth(2)).to_have_text("UPS")
     expect_line(page, lines["AC-100"], 2, 1, 1)
     expect_line(page, lines["AC-200"], 1, 0, 1)
@@ -170,9 +177,7 @@ def test_seller_fulfills_in_two_steps_then_order_is_shipped(
 # ---- 2. the buyer sees the order but cannot fulfill -------------------------------------------
 
 
-def test_buyer_sees_order_and_fulfillments_but_no_form(
-    live_server, client, page, pair, make_order
-):
+def test_buyer_sees_order_and_fulfillments_but_no_form(live_server, client, page, pair, make_order):
     buyer, seller = pair()
     order = make_order(buyer, seller)
     lines = lines_by_sku(order)
@@ -187,7 +192,12 @@ def test_buyer_sees_order_and_fulfillments_but_no_form(
     )
     assert made.status_code == 201, made.get_json()
 
-    open_link(page, signed_url(client, live_server, order["id"], buyer["api_key"]), live_server, order["id"])
+    open_link(
+        page,
+        signed_url(client, live_server, order["id"], buyer["api_key"]),
+        live_server,
+        order["id"],
+    )
     expect(page.locator(".hint").first).to_have_text("Viewing as the buyer")
     expect(page.locator("h1")).to_contain_text("Order 1001")
     expect(page.locator("#order-status")).to_have_text("unshipped")  # still not shipped
@@ -221,7 +231,12 @@ def test_bad_tracking_numbers_show_errors_beside_the_field(
     buyer, seller = pair()
     order = make_order(buyer, seller)
     lines = lines_by_sku(order)
-    open_link(page, signed_url(client, live_server, order["id"], seller["api_key"]), live_server, order["id"])
+    open_link(
+        page,
+        signed_url(client, live_server, order["id"], seller["api_key"]),
+        live_server,
+        order["id"],
+    )
 
     beside = page.locator("#tracking_numbers + #error-tracking_numbers")
     for number, message in [
@@ -248,9 +263,9 @@ def test_bad_tracking_numbers_show_errors_beside_the_field(
     # A quantity over what remains is shown beside that quantity.
     fill_form(page, {lines["AC-100"]: 3}, "UPS", UPS_1)
     assert submit(page).status == 422
-    expect(page.locator(f'#quantity-{lines["AC-100"]} + #error-quantity-{lines["AC-100"]}')).to_have_text(
-        "Only 2 of 2 remain to be fulfilled for AC-100."
-    )
+    expect(
+        page.locator(f"#quantity-{lines['AC-100']} + #error-quantity-{lines['AC-100']}")
+    ).to_have_text("Only 2 of 2 remain to be fulfilled for AC-100.")
     expect(page.locator("#error-tracking_numbers")).to_have_count(0)
     assert api_order(client, order["id"], seller["api_key"])["fulfillments"] == []
 
@@ -277,7 +292,12 @@ def test_shopify_seller_gets_no_form(live_server, client, page, pair, make_order
     buyer, seller = pair(seller_platform="shopify", seller_connection=SHOPIFY_CONNECTION)
     order = make_order(buyer, seller)
     lines = lines_by_sku(order)
-    open_link(page, signed_url(client, live_server, order["id"], seller["api_key"]), live_server, order["id"])
+    open_link(
+        page,
+        signed_url(client, live_server, order["id"], seller["api_key"]),
+        live_server,
+        order["id"],
+    )
     expect(page.locator(".hint").first).to_have_text("Viewing as the seller")
     expect(page.locator("#order-status")).to_have_text("unshipped")
     expect_line(page, lines["AC-100"], 2, 0, 2)
@@ -324,8 +344,9 @@ def test_tampered_wrong_order_expired_or_missing_token_gets_403(
         "payload changed": ("A" if payload[0] != "A" else "B") + token[1:],
         "signature replaced": f"{payload}.{'A' * len(signature)}",
         "garbage": "nonsense",
-        "another order's token": signed_url(client, live_server, other["id"], seller["api_key"])
-        .partition("?t=")[2],
+        "another order's token": signed_url(
+            client, live_server, other["id"], seller["api_key"]
+        ).partition("?t=")[2],
         "expired": expired.query.removeprefix("t="),
     }
     for what, bad in tampered_tokens.items():
@@ -361,7 +382,12 @@ def test_form_works_without_javascript(live_server, client, new_context, pair, m
     buyer, seller = pair()
     order = make_order(buyer, seller)
     lines = lines_by_sku(order)
-    open_link(page, signed_url(client, live_server, order["id"], seller["api_key"]), live_server, order["id"])
+    open_link(
+        page,
+        signed_url(client, live_server, order["id"], seller["api_key"]),
+        live_server,
+        order["id"],
+    )
 
     fill_form(page, {lines["AC-100"]: 2, lines["AC-200"]: 1}, "UPS", UPS_BAD_CHECK_DIGIT)
     assert submit(page).status == 422

@@ -268,7 +268,9 @@ def test_unknown_line_item_id():
 
 @pytest.mark.parametrize("quantity", [0, -1, -100, 1.5, 1.0, "1", True, False, None])
 def test_quantity_not_a_positive_integer(quantity):
-    errors = errors_of(make_order(), proposal([ProposedLine(quantity=quantity, line_item_id="li_1")]))
+    errors = errors_of(
+        make_order(), proposal([ProposedLine(quantity=quantity, line_item_id="li_1")])
+    )
     assert set(errors) == {"line_items.0.quantity"}
 
 
@@ -444,6 +446,9 @@ def test_valid_numbers_of_each_carrier(carrier, number):
         "http://user:pw@example.com/",
         "https://example.com/" + "a" * MAX_URL_LENGTH,
         "data:text/html,hi",
+        "http://[::1",  # urlsplit cannot parse it
+        "https://[x]/track",
+        "https://example.com:99999/track",  # port out of range
     ],
 )
 def test_bad_url(url):

@@ -1,0 +1,61 @@
+"""The one interface every platform adapter implements, and the values they translate to.
+
+Adapters translate; they don't decide: the rules in gateway/orders.py decide what happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.jobs.attempts import DeliveryFailed
+from gateway.orders import Fulfillment, ObservedFulfillment, Order
+
+
+class PlatformError(DeliveryFailed):
+    """A platform call that failed; `permanent` unless retrying may help (5xx, 429, time-outs)."""
+
+
+@dataclass(frozen=True)
+class StoreLine:
+    """A line of an order as a store has it."""
+
+    ref: str  # the store's line id
+    sku: str
+    quantity: int
+    title: str
+
+
+@dataclass(frozen=True)
+class StoreOrder:
+    """A buyer store's order, read through the platform's API."""
+
+    ref: str  # the store's order id, as API.md's buyer_order_ref
+    lines: list[StoreLine]
+    shipping_address: dict[str, Any] = field(default_factory=dict)
+    email: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class CreatedOrder:
+    """The order as created in a seller's store: its id and the id of each of our lines there."""
+
+    ref: str
+    line_refs: dict[str, str]  # our line item id -> the store's line id
+
+
+class Adapter(Protocol):
+    """What the jobs need from a platform, for one store connection."""
+
+    def read_order(self, ref: str) -> StoreOrder | None:
+        """A buyer store's order by its id, or None if the store has no such order."""
+
+    def create_order(self, order: Order) -> CreatedOrder:
+        """Create our order in the seller's store (or find the one an earlier attempt created)."""
+
+    def read_fulfillments(self, ref: str) -> list[ObservedFulfillment]:
+        """The fulfillments the seller's store shows now for its order `ref`."""
+
+    def forward_fulfillment(self, order: Order, fulfillment: Fulfillment) -> str:
+        """Create, or update the tracking of, the fulfillment in the buyer's store; its id there."""

@@ -1,0 +1,444 @@
+"""Shopify through the GraphQL Admin API: webhook signatures, reads, orders out, fulfillments out.
+
+Facts: ../shared/platforms/shopify.md. Calls are paced by the query cost Shopify reports
+(`extensions.cost.throttleStatus`), shared by every process through Redis; `THROTTLED` (with 200
+or 429) waits and retries; 5xx and time-outs are retryable; `userErrors` are failures.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from typing import Any
+
+import requests
+
+from gateway.orders import Fulfillment, ObservedFulfillment, Order
+from gateway.platforms.base import CreatedOrder, PlatformError, StoreLine, StoreOrder
+from gateway.settings import Settings
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+THROTTLE_RETRIES = 3
+MAX_PACING_WAIT = 10.0  # seconds one call may wait for the bucket before giving up for now
+ASSUMED_QUERY_COST = 100  # until Shopify tells us, a read is assumed to cost this much
+
+
+def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
+    """X-Shopify-Hmac-Sha256 is base64 HMAC-SHA256 of the raw body with the app's secret."""
+    if not signature or not secret:
+        return False
+    digest = hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()
+    return hmac.compare_digest(base64.b64encode(digest), signature.strip().encode())
+
+
+def order_gid(ref: str) -> str:
+    """The GraphQL id of an order from its numeric id (legacyResourceId)."""
+    return ref if ref.startswith("gid://") else f"gid://shopify/Order/{ref}"
+
+
+def legacy_id(gid: str) -> str:
+    """The numeric id at the end of a gid://shopify/... id."""
+    return gid.rsplit("/", 1)[-1]
+
+
+READ_ORDER = """
+query GatewayReadOrder($id: ID!) {
+  order(id: $id) {
+    id legacyResourceId updatedAt email
+    shippingAddress { firstName lastName name company address1 address2 city provinceCode zip
+                      countryCodeV2 phone }
+    lineItems(first: 250) { nodes { id sku title quantity } }
+  }
+}"""
+
+READ_FULFILLMENTS = """
+query GatewayReadFulfillments($id: ID!) {
+  order(id: $id) {
+    id updatedAt
+    fulfillments(first: 50) {
+      id status updatedAt
+      trackingInfo(first: 20) { company number url }
+      fulfillmentLineItems(first: 250) { nodes { quantity lineItem { id } } }
+    }
+  }
+}"""
+
+CREATE_ORDER = """
+mutation GatewayCreateOrder($order: OrderCreateOrderInput!, $options: OrderCreateOptionsInput) {
+  orderCreate(order: $order, options: $options) {
+    order { id legacyResourceId lineItems(first: 250) { nodes { id sku quantity } } }
+    userErrors { field message }
+  }
+}"""
+
+READ_FULFILLMENT_ORDERS = """
+query GatewayFulfillmentOrders($id: ID!) {
+  order(id: $id) {
+    id
+    fulfillments(first: 50) { id status trackingInfo(first: 20) { number } }
+    fulfillmentOrders(first: 20) {
+      nodes {
+        id status
+        assignedLocation { location { id } }
+        lineItems(first: 250) { nodes { id remainingQuantity lineItem { id } } }
+      }
+    }
+  }
+}"""
+
+CREATE_FULFILLMENT = """
+mutation GatewayCreateFulfillment($fulfillment: FulfillmentInput!) {
+  fulfillmentCreate(fulfillment: $fulfillment) {
+    fulfillment { id status }
+    userErrors { field message }
+  }
+}"""
+
+UPDATE_TRACKING = """
+mutation GatewayUpdateTracking($id: ID!, $tracking: FulfillmentTrackingInput!) {
+  fulfillmentTrackingInfoUpdate(fulfillmentId: $id, trackingInfoInput: $tracking,
+                                notifyCustomer: true) {
+    fulfillment { id }
+    userErrors { field message }
+  }
+}"""
+
+
+class ShopifyAdapter:
+    """One shop's connection: `shop_domain`, `access_token`, optional `api_base_url`."""
+
+    def __init__(self, connection: dict[str, Any], store: Store, config: Settings) -> None:
+        self.shop = connection["shop_domain"]
+        base = connection.get("api_base_url") or f"https://{self.shop}"
+        self.url = f"{base.rstrip('/')}/admin/api/{config.shopify_api_version}/graphql.json"
+        self.token = connection["access_token"]
+        self.location_id = connection.get("location_id")
+        self.store = store
+        self.timeout = config.http_timeout
+
+    # ---- the interface -----------------------------------------------------------------------
+
+    def read_order(self, ref: str) -> StoreOrder | None:
+        """A buyer store's order, re-read through GraphQL (webhook bodies are only hints)."""
+        node = self.execute(READ_ORDER, {"id": order_gid(ref)})["order"]
+        if node is None:
+            return None
+        address = node.get("shippingAddress") or {}
+        return StoreOrder(
+            ref=node["legacyResourceId"],
+            lines=[
+                StoreLine(li["id"], li.get("sku") or "", li["quantity"], li.get("title") or "")
+                for li in node["lineItems"]["nodes"]
+            ],
+            shipping_address=_our_address(address),
+            email=node.get("email"),
+            updated_at=node.get("updatedAt"),
+        )
+
+    def create_order(self, order: Order) -> CreatedOrder:
+        """orderCreate in the seller's store: inventory bypassed, no receipt to anyone."""
+        variables = {
+            "order": {
+                "lineItems": [
+                    {
+                        "title": li.title,
+                        "sku": li.seller_sku,
+                        "quantity": li.quantity,
+                        "priceSet": {"shopMoney": {"amount": "0.00", "currencyCode": "USD"}},
+                        "requiresShipping": True,
+                    }
+                    for li in order.line_items
+                ],
+                "shippingAddress": _shopify_address(order.shipping_address),
+                "sourceIdentifier": order.id,
+                "tags": ["fulfillment-gateway"],
+                "note": f"Dropship order {order.buyer_order_ref} via the fulfillment gateway",
+            },
+            "options": {
+                "inventoryBehaviour": "BYPASS",
+                "sendReceipt": False,
+                "sendFulfillmentReceipt": False,
+            },
+        }
+        if order.customer_email:
+            variables["order"]["email"] = order.customer_email
+        result = self.execute(CREATE_ORDER, variables)["orderCreate"]
+        _raise_user_errors(result)
+        created = result["order"]
+        store_lines = list(created["lineItems"]["nodes"])
+        line_refs: dict[str, str] = {}
+        for li in order.line_items:  # Shopify keeps the input order; match by SKU to be sure
+            match = next((s for s in store_lines if s.get("sku") == li.seller_sku), None)
+            match = match or (store_lines[0] if store_lines else None)
+            if match is None:
+                break
+            store_lines.remove(match)
+            line_refs[li.id] = match["id"]
+        return CreatedOrder(ref=created["legacyResourceId"], line_refs=line_refs)
+
+    def read_fulfillments(self, ref: str) -> list[ObservedFulfillment]:
+        """The seller order's fulfillments as Shopify has them now."""
+        node = self.execute(READ_FULFILLMENTS, {"id": order_gid(ref)})["order"]
+        if node is None:
+            raise PlatformError(f"the seller's store has no order {ref}", permanent=True)
+        observed = []
+        for f in node["fulfillments"]:
+            infos = f.get("trackingInfo") or []
+            observed.append(
+                ObservedFulfillment(
+                    source_ref=f["id"],
+                    status=(f.get("status") or "").lower(),
+                    carrier=next((i["company"] for i in infos if i.get("company")), ""),
+                    tracking_numbers=[i["number"] for i in infos if i.get("number")],
+                    tracking_urls=[i["url"] for i in infos if i.get("url")],
+                    lines=[
+                        (n["lineItem"]["id"], n["quantity"])
+                        for n in f["fulfillmentLineItems"]["nodes"]
+                    ],
+                    updated_at=f.get("updatedAt"),
+                )
+            )
+        return observed
+
+    def forward_fulfillment(self, order: Order, fulfillment: Fulfillment) -> str:
+        """Create the fulfillment in the buyer's store, or update its tracking there.
+
+        Exactly once: before creating, look for one an earlier attempt created (same tracking
+        numbers) whose success we never recorded.
+        """
+        tracking = _tracking_input(fulfillment)
+        if fulfillment.delivery.buyer_ref:
+            result = self.execute(
+                UPDATE_TRACKING, {"id": fulfillment.delivery.buyer_ref, "tracking": tracking}
+            )["fulfillmentTrackingInfoUpdate"]
+            _raise_user_errors(result)
+            return fulfillment.delivery.buyer_ref
+        node = self.execute(READ_FULFILLMENT_ORDERS, {"id": order_gid(order.buyer_order_ref)})[
+            "order"
+        ]
+        if node is None:
+            raise PlatformError(
+                f"the buyer's store has no order {order.buyer_order_ref}", permanent=True
+            )
+        ours = set(fulfillment.tracking_numbers)
+        for existing in node["fulfillments"]:
+            numbers = {i["number"] for i in existing.get("trackingInfo") or [] if i.get("number")}
+            if existing.get("status") != "CANCELLED" and numbers and numbers <= ours:
+                log.info(
+                    "fulfillment %s already exists in %s as %s",
+                    fulfillment.id,
+                    self.shop,
+                    existing["id"],
+                )
+                return existing["id"]
+        by_fulfillment_order = _allocate(order, fulfillment, node["fulfillmentOrders"]["nodes"])
+        result = self.execute(
+            CREATE_FULFILLMENT,
+            {
+                "fulfillment": {
+                    "lineItemsByFulfillmentOrder": by_fulfillment_order,
+                    "trackingInfo": tracking,
+                    "notifyCustomer": True,
+                }
+            },
+        )["fulfillmentCreate"]
+        _raise_user_errors(result)
+        return result["fulfillment"]["id"]
+
+    # ---- transport ---------------------------------------------------------------------------
+
+    def execute(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """One GraphQL call, paced by the shop's cost bucket; returns `data`."""
+        for _ in range(THROTTLE_RETRIES + 1):
+            self._wait_for_bucket()
+            try:
+                answer = requests.post(
+                    self.url,
+                    json={"query": query, "variables": variables},
+                    headers={"X-Shopify-Access-Token": self.token},
+                    timeout=self.timeout,
+                )
+            except requests.RequestException as error:
+                raise PlatformError(f"Shopify unreachable: {type(error).__name__}") from error
+            self.store.count("platform_calls_shopify")
+            body = _json(answer)
+            cost = (body.get("extensions") or {}).get("cost") or {}
+            self._remember_bucket(cost.get("throttleStatus"))
+            if _throttled(answer, body):
+                self._note_throttled(cost)
+                continue
+            if answer.status_code == 429 or answer.status_code >= 500:
+                raise PlatformError(
+                    f"Shopify answered HTTP {answer.status_code}",
+                    retry_after=_seconds(answer.headers.get("Retry-After")),
+                )
+            if answer.status_code in (401, 402, 403, 404, 423):
+                raise PlatformError(
+                    f"Shopify refused the call (HTTP {answer.status_code}): check the connection",
+                    permanent=True,
+                )
+            if answer.status_code != 200:
+                raise PlatformError(f"Shopify answered HTTP {answer.status_code}")
+            if body.get("errors"):
+                messages = "; ".join(e.get("message", "?") for e in body["errors"])
+                raise PlatformError(f"Shopify GraphQL errors: {messages}", permanent=True)
+            return body.get("data") or {}
+        raise PlatformError("Shopify kept throttling the shop's calls", retry_after=5)
+
+    def _pace_key(self) -> str:
+        return f"pace:shopify:{self.shop}"
+
+    def _wait_for_bucket(self) -> None:
+        state = self.store.pace(self._pace_key())
+        if not state:
+            return
+        restore = max(state["restore"], 1.0)
+        available = min(state["max"], state["available"] + (time.time() - state["at"]) * restore)
+        if available >= ASSUMED_QUERY_COST:
+            return
+        wait = (ASSUMED_QUERY_COST - available) / restore
+        if wait > MAX_PACING_WAIT:
+            raise PlatformError("the shop's API budget is spent for now", retry_after=wait)
+        time.sleep(wait)
+
+    def _remember_bucket(self, status: dict[str, Any] | None) -> None:
+        if status:
+            self.store.set_pace(
+                self._pace_key(),
+                {
+                    "available": float(status.get("currentlyAvailable", 0)),
+                    "max": float(status.get("maximumAvailable", 1000)),
+                    "restore": float(status.get("restoreRate", 50)),
+                    "at": time.time(),
+                },
+            )
+
+    def _note_throttled(self, cost: dict[str, Any]) -> None:
+        self.store.count("platform_throttled_shopify")
+        status = cost.get("throttleStatus") or {}
+        needed = float(cost.get("requestedQueryCost") or ASSUMED_QUERY_COST)
+        available = float(status.get("currentlyAvailable", 0))
+        restore = max(float(status.get("restoreRate", 50)), 1.0)
+        time.sleep(min(MAX_PACING_WAIT, max(0.2, (needed - available) / restore)))
+
+
+def _json(answer: requests.Response) -> dict[str, Any]:
+    try:
+        body = answer.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _throttled(answer: requests.Response, body: dict[str, Any]) -> bool:
+    errors = body.get("errors")
+    if isinstance(errors, list) and any(
+        (e.get("extensions") or {}).get("code") == "THROTTLED"
+        for e in errors
+        if isinstance(e, dict)
+    ):
+        return True
+    return answer.status_code == 429 and "cost" in (body.get("extensions") or {})
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _raise_user_errors(result: dict[str, Any] | None) -> None:
+    if result is None:
+        raise PlatformError("Shopify returned no result", permanent=True)
+    errors = result.get("userErrors") or []
+    if errors:
+        messages = "; ".join(
+            f"{'.'.join(e.get('field') or []) or 'input'}: {e.get('message')}" for e in errors
+        )
+        raise PlatformError(f"Shopify refused it: {messages}", permanent=True)
+
+
+def _tracking_input(fulfillment: Fulfillment) -> dict[str, Any]:
+    tracking: dict[str, Any] = {
+        "company": fulfillment.carrier,
+        "numbers": fulfillment.tracking_numbers,
+    }
+    if fulfillment.tracking_urls:
+        tracking["urls"] = fulfillment.tracking_urls
+    return tracking
+
+
+def _allocate(order: Order, fulfillment: Fulfillment, fulfillment_orders: list[dict]) -> list[dict]:
+    """Our lines onto the buyer's fulfillment-order lines with enough remainingQuantity."""
+    chosen: dict[str, list[dict]] = {}
+    locations = set()
+    for fl in fulfillment.line_items:
+        line = order.line(fl.line_item_id)
+        wanted = fl.quantity
+        for fo in fulfillment_orders:
+            if fo.get("status") not in ("OPEN", "IN_PROGRESS"):
+                continue
+            for item in fo["lineItems"]["nodes"]:
+                if wanted == 0 or item["lineItem"]["id"] != line.buyer_ref:
+                    continue
+                take = min(wanted, item["remainingQuantity"])
+                if take > 0:
+                    chosen.setdefault(fo["id"], []).append({"id": item["id"], "quantity": take})
+                    locations.add(
+                        ((fo.get("assignedLocation") or {}).get("location") or {}).get("id")
+                    )
+                    wanted -= take
+        if wanted:
+            raise PlatformError(
+                f"the buyer's order has not enough left to fulfil of {line.sku} ({wanted} short)",
+                permanent=True,
+            )
+    if len(locations) > 1:
+        raise PlatformError(
+            "the lines sit at several locations in the buyer's store", permanent=True
+        )
+    return [
+        {"fulfillmentOrderId": fo_id, "fulfillmentOrderLineItems": items}
+        for fo_id, items in chosen.items()
+    ]
+
+
+def _our_address(address: dict[str, Any]) -> dict[str, Any]:
+    name = address.get("name") or " ".join(
+        p for p in (address.get("firstName"), address.get("lastName")) if p
+    )
+    ours = {
+        "name": name,
+        "company": address.get("company"),
+        "address1": address.get("address1"),
+        "address2": address.get("address2"),
+        "city": address.get("city"),
+        "province": address.get("provinceCode"),
+        "zip": address.get("zip"),
+        "country_code": address.get("countryCodeV2"),
+        "phone": address.get("phone"),
+    }
+    return {k: v for k, v in ours.items() if v}
+
+
+def _shopify_address(address: dict[str, Any]) -> dict[str, Any]:
+    first, _, last = (address.get("name") or "").partition(" ")
+    theirs = {
+        "firstName": first,
+        "lastName": last or first,
+        "company": address.get("company"),
+        "address1": address.get("address1"),
+        "address2": address.get("address2"),
+        "city": address.get("city"),
+        "provinceCode": address.get("province"),
+        "zip": address.get("zip"),
+        "countryCode": address.get("country_code"),
+        "phone": address.get("phone"),
+    }
+    return {k: v for k, v in theirs.items() if v}

@@ -1,0 +1,51 @@
+"""Platform webhooks: verify on the raw body, dedupe on the delivery id, enqueue, answer at once.
+
+Nothing here calls a platform: the jobs re-read what they need.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Flask, jsonify
+
+from gateway.errors import ApiError
+from gateway.runtime import store
+from gateway.store import JobSpec
+
+DEDUPE_SECONDS = 3 * 24 * 3600  # longer than any platform's retry window (Shopify's is 4 h)
+
+
+def refuse(platform: str, why: str) -> ApiError:
+    """401 for a missing or wrong signature or an unknown store; nothing stored."""
+    store().count(f"webhooks_refused_{platform}")
+    return ApiError(401, "unauthorized", why)
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The verified body as a JSON object, or 400."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed_body", "The body must be a JSON object.")
+    return body
+
+
+def accept(platform: str, delivery_id: str, job: JobSpec | None):
+    """Record the delivery id and enqueue its job in one transaction; a repeat does nothing."""
+    if job is None:
+        store().count(f"webhooks_ignored_{platform}")
+        return jsonify({"status": "ignored"}), 200
+    fresh = store().accept_delivery(f"{platform}:{delivery_id}", DEDUPE_SECONDS, job)
+    store().count(f"webhooks_{'accepted' if fresh else 'duplicate'}_{platform}")
+    return jsonify({"status": "accepted" if fresh else "duplicate"}), 200
+
+
+def init_app(app: Flask) -> None:
+    """Register one blueprint per platform."""
+    from gateway.webhooks.shopify import shopify
+
+    app.register_blueprint(shopify)
