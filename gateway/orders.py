@@ -198,10 +198,32 @@ def _mark_shipped_if_covered(order: Order) -> tuple[Order, bool]:
 def deliveries(order: Order) -> dict[str, Delivery]:
     """Every outbound delivery of the order by name: routing, each fulfillment, shipped notice."""
     named = {"route": order.routing}
-    named.update({f"forward:{f.id}": f.delivery for f in order.fulfillments})
+    named.update(
+        {f"forward:{f.id}": f.delivery for f in order.fulfillments if f.status == "active"}
+    )
     if order.shipped_notice is not None:
         named["shipped"] = order.shipped_notice
     return named
+
+
+def split_by_seller(lines: list[Any], sku_map: dict[str, tuple[str, str]]) -> dict[str, list]:
+    """A buyer store's lines grouped by the seller its partnerships map each SKU to, each with
+    the seller's SKU; lines whose SKU no partnership maps are the buyer's own and are left out."""
+    by_seller: dict[str, list] = {}
+    for line in lines:
+        if line.sku in sku_map and line.quantity > 0:
+            seller_id, seller_sku = sku_map[line.sku]
+            by_seller.setdefault(seller_id, []).append((line, seller_sku))
+    return by_seller
+
+
+def reopen_failed_deliveries(order: Order) -> Order:
+    """The order with each failed delivery pending again, its attempts counted afresh."""
+    fresh = Order.from_doc(order.to_doc())
+    for delivery in deliveries(fresh).values():
+        if delivery.state == "failed":
+            delivery.state, delivery.attempts = "pending", 0
+    return fresh
 
 
 # ---- who may create a manual fulfillment (rule 4) ---------------------------------------------
@@ -351,10 +373,11 @@ def _check_tracking(proposal: ProposedFulfillment, checked: Checked) -> None:
 
 
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?$")
+_URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")  # RFC 3986
 
 
 def _is_web_url(url: str) -> bool:
-    if len(url) > MAX_URL_LENGTH or any(c.isspace() for c in url):
+    if len(url) > MAX_URL_LENGTH or not _URL_CHARACTERS.fullmatch(url):
         return False
     try:
         parts = urlsplit(url)

@@ -29,7 +29,16 @@ def read_json(schema: Schema) -> dict[str, Any]:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_body", "The body must be a JSON object.")
+    refuse_lone_surrogates(body)
     return load(schema, body)
+
+
+def refuse_lone_surrogates(body: Any) -> None:
+    """400 for strings no UTF-8 can carry (a lone \\ud800 escape is valid JSON)."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise ApiError(400, "malformed_json", "The body holds an invalid Unicode escape.") from None
 
 
 def load(schema: Schema, data: Any) -> dict[str, Any]:

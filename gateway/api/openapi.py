@@ -86,7 +86,15 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     )
-    for name, schema in [
+    for name, schema in [  # nested schemas before the ones that nest them: one name each
+        ("Delivery", s.DeliveryOut),
+        ("FulfillmentLine", s.FulfillmentLineOut),
+        ("LineItem", s.LineItemOut),
+        ("Address", s.AddressIn),
+        ("OrderLineIn", s.OrderLineIn),
+        ("FulfillmentLineIn", s.FulfillmentLineIn),
+        ("SkuPair", s.SkuPair),
+        ("Fulfillment", s.FulfillmentOut),
         ("PartnerIn", s.PartnerIn),
         ("Partner", s.PartnerOut),
         ("PartnerCreated", s.PartnerCreated),
@@ -96,7 +104,6 @@ def openapi_document() -> dict[str, Any]:
         ("Order", s.OrderOut),
         ("OrderPage", s.OrderPage),
         ("FulfillmentIn", s.FulfillmentIn),
-        ("Fulfillment", s.FulfillmentOut),
         ("FulfillmentCreated", s.FulfillmentCreated),
         ("LinkIn", s.LinkIn),
         ("Link", s.LinkOut),
@@ -193,6 +200,29 @@ def openapi_document() -> dict[str, Any]:
                 {"201": "Link"},
                 (*write, "404"),
                 order_id,
+            )
+        },
+    )
+    spec.path(
+        "/api/v1/orders/{order_id}/resync",
+        operations={
+            "post": _op(
+                "Read the seller store's fulfillments now and retry failed deliveries",
+                None,
+                {"202": None},
+                ("401", "404", "503"),
+                order_id,
+            )
+        },
+    )
+    spec.path(
+        "/api/v1/reconcile",
+        operations={
+            "post": _op(
+                "Run one reconciliation cycle now (operator)",
+                None,
+                {"202": None},
+                ("401", "403", "503"),
             )
         },
     )

@@ -10,10 +10,12 @@ from flask import jsonify, request
 
 from gateway import links
 from gateway.api import api, load, read_json
-from gateway.api.auth import Caller, authenticate
+from gateway.api.auth import Caller, authenticate, require_operator
 from gateway.api.schemas import FulfillmentIn, LinkIn, ListQuery, OrderIn, order_json
 from gateway.errors import ApiError, validation_failed
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER
+from gateway.jobs.reconcile import LOCK as RECONCILE_LOCK
+from gateway.jobs.reconcile import reconcile, reopen_failed, resync_jobs
 from gateway.manual import create_manual_fulfillment
 from gateway.orders import LineItem, Order, new_id, now_iso
 from gateway.runtime import settings, store
@@ -142,3 +144,23 @@ def post_link(order_id: str):
         role = data["role"]
     partner_id = order.buyer_id if role == "buyer" else order.seller_id
     return jsonify(links.order_link(settings(), order.id, role, partner_id)), 201
+
+
+@api.post("/orders/<order_id>/resync")
+def post_resync(order_id: str):
+    """Read the seller store's fulfillments now, shipped or not; retry failed deliveries."""
+    order, _ = visible_order(authenticate(), order_id)
+    seller = store().partner(order.seller_id)
+    jobs = resync_jobs(order, seller["platform"])
+    store().change_order(order.id, lambda current: reopen_failed(current, jobs))
+    return jsonify({"status": "accepted", "order_id": order.id}), 202
+
+
+@api.post("/reconcile")
+def post_reconcile():
+    """Run one reconciliation cycle now (operator); a cycle already running makes it a no-op."""
+    require_operator(authenticate())
+    if store().lock_held(RECONCILE_LOCK):
+        return jsonify({"job_id": None, "status": "already_running"}), 202
+    job = store().queue.enqueue(reconcile, **JOB_OPTIONS)
+    return jsonify({"job_id": job.id, "status": "queued"}), 202

@@ -88,7 +88,11 @@ def save_partnership(data: dict) -> tuple[dict, bool]:
     earlier = store().partnership(data["buyer_id"], data["seller_id"])
     at = now_iso()
     partnership = {**data, "created_at": earlier["created_at"] if earlier else at, "updated_at": at}
-    store().save_partnership(partnership)
+    taken = store().save_partnership(partnership)
+    if taken:
+        raise validation_failed(
+            {"skus": [f"{sku} is already mapped to another seller of this buyer." for sku in taken]}
+        )
     return partnership, earlier is None
 
 

@@ -7,7 +7,7 @@ without importing them.
 
 from __future__ import annotations
 
-from rq import get_current_job
+from rq import Retry, get_current_job
 
 QUEUE = "gateway"
 JOB_TIMEOUT = 120  # seconds; a job is one platform or SMTP conversation, never long
@@ -23,6 +23,9 @@ SYNC_SELLER_REF = "gateway.jobs.sync.sync_seller_ref"
 TELL_SELLER_HELD = "gateway.jobs.sync.tell_seller_held"
 
 JOB_OPTIONS = {"job_timeout": JOB_TIMEOUT, "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
+# Jobs that read a platform (ingest, sync) are retried by RQ when the platform fails for a while;
+# jobs that deliver something keep their own visible attempts instead (jobs/attempts.py).
+PLATFORM_READ_OPTIONS = {**JOB_OPTIONS, "retry": Retry(max=5, interval=[5, 30, 120, 600, 1800])}
 
 
 def context():

@@ -7,36 +7,61 @@ from dataclasses import replace
 from gateway import callbacks
 from gateway.api.schemas import fulfillment_json, order_json
 from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, JOB_OPTIONS, context
-from gateway.jobs.attempts import DeliveryFailed, Sent, attempt
+from gateway.jobs.attempts import Sent, attempt
 from gateway.orders import Delivery, Order
+from gateway.platforms import adapter_for
 from gateway.store import JobSpec
 
 
 def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
-    """Deliver one fulfillment to the buyer once; reschedules itself on failure."""
+    """Deliver one fulfillment (or its latest tracking change) to the buyer once."""
     config, store = context()
     order = store.order(order_id)
     fulfillment = order.fulfillment(fulfillment_id) if order else None
-    if fulfillment is None or fulfillment.delivery.state != "pending":
+    if (
+        fulfillment is None
+        or fulfillment.status != "active"
+        or fulfillment.delivery.state != "pending"
+    ):
         return "nothing to do"
+    sending = {"version": fulfillment.version}
 
     def send(order: Order) -> Sent:
+        current = order.fulfillment(fulfillment_id)
+        sending["version"] = current.version
         buyer = store.partner(order.buyer_id)
         if buyer["platform"] != "none":
-            raise DeliveryFailed(f"forwarding to {buyer['platform']} stores is not available yet")
+            ref = adapter_for(buyer, store, config).forward_fulfillment(order, current)
+            verb = "updated" if current.delivery.buyer_ref else "created"
+            return Sent(ref, f"{verb} in the buyer's {buyer['platform']} store as {ref}")
         if not buyer.get("callback_url"):
             return Sent(None, "no callback URL; the buyer polls the API")
+        first = current.delivery.delivered_version == 0
+        kind = "fulfillment.created" if first else "fulfillment.updated"
+        event_id = (
+            f"evt_{fulfillment_id}_created" if first else f"evt_{fulfillment_id}_v{current.version}"
+        )
         data = {"order": order_json(order), "fulfillment": fulfillment_json(order, fulfillment_id)}
-        event_id = f"evt_{fulfillment_id}_created"
-        body = callbacks.event_body("fulfillment.created", data)
         callbacks.post_event(
             buyer["callback_url"],
             buyer["event_signing_secret"],
             event_id,
-            body,
+            callbacks.event_body(kind, data),
             config.http_timeout,
         )
         return Sent(event_id, f"sent to the buyer's callback URL as {event_id}")
+
+    def put(order: Order, delivery: Delivery) -> Order:
+        current = order.fulfillment(fulfillment_id)
+        if delivery.state == "delivered":
+            delivery = replace(delivery, delivered_version=sending["version"])
+            if current.version > sending["version"]:  # tracking changed while we were sending
+                delivery = replace(delivery, state="pending")
+        fulfillments = [
+            replace(f, delivery=delivery) if f.id == fulfillment_id else f
+            for f in order.fulfillments
+        ]
+        return replace(order, fulfillments=fulfillments)
 
     return attempt(
         store,
@@ -44,7 +69,7 @@ def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
         f"forward:{fulfillment_id}",
         send,
         get=lambda o: o.fulfillment(fulfillment_id).delivery,
-        put=lambda o, d: _set_fulfillment_delivery(o, fulfillment_id, d),
+        put=put,
         what=f"fulfillment {fulfillment_id}",
         retry=JobSpec(FORWARD_FULFILLMENT, (order_id, fulfillment_id), options=JOB_OPTIONS),
         schedule=config.delivery_retry_schedule,
@@ -61,7 +86,7 @@ def announce_shipped(order_id: str) -> str:
     def send(order: Order) -> Sent:
         buyer = store.partner(order.buyer_id)
         if buyer["platform"] != "none":
-            raise DeliveryFailed(f"forwarding to {buyer['platform']} stores is not available yet")
+            return Sent(None, f"the buyer's {buyer['platform']} store shows each fulfillment")
         if not buyer.get("callback_url"):
             return Sent(None, "no callback URL; the buyer polls the API")
         event_id = f"evt_{order_id}_shipped"
@@ -86,10 +111,3 @@ def announce_shipped(order_id: str) -> str:
         retry=JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS),
         schedule=config.delivery_retry_schedule,
     )
-
-
-def _set_fulfillment_delivery(order: Order, fulfillment_id: str, delivery: Delivery) -> Order:
-    fulfillments = [
-        replace(f, delivery=delivery) if f.id == fulfillment_id else f for f in order.fulfillments
-    ]
-    return replace(order, fulfillments=fulfillments)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, JOB_OPTIONS, ROUTE_ORDER, context
-from gateway.store import JobSpec
+from gateway.jobs import (
+    ANNOUNCE_SHIPPED,
+    FORWARD_FULFILLMENT,
+    JOB_OPTIONS,
+    PLATFORM_READ_OPTIONS,
+    ROUTE_ORDER,
+    SYNC_SELLER,
+    context,
+)
+from gateway.orders import MANUAL_PLATFORMS, Order, deliveries, reopen_failed_deliveries
+from gateway.store import Change, JobSpec, event
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +30,30 @@ def job_for(order_id: str, name: str) -> JobSpec:
         return JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS)
     return JobSpec(
         FORWARD_FULFILLMENT, (order_id, name.removeprefix("forward:")), options=JOB_OPTIONS
+    )
+
+
+def resync_jobs(order: Order, seller_platform: str) -> list[JobSpec]:
+    """A resync reads the seller's store again (where it has one)."""
+    if seller_platform in MANUAL_PLATFORMS or not order.seller_order_ref:
+        return []
+    return [JobSpec(SYNC_SELLER, (order.id,), options=PLATFORM_READ_OPTIONS)]
+
+
+def reopen_failed(order: Order, jobs: list[JobSpec]) -> Change:
+    """Failed deliveries go back to pending, with a fresh set of attempts, and are enqueued."""
+    reopened = reopen_failed_deliveries(order)
+    names = [name for name, d in deliveries(order).items() if d.state == "failed"]
+    events = [
+        event(
+            "order.resync",
+            "Resync asked for" + (f"; retrying {len(names)} failed deliveries." if names else "."),
+        )
+    ]
+    return Change(
+        order=reopened,
+        events=events,
+        jobs=jobs + [job_for(order.id, name) for name in names],
     )
 
 

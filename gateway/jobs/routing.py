@@ -9,6 +9,7 @@ from gateway import links, mail
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
 from gateway.jobs.attempts import DeliveryFailed, Sent, attempt
 from gateway.orders import MANUAL_PLATFORMS, Order
+from gateway.platforms import adapter_for
 from gateway.settings import Settings
 from gateway.store import JobSpec
 
@@ -24,7 +25,16 @@ def route_order(order_id: str) -> str:
         seller = store.partner(order.seller_id)
         if seller["platform"] in MANUAL_PLATFORMS:
             return Sent(None, _email_seller(config, order, seller))
-        raise DeliveryFailed(f"creating orders in {seller['platform']} stores is not available yet")
+        created = adapter_for(seller, store, config).create_order(order)
+
+        def keep_refs(current: Order) -> Order:
+            lines = [
+                replace(li, seller_ref=created.line_refs.get(li.id)) for li in current.line_items
+            ]
+            return replace(current, seller_order_ref=created.ref, line_items=lines)
+
+        note = f"created as order {created.ref} in the seller's {seller['platform']} store"
+        return Sent(created.ref, note, keep_refs)
 
     return attempt(
         store,

@@ -105,13 +105,48 @@ class Store:
         partner_id = self.redis.get(key("partner-by", lookup))
         return self.partner(partner_id.decode()) if partner_id else None
 
-    def save_partnership(self, partnership: dict[str, Any]) -> None:
-        """Create or replace the partnership of a buyer and a seller, with its SKU map."""
+    def save_partnership(self, partnership: dict[str, Any]) -> list[str]:
+        """Create or replace the partnership of a buyer and a seller, with its SKU map.
+
+        A buyer SKU belongs to one seller: returns the SKUs another partnership of the buyer
+        already maps (and stores nothing), else an empty list.
+        """
         buyer, seller = partnership["buyer_id"], partnership["seller_id"]
+        skus_key = key("sku-of", buyer)
         with self.redis.pipeline() as pipe:
-            pipe.set(key("partnership", buyer, seller), json.dumps(partnership))
-            pipe.sadd(key("sellers-of", buyer), seller)
-            pipe.execute()
+            while True:
+                try:
+                    pipe.watch(skus_key)
+                    owners = {
+                        k.decode(): json.loads(v)[0] for k, v in pipe.hgetall(skus_key).items()
+                    }
+                    wanted = {p["buyer_sku"]: p["seller_sku"] for p in partnership["skus"]}
+                    taken = [s for s in wanted if owners.get(s, seller) != seller]
+                    if taken:
+                        pipe.reset()
+                        return taken
+                    dropped = [
+                        s for s, owner in owners.items() if owner == seller and s not in wanted
+                    ]
+                    pipe.multi()
+                    pipe.set(key("partnership", buyer, seller), json.dumps(partnership))
+                    pipe.sadd(key("sellers-of", buyer), seller)
+                    if dropped:
+                        pipe.hdel(skus_key, *dropped)
+                    if wanted:
+                        pipe.hset(
+                            skus_key,
+                            mapping={s: json.dumps([seller, t]) for s, t in wanted.items()},
+                        )
+                    pipe.execute()
+                    return []
+                except WatchError:
+                    continue
+
+    def sku_map(self, buyer_id: str) -> dict[str, tuple[str, str]]:
+        """Every SKU the buyer's partnerships map: buyer SKU -> (seller id, seller SKU)."""
+        raw = self.redis.hgetall(key("sku-of", buyer_id))
+        return {k.decode(): tuple(json.loads(v)) for k, v in raw.items()}
 
     def partnership(self, buyer_id: str, seller_id: str) -> dict[str, Any] | None:
         """The partnership of this buyer and seller, if any."""
@@ -128,6 +163,11 @@ class Store:
     def order_id_by_buyer_ref(self, buyer_id: str, seller_id: str, ref: str) -> str | None:
         """The order a buyer already sent to this seller under its own order reference."""
         found = self.redis.get(key("order-ref", buyer_id, seller_id, ref))
+        return found.decode() if found else None
+
+    def order_id_by_seller_ref(self, seller_id: str, ref: str) -> str | None:
+        """Our order that was created in the seller's store under this id."""
+        found = self.redis.get(key("order-by-seller-ref", seller_id, ref))
         return found.decode() if found else None
 
     def add_order(self, order: Order, events: list[dict[str, Any]], jobs: list[JobSpec]) -> Order:
@@ -202,6 +242,10 @@ class Store:
         order_id = order.id if order is not None else order_id
         if order is not None:
             pipe.set(key("order", order.id), json.dumps(order.to_doc(), separators=(",", ":")))
+            if order.seller_order_ref:
+                pipe.set(
+                    key("order-by-seller-ref", order.seller_id, order.seller_order_ref), order.id
+                )
             unshipped = key("unshipped", order.seller_id)
             if order.status == SHIPPED:
                 pipe.srem(unshipped, order.id)
@@ -331,6 +375,10 @@ class Store:
         """Take a lock for a while; a token to release it with, or None if someone holds it."""
         token = f"{time.time_ns()}"
         return token if self.redis.set(key("lock", name), token, nx=True, ex=seconds) else None
+
+    def lock_held(self, name: str) -> bool:
+        """True while someone holds the lock."""
+        return bool(self.redis.exists(key("lock", name)))
 
     def release(self, name: str, token: str) -> None:
         """Release a lock if it is still ours."""

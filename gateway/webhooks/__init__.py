@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 
+from gateway.api import refuse_lone_surrogates
 from gateway.errors import ApiError
 from gateway.runtime import store
 from gateway.store import JobSpec
@@ -31,6 +32,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_body", "The body must be a JSON object.")
+    refuse_lone_surrogates(body)
     return body
 
 

@@ -36,6 +36,8 @@ def receive():
     job = None
     if topic == "orders/create" and body.get("id") is not None:
         job = JobSpec(INGEST_ORDER, (partner["id"], str(body["id"])), options=JOB_OPTIONS)
-    elif topic in ("fulfillments/create", "fulfillments/update") and body.get("order_id") is not None:
+    elif (
+        topic in ("fulfillments/create", "fulfillments/update") and body.get("order_id") is not None
+    ):
         job = JobSpec(SYNC_SELLER_REF, (partner["id"], str(body["order_id"])), options=JOB_OPTIONS)
     return accept("shopify", f"{domain}:{delivery_id}", job)

@@ -1,0 +1,63 @@
+"""Orders from a buyer's store: read the order, split its lines by seller, store one order each."""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
+from gateway.orders import LineItem, Order, new_id, now_iso, split_by_seller
+from gateway.platforms import adapter_for
+from gateway.store import JobSpec, event
+
+log = logging.getLogger(__name__)
+
+
+def ingest_order(buyer_id: str, ref: str) -> list[str]:
+    """Create the stored orders for a buyer store's order once; returns their ids.
+
+    The webhook body is only a hint: the order is read again from the store. A second run (a
+    re-delivery, a reconciliation) finds each seller's order by the buyer's ref and adds none.
+    """
+    config, store = context()
+    buyer = store.partner(buyer_id)
+    if buyer is None:
+        return []
+    store_order = adapter_for(buyer, store, config).read_order(ref)
+    if store_order is None:
+        log.info("buyer %s has no order %s any more", buyer_id, ref)
+        return []
+    sku_map = store.sku_map(buyer_id)
+    stored = []
+    for seller_id, lines in split_by_seller(store_order.lines, sku_map).items():
+        if store.order_id_by_buyer_ref(buyer_id, seller_id, store_order.ref):
+            continue
+        at = now_iso()
+        order = Order(
+            id=new_id("ord"),
+            buyer_id=buyer_id,
+            seller_id=seller_id,
+            buyer_order_ref=store_order.ref,
+            line_items=[
+                LineItem(
+                    id=new_id("li"),
+                    sku=line.sku,
+                    seller_sku=seller_sku,
+                    title=line.title or line.sku,
+                    quantity=line.quantity,
+                    buyer_ref=line.ref,
+                )
+                for line, seller_sku in lines
+            ],
+            shipping_address=store_order.shipping_address,
+            customer_email=store_order.email,
+            created_at=at,
+            updated_at=at,
+        )
+        created = event(
+            "order.created",
+            f"Order {store_order.ref} received from the buyer's {buyer['platform']} store.",
+        )
+        route = JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)
+        stored.append(store.add_order(order, [created], [route]).id)
+        store.count("orders_ingested")
+    return stored

@@ -1,0 +1,99 @@
+"""Fulfillments from a seller's store: read them again, let the rules apply them, forward."""
+
+from __future__ import annotations
+
+import logging
+
+from gateway import links, mail
+from gateway.jobs import (
+    ANNOUNCE_SHIPPED,
+    FORWARD_FULFILLMENT,
+    JOB_OPTIONS,
+    TELL_SELLER_HELD,
+    context,
+)
+from gateway.orders import Order, apply_store_fulfillments
+from gateway.platforms import adapter_for
+from gateway.platforms.base import PlatformError
+from gateway.store import Change, JobSpec, event
+
+log = logging.getLogger(__name__)
+
+
+def sync_seller_ref(seller_id: str, seller_order_ref: str) -> str:
+    """A seller store's webhook named its order: sync ours, if it is one of ours."""
+    _, store = context()
+    order_id = store.order_id_by_seller_ref(seller_id, seller_order_ref)
+    if order_id is None:
+        return "not one of our orders"
+    return sync_seller(order_id)
+
+
+def sync_seller(order_id: str) -> str:
+    """Read the seller order's fulfillments and apply them, shipped or not (rule 8).
+
+    Webhooks arrive late, twice or out of order; reading the current state makes each run
+    converge on the same result, and the rules ignore what was already applied.
+    """
+    config, store = context()
+    order = store.order(order_id)
+    if order is None or not order.seller_order_ref:
+        return "nothing to sync"
+    seller = store.partner(order.seller_id)
+    try:
+        observed = adapter_for(seller, store, config).read_fulfillments(order.seller_order_ref)
+    except PlatformError as error:
+        if not error.permanent:
+            raise  # RQ retries with backoff
+        store.add_timeline(
+            order_id,
+            event("sync.failed", f"Reading the seller's store failed: {error}", level="error"),
+        )
+        return "failed"
+
+    def decide(current: Order) -> Change | None:
+        synced = apply_store_fulfillments(current, seller["platform"], observed)
+        if not synced.changed:
+            return None
+        events = [event(kind, message, level=level) for kind, message, level in synced.notes]
+        jobs = [
+            JobSpec(FORWARD_FULFILLMENT, (order_id, fid), options=JOB_OPTIONS)
+            for fid in synced.forward
+        ]
+        jobs += [
+            JobSpec(TELL_SELLER_HELD, (order_id, fid), options=JOB_OPTIONS) for fid in synced.held
+        ]
+        if synced.became_shipped:
+            events.append(event("order.shipped", "Every line is fulfilled: the order is shipped."))
+            jobs.append(JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS))
+        return Change(order=synced.order, events=events, jobs=jobs, result="changed")
+
+    change = store.change_order(order_id, decide)
+    store.count("seller_syncs")
+    return change.result if change else "unchanged"
+
+
+def tell_seller_held(order_id: str, fulfillment_id: str) -> str:
+    """Email the seller that a fulfillment from their store is held, and why."""
+    config, store = context()
+    order = store.order(order_id)
+    fulfillment = order.fulfillment(fulfillment_id) if order else None
+    if fulfillment is None or fulfillment.status != "held":
+        return "nothing to tell"
+    seller = store.partner(order.seller_id)
+    link = links.order_link(config, order.id, "seller", seller["id"])
+    text = (
+        f"Hello {seller['name']},\n\n"
+        f"A fulfillment you recorded for order {order.buyer_order_ref} is held and was not passed "
+        f"on to the buyer:\n\n  {fulfillment.held_reason}\n\n"
+        "Correct its tracking in your store and it will be released automatically.\n"
+        f"The order page: {link['url']}\n"
+    )
+    message = mail.compose(
+        config, seller["email"], f"Order {order.buyer_order_ref}: fulfillment held", text
+    )
+    where = mail.send(config, message)
+    store.add_timeline(
+        order_id, event("seller.told", f"Told the seller the fulfillment is held ({where}).")
+    )
+    return "told"
