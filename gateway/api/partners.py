@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-from urllib.parse import urlsplit
 
 from flask import jsonify
 
@@ -13,6 +12,7 @@ from gateway.api.auth import authenticate, require_operator
 from gateway.api.schemas import PartnerCreated, PartnerIn, PartnerOut, PartnershipIn, PartnershipOut
 from gateway.errors import ApiError, validation_failed
 from gateway.orders import new_id, now_iso
+from gateway.platforms.woocommerce import normalize_store_url
 from gateway.runtime import store
 
 
@@ -25,16 +25,6 @@ def store_lookups(platform: str, connection: dict) -> list[str]:
     if platform == "woocommerce":
         return [f"woocommerce:{normalize_store_url(connection['store_url'])}"]
     return []
-
-
-def normalize_store_url(url: str) -> str:
-    """Scheme, host, port and path, lower-cased host, no trailing slash (API.md)."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    port = parts.port
-    default = {"http": 80, "https": 443}.get(scheme)
-    netloc = (parts.hostname or "").lower() + (f":{port}" if port and port != default else "")
-    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 def create_partner(data: dict) -> dict:

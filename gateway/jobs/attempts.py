@@ -29,12 +29,10 @@ class DeliveryFailed(Exception):  # noqa: N818 (a failed attempt, an outcome not
 
 @dataclass(frozen=True)
 class Sent:
-    """A successful attempt: the receiver's reference, a note for the timeline, and what it
-    changes on the order besides the delivery record (e.g. the seller's order and line ids)."""
+    """A successful attempt: the receiver's reference and a note for the timeline."""
 
     ref: str | None
     note: str
-    update: Callable[[Order], Order] | None = None
 
 
 def attempt(
@@ -73,7 +71,7 @@ def attempt(
             attempts = delivery.attempts + 1
             if sent is not None:
                 done = Delivery("delivered", attempts, None, sent.ref, now_iso())
-                updated = put(sent.update(current) if sent.update else current, done)
+                updated = put(current, done)
                 return Change(
                     order=updated,
                     events=[

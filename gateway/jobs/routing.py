@@ -11,7 +11,7 @@ from gateway.jobs.attempts import DeliveryFailed, Sent, attempt
 from gateway.orders import MANUAL_PLATFORMS, Order
 from gateway.platforms import adapter_for
 from gateway.settings import Settings
-from gateway.store import JobSpec
+from gateway.store import Change, JobSpec, event
 
 
 def route_order(order_id: str) -> str:
@@ -23,18 +23,31 @@ def route_order(order_id: str) -> str:
 
     def send(order: Order) -> Sent:
         seller = store.partner(order.seller_id)
-        if seller["platform"] in MANUAL_PLATFORMS:
+        platform = seller["platform"]
+        if platform == "none":
             return Sent(None, _email_seller(config, order, seller))
-        created = adapter_for(seller, store, config).create_order(order)
+        if order.seller_order_ref:  # created by an earlier attempt whose email then failed
+            ref = order.seller_order_ref
+        else:
+            created = adapter_for(seller, store, config).create_order(order)
+            ref = created.ref
 
-        def keep_refs(current: Order) -> Order:
-            lines = [
-                replace(li, seller_ref=created.line_refs.get(li.id)) for li in current.line_items
-            ]
-            return replace(current, seller_order_ref=created.ref, line_items=lines)
+            def keep_refs(current: Order) -> Change:
+                lines = [
+                    replace(li, seller_ref=created.line_refs.get(li.id))
+                    for li in current.line_items
+                ]
+                note = f"Created as order {ref} in the seller's {platform} store."
+                return Change(
+                    order=replace(current, seller_order_ref=ref, line_items=lines),
+                    events=[event("order.created_in_seller_store", note)],
+                )
 
-        note = f"created as order {created.ref} in the seller's {seller['platform']} store"
-        return Sent(created.ref, note, keep_refs)
+            store.change_order(order.id, keep_refs)  # kept at once: never created twice
+        note = f"order {ref} is in the seller's {platform} store"
+        if platform in MANUAL_PLATFORMS:  # WooCommerce sellers fulfil through our form
+            note += "; " + _email_seller(config, order, seller)
+        return Sent(ref, note)
 
     return attempt(
         store,

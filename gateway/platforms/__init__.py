@@ -16,4 +16,12 @@ def adapter_for(partner: dict[str, Any], store: Store, config: Settings) -> Adap
         from gateway.platforms.shopify import ShopifyAdapter
 
         return ShopifyAdapter(partner["connection"], store, config)
-    raise PlatformError(f"{platform} stores are not connected yet", permanent=True)
+    if platform == "bigcommerce":
+        from gateway.platforms.bigcommerce import BigCommerceAdapter
+
+        return BigCommerceAdapter(partner["connection"], store, config)
+    if platform == "woocommerce":
+        from gateway.platforms.woocommerce import WooCommerceAdapter
+
+        return WooCommerceAdapter(partner["connection"], store, config)
+    raise PlatformError("a partner with no platform has no store to call", permanent=True)

@@ -59,3 +59,34 @@ class Adapter(Protocol):
 
     def forward_fulfillment(self, order: Order, fulfillment: Fulfillment) -> str:
         """Create, or update the tracking of, the fulfillment in the buyer's store; its id there."""
+
+    def mark_shipped(self, order: Order) -> str:
+        """What the buyer's store needs once every line is fulfilled; a note for the timeline."""
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header in seconds, when it is a number."""
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def refuse_status(platform: str, answer: Any) -> None:
+    """Raise the PlatformError an HTTP status means: 429/5xx retryable, auth refusals permanent."""
+    status = answer.status_code
+    if status == 429 or status >= 500:
+        raise PlatformError(
+            f"{platform} answered HTTP {status}",
+            retry_after=retry_after_seconds(answer.headers.get("Retry-After")),
+        )
+    if status in (401, 403):
+        raise PlatformError(
+            f"{platform} refused the credentials (HTTP {status}): check the connection",
+            permanent=True,
+        )
+    if status >= 400:
+        detail = answer.text[:300].replace("\n", " ")
+        raise PlatformError(
+            f"{platform} refused the call (HTTP {status}): {detail}", permanent=True
+        )

@@ -17,7 +17,13 @@ from typing import Any
 import requests
 
 from gateway.orders import Fulfillment, ObservedFulfillment, Order
-from gateway.platforms.base import CreatedOrder, PlatformError, StoreLine, StoreOrder
+from gateway.platforms.base import (
+    CreatedOrder,
+    PlatformError,
+    StoreLine,
+    StoreOrder,
+    refuse_status,
+)
 from gateway.settings import Settings
 from gateway.store import Store
 
@@ -250,6 +256,10 @@ class ShopifyAdapter:
         _raise_user_errors(result)
         return result["fulfillment"]["id"]
 
+    def mark_shipped(self, order: Order) -> str:
+        """Nothing to do: Shopify closes the order when its fulfillment orders are fulfilled."""
+        return "the buyer's Shopify store closes the order itself"
+
     # ---- transport ---------------------------------------------------------------------------
 
     def execute(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -272,17 +282,8 @@ class ShopifyAdapter:
             if _throttled(answer, body):
                 self._note_throttled(cost)
                 continue
-            if answer.status_code == 429 or answer.status_code >= 500:
-                raise PlatformError(
-                    f"Shopify answered HTTP {answer.status_code}",
-                    retry_after=_seconds(answer.headers.get("Retry-After")),
-                )
-            if answer.status_code in (401, 402, 403, 404, 423):
-                raise PlatformError(
-                    f"Shopify refused the call (HTTP {answer.status_code}): check the connection",
-                    permanent=True,
-                )
             if answer.status_code != 200:
+                refuse_status("Shopify", answer)
                 raise PlatformError(f"Shopify answered HTTP {answer.status_code}")
             if body.get("errors"):
                 messages = "; ".join(e.get("message", "?") for e in body["errors"])
@@ -344,13 +345,6 @@ def _throttled(answer: requests.Response, body: dict[str, Any]) -> bool:
     ):
         return True
     return answer.status_code == 429 and "cost" in (body.get("extensions") or {})
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 def _raise_user_errors(result: dict[str, Any] | None) -> None:

@@ -48,6 +48,9 @@ def accept(platform: str, delivery_id: str, job: JobSpec | None):
 
 def init_app(app: Flask) -> None:
     """Register one blueprint per platform."""
+    from gateway.webhooks.bigcommerce import bigcommerce
     from gateway.webhooks.shopify import shopify
+    from gateway.webhooks.woocommerce import woocommerce
 
-    app.register_blueprint(shopify)
+    for blueprint in (shopify, bigcommerce, woocommerce):
+        app.register_blueprint(blueprint)

@@ -1,0 +1,318 @@
+"""BigCommerce through the V2 Orders API: webhook checks, orders in and out, shipments.
+
+Facts: ../shared/platforms/bigcommerce.md. Webhook bodies carry ids only, so jobs read the
+details. Calls are paced from the `X-Rate-Limit-*` headers (the quota is shared by every app on
+the store); a 429 waits `X-Rate-Limit-Time-Reset-Ms`.
+
+A BigCommerce shipment holds one tracking number. A fulfillment with several is forwarded as one
+shipment (its items, the first number as `tracking_number`, its link as `tracking_link`) whose
+`comments` list every number with its link, so none is lost and the customer sees them all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import requests
+
+from gateway.orders import Fulfillment, ObservedFulfillment, Order
+from gateway.platforms.base import (
+    CreatedOrder,
+    PlatformError,
+    StoreLine,
+    StoreOrder,
+    refuse_status,
+)
+from gateway.settings import Settings
+from gateway.store import Store
+
+TIMESTAMP_TOLERANCE = 5 * 60  # seconds, as the Standard Webhooks libraries use
+MAX_RATE_WAIT = 10.0
+RATE_RETRIES = 2
+SHIPPED_STATUS_ID = 2
+# Our carrier names as BigCommerce's shipping_provider values; others go by tracking_carrier
+# (an AfterShip slug) or our own tracking_link.
+PROVIDERS = {"UPS": "ups", "USPS": "usps", "FedEx": "fedex"}
+AFTERSHIP_SLUGS = {"DHL": "dhl"}
+MAX_TRACKING_NUMBER = 50
+MAX_TRACKING_LINK = 500
+
+
+def verify_webhook(secret: str, raw_body: bytes, headers: Any) -> bool:
+    """Standard Webhooks signature when present (HMAC key: the secret's raw bytes), else the
+    custom `X-Gateway-Secret` header set when the hook was created."""
+    if not secret:
+        return False
+    signatures = headers.get("webhook-signature")
+    if signatures:
+        msg_id, stamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
+        if not msg_id or not stamp.isdigit() or abs(time.time() - int(stamp)) > TIMESTAMP_TOLERANCE:
+            return False
+        signed = f"{msg_id}.{stamp}.".encode() + raw_body
+        expected = base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest())
+        return any(
+            hmac.compare_digest(expected, part.partition(",")[2].encode())
+            for part in signatures.split()
+            if part.startswith("v1,")
+        )
+    given = headers.get("X-Gateway-Secret", "")
+    return bool(given) and hmac.compare_digest(given.encode(), secret.encode())
+
+
+class BigCommerceAdapter:
+    """One store's connection: `store_hash`, `access_token`, optional `api_base_url`."""
+
+    def __init__(self, connection: dict[str, Any], store: Store, config: Settings) -> None:
+        self.store_hash = connection["store_hash"]
+        base = (connection.get("api_base_url") or "https://api.bigcommerce.com").rstrip("/")
+        self.base = f"{base}/stores/{self.store_hash}/v2"
+        self.token = connection["access_token"]
+        self.store = store
+        self.timeout = config.http_timeout
+
+    # ---- the interface -----------------------------------------------------------------------
+
+    def read_order(self, ref: str) -> StoreOrder | None:
+        """The order, its products and its first shipping address."""
+        order = self.call("GET", f"/orders/{ref}", missing_ok=True)
+        if order is None:
+            return None
+        products = self.call("GET", f"/orders/{ref}/products") or []
+        addresses = self.call("GET", f"/orders/{ref}/shipping_addresses") or []
+        address = addresses[0] if addresses else order.get("billing_address") or {}
+        return StoreOrder(
+            ref=str(order["id"]),
+            lines=[
+                StoreLine(str(p["id"]), p.get("sku") or "", int(p["quantity"]), p.get("name") or "")
+                for p in products
+            ],
+            shipping_address=_our_address(address),
+            email=(order.get("billing_address") or {}).get("email") or address.get("email"),
+            updated_at=order.get("date_modified"),
+        )
+
+    def create_order(self, order: Order) -> CreatedOrder:
+        """POST /v2/orders with custom products (no order email is sent), then map its products."""
+        address = _bc_address(order.shipping_address, order.customer_email)
+        created = self.call(
+            "POST",
+            "/orders",
+            json={
+                "customer_id": 0,
+                "status_id": 11,  # Awaiting Fulfillment
+                "billing_address": address,
+                "shipping_addresses": [address],
+                "products": [
+                    {
+                        "name": li.title,
+                        "sku": li.seller_sku,
+                        "quantity": li.quantity,
+                        "price_inc_tax": 0,
+                        "price_ex_tax": 0,
+                    }
+                    for li in order.line_items
+                ],
+                "staff_notes": f"Dropship order {order.buyer_order_ref} ({order.id}), gateway",
+            },
+        )
+        ref = str(created["id"])
+        products = list(self.call("GET", f"/orders/{ref}/products") or [])
+        line_refs: dict[str, str] = {}
+        for li in order.line_items:
+            match = next((p for p in products if p.get("sku") == li.seller_sku), None)
+            match = match or next((p for p in products if p.get("name") == li.title), None)
+            if match is not None:
+                products.remove(match)
+                line_refs[li.id] = str(match["id"])
+        return CreatedOrder(ref=ref, line_refs=line_refs)
+
+    def read_fulfillments(self, ref: str) -> list[ObservedFulfillment]:
+        """The order's shipments (204, no body, when there are none)."""
+        shipments = self.call("GET", f"/orders/{ref}/shipments") or []
+        return [
+            ObservedFulfillment(
+                source_ref=f"shipment:{s['id']}",
+                status="success",  # a deleted shipment is gone, not cancelled
+                carrier=_carrier_name(s),
+                tracking_numbers=[s["tracking_number"]] if s.get("tracking_number") else [],
+                tracking_urls=[
+                    u for u in [s.get("tracking_link") or s.get("generated_tracking_link")] if u
+                ],
+                lines=[
+                    (str(i["order_product_id"]), int(i["quantity"])) for i in s.get("items") or []
+                ],
+                updated_at=None,
+            )
+            for s in shipments
+        ]
+
+    def forward_fulfillment(self, order: Order, fulfillment: Fulfillment) -> str:
+        """A shipment in the buyer's store; PUT its tracking on a change; looks before creating."""
+        ref = order.buyer_order_ref
+        fields = _shipment_fields(fulfillment)
+        if fulfillment.delivery.buyer_ref:
+            shipment_id = fulfillment.delivery.buyer_ref.removeprefix("shipment:")
+            self.call("PUT", f"/orders/{ref}/shipments/{shipment_id}", json=fields)
+            return fulfillment.delivery.buyer_ref
+        for shipment in self.call("GET", f"/orders/{ref}/shipments") or []:
+            if shipment.get("tracking_number") in fulfillment.tracking_numbers:
+                return f"shipment:{shipment['id']}"
+        products = {str(p["id"]): p for p in self.call("GET", f"/orders/{ref}/products") or []}
+        items = []
+        for fl in fulfillment.line_items:
+            line = order.line(fl.line_item_id)
+            product = products.get(line.buyer_ref or "")
+            if product is None:
+                raise PlatformError(f"the buyer's order has no product {line.sku}", permanent=True)
+            left = int(product["quantity"]) - int(product.get("quantity_shipped") or 0)
+            if left < fl.quantity:
+                raise PlatformError(
+                    f"the buyer's order has only {left} of {line.sku} left to ship", permanent=True
+                )
+            items.append({"order_product_id": int(product["id"]), "quantity": fl.quantity})
+        address_id = next(iter(products.values()), {}).get("order_address_id")
+        if address_id is None:
+            addresses = self.call("GET", f"/orders/{ref}/shipping_addresses") or []
+            address_id = addresses[0]["id"] if addresses else None
+        created = self.call(
+            "POST",
+            f"/orders/{ref}/shipments",
+            json={**fields, "order_address_id": address_id, "items": items},
+        )
+        return f"shipment:{created['id']}"
+
+    def mark_shipped(self, order: Order) -> str:
+        """Set the buyer's order to Shipped if the shipments did not move it there."""
+        current = self.call("GET", f"/orders/{order.buyer_order_ref}")
+        if int(current.get("status_id") or 0) == SHIPPED_STATUS_ID:
+            return "the buyer's BigCommerce order is Shipped"
+        self.call("PUT", f"/orders/{order.buyer_order_ref}", json={"status_id": SHIPPED_STATUS_ID})
+        return "set the buyer's BigCommerce order to Shipped"
+
+    # ---- transport ---------------------------------------------------------------------------
+
+    def call(self, method: str, path: str, json: Any = None, missing_ok: bool = False) -> Any:
+        """One V2 call, paced by the store's quota; the decoded body (None for 204)."""
+        for _ in range(RATE_RETRIES + 1):
+            self._wait_for_quota()
+            try:
+                answer = requests.request(
+                    method,
+                    self.base + path,
+                    json=json,
+                    headers={"X-Auth-Token": self.token, "Accept": "application/json"},
+                    timeout=self.timeout,
+                )
+            except requests.RequestException as error:
+                raise PlatformError(f"BigCommerce unreachable: {type(error).__name__}") from error
+            self.store.count("platform_calls_bigcommerce")
+            reset = self._remember_quota(answer)
+            if answer.status_code == 429 and reset is not None and reset <= MAX_RATE_WAIT:
+                time.sleep(reset)
+                continue
+            if answer.status_code == 404 and missing_ok:
+                return None
+            if answer.status_code == 204:
+                return None
+            if answer.status_code >= 300:
+                if answer.status_code == 429:
+                    raise PlatformError("BigCommerce rate limit", retry_after=reset or 30)
+                refuse_status("BigCommerce", answer)
+            try:
+                return answer.json()
+            except ValueError:
+                raise PlatformError("BigCommerce answered something that is not JSON") from None
+        raise PlatformError("BigCommerce kept answering 429", retry_after=30)
+
+    def _pace_key(self) -> str:
+        return f"pace:bigcommerce:{self.store_hash}"
+
+    def _wait_for_quota(self) -> None:
+        state = self.store.pace(self._pace_key())
+        if not state or state["left"] > 1:
+            return
+        wait = state["reset_at"] - time.time()
+        if wait > MAX_RATE_WAIT:
+            raise PlatformError("the store's API quota is spent for now", retry_after=wait)
+        if wait > 0:
+            time.sleep(wait)
+
+    def _remember_quota(self, answer: requests.Response) -> float | None:
+        left = answer.headers.get("X-Rate-Limit-Requests-Left")
+        reset_ms = answer.headers.get("X-Rate-Limit-Time-Reset-Ms")
+        if left is None or reset_ms is None:
+            return None
+        try:
+            reset = float(reset_ms) / 1000
+            self.store.set_pace(
+                self._pace_key(), {"left": float(left), "reset_at": time.time() + reset}
+            )
+        except ValueError:
+            return None
+        return reset
+
+
+def _carrier_name(shipment: dict[str, Any]) -> str:
+    provider = (shipment.get("shipping_provider") or "").lower()
+    for name, value in PROVIDERS.items():
+        if provider == value:
+            return name
+    slug = (shipment.get("tracking_carrier") or "").lower()
+    for name, value in AFTERSHIP_SLUGS.items():
+        if slug == value:
+            return name
+    return shipment.get("shipping_method") or provider or slug
+
+
+def _shipment_fields(fulfillment: Fulfillment) -> dict[str, Any]:
+    numbers, urls = fulfillment.tracking_numbers, fulfillment.tracking_urls
+    lines = [
+        f"{number}: {urls[i]}" if i < len(urls) else number for i, number in enumerate(numbers)
+    ]
+    fields = {
+        "tracking_number": numbers[0][:MAX_TRACKING_NUMBER] if numbers else "",
+        "shipping_provider": PROVIDERS.get(fulfillment.carrier, ""),
+        "tracking_carrier": AFTERSHIP_SLUGS.get(fulfillment.carrier, ""),
+        "comments": f"{fulfillment.carrier} tracking: " + "; ".join(lines),
+    }
+    if urls and not fields["shipping_provider"] and len(urls[0]) <= MAX_TRACKING_LINK:
+        fields["tracking_link"] = urls[0]
+    return fields
+
+
+def _our_address(address: dict[str, Any]) -> dict[str, Any]:
+    ours = {
+        "name": " ".join(p for p in (address.get("first_name"), address.get("last_name")) if p),
+        "company": address.get("company"),
+        "address1": address.get("street_1"),
+        "address2": address.get("street_2"),
+        "city": address.get("city"),
+        "province": address.get("state"),
+        "zip": address.get("zip"),
+        "country_code": address.get("country_iso2"),
+        "phone": address.get("phone"),
+    }
+    return {k: v for k, v in ours.items() if v}
+
+
+def _bc_address(address: dict[str, Any], email: str | None) -> dict[str, Any]:
+    first, _, last = (address.get("name") or "").partition(" ")
+    theirs = {
+        "first_name": first,
+        "last_name": last or first,
+        "company": address.get("company") or "",
+        "street_1": address.get("address1") or "",
+        "street_2": address.get("address2") or "",
+        "city": address.get("city") or "",
+        "state": address.get("province") or "",
+        "zip": address.get("zip") or "",
+        "country": address.get("country_code") or "",
+        "country_iso2": address.get("country_code") or "",
+        "phone": address.get("phone") or "",
+        "email": email or "",
+    }
+    return theirs

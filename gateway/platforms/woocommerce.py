@@ -1,0 +1,236 @@
+"""WooCommerce through REST v3: webhook checks, orders in and out, tracking to buyers.
+
+Facts: ../shared/platforms/woocommerce.md. Core WooCommerce has no tracking fields: a buyer
+store with the Shipment Tracking extension gets one tracking item per number; one without it
+gets a customer note (carrier, numbers, links), and the order is set `completed` when shipped.
+WooCommerce sellers enter fulfillments in our form, so there is nothing to read back from them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from gateway.orders import Fulfillment, ObservedFulfillment, Order
+from gateway.platforms.base import (
+    CreatedOrder,
+    PlatformError,
+    StoreLine,
+    StoreOrder,
+    refuse_status,
+)
+from gateway.settings import Settings
+from gateway.store import Store
+
+TRACKING_PATH = "/wp-json/wc-shipment-tracking/v3/orders/{id}/shipment-trackings"
+# Our carrier names as the Shipment Tracking extension's provider names.
+PROVIDERS = {"UPS": "UPS", "USPS": "USPS", "FedEx": "Fedex", "DHL": "DHL US"}
+
+
+def normalize_store_url(url: str) -> str:
+    """Scheme, host, port and path, lower-cased host, no trailing slash (API.md)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(scheme)
+    netloc = (parts.hostname or "").lower() + (f":{port}" if port and port != default else "")
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
+    """X-WC-Webhook-Signature is base64 HMAC-SHA256 of the raw body with the webhook secret."""
+    if not signature or not secret:
+        return False
+    digest = hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()
+    return hmac.compare_digest(base64.b64encode(digest), signature.strip().encode())
+
+
+class WooCommerceAdapter:
+    """One store's connection: `store_url`, `consumer_key`, `consumer_secret`."""
+
+    def __init__(self, connection: dict[str, Any], store: Store, config: Settings) -> None:
+        self.site = connection["store_url"].rstrip("/")
+        self.auth = (connection["consumer_key"], connection["consumer_secret"])
+        self.store = store
+        self.timeout = config.http_timeout
+
+    # ---- the interface -----------------------------------------------------------------------
+
+    def read_order(self, ref: str) -> StoreOrder | None:
+        """GET /orders/<id>: lines, shipping address and the billing email."""
+        order = self.call("GET", f"/wp-json/wc/v3/orders/{ref}", missing_ok=True)
+        if order is None:
+            return None
+        return StoreOrder(
+            ref=str(order["id"]),
+            lines=[
+                StoreLine(
+                    str(li["id"]), li.get("sku") or "", int(li["quantity"]), li.get("name") or ""
+                )
+                for li in order.get("line_items") or []
+            ],
+            shipping_address=_our_address(order.get("shipping") or {}),
+            email=(order.get("billing") or {}).get("email") or None,
+            updated_at=order.get("date_modified_gmt"),
+        )
+
+    def create_order(self, order: Order) -> CreatedOrder:
+        """POST /orders as `processing`, our SKUs kept in each line's meta data."""
+        shipping = _woo_address(order.shipping_address)
+        created = self.call(
+            "POST",
+            "/wp-json/wc/v3/orders",
+            json={
+                "status": "processing",
+                "set_paid": False,
+                "shipping": shipping,
+                "billing": {**shipping, "email": order.customer_email or ""},
+                "customer_note": f"Dropship order {order.buyer_order_ref} via the gateway",
+                "line_items": [
+                    {
+                        "name": li.title,
+                        "quantity": li.quantity,
+                        "sku": li.seller_sku,
+                        "meta_data": [{"key": "gateway_sku", "value": li.seller_sku}],
+                    }
+                    for li in order.line_items
+                ],
+                "meta_data": [{"key": "gateway_order_id", "value": order.id}],
+            },
+        )
+        store_lines = list(created.get("line_items") or [])
+        line_refs = {
+            li.id: str(store_lines[i]["id"])
+            for i, li in enumerate(order.line_items)
+            if i < len(store_lines)
+        }
+        return CreatedOrder(ref=str(created["id"]), line_refs=line_refs)
+
+    def read_fulfillments(self, ref: str) -> list[ObservedFulfillment]:
+        """WooCommerce sellers record fulfillments in our form: there is nothing to read."""
+        return []
+
+    def forward_fulfillment(self, order: Order, fulfillment: Fulfillment) -> str:
+        """Tracking items through Shipment Tracking, else a customer note; never twice."""
+        ref = order.buyer_order_ref
+        trackings = self.call("GET", TRACKING_PATH.format(id=ref), missing_ok=True)
+        if trackings is not None:
+            have = {t.get("tracking_number") for t in trackings}
+            ids = [
+                str(t["tracking_id"])
+                for t in trackings
+                if t.get("tracking_number") in fulfillment.tracking_numbers
+            ]
+            for index, number in enumerate(fulfillment.tracking_numbers):
+                if number in have:
+                    continue
+                item = self.call(
+                    "POST", TRACKING_PATH.format(id=ref), json=_tracking_item(fulfillment, index)
+                )
+                ids.append(str(item["tracking_id"]))
+            return "tracking:" + ",".join(ids)
+        marker = f"[{fulfillment.id} v{fulfillment.version}]"
+        notes = self.call("GET", f"/wp-json/wc/v3/orders/{ref}/notes") or []
+        for note in notes:
+            if marker in (note.get("note") or ""):
+                return f"note:{note['id']}"
+        note = self.call(
+            "POST",
+            f"/wp-json/wc/v3/orders/{ref}/notes",
+            json={"note": _note_text(order, fulfillment, marker), "customer_note": True},
+        )
+        return f"note:{note['id']}"
+
+    def mark_shipped(self, order: Order) -> str:
+        """Set the buyer's order `completed`."""
+        self.call(
+            "PUT", f"/wp-json/wc/v3/orders/{order.buyer_order_ref}", json={"status": "completed"}
+        )
+        return "set the buyer's WooCommerce order to completed"
+
+    # ---- transport ---------------------------------------------------------------------------
+
+    def call(self, method: str, path: str, json: Any = None, missing_ok: bool = False) -> Any:
+        """One REST call with the store's keys (HTTP Basic); the decoded body."""
+        try:
+            answer = requests.request(
+                method, self.site + path, json=json, auth=self.auth, timeout=self.timeout
+            )
+        except requests.RequestException as error:
+            raise PlatformError(f"WooCommerce unreachable: {type(error).__name__}") from error
+        self.store.count("platform_calls_woocommerce")
+        if answer.status_code == 404 and missing_ok:
+            return None
+        if answer.status_code >= 300:
+            refuse_status("WooCommerce", answer)
+        try:
+            return answer.json()
+        except ValueError:
+            raise PlatformError("WooCommerce answered something that is not JSON") from None
+
+
+def _tracking_item(fulfillment: Fulfillment, index: int) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "tracking_number": fulfillment.tracking_numbers[index],
+        "date_shipped": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
+    if fulfillment.carrier in PROVIDERS:
+        item["tracking_provider"] = PROVIDERS[fulfillment.carrier]
+    else:
+        item["custom_tracking_provider"] = fulfillment.carrier
+        if index < len(fulfillment.tracking_urls):
+            item["custom_tracking_link"] = fulfillment.tracking_urls[index]
+    return item
+
+
+def _note_text(order: Order, fulfillment: Fulfillment, marker: str) -> str:
+    items = ", ".join(
+        f"{fl.quantity} x {order.line(fl.line_item_id).sku}" for fl in fulfillment.line_items
+    )
+    urls = fulfillment.tracking_urls
+    numbers = "; ".join(
+        f"{n} ({urls[i]})" if i < len(urls) else n
+        for i, n in enumerate(fulfillment.tracking_numbers)
+    )
+    verb = "Shipped" if fulfillment.version == 1 else "Tracking updated for"
+    return f"{verb} {items} via {fulfillment.carrier}: {numbers} {marker}"
+
+
+def _our_address(address: dict[str, Any]) -> dict[str, Any]:
+    ours = {
+        "name": " ".join(p for p in (address.get("first_name"), address.get("last_name")) if p),
+        "company": address.get("company"),
+        "address1": address.get("address_1"),
+        "address2": address.get("address_2"),
+        "city": address.get("city"),
+        "province": address.get("state"),
+        "zip": address.get("postcode"),
+        "country_code": address.get("country"),
+        "phone": address.get("phone"),
+    }
+    return {k: v for k, v in ours.items() if v}
+
+
+def _woo_address(address: dict[str, Any]) -> dict[str, Any]:
+    first, _, last = (address.get("name") or "").partition(" ")
+    return {
+        "first_name": first,
+        "last_name": last,
+        "company": address.get("company") or "",
+        "address_1": address.get("address1") or "",
+        "address_2": address.get("address2") or "",
+        "city": address.get("city") or "",
+        "state": address.get("province") or "",
+        "postcode": address.get("zip") or "",
+        "country": address.get("country_code") or "",
+        "phone": address.get("phone") or "",
+    }

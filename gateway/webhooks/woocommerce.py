@@ -1,0 +1,42 @@
+"""POST /webhooks/woocommerce: X-WC-Webhook-Signature, store by X-WC-Webhook-Source."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from gateway.jobs import INGEST_ORDER, JOB_OPTIONS
+from gateway.platforms.woocommerce import normalize_store_url, verify_webhook
+from gateway.runtime import store
+from gateway.store import JobSpec
+from gateway.webhooks import accept, parse_json, refuse
+
+woocommerce = Blueprint("woocommerce_webhooks", __name__)
+
+
+@woocommerce.post("/webhooks/woocommerce")
+def receive():
+    """The save-time ping gets 200; order.created from a buyer store is ingested."""
+    source = request.headers.get("X-WC-Webhook-Source")
+    is_ping = (
+        request.mimetype == "application/x-www-form-urlencoded"
+        and request.form.get("webhook_id", "").isdigit()
+    )
+    if source is None and is_ping:  # WooCommerce's save-time ping: no X-WC-* headers
+        return jsonify({"status": "accepted"}), 200
+    raw = request.get_data()
+    partner = (
+        store().partner_by_lookup(f"woocommerce:{normalize_store_url(source)}") if source else None
+    )
+    if partner is None:
+        raise refuse("woocommerce", "Unknown store.")
+    secret = partner["connection"]["webhook_secret"]
+    if not verify_webhook(secret, raw, request.headers.get("X-WC-Webhook-Signature")):
+        raise refuse("woocommerce", "Missing or wrong X-WC-Webhook-Signature.")
+    body = parse_json(raw)
+    delivery_id = request.headers.get("X-WC-Webhook-Delivery-ID")
+    if not delivery_id:
+        raise refuse("woocommerce", "No X-WC-Webhook-Delivery-ID.")
+    job = None
+    if request.headers.get("X-WC-Webhook-Topic") == "order.created" and body.get("id") is not None:
+        job = JobSpec(INGEST_ORDER, (partner["id"], str(body["id"])), options=JOB_OPTIONS)
+    return accept("woocommerce", f"{normalize_store_url(source)}:{delivery_id}", job)
