@@ -105,6 +105,8 @@ class Order:
     routing: Delivery = field(default_factory=Delivery)
     # The `order.shipped` notice to the buyer, once shipped.
     shipped_notice: Delivery | None = None
+    # The seller store's updatedAt of its order when we last applied its fulfillments.
+    seller_updated_at: str | None = None
 
     def to_doc(self) -> dict[str, Any]:
         """The JSON document kept in the store."""

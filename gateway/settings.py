@@ -40,6 +40,10 @@ class Settings:
     mail_retry_schedule: tuple[int, ...] = (10, 60, 300, 1800)
     # Shopify Admin API version (quarterly: YYYY-01/04/07/10).
     shopify_api_version: str = "2026-10"
+    # Orders per page when the reconciliation lists what changed in a store.
+    reconcile_page_size: int = 25
+    # Seconds the reconciliation looks back past its cursor, for clocks that disagree.
+    reconcile_overlap: int = 300
     # Timeout, in seconds, for one call to a buyer's callback URL or a platform API.
     http_timeout: float = 10.0
     # Largest request body accepted, in bytes.

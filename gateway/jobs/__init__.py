@@ -21,6 +21,7 @@ INGEST_ORDER = "gateway.jobs.ingest.ingest_order"
 SYNC_SELLER = "gateway.jobs.sync.sync_seller"
 SYNC_SELLER_REF = "gateway.jobs.sync.sync_seller_ref"
 TELL_SELLER_HELD = "gateway.jobs.sync.tell_seller_held"
+RECONCILE_STORE = "gateway.jobs.reconcile.reconcile_store"
 
 JOB_OPTIONS = {"job_timeout": JOB_TIMEOUT, "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
 # Jobs that read a platform (ingest, sync) are retried by RQ when the platform fails for a while;

@@ -60,4 +60,5 @@ def ingest_order(buyer_id: str, ref: str) -> list[str]:
         route = JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)
         stored.append(store.add_order(order, [created], [route]).id)
         store.count("orders_ingested")
+    store.mark_buyer_ref_seen(buyer_id, store_order.ref)
     return stored

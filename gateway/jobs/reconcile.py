@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime, timedelta
 
 from gateway.jobs import (
     ANNOUNCE_SHIPPED,
     FORWARD_FULFILLMENT,
+    INGEST_ORDER,
     JOB_OPTIONS,
     PLATFORM_READ_OPTIONS,
+    RECONCILE_STORE,
     ROUTE_ORDER,
     SYNC_SELLER,
     context,
 )
+from gateway.jobs.sync import apply_observed
 from gateway.orders import MANUAL_PLATFORMS, Order, deliveries, reopen_failed_deliveries
-from gateway.store import Change, JobSpec, event
+from gateway.platforms import adapter_for
+from gateway.settings import Settings
+from gateway.store import Change, JobSpec, Store, event
 
 log = logging.getLogger(__name__)
 
 LOCK = "reconcile"
 LOCK_SECONDS = 14 * 60  # shorter than the 15-minute schedule, longer than any run
+STORE_SYNCED = ("shopify", "bigcommerce")  # sellers whose fulfillments we read from their store
 
 
 def job_for(order_id: str, name: str) -> JobSpec:
@@ -58,7 +66,8 @@ def reopen_failed(order: Order, jobs: list[JobSpec]) -> Change:
 
 
 def reconcile() -> dict[str, int]:
-    """One cycle under a Redis lock: a second scheduler or an overlapping run does nothing."""
+    """One cycle under a Redis lock (a second scheduler or an overlapping run does nothing):
+    enqueue stuck deliveries again, and one job per store connection, so workers share it."""
     _, store = context()
     token = store.acquire(LOCK, LOCK_SECONDS)
     if token is None:
@@ -69,9 +78,101 @@ def reconcile() -> dict[str, int]:
         for order_id, name in stuck:
             store.enqueue(job_for(order_id, name))
             store.postpone_stuck(order_id, name)
+        connections = store.connections()
+        for partner_id in connections:
+            store.enqueue(JobSpec(RECONCILE_STORE, (partner_id,), options=PLATFORM_READ_OPTIONS))
         store.count("reconcile_runs")
         store.count("stuck_deliveries_requeued", len(stuck))
-        log.info("reconcile: enqueued %d stuck deliveries again", len(stuck))
-        return {"requeued": len(stuck)}
+        store.set_gauge("reconcile_last_run_timestamp", time.time())
+        log.info("reconcile: %d stuck deliveries, %d connections", len(stuck), len(connections))
+        return {"requeued": len(stuck), "connections": len(connections)}
     finally:
         store.release(LOCK, token)
+
+
+def reconcile_store(partner_id: str) -> dict[str, int]:
+    """Ask one store what changed since its cursors; sync and ingest what was missed.
+
+    Its cost follows what changed: one call per page of changed orders (Shopify's listing
+    carries the fulfillments), and a shipped order is never read (rule 3). Each cursor moves
+    only after its page is applied, so a run that fails half-way resumes where it was.
+    """
+    config, store = context()
+    partner = store.partner(partner_id)
+    if partner is None:
+        return {}
+    token = store.acquire(f"{LOCK}:{partner_id}", LOCK_SECONDS)
+    if token is None:
+        return {"skipped": 1}
+    started = time.monotonic()
+    try:
+        adapter = adapter_for(partner, store, config)
+        done = {"changed": 0, "synced": 0, "ingested": 0}
+        if partner["platform"] in STORE_SYNCED and store.unshipped_count(partner_id):
+            _reconcile_seller(store, config, adapter, partner, done)
+        if store.is_buyer(partner_id):
+            _reconcile_buyer(store, config, adapter, partner, done)
+        store.count("reconcile_orders_changed", done["changed"])
+        store.set_gauge(
+            f'reconcile_duration_seconds{{partner="{partner_id}"}}', time.monotonic() - started
+        )
+        return done
+    finally:
+        store.release(f"{LOCK}:{partner_id}", token)
+
+
+def _since(store: Store, config: Settings, partner: dict, side: str) -> str:
+    cursor = store.cursor(partner["id"], side) or partner["created_at"]
+    at = datetime.fromisoformat(cursor.replace("Z", "+00:00")) - timedelta(
+        seconds=config.reconcile_overlap
+    )
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
+    partner_id, page = partner["id"], None
+    since = _since(store, config, partner, "seller")
+    while True:
+        listed = adapter.changed_orders(since, page)
+        for changed in listed.orders:
+            order_id = store.order_id_by_seller_ref(partner_id, changed.ref)
+            if order_id is None or not store.is_unshipped(partner_id, order_id):
+                continue  # not ours, or shipped: never polled again
+            done["changed"] += 1
+            if changed.fulfillments is not None:
+                apply_observed(
+                    store, order_id, partner["platform"], changed.fulfillments, changed.updated_at
+                )
+                done["synced"] += 1
+                continue
+            order = store.order(order_id)
+            if order and (order.seller_updated_at or "") >= changed.updated_at:
+                continue  # this change was applied already
+            store.enqueue(
+                JobSpec(SYNC_SELLER, (order_id, changed.updated_at), options=PLATFORM_READ_OPTIONS)
+            )
+            done["synced"] += 1
+        if listed.orders:
+            store.set_cursor(partner_id, "seller", max(o.updated_at for o in listed.orders))
+        if listed.next_page is None:
+            return
+        page = listed.next_page
+
+
+def _reconcile_buyer(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
+    partner_id, page = partner["id"], None
+    since = _since(store, config, partner, "buyer")
+    while True:
+        listed = adapter.changed_orders(since, page, created=True)
+        refs = [o.ref for o in listed.orders]
+        for ref, seen in zip(refs, store.buyer_refs_seen(partner_id, refs), strict=True):
+            if not seen:
+                store.enqueue(
+                    JobSpec(INGEST_ORDER, (partner_id, ref), options=PLATFORM_READ_OPTIONS)
+                )
+                done["ingested"] += 1
+        if listed.orders:
+            store.set_cursor(partner_id, "buyer", max(o.updated_at for o in listed.orders))
+        if listed.next_page is None:
+            return
+        page = listed.next_page

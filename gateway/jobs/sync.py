@@ -12,10 +12,10 @@ from gateway.jobs import (
     TELL_SELLER_HELD,
     context,
 )
-from gateway.orders import Order, apply_store_fulfillments
+from gateway.orders import ObservedFulfillment, Order, apply_store_fulfillments
 from gateway.platforms import adapter_for
 from gateway.platforms.base import PlatformError
-from gateway.store import Change, JobSpec, event
+from gateway.store import Change, JobSpec, Store, event
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def sync_seller_ref(seller_id: str, seller_order_ref: str) -> str:
     return sync_seller(order_id)
 
 
-def sync_seller(order_id: str) -> str:
+def sync_seller(order_id: str, seen_updated_at: str | None = None) -> str:
     """Read the seller order's fulfillments and apply them, shipped or not (rule 8).
 
     Webhooks arrive late, twice or out of order; reading the current state makes each run
@@ -51,10 +51,26 @@ def sync_seller(order_id: str) -> str:
         )
         return "failed"
 
+    store.count("seller_syncs")
+    return apply_observed(store, order_id, seller["platform"], observed, seen_updated_at)
+
+
+def apply_observed(
+    store: Store,
+    order_id: str,
+    platform: str,
+    observed: list[ObservedFulfillment],
+    seen_updated_at: str | None = None,
+) -> str:
+    """Let the rules apply what a seller's store shows; enqueue what follows, atomically."""
+
     def decide(current: Order) -> Change | None:
-        synced = apply_store_fulfillments(current, seller["platform"], observed)
-        if not synced.changed:
+        synced = apply_store_fulfillments(current, platform, observed)
+        seen_newer = bool(seen_updated_at) and (current.seller_updated_at or "") < seen_updated_at
+        if not synced.changed and not seen_newer:
             return None
+        if seen_newer:
+            synced.order.seller_updated_at = seen_updated_at
         events = [event(kind, message, level=level) for kind, message, level in synced.notes]
         jobs = [
             JobSpec(FORWARD_FULFILLMENT, (order_id, fid), options=JOB_OPTIONS)
@@ -66,10 +82,10 @@ def sync_seller(order_id: str) -> str:
         if synced.became_shipped:
             events.append(event("order.shipped", "Every line is fulfilled: the order is shipped."))
             jobs.append(JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS))
-        return Change(order=synced.order, events=events, jobs=jobs, result="changed")
+        result = "changed" if synced.changed else "unchanged"
+        return Change(order=synced.order, events=events, jobs=jobs, result=result)
 
     change = store.change_order(order_id, decide)
-    store.count("seller_syncs")
     return change.result if change else "unchanged"
 
 

@@ -45,6 +45,24 @@ class CreatedOrder:
     line_refs: dict[str, str]  # our line item id -> the store's line id
 
 
+@dataclass(frozen=True)
+class ChangedOrder:
+    """An order a store lists as changed since a cursor; with its fulfillments when the listing
+    can carry them (Shopify), so reconciling it costs no further call."""
+
+    ref: str
+    updated_at: str
+    fulfillments: list[ObservedFulfillment] | None = None
+
+
+@dataclass(frozen=True)
+class ChangedPage:
+    """One page of changed orders and the cursor to ask for the next (None at the end)."""
+
+    orders: list[ChangedOrder]
+    next_page: str | None
+
+
 class Adapter(Protocol):
     """What the jobs need from a platform, for one store connection."""
 
@@ -62,6 +80,9 @@ class Adapter(Protocol):
 
     def mark_shipped(self, order: Order) -> str:
         """What the buyer's store needs once every line is fulfilled; a note for the timeline."""
+
+    def changed_orders(self, since: str, page: str | None, created: bool = False) -> ChangedPage:
+        """Orders updated (or, with `created`, created) at or after `since`, oldest first."""
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -15,12 +15,17 @@ import base64
 import hashlib
 import hmac
 import time
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 from gateway.orders import Fulfillment, ObservedFulfillment, Order
 from gateway.platforms.base import (
+    ChangedOrder,
+    ChangedPage,
     CreatedOrder,
     PlatformError,
     StoreLine,
@@ -73,6 +78,7 @@ class BigCommerceAdapter:
         self.token = connection["access_token"]
         self.store = store
         self.timeout = config.http_timeout
+        self.page_size = max(config.reconcile_page_size, 50)
 
     # ---- the interface -----------------------------------------------------------------------
 
@@ -193,6 +199,24 @@ class BigCommerceAdapter:
         self.call("PUT", f"/orders/{order.buyer_order_ref}", json={"status_id": SHIPPED_STATUS_ID})
         return "set the buyer's BigCommerce order to Shipped"
 
+    def changed_orders(self, since: str, page: str | None, created: bool = False) -> ChangedPage:
+        """GET /orders?min_date_modified=...&sort=date_modified:asc (or by creation), a page at
+        a time; shipments are not in the listing, so each changed order is synced on its own."""
+        number = int(page or 1)
+        field = "date_created" if created else "date_modified"
+        listed = (
+            self.call(
+                "GET",
+                f"/orders?min_{field}={quote(since)}&sort={field}:asc&limit={self.page_size}&page={number}",
+            )
+            or []
+        )
+        orders = [
+            ChangedOrder(ref=str(o["id"]), updated_at=_iso(o.get("date_modified")) or since)
+            for o in listed
+        ]
+        return ChangedPage(orders, str(number + 1) if len(listed) == self.page_size else None)
+
     # ---- transport ---------------------------------------------------------------------------
 
     def call(self, method: str, path: str, json: Any = None, missing_ok: bool = False) -> Any:
@@ -254,6 +278,16 @@ class BigCommerceAdapter:
         except ValueError:
             return None
         return reset
+
+
+def _iso(value: str | None) -> str | None:
+    """BigCommerce's RFC-2822 dates as ISO-8601 UTC."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except (TypeError, ValueError):
+        return value
 
 
 def _carrier_name(shipment: dict[str, Any]) -> str:

@@ -18,6 +18,8 @@ import requests
 
 from gateway.orders import Fulfillment, ObservedFulfillment, Order
 from gateway.platforms.base import (
+    ChangedOrder,
+    ChangedPage,
     CreatedOrder,
     PlatformError,
     StoreLine,
@@ -74,6 +76,29 @@ query GatewayReadFulfillments($id: ID!) {
   }
 }"""
 
+CHANGED_ORDERS = """
+query GatewayChangedOrders($q: String!, $after: String, $first: Int!) {
+  orders(first: $first, after: $after, sortKey: UPDATED_AT, query: $q) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      legacyResourceId updatedAt
+      fulfillments(first: 5) {
+        id status updatedAt
+        trackingInfo(first: 3) { company number url }
+        fulfillmentLineItems(first: 10) { nodes { quantity lineItem { id } } }
+      }
+    }
+  }
+}"""
+
+CREATED_ORDERS = """
+query GatewayCreatedOrders($q: String!, $after: String, $first: Int!) {
+  orders(first: $first, after: $after, sortKey: CREATED_AT, query: $q) {
+    pageInfo { hasNextPage endCursor }
+    nodes { legacyResourceId createdAt updatedAt }
+  }
+}"""
+
 CREATE_ORDER = """
 mutation GatewayCreateOrder($order: OrderCreateOrderInput!, $options: OrderCreateOptionsInput) {
   orderCreate(order: $order, options: $options) {
@@ -126,6 +151,7 @@ class ShopifyAdapter:
         self.location_id = connection.get("location_id")
         self.store = store
         self.timeout = config.http_timeout
+        self.page_size = config.reconcile_page_size
 
     # ---- the interface -----------------------------------------------------------------------
 
@@ -192,24 +218,26 @@ class ShopifyAdapter:
         node = self.execute(READ_FULFILLMENTS, {"id": order_gid(ref)})["order"]
         if node is None:
             raise PlatformError(f"the seller's store has no order {ref}", permanent=True)
-        observed = []
-        for f in node["fulfillments"]:
-            infos = f.get("trackingInfo") or []
-            observed.append(
-                ObservedFulfillment(
-                    source_ref=f["id"],
-                    status=(f.get("status") or "").lower(),
-                    carrier=next((i["company"] for i in infos if i.get("company")), ""),
-                    tracking_numbers=[i["number"] for i in infos if i.get("number")],
-                    tracking_urls=[i["url"] for i in infos if i.get("url")],
-                    lines=[
-                        (n["lineItem"]["id"], n["quantity"])
-                        for n in f["fulfillmentLineItems"]["nodes"]
-                    ],
-                    updated_at=f.get("updatedAt"),
-                )
+        return [_observed(f) for f in node["fulfillments"]]
+
+    def changed_orders(self, since: str, page: str | None, created: bool = False) -> ChangedPage:
+        """One page of `orders(query: "updated_at:>=...")`, fulfillments nested, so a changed
+        order costs no call of its own (or `created_at`, for buyer stores)."""
+        field = "created_at" if created else "updated_at"
+        data = self.execute(
+            CREATED_ORDERS if created else CHANGED_ORDERS,
+            {"q": f"{field}:>='{since}'", "after": page, "first": self.page_size},
+        )["orders"]
+        orders = [
+            ChangedOrder(
+                ref=node["legacyResourceId"],
+                updated_at=node["updatedAt"],
+                fulfillments=None if created else [_observed(f) for f in node["fulfillments"]],
             )
-        return observed
+            for node in data["nodes"]
+        ]
+        info = data["pageInfo"]
+        return ChangedPage(orders, info["endCursor"] if info["hasNextPage"] else None)
 
     def forward_fulfillment(self, order: Order, fulfillment: Fulfillment) -> str:
         """Create the fulfillment in the buyer's store, or update its tracking there.
@@ -286,8 +314,16 @@ class ShopifyAdapter:
                 refuse_status("Shopify", answer)
                 raise PlatformError(f"Shopify answered HTTP {answer.status_code}")
             if body.get("errors"):
-                messages = "; ".join(e.get("message", "?") for e in body["errors"])
-                raise PlatformError(f"Shopify GraphQL errors: {messages}", permanent=True)
+                errors = body["errors"] if isinstance(body["errors"], list) else [body["errors"]]
+                messages = "; ".join(
+                    e.get("message", "?") if isinstance(e, dict) else str(e) for e in errors
+                )
+                transient = any(
+                    isinstance(e, dict)
+                    and (e.get("extensions") or {}).get("code") == "INTERNAL_SERVER_ERROR"
+                    for e in errors
+                )  # Shopify answers most of its own faults with 200 and this code
+                raise PlatformError(f"Shopify GraphQL errors: {messages}", permanent=not transient)
             return body.get("data") or {}
         raise PlatformError("Shopify kept throttling the shop's calls", retry_after=5)
 
@@ -326,6 +362,19 @@ class ShopifyAdapter:
         available = float(status.get("currentlyAvailable", 0))
         restore = max(float(status.get("restoreRate", 50)), 1.0)
         time.sleep(min(MAX_PACING_WAIT, max(0.2, (needed - available) / restore)))
+
+
+def _observed(f: dict[str, Any]) -> ObservedFulfillment:
+    infos = f.get("trackingInfo") or []
+    return ObservedFulfillment(
+        source_ref=f["id"],
+        status=(f.get("status") or "").lower(),
+        carrier=next((i["company"] for i in infos if i.get("company")), ""),
+        tracking_numbers=[i["number"] for i in infos if i.get("number")],
+        tracking_urls=[i["url"] for i in infos if i.get("url")],
+        lines=[(n["lineItem"]["id"], n["quantity"]) for n in f["fulfillmentLineItems"]["nodes"]],
+        updated_at=f.get("updatedAt"),
+    )
 
 
 def _json(answer: requests.Response) -> dict[str, Any]:

@@ -13,12 +13,14 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
 from gateway.orders import Fulfillment, ObservedFulfillment, Order
 from gateway.platforms.base import (
+    ChangedOrder,
+    ChangedPage,
     CreatedOrder,
     PlatformError,
     StoreLine,
@@ -28,6 +30,7 @@ from gateway.platforms.base import (
 from gateway.settings import Settings
 from gateway.store import Store
 
+PAGE_SIZE = 100  # WordPress's largest per_page
 TRACKING_PATH = "/wp-json/wc-shipment-tracking/v3/orders/{id}/shipment-trackings"
 # Our carrier names as the Shipment Tracking extension's provider names.
 PROVIDERS = {"UPS": "UPS", "USPS": "USPS", "FedEx": "Fedex", "DHL": "DHL US"}
@@ -157,6 +160,24 @@ class WooCommerceAdapter:
         )
         return "set the buyer's WooCommerce order to completed"
 
+    def changed_orders(self, since: str, page: str | None, created: bool = False) -> ChangedPage:
+        """GET /orders?modified_after=... (or after=, by creation), oldest first, by page."""
+        number = int(page or 1)
+        field = "after" if created else "modified_after"
+        listed = (
+            self.call(
+                "GET",
+                f"/wp-json/wc/v3/orders?{field}={quote(since)}&dates_are_gmt=true&orderby=date"
+                f"&order=asc&per_page={PAGE_SIZE}&page={number}",
+            )
+            or []
+        )
+        orders = [
+            ChangedOrder(ref=str(o["id"]), updated_at=_gmt(o.get("date_modified_gmt")) or since)
+            for o in listed
+        ]
+        return ChangedPage(orders, str(number + 1) if len(listed) == PAGE_SIZE else None)
+
     # ---- transport ---------------------------------------------------------------------------
 
     def call(self, method: str, path: str, json: Any = None, missing_ok: bool = False) -> Any:
@@ -176,6 +197,11 @@ class WooCommerceAdapter:
             return answer.json()
         except ValueError:
             raise PlatformError("WooCommerce answered something that is not JSON") from None
+
+
+def _gmt(value: str | None) -> str | None:
+    """WooCommerce's *_gmt dates carry no zone: mark them UTC."""
+    return None if not value else value if value.endswith("Z") else value + "Z"
 
 
 def _tracking_item(fulfillment: Fulfillment, index: int) -> dict[str, Any]:

@@ -83,6 +83,8 @@ class Store:
                 pipe.multi()
                 pipe.set(key("partner", partner["id"]), json.dumps(partner))
                 pipe.set(key("partner-by-key", key_hash(api_key)), partner["id"])
+                if partner["platform"] != "none":
+                    pipe.sadd(key("connections"), partner["id"])
                 for k in lookup_keys:
                     pipe.set(k, partner["id"])
                 pipe.execute()
@@ -289,6 +291,60 @@ class Store:
     def add_timeline(self, order_id: str, entry: dict[str, Any]) -> None:
         """Append one entry to an order's timeline outside a transaction."""
         self.redis.rpush(key("timeline", order_id), json.dumps(entry))
+
+    def connections(self) -> list[str]:
+        """Ids of the partners with a store to reconcile."""
+        return sorted(m.decode() for m in self.redis.smembers(key("connections")))
+
+    def is_buyer(self, partner_id: str) -> bool:
+        """True when the partner has partnerships as a buyer."""
+        return bool(self.redis.scard(key("sellers-of", partner_id)))
+
+    def is_unshipped(self, seller_id: str, order_id: str) -> bool:
+        """True while the order is in the seller's unshipped set (rule 3's scope)."""
+        return bool(self.redis.sismember(key("unshipped", seller_id), order_id))
+
+    def unshipped_count(self, seller_id: str) -> int:
+        """How many of the seller's orders are not shipped."""
+        return int(self.redis.scard(key("unshipped", seller_id)))
+
+    def cursor(self, partner_id: str, side: str) -> str | None:
+        """Where the reconciliation of a store connection got to (ISO time)."""
+        raw = self.redis.hget(key("cursors"), f"{partner_id}:{side}")
+        return raw.decode() if raw else None
+
+    def set_cursor(self, partner_id: str, side: str, value: str) -> None:
+        """Move a connection's cursor forward (never back)."""
+        self.redis.eval(
+            "local old = redis.call('hget', KEYS[1], ARGV[1]) "
+            "if (not old) or old < ARGV[2] then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end",
+            1,
+            key("cursors"),
+            f"{partner_id}:{side}",
+            value,
+        )
+
+    def cursors(self) -> dict[str, str]:
+        """Every connection's cursors, for the lag metric."""
+        return {k.decode(): v.decode() for k, v in self.redis.hgetall(key("cursors")).items()}
+
+    def buyer_refs_seen(self, buyer_id: str, refs: list[str]) -> list[bool]:
+        """Whether each buyer-store order was ingested already."""
+        if not refs:
+            return []
+        return [bool(x) for x in self.redis.smismember(key("buyer-refs", buyer_id), refs)]
+
+    def mark_buyer_ref_seen(self, buyer_id: str, ref: str) -> None:
+        """Remember that a buyer-store order was ingested (split or not)."""
+        self.redis.sadd(key("buyer-refs", buyer_id), ref)
+
+    def set_gauge(self, name: str, value: float) -> None:
+        """A gauge shown on /metrics."""
+        self.redis.hset(key("gauges"), name, value)
+
+    def gauges(self) -> dict[str, float]:
+        """All gauges, for /metrics."""
+        return {k.decode(): float(v) for k, v in self.redis.hgetall(key("gauges")).items()}
 
     def unshipped_ids(self, seller_id: str) -> set[str]:
         """Ids of the seller's orders not yet shipped: the reconciliation's scope."""
