@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, Flask, Response, jsonify
 from redis.exceptions import RedisError
 from rq import Worker
@@ -41,9 +43,25 @@ def metrics():
     for name, value in sorted(current.counters().items()):
         metric = f"gateway_{name}_total"
         lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
+    for name, value in sorted(current.gauges().items()):
+        lines += [f"# TYPE gateway_{name.split('{')[0]} gauge", f"gateway_{name} {value:g}"]
+    lines += [
+        "# TYPE gateway_reconcile_lag_seconds gauge",
+        f"gateway_reconcile_lag_seconds {_lag(current):.0f}",
+    ]
     queue = current.queue
     lines += ["# TYPE gateway_queue_depth gauge", f"gateway_queue_depth {queue.count}"]
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+
+
+def _lag(current) -> float:
+    """Seconds since the oldest change a store connection's reconciliation has not reached."""
+    now = datetime.now(UTC)
+    oldest = min(
+        (datetime.fromisoformat(v.replace("Z", "+00:00")) for v in current.cursors().values()),
+        default=now,
+    )
+    return max(0.0, (now - oldest).total_seconds())
 
 
 @ops.get("/openapi.json")

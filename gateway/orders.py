@@ -488,7 +488,7 @@ def _tracking_verdict(seen: ObservedFulfillment) -> tuple[str | None, list[str],
         result = tracking.check_tracking_number(raw, seen.carrier or None)
         if result.dummy:
             return f"{raw}: {result.error}", [], []
-        if result.error:
+        if result.error or not result.known_format:  # a format or carrier we can't check
             unknown.append(result.number)
         numbers.append(result.number)
     if not numbers:
@@ -545,7 +545,13 @@ def _add_observed(
                 "info",
             )
         )
-    for number in unknown:
+    _flag_unverified(unknown, synced)
+    order.fulfillments.append(fulfillment)
+
+
+def _flag_unverified(numbers: list[str], synced: Synced) -> None:
+    """Rule 5: a synced number we can't check passes, flagged on the timeline."""
+    for number in numbers:
         synced.notes.append(
             (
                 "tracking.unverified",
@@ -554,7 +560,6 @@ def _add_observed(
                 "warning",
             )
         )
-    order.fulfillments.append(fulfillment)
 
 
 def _update_observed(
@@ -573,7 +578,7 @@ def _update_observed(
                 )
             )
         return
-    held, numbers, _ = _tracking_verdict(seen)
+    held, numbers, unknown = _tracking_verdict(seen)
     if existing.status == "held":
         if held:
             return
@@ -586,6 +591,7 @@ def _update_observed(
         existing.status, existing.held_reason = "active", None
         existing.updated_at = now_iso()
         synced.forward.append(existing.id)
+        _flag_unverified(unknown, synced)
         synced.notes.append(
             (
                 "fulfillment.released",
@@ -606,6 +612,7 @@ def _update_observed(
         and carrier == existing.carrier
     ):
         return
+    _flag_unverified([n for n in unknown if n not in existing.tracking_numbers], synced)
     existing.tracking_numbers, existing.tracking_urls, existing.carrier = merged, urls, carrier
     existing.version += 1
     existing.updated_at = now_iso()

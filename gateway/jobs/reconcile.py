@@ -18,7 +18,7 @@ from gateway.jobs import (
     context,
 )
 from gateway.jobs.sync import apply_observed
-from gateway.orders import MANUAL_PLATFORMS, Order, deliveries, reopen_failed_deliveries
+from gateway.orders import MANUAL_PLATFORMS, Order, deliveries, now_iso, reopen_failed_deliveries
 from gateway.platforms import adapter_for
 from gateway.settings import Settings
 from gateway.store import Change, JobSpec, Store, event
@@ -132,6 +132,7 @@ def _since(store: Store, config: Settings, partner: dict, side: str) -> str:
 def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
     partner_id, page = partner["id"], None
     since = _since(store, config, partner, "seller")
+    started = now_iso()
     while True:
         listed = adapter.changed_orders(since, page)
         for changed in listed.orders:
@@ -155,6 +156,7 @@ def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, do
         if listed.orders:
             store.set_cursor(partner_id, "seller", max(o.updated_at for o in listed.orders))
         if listed.next_page is None:
+            store.set_cursor(partner_id, "seller", started)  # everything before the run is in
             return
         page = listed.next_page
 
@@ -162,6 +164,7 @@ def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, do
 def _reconcile_buyer(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
     partner_id, page = partner["id"], None
     since = _since(store, config, partner, "buyer")
+    started = now_iso()
     while True:
         listed = adapter.changed_orders(since, page, created=True)
         refs = [o.ref for o in listed.orders]
@@ -174,5 +177,6 @@ def _reconcile_buyer(store: Store, config: Settings, adapter, partner: dict, don
         if listed.orders:
             store.set_cursor(partner_id, "buyer", max(o.updated_at for o in listed.orders))
         if listed.next_page is None:
+            store.set_cursor(partner_id, "buyer", started)  # everything before the run is in
             return
         page = listed.next_page

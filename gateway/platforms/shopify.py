@@ -263,12 +263,12 @@ class ShopifyAdapter:
         for existing in node["fulfillments"]:
             numbers = {i["number"] for i in existing.get("trackingInfo") or [] if i.get("number")}
             if existing.get("status") != "CANCELLED" and numbers and numbers <= ours:
-                log.info(
-                    "fulfillment %s already exists in %s as %s",
-                    fulfillment.id,
-                    self.shop,
-                    existing["id"],
-                )
+                log.info("%s already exists in %s as %s", fulfillment.id, self.shop, existing["id"])
+                if numbers != ours:  # an earlier attempt made it; tracking changed since
+                    result = self.execute(
+                        UPDATE_TRACKING, {"id": existing["id"], "tracking": tracking}
+                    )["fulfillmentTrackingInfoUpdate"]
+                    _raise_user_errors(result)
                 return existing["id"]
         by_fulfillment_order = _allocate(order, fulfillment, node["fulfillmentOrders"]["nodes"])
         result = self.execute(

@@ -1,0 +1,308 @@
+"""POST /webhooks/shopify through the Flask client: HMAC on the raw body, dedupe, enqueue.
+
+API.md (Shopify webhook row), DESIGN.md rule 6, /work/shared/platforms/shopify.md section 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from rq import Queue
+
+from gateway.jobs import INGEST_ORDER, QUEUE, SYNC_SELLER_REF
+from gateway.store import key
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "shopify"
+BUYER_SHOP = "buyer-shop.myshopify.com"
+SELLER_SHOP = "seller-shop.myshopify.com"
+BUYER_SECRET = "buyer-webhook-secret"
+SELLER_SECRET = "seller-webhook-secret"
+WEBHOOK_ID = "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+
+
+def raw_fixture(name: str) -> bytes:
+    """The fixture's exact bytes (pretty-printed: re-serializing would change them)."""
+    return (FIXTURES / f"{name}.json").read_bytes()
+
+
+def sign(secret: str, raw: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest()).decode()
+
+
+def deliver(
+    client,
+    raw: bytes,
+    *,
+    topic: str = "orders/create",
+    shop: str = BUYER_SHOP,
+    secret: str | None = BUYER_SECRET,
+    webhook_id: str | None = WEBHOOK_ID,
+    signature: str | None = None,
+    **headers: str,
+):
+    """POST a delivery as Shopify sends it; signed with `secret` unless `signature` is given."""
+    sent = {
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-API-Version": "2026-10",
+        "X-Shopify-Triggered-At": "2026-03-02T15:15:01.123456789Z",
+        **headers,
+    }
+    if webhook_id is not None:
+        sent["X-Shopify-Webhook-Id"] = webhook_id
+    if signature is None and secret is not None:
+        signature = sign(secret, raw)
+    if signature is not None:
+        sent["X-Shopify-Hmac-Sha256"] = signature
+    return client.post("/webhooks/shopify", data=raw, headers=sent, content_type="application/json")
+
+
+def snapshot(redis) -> dict[bytes, bytes]:
+    """Every key (but the counters) with its serialized value."""
+    return {k: redis.dump(k) for k in redis.keys("*") if k != key("metrics").encode()}
+
+
+def queued(redis) -> Queue:
+    return Queue(QUEUE, connection=redis)
+
+
+def dedupe_key(shop: str, delivery_id: str) -> str:
+    return key("delivery", f"shopify:{shop}:{delivery_id}")
+
+
+@pytest.fixture
+def buyer(make_partner):
+    connection = {
+        "shop_domain": BUYER_SHOP,
+        "access_token": "shpat_buyer",
+        "webhook_secret": BUYER_SECRET,
+        "api_base_url": "http://127.0.0.1:9",
+    }
+    return make_partner("shopify", connection=connection)
+
+
+@pytest.fixture
+def seller(make_partner):
+    connection = {
+        "shop_domain": SELLER_SHOP,
+        "access_token": "shpat_seller",
+        "webhook_secret": SELLER_SECRET,
+        "api_base_url": "http://127.0.0.1:9",
+    }
+    return make_partner("shopify", connection=connection)
+
+
+def assert_refused(answer, status: int, code: str) -> None:
+    assert answer.status_code == status, answer.get_data(as_text=True)
+    body = answer.get_json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert body["error"]["details"] == {}
+
+
+# ---- accepted, duplicate -------------------------------------------------------------------------
+
+
+def test_orders_create_is_accepted_with_one_ingest_job_and_a_dedupe_key(client, redis, buyer):
+    raw = raw_fixture("orders_create")
+
+    answer = deliver(client, raw)
+
+    assert answer.status_code == 200
+    assert answer.get_json() == {"status": "accepted"}
+    queue = queued(redis)
+    assert queue.count == 1
+    job = queue.jobs[0]
+    assert job.func_name == INGEST_ORDER
+    assert job.args == (buyer["id"], "820982911946154508")
+    dedupe = dedupe_key(BUYER_SHOP, WEBHOOK_ID)
+    assert redis.exists(dedupe)
+    assert redis.ttl(dedupe) > 24 * 3600  # longer than Shopify's 4 h retry window
+
+
+def test_the_same_webhook_id_again_is_a_duplicate_and_enqueues_nothing(client, redis, buyer):
+    raw = raw_fixture("orders_create")
+    assert deliver(client, raw).get_json() == {"status": "accepted"}
+
+    again = deliver(client, raw)
+
+    assert again.status_code == 200
+    assert again.get_json() == {"status": "duplicate"}
+    assert queued(redis).count == 1
+
+
+def test_a_retry_with_the_same_id_but_another_body_is_still_a_duplicate(client, redis, buyer):
+    assert deliver(client, raw_fixture("orders_create")).get_json() == {"status": "accepted"}
+    other = json.dumps({"id": 1, "line_items": []}).encode()
+
+    again = deliver(client, other)
+
+    assert again.get_json() == {"status": "duplicate"}
+    assert queued(redis).count == 1
+
+
+def test_another_webhook_id_is_another_delivery(client, redis, buyer):
+    raw = raw_fixture("orders_create")
+    deliver(client, raw)
+
+    answer = deliver(client, raw, webhook_id="0b6c8a1e-9a0e-4b8f-8f0a-2f1f3c5d7e90")
+
+    assert answer.get_json() == {"status": "accepted"}
+    assert queued(redis).count == 2  # the job is idempotent; the dedupe is per delivery id
+
+
+def test_the_event_id_dedupes_when_no_webhook_id_is_sent(client, redis, buyer):
+    raw = raw_fixture("orders_create")
+    headers = {"X-Shopify-Event-Id": "evt-98880550-7158-44d4-b7cd-2c97c8a091b5"}
+
+    first = deliver(client, raw, webhook_id=None, **headers)
+    second = deliver(client, raw, webhook_id=None, **headers)
+
+    assert first.get_json() == {"status": "accepted"}
+    assert second.get_json() == {"status": "duplicate"}
+    assert queued(redis).count == 1
+    assert redis.exists(dedupe_key(BUYER_SHOP, headers["X-Shopify-Event-Id"]))
+
+
+def test_the_shop_domain_header_is_matched_case_insensitively(client, redis, buyer):
+    answer = deliver(client, raw_fixture("orders_create"), shop="Buyer-Shop.MyShopify.com")
+
+    assert answer.get_json() == {"status": "accepted"}
+    assert queued(redis).count == 1
+
+
+@pytest.mark.parametrize("topic", ["fulfillments/create", "fulfillments/update"])
+def test_fulfillment_topics_enqueue_a_sync_of_the_seller_order(client, redis, seller, topic):
+    raw = raw_fixture("fulfillments_create")
+
+    answer = deliver(client, raw, topic=topic, shop=SELLER_SHOP, secret=SELLER_SECRET)
+
+    assert answer.status_code == 200
+    assert answer.get_json() == {"status": "accepted"}
+    queue = queued(redis)
+    assert queue.count == 1
+    assert queue.jobs[0].func_name == SYNC_SELLER_REF
+    assert queue.jobs[0].args == (seller["id"], "5523429081345")
+    assert redis.exists(dedupe_key(SELLER_SHOP, WEBHOOK_ID))
+
+
+def test_an_unhandled_topic_is_ignored_and_enqueues_nothing(client, redis, buyer):
+    answer = deliver(client, raw_fixture("orders_create"), topic="orders/paid")
+
+    assert answer.status_code == 200
+    assert answer.get_json() == {"status": "ignored"}
+    assert queued(redis).count == 0
+    assert not redis.exists(dedupe_key(BUYER_SHOP, WEBHOOK_ID))
+
+
+# ---- refusals: nothing stored, nothing enqueued --------------------------------------------------
+
+
+def _forgeries() -> dict[str, str | None]:
+    raw = raw_fixture("orders_create")
+    compact = json.dumps(json.loads(raw), separators=(",", ":")).encode()
+    return {
+        "wrong-secret": sign("not-the-secret", raw),
+        "re-serialized-body": sign(BUYER_SECRET, compact),  # same JSON, other bytes
+        "hex-not-base64": hmac.new(BUYER_SECRET.encode(), raw, hashlib.sha256).hexdigest(),
+        "garbage": "!!!not base64!!!",
+        "empty": "",
+        "missing": None,
+    }
+
+
+@pytest.mark.parametrize("forgery", list(_forgeries()))
+def test_a_forged_or_missing_signature_is_401_and_stores_nothing(client, redis, buyer, forgery):
+    signature = _forgeries()[forgery]
+    before = snapshot(redis)
+
+    answer = deliver(client, raw_fixture("orders_create"), secret=None, signature=signature)
+
+    assert_refused(answer, 401, "unauthorized")
+    assert snapshot(redis) == before
+    assert queued(redis).count == 0
+
+
+def test_a_signature_with_another_shops_secret_is_401(client, redis, buyer, seller):
+    before = snapshot(redis)
+
+    answer = deliver(client, raw_fixture("orders_create"), secret=SELLER_SECRET)
+
+    assert_refused(answer, 401, "unauthorized")
+    assert snapshot(redis) == before
+
+
+@pytest.mark.parametrize("shop", ["stranger.myshopify.com", ""])
+def test_an_unknown_or_missing_shop_is_401(client, redis, buyer, shop):
+    before = snapshot(redis)
+
+    answer = deliver(client, raw_fixture("orders_create"), shop=shop)
+
+    assert_refused(answer, 401, "unauthorized")
+    assert snapshot(redis) == before
+    assert queued(redis).count == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"{not json", "malformed_json"),
+        (b"", "malformed_json"),
+        (b"[1, 2, 3]", "malformed_body"),
+    ],
+    ids=["broken", "empty", "array"],
+)
+def test_a_signed_body_that_is_not_a_json_object_is_400(client, redis, buyer, raw, code):
+    before = snapshot(redis)
+
+    answer = deliver(client, raw)
+
+    assert_refused(answer, 400, code)
+    assert snapshot(redis) == before
+    assert queued(redis).count == 0
+
+
+def test_a_body_over_1_mib_is_413(client, redis, buyer):
+    body = json.loads(raw_fixture("orders_create"))
+    body["note"] = "x" * (1024 * 1024)
+    raw = json.dumps(body).encode()
+    before = snapshot(redis)
+
+    answer = deliver(client, raw)  # correctly signed: the size alone refuses it
+
+    assert_refused(answer, 413, "body_too_large")
+    assert snapshot(redis) == before
+    assert queued(redis).count == 0
+
+
+def test_a_body_of_exactly_1_mib_is_accepted(client, redis, buyer):
+    body = json.loads(raw_fixture("orders_create"))
+    body["note"] = ""
+    padding = 1024 * 1024 - len(json.dumps(body).encode())
+    body["note"] = "x" * padding
+    raw = json.dumps(body).encode()
+    assert len(raw) == 1024 * 1024
+
+    assert deliver(client, raw).get_json() == {"status": "accepted"}
+
+
+# ---- the store down ------------------------------------------------------------------------------
+
+
+def test_redis_down_is_503_in_the_error_shape(gateway_env):
+    from gateway import create_app
+    from gateway.settings import Settings
+
+    app = create_app(Settings.from_env(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    raw = raw_fixture("orders_create")
+
+    answer = deliver(app.test_client(), raw)
+
+    assert_refused(answer, 503, "unavailable")
