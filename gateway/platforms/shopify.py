@@ -99,6 +99,13 @@ query GatewayCreatedOrders($q: String!, $after: String, $first: Int!) {
   }
 }"""
 
+FIND_CREATED_ORDER = """
+query GatewayFindCreatedOrder($q: String!) {
+  orders(first: 1, query: $q) {
+    nodes { id legacyResourceId lineItems(first: 250) { nodes { id sku quantity } } }
+  }
+}"""
+
 CREATE_ORDER = """
 mutation GatewayCreateOrder($order: OrderCreateOrderInput!, $options: OrderCreateOptionsInput) {
   orderCreate(order: $order, options: $options) {
@@ -173,7 +180,15 @@ class ShopifyAdapter:
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
-        """orderCreate in the seller's store: inventory bypassed, no receipt to anyone."""
+        """orderCreate in the seller's store: inventory bypassed, no receipt to anyone.
+
+        Exactly once: the order is tagged with our id, and an earlier attempt's order (created,
+        but not recorded before a crash) is found by that tag instead of created again.
+        """
+        tag = f"gateway-{order.id}"
+        found = self.execute(FIND_CREATED_ORDER, {"q": f"tag:'{tag}'"})["orders"]["nodes"]
+        if found:
+            return CreatedOrder(found[0]["legacyResourceId"], _line_refs(order, found[0]))
         variables = {
             "order": {
                 "lineItems": [
@@ -188,7 +203,7 @@ class ShopifyAdapter:
                 ],
                 "shippingAddress": _shopify_address(order.shipping_address),
                 "sourceIdentifier": order.id,
-                "tags": ["fulfillment-gateway"],
+                "tags": ["fulfillment-gateway", tag],
                 "note": f"Dropship order {order.buyer_order_ref} via the fulfillment gateway",
             },
             "options": {
@@ -202,16 +217,7 @@ class ShopifyAdapter:
         result = self.execute(CREATE_ORDER, variables)["orderCreate"]
         _raise_user_errors(result)
         created = result["order"]
-        store_lines = list(created["lineItems"]["nodes"])
-        line_refs: dict[str, str] = {}
-        for li in order.line_items:  # Shopify keeps the input order; match by SKU to be sure
-            match = next((s for s in store_lines if s.get("sku") == li.seller_sku), None)
-            match = match or (store_lines[0] if store_lines else None)
-            if match is None:
-                break
-            store_lines.remove(match)
-            line_refs[li.id] = match["id"]
-        return CreatedOrder(ref=created["legacyResourceId"], line_refs=line_refs)
+        return CreatedOrder(ref=created["legacyResourceId"], line_refs=_line_refs(order, created))
 
     def read_fulfillments(self, ref: str) -> list[ObservedFulfillment]:
         """The seller order's fulfillments as Shopify has them now."""
@@ -362,6 +368,20 @@ class ShopifyAdapter:
         available = float(status.get("currentlyAvailable", 0))
         restore = max(float(status.get("restoreRate", 50)), 1.0)
         time.sleep(min(MAX_PACING_WAIT, max(0.2, (needed - available) / restore)))
+
+
+def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:
+    """Our line ids to the store's: Shopify keeps the input order; match by SKU to be sure."""
+    store_lines = list(created["lineItems"]["nodes"])
+    line_refs: dict[str, str] = {}
+    for li in order.line_items:
+        match = next((s for s in store_lines if s.get("sku") == li.seller_sku), None)
+        match = match or (store_lines[0] if store_lines else None)
+        if match is None:
+            break
+        store_lines.remove(match)
+        line_refs[li.id] = match["id"]
+    return line_refs
 
 
 def _observed(f: dict[str, Any]) -> ObservedFulfillment:

@@ -197,7 +197,11 @@ def test_read_order_of_an_unknown_order_is_none(adapter, rsps, url):
 # ---- create_order --------------------------------------------------------------------------------
 
 
+NOT_CREATED_YET = {"data": {"orders": {"nodes": []}}}
+
+
 def test_create_order_bypasses_inventory_sends_no_receipt_and_maps_lines_by_sku(adapter, rsps, url):
+    rsps.post(url, json=NOT_CREATED_YET)
     rsps.post(url, json=load("graphql_order_create"))  # its lines come back in reverse order
 
     created = adapter.create_order(make_order())
@@ -209,9 +213,11 @@ def test_create_order_bypasses_inventory_sends_no_receipt_and_maps_lines_by_sku(
             "li_2": "gid://shopify/LineItem/13822279499999",  # AC-200
         },
     )
-    body = sent(rsps, 0)
+    assert sent(rsps, 0)["variables"] == {"q": "tag:'gateway-ord_test'"}
+    body = sent(rsps, 1)
     assert "orderCreate" in body["query"]
     variables = body["variables"]
+    assert "gateway-ord_test" in variables["order"]["tags"]
     assert variables["options"]["inventoryBehaviour"] == "BYPASS"
     assert variables["options"]["sendReceipt"] is False
     assert variables["options"]["sendFulfillmentReceipt"] is False
@@ -235,14 +241,27 @@ def test_create_order_bypasses_inventory_sends_no_receipt_and_maps_lines_by_sku(
 
 
 def test_create_order_without_customer_email_sends_none(adapter, rsps, url):
+    rsps.post(url, json=NOT_CREATED_YET)
     rsps.post(url, json=load("graphql_order_create"))
 
     adapter.create_order(make_order(customer_email=None))
 
-    assert "email" not in sent(rsps, 0)["variables"]["order"]
+    assert "email" not in sent(rsps, 1)["variables"]["order"]
+
+
+def test_create_order_finds_an_earlier_attempts_order_instead_of_creating_again(adapter, rsps, url):
+    created = load("graphql_order_create")["data"]["orderCreate"]["order"]
+    rsps.post(url, json={"data": {"orders": {"nodes": [created]}}})
+
+    found = adapter.create_order(make_order())
+
+    assert found.ref == "5523429081345"
+    assert found.line_refs["li_1"] == "gid://shopify/LineItem/13822279467265"
+    assert len(rsps.calls) == 1  # no orderCreate
 
 
 def test_create_order_user_errors_are_permanent_and_keep_every_message(adapter, rsps, url):
+    rsps.post(url, json=NOT_CREATED_YET)
     rsps.post(url, json=load("graphql_order_create_user_errors"))
 
     with pytest.raises(PlatformError) as raised:
