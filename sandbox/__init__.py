@@ -1,0 +1,1 @@
+"""Local simulators of the platforms' APIs (demo, end-to-end tests, benchmarks)."""

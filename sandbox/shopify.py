@@ -1,0 +1,3420 @@
+"""A local Shopify stand-in: Admin GraphQL subset, signed webhooks and failure modes, many shops.
+
+It follows ../shared/platforms/shopify.md and Shopify's documentation, not the gateway's adapter:
+the schema in shopify_schema.graphql uses Shopify's names, every document is validated against it,
+responses carry `extensions.cost` from a per-shop leaky bucket, and webhooks are REST-shaped,
+HMAC-signed and sent from a background thread.
+
+    sim = ShopifySimulator()
+    base_url = sim.start()
+    shop = sim.add_shop("acme.myshopify.com", access_token="shpat_acme",
+                        client_secret="acme-secret", location_name="Main")
+    shop.add_webhook("orders/create", "http://127.0.0.1:8000/webhooks/shopify")
+    order = shop.place_order(line_items=[{"sku": "AC-100", "quantity": 2, "title": "Mug"}])
+    ...
+    sim.stop()
+
+Run `python -m sandbox.shopify --help` for the stand-alone server and its `/_sim/` control API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import hashlib
+import heapq
+import hmac
+import itertools
+import json
+import math
+import re
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import requests
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    build_schema,
+    execute_sync,
+    get_named_type,
+    get_nullable_type,
+    get_operation_ast,
+    is_list_type,
+    parse,
+    print_ast,
+    validate,
+)
+from graphql.error import GraphQLSyntaxError
+from graphql.execution.values import get_argument_values, get_variable_values
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+SCHEMA_PATH = Path(__file__).with_name("shopify_schema.graphql")
+DEFAULT_API_VERSION = "2026-01"
+MAX_PAGE_SIZE = 250  # SD/api/usage/limits: inputs and pages are capped at 250
+RATE_LIMIT_DOCS = "https://shopify.dev/api/usage/rate-limits"
+INVALID_TOKEN_MESSAGE = (
+    "[API] Invalid API key or access token (unrecognized login or wrong password)"
+)
+VERSION_PATTERN = re.compile(r"^(\d{4}-(0[1-9]|1[0-2])|unstable)$")
+GRAPHQL_PATH = re.compile(r"^/admin/api/([^/]+)/graphql\.json$")
+
+# GraphQL WebhookSubscriptionTopic value -> the REST-style topic sent in X-Shopify-Topic.
+TOPICS = {
+    "APP_UNINSTALLED": "app/uninstalled",
+    "FULFILLMENTS_CREATE": "fulfillments/create",
+    "FULFILLMENTS_UPDATE": "fulfillments/update",
+    "ORDERS_CANCELLED": "orders/cancelled",
+    "ORDERS_CREATE": "orders/create",
+    "ORDERS_EDITED": "orders/edited",
+    "ORDERS_FULFILLED": "orders/fulfilled",
+    "ORDERS_PAID": "orders/paid",
+    "ORDERS_PARTIALLY_FULFILLED": "orders/partially_fulfilled",
+    "ORDERS_UPDATED": "orders/updated",
+}
+TOPIC_ENUMS = {rest: enum for enum, rest in TOPICS.items()}
+
+# Shopify builds tracking URLs for carriers on its list (exact case). The URL shapes are the
+# carriers' public tracking pages; Shopify's exact templates are not documented.
+CARRIER_TRACKING_URLS = {
+    "UPS": "https://www.ups.com/WebTracking?loc=en_US&requester=ST&trackNums={number}",
+    "USPS": "https://tools.usps.com/go/TrackConfirmAction?tLabels={number}",
+    "FedEx": "https://www.fedex.com/fedextrack/?trknbr={number}",
+    "DHL Express": "https://www.dhl.com/en/express/tracking.html?AWB={number}&brand=DHL",
+    "DHL eCommerce": "https://webtrack.dhlecs.com/?trackingnumber={number}",
+    "Canada Post": "https://www.canadapost-postescanada.ca/track-reperage/en#/search?searchFor={number}",
+    "Royal Mail": "https://www.royalmail.com/track-your-item#/tracking-results/{number}",
+    "DPD": "https://tracking.dpd.de/parcelstatus?query={number}",
+    "PostNL": "https://postnl.nl/tracktrace/?B={number}",
+    "Australia Post": "https://auspost.com.au/mypost/track/#/details/{number}",
+}
+COUNTRY_NAMES = {
+    "US": "United States",
+    "CA": "Canada",
+    "GB": "United Kingdom",
+    "IE": "Ireland",
+    "DE": "Germany",
+    "FR": "France",
+    "NL": "Netherlands",
+    "BE": "Belgium",
+    "ES": "Spain",
+    "IT": "Italy",
+    "AT": "Austria",
+    "CH": "Switzerland",
+    "SE": "Sweden",
+    "DK": "Denmark",
+    "NO": "Norway",
+    "FI": "Finland",
+    "PL": "Poland",
+    "AU": "Australia",
+    "NZ": "New Zealand",
+    "JP": "Japan",
+    "MX": "Mexico",
+    "BR": "Brazil",
+}
+US_STATES = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
+    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
+    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
+    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
+    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan", "MN": "Minnesota",
+    "MS": "Mississippi", "MO": "Missouri", "MT": "Montana", "NE": "Nebraska", "NV": "Nevada",
+    "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico", "NY": "New York",
+    "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon",
+    "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota",
+    "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia",
+    "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
+}  # fmt: skip
+
+
+# ---- time and ids ------------------------------------------------------------------------------
+
+
+class SimClock:
+    """The simulator's notion of "now": real UTC time, optionally frozen or shifted for tests."""
+
+    def __init__(self) -> None:
+        self._frozen: datetime | None = None
+        self._offset = timedelta()
+        self._source: Callable[[], datetime] | None = None
+
+    def now(self) -> datetime:
+        """The current simulated time, aware UTC, truncated to whole seconds like Shopify's."""
+        if self._source is not None:
+            current = _as_utc(self._source())
+        elif self._frozen is not None:
+            current = self._frozen
+        else:
+            current = datetime.now(UTC) + self._offset
+        return current.replace(microsecond=0)
+
+    def freeze(self, at: datetime | str | None = None) -> None:
+        """Stop the clock at `at` (default: now); `advance` then moves it by hand."""
+        self._frozen = _as_utc(at) if at is not None else self.now()
+
+    def advance(self, seconds: float) -> None:
+        """Move simulated time forward (frozen or not)."""
+        if self._frozen is not None:
+            self._frozen += timedelta(seconds=seconds)
+        else:
+            self._offset += timedelta(seconds=seconds)
+
+    def unfreeze(self) -> None:
+        """Back to real time, with no offset and no custom source."""
+        self._frozen, self._offset, self._source = None, timedelta(), None
+
+    def use(self, source: Callable[[], datetime] | None) -> None:
+        """Read "now" from a callable (or stop doing so with None)."""
+        self._source = source
+
+    @property
+    def is_real(self) -> bool:
+        """True when "now" is the wall clock (possibly shifted)."""
+        return self._frozen is None and self._source is None
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    """An aware UTC datetime from a datetime (naive = UTC) or an ISO-8601 string."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip().replace(" ", "T"))
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    """GraphQL DateTime: `2026-11-27T10:00:00Z`."""
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rest_time(value: datetime | None) -> str | None:
+    """REST timestamps carry the shop's offset; simulated shops run on UTC."""
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _gid(kind: str, number: int) -> str:
+    """A Shopify global id."""
+    return f"gid://shopify/{kind}/{number}"
+
+
+_GID = re.compile(r"^gid://shopify/([A-Za-z]+)/(\d+)(?:\?.*)?$")
+
+
+def _invalid_gid(value: object) -> GraphQLError:
+    """The top-level error Shopify answers for an id that is not a global id."""
+    return GraphQLError(
+        f"Invalid global id '{value}'",
+        extensions={"code": "argumentLiteralsIncompatible", "typeName": "CoercionError"},
+    )
+
+
+def _gid_number(value: object, kind: str) -> int | None:
+    """The number in a gid of `kind`; None for a well-formed gid of another kind."""
+    match = _GID.match(str(value)) if isinstance(value, str) else None
+    if not match:
+        raise _invalid_gid(value)
+    return int(match.group(2)) if match.group(1) == kind else None
+
+
+def _lookup_number(value: object, kind: str) -> int:
+    """Python-API ids: a gid of `kind`, a numeric id, or its string."""
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    if text.isdigit():
+        return int(text)
+    match = _GID.match(text)
+    if not match or match.group(1) != kind:
+        raise KeyError(f"not a {kind} id: {value!r}")
+    return int(match.group(2))
+
+
+def _money(amount: Decimal) -> str:
+    """Shopify's decimal strings: two places."""
+    return str(amount.quantize(Decimal("0.01")))
+
+
+# ---- the in-memory store -------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Address:
+    """A mailing address (shipping or billing)."""
+
+    id: int
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    address1: str | None = None
+    address2: str | None = None
+    city: str | None = None
+    province: str | None = None
+    province_code: str | None = None
+    zip: str | None = None
+    country: str | None = None
+    country_code: str | None = None
+    phone: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        """First and last name together."""
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or None
+
+
+@dataclass(eq=False)
+class Location:
+    """A shop location (every simulated shop has one)."""
+
+    id: int
+    name: str
+
+
+@dataclass(eq=False)
+class LineItem:
+    """An order line."""
+
+    id: int
+    order: Order
+    title: str
+    quantity: int
+    price: Decimal
+    sku: str | None = None
+    variant_id: int | None = None
+    product_id: int | None = None
+    variant_title: str | None = None
+    vendor: str | None = None
+    requires_shipping: bool = True
+    properties: list[dict] = field(default_factory=list)
+    fulfilled_quantity: int = 0
+
+    @property
+    def unfulfilled_quantity(self) -> int:
+        """Ordered minus fulfilled (cancelled fulfillments give quantity back)."""
+        return self.quantity - self.fulfilled_quantity
+
+    @property
+    def name(self) -> str:
+        """Title plus variant title, as Shopify shows it."""
+        return f"{self.title} - {self.variant_title}" if self.variant_title else self.title
+
+    @property
+    def fulfillment_status(self) -> str:
+        """The deprecated per-line status string."""
+        if self.fulfilled_quantity >= self.quantity:
+            return "fulfilled"
+        return "partial" if self.fulfilled_quantity else "unfulfilled"
+
+
+@dataclass(eq=False)
+class FulfillmentOrderLineItem:
+    """A line of a fulfillment order: what is left to fulfil of one order line."""
+
+    id: int
+    fulfillment_order: FulfillmentOrder
+    line_item: LineItem
+    total_quantity: int
+    remaining_quantity: int
+
+
+@dataclass(eq=False)
+class FulfillmentOrder:
+    """The work to fulfil (part of) an order from one location."""
+
+    id: int
+    order: Order
+    location: Location
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    line_items: list[FulfillmentOrderLineItem] = field(default_factory=list)
+
+    def refresh_status(self) -> None:
+        """OPEN until something is fulfilled, IN_PROGRESS when partly, CLOSED when all is."""
+        if self.status == "CANCELLED":
+            return
+        remaining = sum(line.remaining_quantity for line in self.line_items)
+        total = sum(line.total_quantity for line in self.line_items)
+        if remaining == 0:
+            self.status = "CLOSED"
+        elif remaining == total:
+            self.status = "OPEN"
+        else:
+            self.status = "IN_PROGRESS"
+
+
+@dataclass(eq=False)
+class FulfillmentLineItem:
+    """How many of one order line a fulfillment ships."""
+
+    id: int
+    line_item: LineItem
+    quantity: int
+    parts: list[tuple[FulfillmentOrderLineItem, int]] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Fulfillment:
+    """A shipment of some order lines, with its tracking."""
+
+    id: int
+    order: Order
+    sequence: int
+    location: Location
+    created_at: datetime
+    updated_at: datetime
+    status: str = "SUCCESS"
+    company: str | None = None
+    numbers: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+    line_items: list[FulfillmentLineItem] = field(default_factory=list)
+    fulfillment_orders: list[FulfillmentOrder] = field(default_factory=list)
+    notify_customer: bool = False
+
+    @property
+    def name(self) -> str:
+        """`#1001.1`, `#1001.2`, ..."""
+        return f"{self.order.name}.{self.sequence}"
+
+    def tracking(self) -> list[dict]:
+        """One {company, number, url} per tracking number (or one with no number)."""
+        if not self.numbers:
+            if self.company or self.urls:
+                url = self.urls[0] if self.urls else None
+                return [{"company": self.company, "number": None, "url": url}]
+            return []
+        return [
+            {"company": self.company, "number": number, "url": _at(self.urls, i)}
+            for i, number in enumerate(self.numbers)
+        ]
+
+
+def _at(values: list, index: int) -> Any:
+    """values[index], or None past the end."""
+    return values[index] if index < len(values) else None
+
+
+@dataclass(eq=False)
+class Order:
+    """An order with its lines, fulfillment orders and fulfillments."""
+
+    id: int
+    shop: Shop
+    number: int
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    processed_at: datetime
+    email: str | None = None
+    phone: str | None = None
+    note: str | None = None
+    tags: list[str] = field(default_factory=list)
+    source_name: str | None = None
+    source_identifier: str | None = None
+    po_number: str | None = None
+    currency: str = "USD"
+    financial_status: str = "PAID"
+    test: bool = False
+    cancelled_at: datetime | None = None
+    closed_at: datetime | None = None
+    shipping_address: Address | None = None
+    billing_address: Address | None = None
+    customer: dict | None = None
+    custom_attributes: list[dict] = field(default_factory=list)
+    shipping_lines: list[dict] = field(default_factory=list)
+    line_items: list[LineItem] = field(default_factory=list)
+    fulfillment_orders: list[FulfillmentOrder] = field(default_factory=list)
+    fulfillments: list[Fulfillment] = field(default_factory=list)
+
+    @property
+    def display_fulfillment_status(self) -> str:
+        """UNFULFILLED, PARTIALLY_FULFILLED or FULFILLED, from the lines' fulfilled counts."""
+        fulfilled = sum(line.fulfilled_quantity for line in self.line_items)
+        if fulfilled == 0:
+            return "UNFULFILLED"
+        if all(line.unfulfilled_quantity == 0 for line in self.line_items):
+            return "FULFILLED"
+        return "PARTIALLY_FULFILLED"
+
+    @property
+    def subtotal(self) -> Decimal:
+        """Sum of line prices times quantities."""
+        return sum((line.price * line.quantity for line in self.line_items), Decimal("0"))
+
+    @property
+    def total(self) -> Decimal:
+        """Subtotal plus shipping lines."""
+        shipping = sum((Decimal(line["price"]) for line in self.shipping_lines), Decimal("0"))
+        return self.subtotal + shipping
+
+
+@dataclass(eq=False)
+class WebhookSubscription:
+    """Where one topic's webhooks go."""
+
+    id: int
+    topic: str  # REST style: orders/create
+    uri: str
+    name: str
+    api_version: str
+    created_at: datetime
+    updated_at: datetime
+    include_fields: list[str] = field(default_factory=list)
+    filter: str | None = None
+    format: str = "JSON"
+
+
+# ---- search syntax (`query:` arguments) ----------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<open>\()|(?P<close>\))
+        |(?P<term>-?[A-Za-z_]+:(?:<=|>=|<|>)?(?:'[^']*'|"[^"]*"|[^\s()]+))
+        |(?P<quoted>'[^']*'|"[^"]*")
+        |(?P<word>[^\s()]+)
+    )""",
+    re.VERBOSE,
+)
+
+
+@dataclass
+class _Term:
+    field: str | None
+    op: str
+    value: str
+    negate: bool = False
+
+
+class SearchQuery:
+    """Shopify search syntax, the part the simulator needs.
+
+    Terms `field:value`, `field:>value` (also >=, <, <=), quoted or not, joined by spaces or AND,
+    alternatives with OR, negation with a leading `-` or NOT. Parentheses are ignored (AND binds
+    tighter than OR). Unknown fields match everything, as Shopify ignores filters it doesn't know.
+    """
+
+    def __init__(self, text: str | None) -> None:
+        self.groups: list[list[_Term]] = [[]]
+        negate_next = False
+        for match in _TOKEN.finditer(text or ""):
+            kind = match.lastgroup
+            token = match.group(kind)
+            if kind in ("open", "close"):
+                continue
+            if kind == "word" and token in ("AND", "OR", "NOT"):
+                if token == "OR":
+                    self.groups.append([])
+                elif token == "NOT":
+                    negate_next = True
+                continue
+            term = self._term(kind, token)
+            term.negate = term.negate or negate_next
+            negate_next = False
+            self.groups[-1].append(term)
+        self.groups = [group for group in self.groups if group] or [[]]
+
+    @staticmethod
+    def _term(kind: str, token: str) -> _Term:
+        negate = token.startswith("-") and kind == "term"
+        if negate:
+            token = token[1:]
+        if kind == "term":
+            name, rest = token.split(":", 1)
+            op = "="
+            for candidate in (">=", "<=", ">", "<"):
+                if rest.startswith(candidate):
+                    op, rest = candidate, rest[len(candidate) :]
+                    break
+            return _Term(name.lower(), op, _unquote(rest), negate)
+        return _Term(None, "=", _unquote(token))
+
+    def matches(self, accessor: Callable[[str | None], list | None]) -> bool:
+        """True when any OR-group has all its terms true; `accessor(field)` gives the values."""
+        return any(all(self._holds(term, accessor) for term in group) for group in self.groups)
+
+    @staticmethod
+    def _holds(term: _Term, accessor: Callable[[str | None], list | None]) -> bool:
+        values = accessor(term.field)
+        if values is None:  # a filter Shopify doesn't know for this resource: ignored
+            return True
+        result = any(_compare(value, term.op, term.value) for value in values)
+        return not result if term.negate else result
+
+
+def _unquote(text: str) -> str:
+    """Strip one pair of surrounding quotes."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _compare(actual: object, op: str, wanted: str) -> bool:
+    """Compare one stored value with a search value, typed by the stored value."""
+    if actual is None:
+        return False
+    if isinstance(actual, datetime):
+        try:
+            when, date_only = _search_time(wanted)
+        except ValueError:
+            return False
+        if op == "=":
+            return actual.date() == when.date() if date_only else actual == when
+        if date_only and op in (">", "<="):
+            when = when + timedelta(days=1) - timedelta(seconds=1)
+        return _ordered(actual, op, when)
+    if isinstance(actual, int):
+        match = re.search(r"(\d+)$", wanted)
+        return bool(match) and _ordered(actual, op, int(match.group(1)))
+    text, want = str(actual).lower(), wanted.lower()
+    if op != "=":
+        return _ordered(text, op, want)
+    if want.endswith("*"):
+        return text.startswith(want[:-1])
+    return text == want
+
+
+def _ordered(actual: Any, op: str, wanted: Any) -> bool:
+    """actual <op> wanted for =, >, >=, <, <=."""
+    return {
+        "=": actual == wanted,
+        ">": actual > wanted,
+        ">=": actual >= wanted,
+        "<": actual < wanted,
+        "<=": actual <= wanted,
+    }[op]
+
+
+@lru_cache(maxsize=256)
+def _search_time(text: str) -> tuple[datetime, bool]:
+    """A search value as UTC time; dates alone mean midnight UTC of that day."""
+    text = text.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC), True
+    return _as_utc(text), False
+
+
+_ORDER_FULFILLMENT_FILTERS = {
+    "UNFULFILLED": ["unshipped", "unfulfilled", "any"],
+    "PARTIALLY_FULFILLED": ["partial", "unfulfilled", "any"],
+    "FULFILLED": ["shipped", "fulfilled", "any"],
+}
+_ORDER_ATTRIBUTE_FILTERS = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "processed_at": "processed_at",
+    "id": "id",
+    "email": "email",
+    "source_name": "source_name",
+    "source_identifier": "source_identifier",
+}
+
+
+def _order_accessor(order: Order) -> Callable[[str | None], list | None]:
+    """The values of an order for each search field Shopify documents for `orders`."""
+
+    def values(name: str | None) -> list | None:
+        attribute = _ORDER_ATTRIBUTE_FILTERS.get(name or "")
+        if attribute is not None:
+            return [getattr(order, attribute)]
+        if name is None:
+            skus = [line.sku for line in order.line_items if line.sku]
+            return [order.name, order.name.lstrip("#"), order.email or "", *skus]
+        if name == "name":
+            return [order.name, order.name.lstrip("#")]
+        if name == "sku":
+            return [line.sku for line in order.line_items]
+        if name == "tag":
+            return list(order.tags)
+        if name == "financial_status":
+            return [order.financial_status.lower()]
+        if name == "test":
+            return [str(order.test).lower()]
+        if name == "status":
+            state = "cancelled" if order.cancelled_at else "closed" if order.closed_at else "open"
+            return [state, "any"] + (["not_closed"] if state != "closed" else [])
+        if name == "fulfillment_status":
+            return _ORDER_FULFILLMENT_FILTERS[order.display_fulfillment_status]
+        return None
+
+    return values
+
+
+def _timestamps_accessor(item: Any) -> Callable[[str | None], list | None]:
+    """Search fields of fulfillments: created_at and updated_at."""
+
+    def values(name: str | None) -> list | None:
+        if name == "created_at":
+            return [item.created_at]
+        if name == "updated_at":
+            return [item.updated_at]
+        if name == "id":
+            return [item.id]
+        return None
+
+    return values
+
+
+# ---- pagination ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Sorter:
+    """How a connection orders its items and writes/reads cursor values."""
+
+    key: Callable[[Any], tuple]
+    value: Callable[[Any], str]
+    parse: Callable[[str], Any]
+
+
+def _time_value(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _time_parse(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+
+
+BY_ID = _Sorter(key=lambda item: (item.id, item.id), value=lambda item: str(item.id), parse=int)
+ORDER_SORTERS = {
+    "ID": BY_ID,
+    "CREATED_AT": _Sorter(
+        lambda o: (o.created_at, o.id), lambda o: _time_value(o.created_at), _time_parse
+    ),
+    "UPDATED_AT": _Sorter(
+        lambda o: (o.updated_at, o.id), lambda o: _time_value(o.updated_at), _time_parse
+    ),
+    "PROCESSED_AT": _Sorter(
+        lambda o: (o.processed_at, o.id), lambda o: _time_value(o.processed_at), _time_parse
+    ),
+    "ORDER_NUMBER": _Sorter(lambda o: (o.number, o.id), lambda o: str(o.number), int),
+    "TOTAL_PRICE": _Sorter(lambda o: (o.total, o.id), lambda o: str(o.total), Decimal),
+    "CURRENT_TOTAL_PRICE": _Sorter(lambda o: (o.total, o.id), lambda o: str(o.total), Decimal),
+}
+
+
+def _encode_cursor(sorter: _Sorter, item: Any) -> str:
+    """Opaque cursors shaped like Shopify's: base64 of {"last_id", "last_value"}."""
+    raw = json.dumps({"last_id": item.id, "last_value": sorter.value(item)}, separators=(",", ":"))
+    return base64.b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(sorter: _Sorter, cursor: str) -> tuple:
+    """The (sort value, id) a cursor points at."""
+    try:
+        raw = json.loads(base64.b64decode(cursor.encode(), validate=True))
+        return sorter.parse(raw["last_value"]), int(raw["last_id"])
+    except (ValueError, KeyError, TypeError, InvalidOperation) as error:
+        raise GraphQLError(f"Invalid cursor for current pagination sort: {cursor}") from error
+
+
+def paginate(items: Iterable[Any], args: dict, sorter: _Sorter = BY_ID) -> dict:
+    """A Relay connection ({edges, nodes, pageInfo}) over `items`, keyset-paginated."""
+    reverse = bool(args.get("reverse"))
+    ordered = sorted(items, key=sorter.key, reverse=reverse)
+    keys = [sorter.key(item) for item in ordered]
+
+    def beyond(key: tuple, mark: tuple) -> bool:
+        return key < mark if reverse else key > mark
+
+    low, high = 0, len(ordered)
+    if args.get("after"):
+        mark = _decode_cursor(sorter, args["after"])
+        low = next((i for i, key in enumerate(keys) if beyond(key, mark)), len(ordered))
+    if args.get("before"):
+        mark = _decode_cursor(sorter, args["before"])
+        high = next((i for i, key in enumerate(keys) if not beyond(mark, key)), len(ordered))
+        high = max(high, low)
+    start, end = low, high
+    if args.get("first") is not None:
+        end = min(end, start + args["first"])
+    if args.get("last") is not None:
+        start = max(start, end - args["last"])
+    page = ordered[start:end]
+    edges = [{"cursor": _encode_cursor(sorter, item), "node": item} for item in page]
+    return {
+        "edges": edges,
+        "nodes": page,
+        "pageInfo": {
+            "hasNextPage": end < len(ordered),
+            "hasPreviousPage": start > 0,
+            "startCursor": edges[0]["cursor"] if edges else None,
+            "endCursor": edges[-1]["cursor"] if edges else None,
+        },
+    }
+
+
+# ---- leaky bucket and query cost ----------------------------------------------------------------
+
+
+class CostBucket:
+    """Shopify's leaky bucket for one app + store: points restore continuously up to the max."""
+
+    def __init__(self, maximum: float, restore_rate: float) -> None:
+        self.maximum = float(maximum)
+        self.restore_rate = float(restore_rate)
+        self._available = float(maximum)
+        self._stamp = time.monotonic()
+
+    def available(self) -> float:
+        """Points available now."""
+        now = time.monotonic()
+        self._available = min(
+            self.maximum, self._available + (now - self._stamp) * self.restore_rate
+        )
+        self._stamp = now
+        return self._available
+
+    def take(self, points: float) -> None:
+        """Spend points (the caller checked there are enough)."""
+        self._available = self.available() - points
+
+    def give(self, points: float) -> None:
+        """Refund points (requested minus actual)."""
+        self._available = min(self.maximum, self.available() + points)
+
+    def configure(
+        self,
+        maximum: float | None = None,
+        restore_rate: float | None = None,
+        currently_available: float | None = None,
+    ) -> None:
+        """Change the bucket size, restore rate or current level."""
+        if maximum is not None:
+            self.maximum = float(maximum)
+        if restore_rate is not None:
+            self.restore_rate = float(restore_rate)
+        self._available = min(self.maximum, self.available())
+        if currently_available is not None:
+            self._available = float(currently_available)
+            self._stamp = time.monotonic()
+
+    def status(self) -> dict:
+        """The `throttleStatus` object."""
+        return {
+            "maximumAvailable": self.maximum,
+            "currentlyAvailable": int(self.available()),
+            "restoreRate": self.restore_rate,
+        }
+
+
+_MISSING = object()
+
+
+class QueryCost:
+    """Static checks and the calculated cost of one operation, approximating Shopify's rules.
+
+    From shopify.dev (GraphQL Admin API rate limits) and Shopify's engineering write-up:
+    scalars and enums cost 0; an object costs 1; a connection costs 2 plus, for each of the
+    `first`/`last` nodes it may return, the cost of one node (1 + its own selections); a list
+    of objects sized by `first` costs `first` times one item, and an unsized list counts one
+    item; a mutation's root field costs 10, and the objects directly inside its payload are
+    free (their own connections still count). `requestedQueryCost` uses the requested sizes,
+    `actualQueryCost` the numbers of objects really returned. Directives (@skip/@include) are
+    not taken into account.
+    """
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: Any,
+        operation: OperationDefinitionNode,
+        variables: dict,
+    ) -> None:
+        self.schema = schema
+        self.operation = operation
+        self.variables = variables
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self.errors: list[GraphQLError] = []
+        self.is_mutation = operation.operation.value == "mutation"
+        root = schema.mutation_type if self.is_mutation else schema.query_type
+        self.root: GraphQLObjectType = root
+        self.requested = self._root_cost(_MISSING, check=True)
+
+    def actual(self, data: dict | None) -> int:
+        """The cost of what the response really holds."""
+        if data is None:
+            return 0
+        return self._root_cost(data, check=False)
+
+    def _root_cost(self, data: Any, check: bool) -> int:
+        if not self.is_mutation:
+            return self._selection_cost(self.root, self.operation.selection_set, data, [], check)
+        total = 0
+        for node in self._collect(self.operation.selection_set):
+            definition = self.root.fields.get(node.name.value)
+            if definition is None:
+                continue
+            key = _response_key(node)
+            value = data.get(key) if isinstance(data, dict) else _MISSING
+            if value is None:
+                total += 10
+                continue
+            payload = get_named_type(definition.type)
+            if check:
+                self._check_arguments(definition, node, [key])
+            total += 10 + self._selection_cost(payload, node.selection_set, value, [key], check, 0)
+        return total
+
+    def _collect(self, selection_set: SelectionSetNode | None) -> Iterator[FieldNode]:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                yield selection
+            elif isinstance(selection, InlineFragmentNode):
+                yield from self._collect(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = self.fragments.get(selection.name.value)
+                if fragment is not None:
+                    yield from self._collect(fragment.selection_set)
+
+    def _selection_cost(
+        self,
+        parent: GraphQLObjectType,
+        selection_set: SelectionSetNode | None,
+        data: Any,
+        path: list,
+        check: bool,
+        unit: int = 1,
+    ) -> int:
+        total = 0
+        for node in self._collect(selection_set):
+            name = node.name.value
+            definition = parent.fields.get(name)
+            if definition is None:
+                continue
+            key = _response_key(node)
+            if data is _MISSING:
+                value = _MISSING
+            else:
+                value = data.get(key) if isinstance(data, dict) else None
+            total += self._field_cost(definition, node, value, [*path, key], check, unit)
+        return total
+
+    def _field_cost(
+        self, definition: Any, node: FieldNode, value: Any, path: list, check: bool, unit: int
+    ) -> int:
+        named = get_named_type(definition.type)
+        if not isinstance(named, GraphQLObjectType):
+            return 0
+        args = get_argument_values(definition, node, self.variables)
+        if check:
+            self._check_arguments(definition, node, path, args)
+        static = value is _MISSING
+        size = args.get("first") if args.get("first") is not None else args.get("last")
+        if named.name.endswith("Connection"):
+            if not static and value is None:
+                return 0
+            return 2 + self._connection_nodes_cost(named, node, value, path, check, size or 0)
+        if is_list_type(get_nullable_type(definition.type)):
+            if static:
+                count = size if size is not None else 1
+                item = self._selection_cost(named, node.selection_set, _MISSING, path, check)
+                return count * (unit + item)
+            return sum(
+                unit + self._selection_cost(named, node.selection_set, item, path, False)
+                for item in value or []
+            )
+        if not static and value is None:
+            return 0
+        return unit + self._selection_cost(named, node.selection_set, value, path, check)
+
+    def _connection_nodes_cost(
+        self,
+        connection: GraphQLObjectType,
+        node: FieldNode,
+        value: Any,
+        path: list,
+        check: bool,
+        size: int,
+    ) -> int:
+        node_type = get_named_type(connection.fields["nodes"].type)
+        total = 0
+        for sub in self._collect(node.selection_set):
+            key = _response_key(sub)
+            if sub.name.value == "nodes":
+                if value is _MISSING:
+                    one = self._selection_cost(node_type, sub.selection_set, _MISSING, path, check)
+                    total += size * (1 + one)
+                else:
+                    for item in value.get(key) or []:
+                        total += 1 + self._selection_cost(
+                            node_type, sub.selection_set, item, path, False
+                        )
+            elif sub.name.value == "edges":
+                for inner in self._collect(sub.selection_set):
+                    if inner.name.value != "node":
+                        continue
+                    inner_key = _response_key(inner)
+                    if value is _MISSING:
+                        one = self._selection_cost(
+                            node_type, inner.selection_set, _MISSING, path, check
+                        )
+                        total += size * (1 + one)
+                    else:
+                        for edge in value.get(key) or []:
+                            total += 1 + self._selection_cost(
+                                node_type, inner.selection_set, edge.get(inner_key), path, False
+                            )
+        return total
+
+    def _check_arguments(
+        self, definition: Any, node: FieldNode, path: list, args: dict | None = None
+    ) -> None:
+        """Page-size rules Shopify enforces before running a query."""
+        if args is None:
+            args = get_argument_values(definition, node, self.variables)
+        named = get_named_type(definition.type)
+        nodes = [node]
+        if named.name.endswith("Connection") and "first" in definition.args:
+            if args.get("first") is None and args.get("last") is None:
+                self.errors.append(
+                    GraphQLError("you must provide one of first or last", nodes, path=path)
+                )
+            if args.get("first") is not None and args.get("last") is not None:
+                self.errors.append(
+                    GraphQLError("providing both first and last is not supported", nodes, path=path)
+                )
+        for name in ("first", "last"):
+            size = args.get(name)
+            if size is None:
+                continue
+            if size < 0:
+                self.errors.append(
+                    GraphQLError(
+                        f"Argument '{name}' on Field '{node.name.value}' has an "
+                        f"invalid value ({size}). Expected a non-negative integer.",
+                        nodes,
+                        path=path,
+                    )
+                )
+            elif size > MAX_PAGE_SIZE:
+                self.errors.append(
+                    GraphQLError(
+                        f"The {name} argument on Field '{node.name.value}' can't be larger "
+                        f"than {MAX_PAGE_SIZE} (requested {size}).",
+                        nodes,
+                        path=path,
+                        extensions={"code": "MAX_PAGE_SIZE_EXCEEDED"},
+                    )
+                )
+
+
+def _response_key(node: FieldNode) -> str:
+    """The key a field has in the response: its alias or its name."""
+    return node.alias.value if node.alias else node.name.value
+
+
+# ---- Shopify-shaped errors ---------------------------------------------------------------------
+
+_VALIDATION_REWRITES: list[tuple[re.Pattern, Callable[[re.Match], tuple[str, dict]]]] = [
+    (
+        re.compile(r"^Cannot query field '(\w+)' on type '(\w+)'\."),
+        lambda m: (
+            f"Field '{m[1]}' doesn't exist on type '{m[2]}'",
+            {"code": "undefinedField", "typeName": m[2], "fieldName": m[1]},
+        ),
+    ),
+    (
+        re.compile(r"^Unknown argument '(\w+)' on field '(\w+)\.(\w+)'\."),
+        lambda m: (
+            f"Field '{m[3]}' doesn't accept argument '{m[1]}'",
+            {
+                "code": "argumentNotAccepted",
+                "name": m[3],
+                "typeName": "Field",
+                "argumentName": m[1],
+            },
+        ),
+    ),
+    (
+        re.compile(r"^Field '(\w+)' argument '(\w+)' of type '(.+)' is required"),
+        lambda m: (
+            f"Field '{m[1]}' is missing required arguments: {m[2]}",
+            {
+                "code": "missingRequiredArguments",
+                "className": "Field",
+                "name": m[1],
+                "arguments": m[2],
+            },
+        ),
+    ),
+    (
+        re.compile(r"^Field '(\w+)' of type '(.+)' must have a selection of subfields"),
+        lambda m: (
+            f"Field must have selections (field '{m[1]}' returns {m[2].strip('[]!')} but has "
+            f"no selections. Did you mean '{m[1]} {{ ... }}'?)",
+            {
+                "code": "selectionMismatch",
+                "nodeName": f"field '{m[1]}'",
+                "typeName": m[2].strip("[]!"),
+            },
+        ),
+    ),
+    (
+        re.compile(r"^Field '(\w+)' must not have a selection since type '(.+)' has no subfields"),
+        lambda m: (
+            f"Selections can't be made on scalars (field '{m[1]}' returns {m[2]} but has "
+            "selections)",
+            {"code": "selectionMismatch", "nodeName": f"field '{m[1]}'", "typeName": m[2]},
+        ),
+    ),
+    (
+        re.compile(r"^Expected value of type '(\w+)' not to include unknown field '(\w+)'"),
+        lambda m: (
+            f"InputObject '{m[1]}' doesn't accept argument '{m[2]}'",
+            {
+                "code": "argumentNotAccepted",
+                "name": m[1],
+                "typeName": "InputObject",
+                "argumentName": m[2],
+            },
+        ),
+    ),
+    (
+        re.compile(r"^Value '(\w+)' does not exist in '(\w+)' enum"),
+        lambda m: (
+            f"Argument has an invalid value ({m[1]}). Expected type '{m[2]}'.",
+            {"code": "argumentLiteralsIncompatible", "typeName": "CoercionError"},
+        ),
+    ),
+    (
+        re.compile(r"^Variable '\$(\w+)' is never used"),
+        lambda m: (
+            f"Variable ${m[1]} is declared by anonymous query but not used",
+            {"code": "variableNotUsed", "variableName": m[1]},
+        ),
+    ),
+    (
+        re.compile(r"^Variable '\$(\w+)' is not defined"),
+        lambda m: (
+            f"Variable ${m[1]} is used by anonymous query but not declared",
+            {"code": "variableNotDefined", "variableName": m[1]},
+        ),
+    ),
+    (
+        re.compile(r"^Unknown type '(\w+)'"),
+        lambda m: (
+            f"{m[1]} isn't a defined input type",
+            {"code": "variableRequiresValidType", "typeName": m[1]},
+        ),
+    ),
+]
+
+
+def _validation_error(error: GraphQLError) -> dict:
+    """A graphql-core validation error reworded the way Shopify (graphql-ruby) words it."""
+    formatted = error.formatted
+    for pattern, rewrite in _VALIDATION_REWRITES:
+        match = pattern.match(error.message)
+        if match:
+            message, extensions = rewrite(match)
+            break
+    else:
+        message, extensions = error.message, {"code": "invalidQuery"}
+    result: dict = {"message": message}
+    if formatted.get("locations"):
+        result["locations"] = formatted["locations"]
+    result["extensions"] = extensions
+    return result
+
+
+def _variable_errors(
+    errors: list[GraphQLError], operation: OperationDefinitionNode, raw: dict
+) -> list[dict]:
+    """graphql-core variable errors as graphql-ruby words them: one per variable, with problems."""
+    types = {d.variable.name.value: print_ast(d.type) for d in operation.variable_definitions or ()}
+    pattern = re.compile(r"^Variable '\$(\w+)' has invalid value(?: at ([^:]+))?: (.*)$")
+    grouped: dict[str, dict] = {}
+    result: list[dict] = []
+    for error in errors:
+        match = pattern.match(error.message)
+        if not match:
+            result.append({"message": error.message})
+            continue
+        name, where, explanation = match.group(1), match.group(2), match.group(3)
+        if "non-null type" in explanation and "to be provided" in explanation:
+            explanation = "Expected value to not be null"
+        path = [a or b for a, b in re.findall(r"\.(\w+)|\[(\d+)\]", where or "")]
+        if name in grouped:
+            grouped[name]["extensions"]["problems"].append(
+                {"path": path, "explanation": explanation}
+            )
+            continue
+        message = f"Variable ${name} of type {types.get(name, '?')} was provided invalid value"
+        if path:
+            message += f" for {'.'.join(path)}"
+        grouped[name] = {
+            "message": f"{message} ({explanation})",
+            "locations": error.formatted.get("locations", []),
+            "extensions": {
+                "value": raw.get(name),
+                "problems": [{"path": path, "explanation": explanation}],
+            },
+        }
+        result.append(grouped[name])
+    return result
+
+
+def _user_error(path: list[str | int] | None, message: str, code: str | None = None) -> dict:
+    """A userErrors entry."""
+    entry: dict = {
+        "field": [str(p) for p in path] if path is not None else None,
+        "message": message,
+    }
+    if code is not None:
+        entry["code"] = code
+    return entry
+
+
+# ---- GraphQL resolvers --------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    sim: ShopifySimulator
+    shop: Shop
+    version: str
+
+
+@lru_cache(maxsize=512)
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _default_resolver(source: Any, info: Any, **_args: Any) -> Any:
+    """Dict keys by field name; otherwise the snake_case attribute of the model object."""
+    if isinstance(source, dict):
+        return source.get(info.field_name)
+    return getattr(source, _snake(info.field_name), None)
+
+
+def _money_bag(amount: Decimal, currency: str) -> dict:
+    money = {"amount": _money(amount), "currencyCode": currency}
+    return {"shopMoney": money, "presentmentMoney": dict(money)}
+
+
+def _address_lines(address: Address, with_name: bool, with_company: bool) -> list[str]:
+    lines = []
+    if with_name and address.name:
+        lines.append(address.name)
+    if with_company and address.company:
+        lines.append(address.company)
+    lines += [p for p in (address.address1, address.address2) if p]
+    city_line = " ".join(p for p in (address.city, address.province_code, address.zip) if p)
+    if city_line:
+        lines.append(city_line)
+    if address.country:
+        lines.append(address.country)
+    return lines
+
+
+def _country_enum(code: str | None) -> str | None:
+    return code if code in _country_codes() else None
+
+
+@lru_cache(maxsize=1)
+def _country_codes() -> frozenset[str]:
+    return frozenset(_schema().type_map["CountryCode"].values)
+
+
+def _resolve_formatted(
+    address: Address,
+    info: Any,
+    withName: bool = False,  # noqa: N803 (GraphQL's argument name)
+    withCompany: bool = True,  # noqa: N803
+) -> list[str]:
+    return _address_lines(address, withName, withCompany)
+
+
+def _resolve_order_fulfillments(
+    order: Order, info: Any, first: int | None = None, query: str | None = None
+) -> list:
+    search = SearchQuery(query)
+    found = [f for f in order.fulfillments if search.matches(_timestamps_accessor(f))]
+    return found[:first] if first is not None else found
+
+
+def _resolve_orders(_root: Any, info: Any, **args: Any) -> dict:
+    shop: Shop = info.context.shop
+    search = SearchQuery(args.get("query"))
+    found = [o for o in shop.orders_by_id.values() if search.matches(_order_accessor(o))]
+    sorter = ORDER_SORTERS.get(args.get("sortKey") or "PROCESSED_AT", BY_ID)
+    return paginate(found, args, sorter)
+
+
+def _resolve_node(kind: str, table: str) -> Callable:
+    def resolve(_root: Any, info: Any, id: str) -> Any:
+        number = _gid_number(id, kind)
+        return getattr(info.context.shop, table).get(number) if number is not None else None
+
+    return resolve
+
+
+def _resolve_location(_root: Any, info: Any, id: str | None = None) -> Location | None:
+    location = info.context.shop.location
+    if id is None:
+        return location
+    return location if _gid_number(id, "Location") == location.id else None
+
+
+def _resolve_webhook_subscriptions(_root: Any, info: Any, **args: Any) -> dict:
+    subs = list(info.context.shop.subscriptions.values())
+    if args.get("topics"):
+        subs = [s for s in subs if TOPIC_ENUMS.get(s.topic) in args["topics"]]
+    if args.get("uri"):
+        subs = [s for s in subs if s.uri == args["uri"]]
+    if args.get("format"):
+        subs = [s for s in subs if s.format == args["format"]]
+    return paginate(subs, args)
+
+
+def _line_item_variant(line: LineItem, info: Any) -> dict | None:
+    if line.variant_id is None:
+        return None
+    return {
+        "id": _gid("ProductVariant", line.variant_id),
+        "legacyResourceId": str(line.variant_id),
+        "sku": line.sku,
+        "title": line.variant_title or "Default Title",
+    }
+
+
+def _supported_actions(fo: FulfillmentOrder, info: Any) -> list[dict]:
+    if fo.status in ("OPEN", "IN_PROGRESS"):
+        actions = ["CREATE_FULFILLMENT", "HOLD", "MOVE", "SPLIT", "MERGE", "REQUEST_FULFILLMENT"]
+        return [{"action": action} for action in actions]
+    return []
+
+
+def _assigned_location(fo: FulfillmentOrder, info: Any) -> dict:
+    return {
+        "name": fo.location.name,
+        "location": fo.location,
+        "countryCode": "US",
+        "address1": None,
+        "address2": None,
+        "city": None,
+        "phone": None,
+        "province": None,
+        "zip": None,
+    }
+
+
+def _api_version(sub: WebhookSubscription, info: Any) -> dict:
+    return {"handle": sub.api_version, "displayName": sub.api_version, "supported": True}
+
+
+def _connection(attribute: str) -> Callable:
+    def resolve(source: Any, info: Any, **args: Any) -> dict:
+        return paginate(getattr(source, attribute), args)
+
+    return resolve
+
+
+def _line_fulfillment_total(fli: FulfillmentLineItem, info: Any) -> dict:
+    line = fli.line_item
+    return _money_bag(line.price * fli.quantity, line.order.currency)
+
+
+RESOLVERS: dict[str, dict[str, Callable]] = {
+    "QueryRoot": {
+        "order": _resolve_node("Order", "orders_by_id"),
+        "orders": _resolve_orders,
+        "fulfillment": _resolve_node("Fulfillment", "fulfillments_by_id"),
+        "fulfillmentOrder": _resolve_node("FulfillmentOrder", "fulfillment_orders_by_id"),
+        "location": _resolve_location,
+        "locations": lambda _r, info, **args: paginate([info.context.shop.location], args),
+        "shop": lambda _r, info: info.context.shop,
+        "webhookSubscription": _resolve_node("WebhookSubscription", "subscriptions"),
+        "webhookSubscriptions": _resolve_webhook_subscriptions,
+    },
+    "Mutation": {
+        "orderCreate": lambda _r, info, **args: info.context.shop.api_order_create(**args),
+        "fulfillmentCreate": lambda _r, info, **args: info.context.shop.api_fulfillment_create(
+            **args
+        ),
+        "fulfillmentTrackingInfoUpdate": lambda _r, info, **args: (
+            info.context.shop.api_tracking_update(**args)
+        ),
+        "fulfillmentCancel": lambda _r, info, id: info.context.shop.api_fulfillment_cancel(id),
+        "webhookSubscriptionCreate": lambda _r, info, **args: info.context.shop.api_webhook_create(
+            info.context.version, **args
+        ),
+        "webhookSubscriptionDelete": lambda _r, info, id: info.context.shop.api_webhook_delete(id),
+    },
+    "Shop": {
+        "id": lambda s, info: _gid("Shop", s.id),
+        "name": lambda s, info: s.name,
+        "myshopifyDomain": lambda s, info: s.domain,
+        "email": lambda s, info: f"owner@{s.domain}",
+        "currencyCode": lambda s, info: s.currency,
+        "ianaTimezone": lambda s, info: "Etc/UTC",
+    },
+    "Location": {
+        "id": lambda loc, info: _gid("Location", loc.id),
+        "legacyResourceId": lambda loc, info: str(loc.id),
+        "isActive": lambda loc, info: True,
+        "fulfillsOnlineOrders": lambda loc, info: True,
+    },
+    "Order": {
+        "id": lambda o, info: _gid("Order", o.id),
+        "legacyResourceId": lambda o, info: str(o.id),
+        "createdAt": lambda o, info: _iso(o.created_at),
+        "updatedAt": lambda o, info: _iso(o.updated_at),
+        "processedAt": lambda o, info: _iso(o.processed_at),
+        "cancelledAt": lambda o, info: _iso(o.cancelled_at),
+        "closedAt": lambda o, info: _iso(o.closed_at),
+        "closed": lambda o, info: o.closed_at is not None,
+        "confirmed": lambda o, info: True,
+        "cancelReason": lambda o, info: "OTHER" if o.cancelled_at else None,
+        "currencyCode": lambda o, info: o.currency,
+        "displayFinancialStatus": lambda o, info: o.financial_status,
+        "fulfillable": lambda o, info: (
+            o.cancelled_at is None and any(line.unfulfilled_quantity for line in o.line_items)
+        ),
+        "fulfillments": _resolve_order_fulfillments,
+        "fulfillmentsCount": lambda o, info: {"count": len(o.fulfillments), "precision": "EXACT"},
+        "fulfillmentOrders": _connection("fulfillment_orders"),
+        "lineItems": _connection("line_items"),
+        "totalPriceSet": lambda o, info: _money_bag(o.total, o.currency),
+        "subtotalPriceSet": lambda o, info: _money_bag(o.subtotal, o.currency),
+    },
+    "LineItem": {
+        "id": lambda li, info: _gid("LineItem", li.id),
+        "currentQuantity": lambda li, info: li.quantity,
+        "customAttributes": lambda li, info: [
+            {"key": p["name"], "value": p["value"]} for p in li.properties
+        ],
+        "fulfillableQuantity": lambda li, info: li.unfulfilled_quantity,
+        "nonFulfillableQuantity": lambda li, info: 0,
+        "refundableQuantity": lambda li, info: li.quantity,
+        "originalUnitPriceSet": lambda li, info: _money_bag(li.price, li.order.currency),
+        "variant": _line_item_variant,
+    },
+    "MailingAddress": {
+        "id": lambda a, info: f"gid://shopify/MailingAddress/{a.id}?model_name=Address",
+        "countryCodeV2": lambda a, info: _country_enum(a.country_code),
+        "formatted": _resolve_formatted,
+    },
+    "FulfillmentOrder": {
+        "id": lambda fo, info: _gid("FulfillmentOrder", fo.id),
+        "createdAt": lambda fo, info: _iso(fo.created_at),
+        "updatedAt": lambda fo, info: _iso(fo.updated_at),
+        "fulfillAt": lambda fo, info: None,
+        "orderId": lambda fo, info: _gid("Order", fo.order.id),
+        "orderName": lambda fo, info: fo.order.name,
+        "requestStatus": lambda fo, info: "UNSUBMITTED",
+        "assignedLocation": _assigned_location,
+        "lineItems": _connection("line_items"),
+        "supportedActions": _supported_actions,
+    },
+    "FulfillmentOrderLineItem": {
+        "id": lambda foli, info: _gid("FulfillmentOrderLineItem", foli.id),
+        "productTitle": lambda foli, info: foli.line_item.title,
+        "sku": lambda foli, info: foli.line_item.sku,
+        "requiresShipping": lambda foli, info: foli.line_item.requires_shipping,
+        "variantTitle": lambda foli, info: foli.line_item.variant_title,
+        "vendor": lambda foli, info: foli.line_item.vendor,
+    },
+    "Fulfillment": {
+        "id": lambda f, info: _gid("Fulfillment", f.id),
+        "legacyResourceId": lambda f, info: str(f.id),
+        "createdAt": lambda f, info: _iso(f.created_at),
+        "updatedAt": lambda f, info: _iso(f.updated_at),
+        "deliveredAt": lambda f, info: None,
+        "estimatedDeliveryAt": lambda f, info: None,
+        "inTransitAt": lambda f, info: None,
+        "requiresShipping": lambda f, info: True,
+        "totalQuantity": lambda f, info: sum(fli.quantity for fli in f.line_items),
+        "trackingInfo": lambda f, info, first=None: (
+            f.tracking()[:first] if first is not None else f.tracking()
+        ),
+        "fulfillmentLineItems": _connection("line_items"),
+        "fulfillmentOrders": _connection("fulfillment_orders"),
+    },
+    "FulfillmentLineItem": {
+        "id": lambda fli, info: _gid("FulfillmentLineItem", fli.id),
+        "originalTotalSet": _line_fulfillment_total,
+    },
+    "WebhookSubscription": {
+        "id": lambda s, info: _gid("WebhookSubscription", s.id),
+        "legacyResourceId": lambda s, info: str(s.id),
+        "topic": lambda s, info: TOPIC_ENUMS.get(s.topic),
+        "callbackUrl": lambda s, info: s.uri,
+        "createdAt": lambda s, info: _iso(s.created_at),
+        "updatedAt": lambda s, info: _iso(s.updated_at),
+        "metafieldNamespaces": lambda s, info: [],
+        "apiVersion": _api_version,
+    },
+}
+
+
+@lru_cache(maxsize=1)
+def _schema() -> GraphQLSchema:
+    """The SDL subset with the resolvers attached (built once)."""
+    schema = build_schema(SCHEMA_PATH.read_text())
+    for type_name, fields in RESOLVERS.items():
+        graphql_type = schema.type_map[type_name]
+        for field_name, resolver in fields.items():
+            graphql_type.fields[field_name].resolve = resolver
+    return schema
+
+
+# ---- webhooks -----------------------------------------------------------------------------------
+
+WEBHOOK_MODES = ("normal", "drop", "duplicate", "delay", "reorder")
+
+
+@dataclass
+class WebhookMode:
+    """How deliveries misbehave: normal, drop, duplicate, delay (seconds) or reorder (hold N)."""
+
+    name: str = "normal"
+    seconds: float = 0.0
+    hold: int = 2
+
+    def __post_init__(self) -> None:
+        if self.name not in WEBHOOK_MODES:
+            raise ValueError(f"webhook mode must be one of {WEBHOOK_MODES}, not {self.name!r}")
+
+
+@dataclass(eq=False)
+class Delivery:
+    """One webhook POST (retries and duplicates keep the same webhook id and body)."""
+
+    shop: str
+    topic: str
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    webhook_id: str
+    event_id: str
+    payload: dict
+    attempt: int = 1
+    duplicate: bool = False
+
+
+class WebhookDispatcher:
+    """Sends deliveries from background threads, applying the failure modes and retries."""
+
+    def __init__(self, sim: ShopifySimulator, workers: int = 1) -> None:
+        self.sim = sim
+        self.workers = workers
+        self.log: deque[dict] = deque(maxlen=100_000)
+        self._heap: list[tuple[float, int, Delivery]] = []
+        self._held: list[Delivery] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+
+    def submit(self, delivery: Delivery, mode: WebhookMode) -> None:
+        """Queue a delivery as the mode says (never sends in the caller's thread)."""
+        with self._cond:
+            if mode.name == "drop":
+                self._record(delivery, None, "dropped")
+                return
+            if mode.name == "reorder":
+                self._held.append(delivery)
+                if len(self._held) >= max(1, mode.hold):
+                    self._release_held()
+                return
+            due = time.monotonic() + (mode.seconds if mode.name == "delay" else 0.0)
+            self._push(due, delivery)
+            if mode.name == "duplicate":
+                twin = copy.copy(delivery)
+                twin.duplicate = True
+                self._push(due, twin)
+            self._ensure_started()
+
+    def flush(self) -> int:
+        """Release held (reorder) deliveries now, newest first; returns how many."""
+        with self._cond:
+            count = len(self._held)
+            self._release_held()
+            return count
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is queued or being sent (held deliveries don't count)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._heap and not self._in_flight, timeout)
+
+    def pending(self) -> dict:
+        """Counts of queued, in-flight and held deliveries."""
+        with self._cond:
+            return {
+                "queued": len(self._heap),
+                "in_flight": self._in_flight,
+                "held": len(self._held),
+            }
+
+    def stop(self) -> None:
+        """Stop the sender threads (queued deliveries are abandoned)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(5)
+        self._threads.clear()
+        with self._cond:
+            self._stopping = False
+
+    def _release_held(self) -> None:
+        now = time.monotonic()
+        for delivery in reversed(self._held):
+            self._push(now, delivery)
+        self._held.clear()
+        self._ensure_started()
+
+    def _push(self, due: float, delivery: Delivery) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), delivery))
+        self._cond.notify_all()
+
+    def _ensure_started(self) -> None:
+        self._threads = [t for t in self._threads if t.is_alive()]
+        while len(self._threads) < self.workers:
+            thread = threading.Thread(target=self._run, name="shopify-sim-webhooks", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _run(self) -> None:
+        session = requests.Session()
+        while True:
+            with self._cond:
+                while not self._stopping:
+                    if self._heap and self._heap[0][0] <= time.monotonic():
+                        break
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(wait)
+                if self._stopping:
+                    return
+                _, _, delivery = heapq.heappop(self._heap)
+                self._in_flight += 1
+            status, error = self._send(session, delivery)
+            with self._cond:
+                self._in_flight -= 1
+                ok = status is not None and 200 <= status < 300
+                self._record(delivery, status, "delivered" if ok else "failed", error)
+                schedule = self.sim.webhook_retry_schedule or ()
+                if not ok and delivery.attempt <= len(schedule):
+                    retry = copy.copy(delivery)
+                    retry.attempt += 1
+                    self._push(time.monotonic() + schedule[delivery.attempt - 1], retry)
+                self._cond.notify_all()
+
+    def _send(self, session: requests.Session, delivery: Delivery) -> tuple[int | None, str | None]:
+        try:
+            answer = session.post(
+                delivery.url,
+                data=delivery.body,
+                headers=delivery.headers,
+                timeout=self.sim.webhook_timeout,
+                allow_redirects=False,  # Shopify counts a 3xx as a failed delivery
+            )
+            return answer.status_code, None
+        except requests.RequestException as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    def _record(
+        self, delivery: Delivery, status: int | None, outcome: str, error: str | None = None
+    ) -> None:
+        self.log.append(
+            {
+                "shop": delivery.shop,
+                "topic": delivery.topic,
+                "url": delivery.url,
+                "webhook_id": delivery.webhook_id,
+                "event_id": delivery.event_id,
+                "attempt": delivery.attempt,
+                "duplicate": delivery.duplicate,
+                "status": status,
+                "outcome": outcome,
+                "error": error,
+                "at": time.time(),
+                "payload": delivery.payload,
+            }
+        )
+
+
+def sign(body: bytes, secret: str) -> str:
+    """X-Shopify-Hmac-Sha256: base64 HMAC-SHA256 of the raw body with the app's client secret."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+# ---- REST-shaped webhook payloads ----------------------------------------------------------------
+
+
+def _rest_address(address: Address | None) -> dict | None:
+    if address is None:
+        return None
+    return {
+        "first_name": address.first_name,
+        "address1": address.address1,
+        "phone": address.phone,
+        "city": address.city,
+        "zip": address.zip,
+        "province": address.province,
+        "country": address.country,
+        "last_name": address.last_name,
+        "address2": address.address2,
+        "company": address.company,
+        "latitude": None,
+        "longitude": None,
+        "name": address.name,
+        "country_code": address.country_code,
+        "province_code": address.province_code,
+    }
+
+
+def _rest_price_set(amount: Decimal, currency: str) -> dict:
+    money = {"amount": _money(amount), "currency_code": currency}
+    return {"shop_money": money, "presentment_money": dict(money)}
+
+
+def _rest_line_item(line: LineItem, quantity: int | None = None) -> dict:
+    return {
+        "id": line.id,
+        "admin_graphql_api_id": _gid("LineItem", line.id),
+        "fulfillable_quantity": line.unfulfilled_quantity,
+        "fulfillment_service": "manual",
+        "fulfillment_status": None if line.fulfilled_quantity == 0 else line.fulfillment_status,
+        "gift_card": False,
+        "grams": 0,
+        "name": line.name,
+        "price": _money(line.price),
+        "price_set": _rest_price_set(line.price, line.order.currency),
+        "product_exists": line.product_id is not None,
+        "product_id": line.product_id,
+        "properties": [dict(p) for p in line.properties],
+        "quantity": line.quantity if quantity is None else quantity,
+        "current_quantity": line.quantity,
+        "requires_shipping": line.requires_shipping,
+        "sku": line.sku,
+        "taxable": True,
+        "title": line.title,
+        "total_discount": "0.00",
+        "variant_id": line.variant_id,
+        "variant_title": line.variant_title,
+        "vendor": line.vendor,
+    }
+
+
+def _rest_fulfillment(fulfillment: Fulfillment) -> dict:
+    """The REST Fulfillment resource (the body of fulfillments/create and /update)."""
+    numbers, urls = fulfillment.numbers, fulfillment.urls
+    return {
+        "id": fulfillment.id,
+        "admin_graphql_api_id": _gid("Fulfillment", fulfillment.id),
+        "created_at": _rest_time(fulfillment.created_at),
+        "location_id": fulfillment.location.id,
+        "name": fulfillment.name,
+        "order_id": fulfillment.order.id,
+        "origin_address": {},
+        "receipt": {},
+        "service": "manual",
+        "shipment_status": None,
+        "status": fulfillment.status.lower(),
+        "tracking_company": fulfillment.company,
+        "tracking_number": numbers[0] if numbers else None,
+        "tracking_numbers": list(numbers),
+        "tracking_url": urls[0] if urls else None,
+        "tracking_urls": list(urls),
+        "updated_at": _rest_time(fulfillment.updated_at),
+        "line_items": [
+            _rest_line_item(fli.line_item, fli.quantity) for fli in fulfillment.line_items
+        ],
+    }
+
+
+def _rest_order(order: Order) -> dict:
+    """The REST Order resource (the body of orders/* webhooks)."""
+    status = order.display_fulfillment_status
+    customer = None
+    if order.email or order.customer:
+        customer = {
+            "id": order.shop.customer_id(order.email or ""),
+            "email": order.email,
+            "admin_graphql_api_id": _gid("Customer", order.shop.customer_id(order.email or "")),
+            "first_name": (order.customer or {}).get("firstName"),
+            "last_name": (order.customer or {}).get("lastName"),
+        }
+    return {
+        "id": order.id,
+        "admin_graphql_api_id": _gid("Order", order.id),
+        "app_id": None,
+        "buyer_accepts_marketing": False,
+        "cancel_reason": None,
+        "cancelled_at": _rest_time(order.cancelled_at),
+        "closed_at": _rest_time(order.closed_at),
+        "confirmed": True,
+        "contact_email": order.email,
+        "created_at": _rest_time(order.created_at),
+        "currency": order.currency,
+        "current_subtotal_price": _money(order.subtotal),
+        "current_total_price": _money(order.total),
+        "email": order.email,
+        "financial_status": order.financial_status.lower(),
+        "fulfillment_status": {"UNFULFILLED": None, "PARTIALLY_FULFILLED": "partial"}.get(
+            status, "fulfilled"
+        ),
+        "name": order.name,
+        "note": order.note,
+        "note_attributes": [
+            {"name": a["key"], "value": a["value"]} for a in order.custom_attributes
+        ],
+        "number": order.number - 1000,
+        "order_number": order.number,
+        "phone": order.phone,
+        "po_number": order.po_number,
+        "presentment_currency": order.currency,
+        "processed_at": _rest_time(order.processed_at),
+        "source_identifier": order.source_identifier,
+        "source_name": order.source_name,
+        "subtotal_price": _money(order.subtotal),
+        "tags": ", ".join(order.tags),
+        "test": order.test,
+        "total_price": _money(order.total),
+        "updated_at": _rest_time(order.updated_at),
+        "billing_address": _rest_address(order.billing_address),
+        "customer": customer,
+        "fulfillments": [_rest_fulfillment(f) for f in order.fulfillments],
+        "line_items": [_rest_line_item(line) for line in order.line_items],
+        "shipping_address": _rest_address(order.shipping_address),
+        "shipping_lines": [dict(line) for line in order.shipping_lines],
+        "refunds": [],
+    }
+
+
+# ---- failure switches ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    shop: str | None
+    count: int
+    status: int = 500
+    retry_after: float | None = None
+    seconds: float = 0.0
+
+
+def _take(plans: list[_Plan], shop: str) -> _Plan | None:
+    """Consume one use of the first plan for this shop (or for any shop)."""
+    for plan in plans:
+        if plan.shop in (None, shop) and plan.count > 0:
+            plan.count -= 1
+            if plan.count == 0:
+                plans.remove(plan)
+            return plan
+    return None
+
+
+# ---- a shop --------------------------------------------------------------------------------------
+
+
+class Shop:
+    """One simulated store: its data, webhooks, rate limit, and the merchant's own actions."""
+
+    def __init__(
+        self,
+        sim: ShopifySimulator,
+        domain: str,
+        access_token: str,
+        client_secret: str,
+        location_name: str = "Main",
+        currency: str = "USD",
+    ) -> None:
+        self.sim = sim
+        self.id = sim.next_id()
+        self.domain = domain
+        self.name = domain.split(".")[0].replace("-", " ").title()
+        self.access_token = access_token
+        self.client_secret = client_secret
+        self.currency = currency
+        self.location = Location(sim.next_id(), location_name)
+        self.bucket = CostBucket(sim.bucket_size, sim.restore_rate)
+        self.webhook_mode: WebhookMode | None = None  # None: the simulator-wide mode applies
+        self.lock = threading.RLock()
+        self.orders_by_id: dict[int, Order] = {}
+        self.fulfillments_by_id: dict[int, Fulfillment] = {}
+        self.fulfillment_orders_by_id: dict[int, FulfillmentOrder] = {}
+        self.line_items_by_id: dict[int, LineItem] = {}
+        self.fo_line_items_by_id: dict[int, FulfillmentOrderLineItem] = {}
+        self.subscriptions: dict[int, WebhookSubscription] = {}
+        self._customers: dict[str, int] = {}
+        self._next_number = 1001
+
+    def __repr__(self) -> str:
+        return f"<Shop {self.domain}>"
+
+    # ---- configuration -----------------------------------------------------------------
+
+    def add_webhook(
+        self,
+        topic: str,
+        url: str,
+        name: str | None = None,
+        include_fields: list[str] | None = None,
+        api_version: str = DEFAULT_API_VERSION,
+    ) -> str:
+        """Subscribe `url` to a topic (`orders/create` or `ORDERS_CREATE`); returns its gid."""
+        rest_topic = TOPICS.get(topic, topic)
+        if rest_topic not in TOPIC_ENUMS:
+            raise ValueError(f"unsupported topic {topic!r}; known: {sorted(TOPIC_ENUMS)}")
+        now = self.sim.clock.now()
+        subscription = WebhookSubscription(
+            id=self.sim.next_id(),
+            topic=rest_topic,
+            uri=url,
+            name=name or rest_topic.replace("/", "-"),
+            api_version=api_version,
+            created_at=now,
+            updated_at=now,
+            include_fields=list(include_fields or []),
+        )
+        with self.lock:
+            self.subscriptions[subscription.id] = subscription
+        return _gid("WebhookSubscription", subscription.id)
+
+    def remove_webhook(self, subscription: str) -> bool:
+        """Delete a subscription by gid or by URL (all topics); True when one was removed."""
+        with self.lock:
+            doomed = [
+                s.id
+                for s in self.subscriptions.values()
+                if s.uri == subscription or _gid("WebhookSubscription", s.id) == subscription
+            ]
+            for number in doomed:
+                del self.subscriptions[number]
+            return bool(doomed)
+
+    def webhooks(self) -> list[dict]:
+        """The subscriptions as plain dicts."""
+        with self.lock:
+            return [
+                {
+                    "id": _gid("WebhookSubscription", s.id),
+                    "topic": s.topic,
+                    "url": s.uri,
+                    "name": s.name,
+                    "api_version": s.api_version,
+                }
+                for s in self.subscriptions.values()
+            ]
+
+    def set_webhook_mode(self, mode: str | None, seconds: float = 0.0, hold: int = 2) -> None:
+        """This shop's webhook failure mode; None falls back to the simulator-wide one."""
+        self.webhook_mode = None if mode is None else WebhookMode(mode, seconds, hold)
+
+    def set_rate_limit(
+        self,
+        maximum_available: float | None = None,
+        restore_rate: float | None = None,
+        currently_available: float | None = None,
+    ) -> None:
+        """Resize this shop's cost bucket (e.g. a tiny bucket to provoke THROTTLED)."""
+        with self.lock:
+            self.bucket.configure(maximum_available, restore_rate, currently_available)
+
+    def fail_next(
+        self, count: int = 1, status: int = 500, retry_after: float | None = None
+    ) -> None:
+        """Answer this shop's next `count` GraphQL calls with `status`."""
+        self.sim.fail_next(count, status, retry_after, shop=self.domain)
+
+    def slow_next(self, count: int = 1, seconds: float = 1.0) -> None:
+        """Delay this shop's next `count` GraphQL answers by `seconds`."""
+        self.sim.slow_next(count, seconds, shop=self.domain)
+
+    def throttle_next(self, count: int = 1) -> None:
+        """Answer this shop's next `count` GraphQL calls with THROTTLED."""
+        self.sim.throttle_next(count, shop=self.domain)
+
+    # ---- merchant / customer actions -----------------------------------------------------
+
+    def place_order(
+        self,
+        line_items: list[dict],
+        shipping_address: dict | None = None,
+        email: str | None = None,
+        billing_address: dict | None = None,
+        note: str | None = None,
+        tags: list[str] | None = None,
+        created_at: datetime | str | None = None,
+        source_name: str = "web",
+    ) -> dict:
+        """A customer checks out: creates the order, fires orders/create; returns its snapshot.
+
+        Each line: {"sku", "quantity", "title", "price"?, "variant_id"?, "variant_title"?}.
+        """
+        lines = [_line_input(line) for line in line_items]
+        if not lines or any(line["quantity"] < 1 for line in lines):
+            raise ValueError("an order needs lines with quantities of at least 1")
+        with self.lock:
+            order = self._create_order(
+                lines,
+                shipping=_address_input(self.sim, shipping_address),
+                billing=_address_input(self.sim, billing_address),
+                email=email,
+                note=note,
+                tags=tags or [],
+                source_name=source_name,
+                created_at=_as_utc(created_at) if created_at else None,
+            )
+            self._emit_order_created(order)
+            return self._order_snapshot(order)
+
+    def fulfill(
+        self,
+        order_id: str | int,
+        lines: list[tuple[str, int]] | None = None,
+        company: str | None = None,
+        numbers: list[str] | None = None,
+        urls: list[str] | None = None,
+        notify_customer: bool = False,
+    ) -> str:
+        """The merchant fulfils in the admin (through the fulfillment orders); returns its gid.
+
+        `lines` pairs an order line (its gid, number or SKU) with a quantity; None ships all
+        that remains. Fires fulfillments/create (and orders/updated, orders/[partially_]fulfilled).
+        """
+        with self.lock:
+            order = self._order(order_id)
+            wanted: list[tuple[LineItem, int]] = []
+            if lines is None:
+                wanted = [(li, li.unfulfilled_quantity) for li in order.line_items]
+                wanted = [(li, qty) for li, qty in wanted if qty > 0]
+            else:
+                for reference, quantity in lines:
+                    wanted.append((self._order_line(order, reference), int(quantity)))
+            allocations: list[tuple[FulfillmentOrderLineItem, int]] = []
+            for line, quantity in wanted:
+                if quantity < 1:
+                    raise ValueError(f"quantity must be at least 1, not {quantity}")
+                left = quantity
+                for fo in order.fulfillment_orders:
+                    if fo.status not in ("OPEN", "IN_PROGRESS"):
+                        continue
+                    for foli in fo.line_items:
+                        already = sum(q for a, q in allocations if a is foli)
+                        free = foli.remaining_quantity - already
+                        if foli.line_item is line and free > 0 and left > 0:
+                            take = min(free, left)
+                            allocations.append((foli, take))
+                            left -= take
+                if left:
+                    raise ValueError(
+                        f"line {_gid('LineItem', line.id)} has only "
+                        f"{quantity - left} of {quantity} left to fulfil"
+                    )
+            if not allocations:
+                raise ValueError("nothing left to fulfil on this order")
+            fulfillment = self._create_fulfillment(
+                order, allocations, company, list(numbers or []), list(urls or []), notify_customer
+            )
+            return _gid("Fulfillment", fulfillment.id)
+
+    def update_tracking(
+        self,
+        fulfillment_id: str | int,
+        company: str | None = None,
+        numbers: list[str] | None = None,
+        urls: list[str] | None = None,
+    ) -> None:
+        """The merchant edits tracking in the admin: replaces it, fires fulfillments/update."""
+        with self.lock:
+            fulfillment = self._fulfillment(fulfillment_id)
+            self._update_tracking(fulfillment, company, list(numbers or []), list(urls or []))
+
+    def cancel_fulfillment(self, fulfillment_id: str | int) -> None:
+        """The merchant cancels a fulfillment: quantities go back, fires fulfillments/update."""
+        with self.lock:
+            fulfillment = self._fulfillment(fulfillment_id)
+            if fulfillment.status == "CANCELLED":
+                raise ValueError("fulfillment is already cancelled")
+            self._cancel_fulfillment(fulfillment)
+
+    def touch(self, order_id: str | int, at: datetime | str | None = None) -> None:
+        """Set an order's updatedAt (default: now) without any webhook (for window tests)."""
+        with self.lock:
+            order = self._order(order_id)
+            order.updated_at = _as_utc(at).replace(microsecond=0) if at else self.sim.clock.now()
+
+    def bulk_load_orders(
+        self,
+        n: int,
+        line_items: list[dict] | None = None,
+        updated_at: datetime | str | None = None,
+        step_seconds: float = 0.0,
+    ) -> list[str]:
+        """Create `n` orders fast, WITHOUT webhooks (benchmarks); returns their gids.
+
+        Orders get the same lines (default: one line, SKU BULK-1, quantity 1); created/updated
+        times start at `updated_at` (default now) and grow by `step_seconds` per order.
+        """
+        lines = [_line_input(line) for line in (line_items or [{"sku": "BULK-1", "quantity": 1}])]
+        start = _as_utc(updated_at) if updated_at else self.sim.clock.now()
+        gids = []
+        with self.lock:
+            for index in range(n):
+                moment = (start + timedelta(seconds=index * step_seconds)).replace(microsecond=0)
+                order = self._create_order(
+                    lines, email=f"bulk{index}@example.com", created_at=moment
+                )
+                gids.append(_gid("Order", order.id))
+        return gids
+
+    # ---- read helpers -------------------------------------------------------------------------
+
+    def order(self, order_id: str | int) -> dict:
+        """An order's snapshot (lines, fulfillment orders, fulfillments) as plain data."""
+        with self.lock:
+            return self._order_snapshot(self._order(order_id))
+
+    def orders(self) -> list[dict]:
+        """Every order's snapshot, oldest first."""
+        with self.lock:
+            return [self._order_snapshot(o) for o in self.orders_by_id.values()]
+
+    def fulfillments(self, order_id: str | int) -> list[dict]:
+        """An order's fulfillments as plain data."""
+        with self.lock:
+            return [self._fulfillment_snapshot(f) for f in self._order(order_id).fulfillments]
+
+    # ---- GraphQL mutations ------------------------------------------------------------------
+
+    def api_order_create(self, order: dict, options: dict | None = None) -> dict:
+        """orderCreate: creates the order and its fulfillment order, fires orders/create."""
+        del options  # inventory and notifications have no visible effect here
+        errors = []
+        lines_in = order.get("lineItems") or []
+        if not lines_in:
+            errors.append(
+                _user_error(
+                    ["order", "lineItems"], "Line items must have at least one item", "INVALID"
+                )
+            )
+        lines = []
+        for index, line in enumerate(lines_in):
+            if line["quantity"] < 1:
+                errors.append(
+                    _user_error(
+                        ["order", "lineItems", index, "quantity"],
+                        "Quantity must be greater than or equal to 1",
+                        "INVALID",
+                    )
+                )
+            if not line.get("title") and not line.get("variantId"):
+                errors.append(
+                    _user_error(
+                        ["order", "lineItems", index, "title"],
+                        "Title can't be blank for a custom line item",
+                        "INVALID",
+                    )
+                )
+            variant_id = (
+                _gid_number(line["variantId"], "ProductVariant") if line.get("variantId") else None
+            )
+            product_id = (
+                _gid_number(line["productId"], "Product") if line.get("productId") else None
+            )
+            price = (line.get("priceSet") or {}).get("shopMoney", {}).get("amount", "0")
+            try:
+                price = Decimal(str(price))
+            except InvalidOperation:
+                errors.append(
+                    _user_error(
+                        ["order", "lineItems", index, "priceSet"], "Price is invalid", "INVALID"
+                    )
+                )
+                price = Decimal("0")
+            lines.append(
+                {
+                    "title": line.get("title") or line.get("sku") or "Untitled",
+                    "sku": line.get("sku"),
+                    "quantity": line["quantity"],
+                    "price": price,
+                    "variant_id": variant_id,
+                    "product_id": product_id,
+                    "variant_title": line.get("variantTitle"),
+                    "vendor": line.get("vendor"),
+                    "requires_shipping": line.get("requiresShipping", True) is not False,
+                    "properties": [dict(p) for p in line.get("properties") or []],
+                }
+            )
+        processed_at = _as_utc(order["processedAt"]) if order.get("processedAt") else None
+        if processed_at and processed_at > self.sim.clock.now() + timedelta(minutes=1):
+            errors.append(
+                _user_error(
+                    ["order", "processedAt"],
+                    "Processed at can't be in the future",
+                    "PROCESSED_AT_INVALID",
+                )
+            )
+        if errors:
+            return {"order": None, "userErrors": errors}
+        customer = order.get("customer") or {}
+        upsert = customer.get("toUpsert") or {}
+        created = self._create_order(
+            lines,
+            shipping=_address_input(self.sim, order.get("shippingAddress")),
+            billing=_address_input(self.sim, order.get("billingAddress")),
+            email=order.get("email") or upsert.get("email"),
+            phone=order.get("phone"),
+            note=order.get("note"),
+            tags=list(order.get("tags") or []),
+            source_name=order.get("sourceName") or "api",
+            source_identifier=order.get("sourceIdentifier"),
+            po_number=order.get("poNumber"),
+            currency=order.get("currency") or self.currency,
+            name=order.get("name"),
+            financial_status=order.get("financialStatus") or "PAID",
+            test=bool(order.get("test")),
+            processed_at=processed_at,
+            customer=upsert or None,
+            custom_attributes=[dict(a) for a in order.get("customAttributes") or []],
+            shipping_lines=[
+                {
+                    "title": s["title"],
+                    "code": s.get("code"),
+                    "source": s.get("source"),
+                    "price": str(s["priceSet"]["shopMoney"]["amount"]),
+                }
+                for s in order.get("shippingLines") or []
+            ],
+        )
+        self._emit_order_created(created)
+        return {"order": created, "userErrors": []}
+
+    def api_fulfillment_create(self, fulfillment: dict, message: str | None = None) -> dict:
+        """fulfillmentCreate: all-or-nothing over the given fulfillment orders and lines."""
+        del message
+        errors: list[dict] = []
+        tracking = fulfillment.get("trackingInfo") or {}
+        errors += _tracking_errors(tracking, ["fulfillment", "trackingInfo"])
+        groups = fulfillment.get("lineItemsByFulfillmentOrder") or []
+        if not groups:
+            errors.append(
+                _user_error(
+                    ["fulfillment", "lineItemsByFulfillmentOrder"],
+                    "Line items by fulfillment order can't be blank",
+                )
+            )
+        allocations: list[tuple[FulfillmentOrderLineItem, int]] = []
+        orders: set[int] = set()
+        for index, group in enumerate(groups):
+            path = ["fulfillment", "lineItemsByFulfillmentOrder", index]
+            number = _gid_number(group["fulfillmentOrderId"], "FulfillmentOrder")
+            fo = self.fulfillment_orders_by_id.get(number) if number is not None else None
+            if fo is None:
+                errors.append(
+                    _user_error([*path, "fulfillmentOrderId"], "Fulfillment order does not exist.")
+                )
+                continue
+            orders.add(fo.order.id)
+            if fo.status not in ("OPEN", "IN_PROGRESS"):
+                errors.append(
+                    _user_error(
+                        [*path, "fulfillmentOrderId"],
+                        f"Fulfillment order {_gid('FulfillmentOrder', fo.id)} has an "
+                        f"unfulfillable status= {fo.status.lower()}.",
+                    )
+                )
+                continue
+            requested = group.get("fulfillmentOrderLineItems")
+            if requested is None:
+                allocations += [
+                    (li, li.remaining_quantity) for li in fo.line_items if li.remaining_quantity
+                ]
+                continue
+            wanted: dict[int, int] = {}
+            for line_index, item in enumerate(requested):
+                item_path = [*path, "fulfillmentOrderLineItems", line_index]
+                line_number = _gid_number(item["id"], "FulfillmentOrderLineItem")
+                foli = (
+                    self.fo_line_items_by_id.get(line_number) if line_number is not None else None
+                )
+                if foli is None or foli.fulfillment_order is not fo:
+                    errors.append(
+                        _user_error(
+                            [*item_path, "id"],
+                            f"Fulfillment order line item {item['id']} does not belong to "
+                            f"fulfillment order {_gid('FulfillmentOrder', fo.id)}.",
+                        )
+                    )
+                    continue
+                if item["quantity"] < 1:
+                    errors.append(
+                        _user_error([*item_path, "quantity"], "Quantity must be greater than 0.")
+                    )
+                    continue
+                wanted[foli.id] = wanted.get(foli.id, 0) + item["quantity"]
+            for foli_id, quantity in wanted.items():
+                foli = self.fo_line_items_by_id[foli_id]
+                if quantity > foli.remaining_quantity:
+                    errors.append(
+                        _user_error(
+                            [*path, "fulfillmentOrderLineItems"],
+                            "Invalid fulfillment order line item quantity requested.",
+                        )
+                    )
+                else:
+                    allocations.append((foli, quantity))
+        if len(orders) > 1:
+            errors.append(
+                _user_error(
+                    ["fulfillment", "lineItemsByFulfillmentOrder"],
+                    "All fulfillment orders must belong to the same order.",
+                )
+            )
+        if not errors and not allocations:
+            errors.append(
+                _user_error(
+                    ["fulfillment", "lineItemsByFulfillmentOrder"],
+                    "Nothing left to fulfill on the given fulfillment orders.",
+                )
+            )
+        if errors:
+            return {"fulfillment": None, "userErrors": errors}
+        order = allocations[0][0].fulfillment_order.order
+        numbers, urls = _tracking_lists(tracking)
+        created = self._create_fulfillment(
+            order,
+            allocations,
+            tracking.get("company"),
+            numbers,
+            urls,
+            bool(fulfillment.get("notifyCustomer")),
+        )
+        return {"fulfillment": created, "userErrors": []}
+
+    def api_tracking_update(
+        self,
+        fulfillmentId: str,  # noqa: N803 (GraphQL argument names)
+        trackingInfoInput: dict,  # noqa: N803
+        notifyCustomer: bool | None = None,  # noqa: N803
+    ) -> dict:
+        """fulfillmentTrackingInfoUpdate: replaces the tracking, fires fulfillments/update."""
+        del notifyCustomer
+        errors = _tracking_errors(trackingInfoInput, ["trackingInfoInput"])
+        number = _gid_number(fulfillmentId, "Fulfillment")
+        fulfillment = self.fulfillments_by_id.get(number) if number is not None else None
+        if fulfillment is None:
+            errors.append(_user_error(["fulfillmentId"], "Fulfillment does not exist."))
+        elif fulfillment.status == "CANCELLED":
+            errors.append(
+                _user_error(["fulfillmentId"], "Cannot update tracking of a cancelled fulfillment.")
+            )
+        if errors:
+            return {"fulfillment": None, "userErrors": errors}
+        numbers, urls = _tracking_lists(trackingInfoInput)
+        self._update_tracking(fulfillment, trackingInfoInput.get("company"), numbers, urls)
+        return {"fulfillment": fulfillment, "userErrors": []}
+
+    def api_fulfillment_cancel(self, fulfillment_id: str) -> dict:
+        """fulfillmentCancel."""
+        number = _gid_number(fulfillment_id, "Fulfillment")
+        fulfillment = self.fulfillments_by_id.get(number) if number is not None else None
+        if fulfillment is None:
+            return {
+                "fulfillment": None,
+                "userErrors": [_user_error(["id"], "Fulfillment does not exist.")],
+            }
+        if fulfillment.status == "CANCELLED":
+            return {
+                "fulfillment": None,
+                "userErrors": [_user_error(["id"], "Fulfillment is already cancelled.")],
+            }
+        self._cancel_fulfillment(fulfillment)
+        return {"fulfillment": fulfillment, "userErrors": []}
+
+    def api_webhook_create(self, version: str, topic: str, webhookSubscription: dict) -> dict:  # noqa: N803
+        """webhookSubscriptionCreate (JSON over HTTPS/HTTP only)."""
+        uri = webhookSubscription.get("uri") or webhookSubscription.get("callbackUrl")
+        if not uri or not re.match(r"^https?://", uri):
+            return {
+                "webhookSubscription": None,
+                "userErrors": [
+                    _user_error(["webhookSubscription", "callbackUrl"], "Address is invalid")
+                ],
+            }
+        if any(s.uri == uri and s.topic == TOPICS[topic] for s in self.subscriptions.values()):
+            return {
+                "webhookSubscription": None,
+                "userErrors": [
+                    _user_error(
+                        ["webhookSubscription", "callbackUrl"],
+                        "Address for this topic has already been taken",
+                    )
+                ],
+            }
+        gid = self.add_webhook(
+            topic, uri, include_fields=webhookSubscription.get("includeFields"), api_version=version
+        )
+        sub = self.subscriptions[_gid_number(gid, "WebhookSubscription")]
+        sub.filter = webhookSubscription.get("filter")
+        sub.format = webhookSubscription.get("format") or "JSON"
+        return {"webhookSubscription": sub, "userErrors": []}
+
+    def api_webhook_delete(self, subscription_id: str) -> dict:
+        """webhookSubscriptionDelete."""
+        number = _gid_number(subscription_id, "WebhookSubscription")
+        if number is None or number not in self.subscriptions:
+            return {
+                "deletedWebhookSubscriptionId": None,
+                "userErrors": [_user_error(["id"], "Webhook subscription does not exist")],
+            }
+        del self.subscriptions[number]
+        return {"deletedWebhookSubscriptionId": subscription_id, "userErrors": []}
+
+    # ---- internals (caller holds self.lock) ------------------------------------------------
+
+    def customer_id(self, email: str) -> int:
+        """A stable customer id per email."""
+        if email not in self._customers:
+            self._customers[email] = self.sim.next_id()
+        return self._customers[email]
+
+    def _create_order(
+        self,
+        lines: list[dict],
+        shipping: Address | None = None,
+        billing: Address | None = None,
+        email: str | None = None,
+        created_at: datetime | None = None,
+        name: str | None = None,
+        **fields: Any,
+    ) -> Order:
+        now = created_at or self.sim.clock.now()
+        number = self._next_number
+        self._next_number += 1
+        order = Order(
+            id=self.sim.next_id(),
+            shop=self,
+            number=number,
+            name=name or f"#{number}",
+            created_at=now,
+            updated_at=now,
+            processed_at=fields.pop("processed_at", None) or now,
+            email=email,
+            shipping_address=shipping,
+            billing_address=billing,
+            currency=fields.pop("currency", None) or self.currency,
+            **fields,
+        )
+        for line in lines:
+            fields_of_line = {**line, "properties": [dict(p) for p in line.get("properties", [])]}
+            item = LineItem(id=self.sim.next_id(), order=order, **fields_of_line)
+            order.line_items.append(item)
+            self.line_items_by_id[item.id] = item
+        fo = FulfillmentOrder(self.sim.next_id(), order, self.location, "OPEN", now, now)
+        for item in order.line_items:
+            foli = FulfillmentOrderLineItem(
+                self.sim.next_id(), fo, item, item.quantity, item.quantity
+            )
+            fo.line_items.append(foli)
+            self.fo_line_items_by_id[foli.id] = foli
+        order.fulfillment_orders.append(fo)
+        self.fulfillment_orders_by_id[fo.id] = fo
+        self.orders_by_id[order.id] = order
+        return order
+
+    def _create_fulfillment(
+        self,
+        order: Order,
+        allocations: list[tuple[FulfillmentOrderLineItem, int]],
+        company: str | None,
+        numbers: list[str],
+        urls: list[str],
+        notify_customer: bool,
+    ) -> Fulfillment:
+        now = self.sim.clock.now()
+        fulfillment = Fulfillment(
+            id=self.sim.next_id(),
+            order=order,
+            sequence=len(order.fulfillments) + 1,
+            location=allocations[0][0].fulfillment_order.location,
+            created_at=now,
+            updated_at=now,
+            notify_customer=notify_customer,
+        )
+        _set_tracking(fulfillment, company, numbers, urls)
+        by_line: dict[int, FulfillmentLineItem] = {}
+        for foli, quantity in allocations:
+            foli.remaining_quantity -= quantity
+            foli.line_item.fulfilled_quantity += quantity
+            fo = foli.fulfillment_order
+            fo.updated_at = now
+            if fo not in fulfillment.fulfillment_orders:
+                fulfillment.fulfillment_orders.append(fo)
+            line = foli.line_item
+            if line.id not in by_line:
+                by_line[line.id] = FulfillmentLineItem(self.sim.next_id(), line, 0)
+                fulfillment.line_items.append(by_line[line.id])
+            by_line[line.id].quantity += quantity
+            by_line[line.id].parts.append((foli, quantity))
+        for fo in fulfillment.fulfillment_orders:
+            fo.refresh_status()
+        order.fulfillments.append(fulfillment)
+        order.updated_at = now
+        self.fulfillments_by_id[fulfillment.id] = fulfillment
+        self._emit("fulfillments/create", _rest_fulfillment(fulfillment))
+        self._emit_order_changed(order, fulfilled=True)
+        return fulfillment
+
+    def _update_tracking(
+        self, fulfillment: Fulfillment, company: str | None, numbers: list[str], urls: list[str]
+    ) -> None:
+        _set_tracking(fulfillment, company, numbers, urls)
+        now = self.sim.clock.now()
+        fulfillment.updated_at = now
+        fulfillment.order.updated_at = now
+        self._emit("fulfillments/update", _rest_fulfillment(fulfillment))
+        self._emit_order_changed(fulfillment.order, fulfilled=False)
+
+    def _cancel_fulfillment(self, fulfillment: Fulfillment) -> None:
+        now = self.sim.clock.now()
+        fulfillment.status = "CANCELLED"
+        fulfillment.updated_at = now
+        for fli in fulfillment.line_items:
+            for foli, quantity in fli.parts:
+                foli.remaining_quantity += quantity
+                foli.line_item.fulfilled_quantity -= quantity
+                foli.fulfillment_order.updated_at = now
+        for fo in fulfillment.fulfillment_orders:
+            fo.refresh_status()
+        fulfillment.order.updated_at = now
+        self._emit("fulfillments/update", _rest_fulfillment(fulfillment))
+        self._emit_order_changed(fulfillment.order, fulfilled=False)
+
+    def _emit_order_created(self, order: Order) -> None:
+        self._emit("orders/create", _rest_order(order))
+
+    def _emit_order_changed(self, order: Order, fulfilled: bool) -> None:
+        if not self._subscribed("orders/updated", "orders/fulfilled", "orders/partially_fulfilled"):
+            return
+        body = _rest_order(order)
+        self._emit("orders/updated", body)
+        if fulfilled:
+            status = order.display_fulfillment_status
+            if status == "FULFILLED":
+                self._emit("orders/fulfilled", body)
+            elif status == "PARTIALLY_FULFILLED":
+                self._emit("orders/partially_fulfilled", body)
+
+    def _subscribed(self, *topics: str) -> bool:
+        return any(s.topic in topics for s in self.subscriptions.values())
+
+    def _emit(self, topic: str, payload: dict) -> None:
+        """One event: a delivery per subscription to the topic, queued for the sender thread."""
+        targets = [s for s in self.subscriptions.values() if s.topic == topic]
+        if not targets:
+            return
+        event_id = str(uuid.uuid4())
+        triggered_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if not self.sim.clock.is_real:
+            triggered_at = _iso(self.sim.clock.now())
+        for subscription in targets:
+            body_data = payload
+            if subscription.include_fields:
+                body_data = {k: v for k, v in payload.items() if k in subscription.include_fields}
+            body = json.dumps(body_data, separators=(",", ":"), ensure_ascii=False).encode()
+            webhook_id = str(uuid.uuid4())
+            headers = {
+                "Content-Type": "application/json",
+                "X-Shopify-Topic": topic,
+                "X-Shopify-Hmac-Sha256": sign(body, self.client_secret),
+                "X-Shopify-Shop-Domain": self.domain,
+                "X-Shopify-API-Version": subscription.api_version,
+                "X-Shopify-Webhook-Id": webhook_id,
+                "X-Shopify-Event-Id": event_id,
+                "X-Shopify-Triggered-At": triggered_at,
+                "X-Shopify-Name": subscription.name,
+                "User-Agent": "Shopify-Captain-Hook",
+            }
+            delivery = Delivery(
+                shop=self.domain,
+                topic=topic,
+                url=subscription.uri,
+                body=body,
+                headers=headers,
+                webhook_id=webhook_id,
+                event_id=event_id,
+                payload=body_data,
+            )
+            self.sim.dispatcher.submit(delivery, self.webhook_mode or self.sim.webhook_mode)
+
+    def _order(self, reference: str | int) -> Order:
+        number = _lookup_number(reference, "Order")
+        if number not in self.orders_by_id:
+            raise KeyError(f"no order {reference!r} in {self.domain}")
+        return self.orders_by_id[number]
+
+    def _fulfillment(self, reference: str | int) -> Fulfillment:
+        number = _lookup_number(reference, "Fulfillment")
+        if number not in self.fulfillments_by_id:
+            raise KeyError(f"no fulfillment {reference!r} in {self.domain}")
+        return self.fulfillments_by_id[number]
+
+    @staticmethod
+    def _order_line(order: Order, reference: str | int) -> LineItem:
+        for line in order.line_items:
+            if reference in (line.id, str(line.id), _gid("LineItem", line.id), line.sku):
+                return line
+        raise KeyError(f"no line {reference!r} on order {order.name}")
+
+    def _order_snapshot(self, order: Order) -> dict:
+        return {
+            "id": _gid("Order", order.id),
+            "legacy_id": str(order.id),
+            "name": order.name,
+            "email": order.email,
+            "created_at": _iso(order.created_at),
+            "updated_at": _iso(order.updated_at),
+            "display_fulfillment_status": order.display_fulfillment_status,
+            "shipping_address": _rest_address(order.shipping_address),
+            "line_items": [
+                {
+                    "id": _gid("LineItem", line.id),
+                    "legacy_id": str(line.id),
+                    "sku": line.sku,
+                    "title": line.title,
+                    "quantity": line.quantity,
+                    "price": _money(line.price),
+                    "fulfilled_quantity": line.fulfilled_quantity,
+                    "unfulfilled_quantity": line.unfulfilled_quantity,
+                }
+                for line in order.line_items
+            ],
+            "fulfillment_orders": [
+                {
+                    "id": _gid("FulfillmentOrder", fo.id),
+                    "status": fo.status,
+                    "location_id": _gid("Location", fo.location.id),
+                    "line_items": [
+                        {
+                            "id": _gid("FulfillmentOrderLineItem", foli.id),
+                            "line_item_id": _gid("LineItem", foli.line_item.id),
+                            "sku": foli.line_item.sku,
+                            "total_quantity": foli.total_quantity,
+                            "remaining_quantity": foli.remaining_quantity,
+                        }
+                        for foli in fo.line_items
+                    ],
+                }
+                for fo in order.fulfillment_orders
+            ],
+            "fulfillments": [self._fulfillment_snapshot(f) for f in order.fulfillments],
+        }
+
+    @staticmethod
+    def _fulfillment_snapshot(fulfillment: Fulfillment) -> dict:
+        return {
+            "id": _gid("Fulfillment", fulfillment.id),
+            "legacy_id": str(fulfillment.id),
+            "name": fulfillment.name,
+            "order_id": _gid("Order", fulfillment.order.id),
+            "status": fulfillment.status,
+            "created_at": _iso(fulfillment.created_at),
+            "updated_at": _iso(fulfillment.updated_at),
+            "tracking_company": fulfillment.company,
+            "tracking_numbers": list(fulfillment.numbers),
+            "tracking_urls": list(fulfillment.urls),
+            "line_items": [
+                {
+                    "id": _gid("FulfillmentLineItem", fli.id),
+                    "line_item_id": _gid("LineItem", fli.line_item.id),
+                    "sku": fli.line_item.sku,
+                    "quantity": fli.quantity,
+                }
+                for fli in fulfillment.line_items
+            ],
+        }
+
+
+def _line_input(line: dict) -> dict:
+    """A Python-API order line in the store's terms."""
+    if "quantity" not in line:
+        raise ValueError(f"line {line!r} has no quantity")
+    variant = line.get("variant_id")
+    return {
+        "title": line.get("title") or line.get("sku") or "Untitled",
+        "sku": line.get("sku"),
+        "quantity": int(line["quantity"]),
+        "price": Decimal(str(line.get("price", "10.00"))),
+        "variant_id": _lookup_number(variant, "ProductVariant") if variant else None,
+        "product_id": None,
+        "variant_title": line.get("variant_title"),
+        "vendor": line.get("vendor"),
+        "requires_shipping": bool(line.get("requires_shipping", True)),
+        "properties": list(line.get("properties") or []),
+    }
+
+
+def _address_input(sim: ShopifySimulator, data: dict | None) -> Address | None:
+    """An address from REST (snake_case) or GraphQL (camelCase) keys; "name" is split."""
+    if not data:
+        return None
+
+    def pick(*keys: str) -> str | None:
+        for key in keys:
+            if data.get(key):
+                return str(data[key])
+        return None
+
+    first, last = pick("first_name", "firstName"), pick("last_name", "lastName")
+    if not first and not last and data.get("name"):
+        first, _, last = str(data["name"]).partition(" ")
+        last = last or None
+    country_code = pick("country_code", "countryCode")
+    country_code = country_code.upper() if country_code else None
+    province_code = pick("province_code", "provinceCode")
+    province = pick("province")
+    if province and not province_code and len(province) <= 3:
+        province_code, province = province.upper(), None
+    if province_code and not province:
+        province = (
+            US_STATES.get(province_code, province_code) if country_code == "US" else province_code
+        )
+    return Address(
+        id=sim.next_id(),
+        first_name=first,
+        last_name=last,
+        company=pick("company"),
+        address1=pick("address1"),
+        address2=pick("address2"),
+        city=pick("city"),
+        province=province,
+        province_code=province_code,
+        zip=pick("zip"),
+        country=pick("country") or COUNTRY_NAMES.get(country_code or "", country_code),
+        country_code=country_code,
+        phone=pick("phone"),
+    )
+
+
+def _tracking_errors(tracking: dict, path: list) -> list[dict]:
+    """FulfillmentTrackingInput rules: number xor numbers, url xor urls."""
+    errors = []
+    if tracking.get("number") is not None and tracking.get("numbers") is not None:
+        errors.append(
+            _user_error([*path, "numbers"], "Only one of number or numbers can be provided.")
+        )
+    if tracking.get("url") is not None and tracking.get("urls") is not None:
+        errors.append(_user_error([*path, "urls"], "Only one of url or urls can be provided."))
+    for url in [tracking.get("url"), *(tracking.get("urls") or [])]:
+        if url is not None and not re.match(r"^https?://\S+$", str(url)):
+            errors.append(_user_error([*path, "url"], f"Tracking url {url} is not a valid URL."))
+    return errors
+
+
+def _tracking_lists(tracking: dict) -> tuple[list[str], list[str]]:
+    """Numbers and URLs from a FulfillmentTrackingInput (single or plural forms)."""
+    numbers = tracking.get("numbers")
+    if numbers is None:
+        numbers = [tracking["number"]] if tracking.get("number") else []
+    urls = tracking.get("urls")
+    if urls is None:
+        urls = [tracking["url"]] if tracking.get("url") else []
+    return list(numbers), list(urls)
+
+
+def _set_tracking(
+    fulfillment: Fulfillment, company: str | None, numbers: list[str], urls: list[str]
+) -> None:
+    """Store tracking; known carriers get URLs built for numbers that came without one."""
+    fulfillment.company = company
+    fulfillment.numbers = list(numbers)
+    template = CARRIER_TRACKING_URLS.get(company or "")
+    built = []
+    for index, number in enumerate(numbers):
+        url = _at(urls, index)
+        if url is None and template:
+            url = template.format(number=number)
+        built.append(url)
+    extra = urls[len(numbers) :]
+    fulfillment.urls = [u for u in built if u is not None] + list(extra)
+
+
+# ---- the simulator -------------------------------------------------------------------------------
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class ShopifySimulator:
+    """One HTTP server hosting many simulated shops (told apart by access token)."""
+
+    def __init__(
+        self,
+        throttle_http_status: int = 200,
+        bucket_size: float = 2000,
+        restore_rate: float = 100,
+        max_query_cost: int | None = 1000,
+        webhook_retry_schedule: list[float] | tuple[float, ...] | None = None,
+        webhook_timeout: float = 5.0,
+        webhook_workers: int = 1,
+    ) -> None:
+        self.throttle_http_status = throttle_http_status
+        self.bucket_size = bucket_size
+        self.restore_rate = restore_rate
+        self.max_query_cost = max_query_cost
+        self.webhook_retry_schedule = webhook_retry_schedule
+        self.webhook_timeout = webhook_timeout
+        self.webhook_mode = WebhookMode()
+        self.versions: set[str] = set()
+        self.base_url: str | None = None
+        self.dispatcher = WebhookDispatcher(self, webhook_workers)
+        self._clock = SimClock()
+        self._ids = itertools.count(7_000_000_001)
+        self._shops: dict[str, Shop] = {}
+        self._by_token: dict[str, Shop] = {}
+        self._calls: deque[dict] = deque(maxlen=200_000)
+        self._lock = threading.Lock()
+        self._fail_plans: list[_Plan] = []
+        self._slow_plans: list[_Plan] = []
+        self._throttle_plans: list[_Plan] = []
+        self._documents: dict[str, tuple[Any, list[dict]]] = {}
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        _schema()  # build once, early: a broken SDL fails at construction
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on a threaded werkzeug server (port 0: a free one); returns the base URL."""
+        self._server = make_server(
+            host, port, self.wsgi_app, threaded=True, request_handler=_QuietHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="shopify-sim-http",
+            daemon=True,
+        )
+        self._thread.start()
+        self.base_url = f"http://{host}:{self._server.server_port}"
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop the HTTP server and the webhook senders."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        self.dispatcher.stop()
+
+    def __enter__(self) -> ShopifySimulator:
+        if self.base_url is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- shops and time -------------------------------------------------------------------
+
+    def add_shop(
+        self,
+        domain: str,
+        access_token: str,
+        client_secret: str,
+        location_name: str = "Main",
+        currency: str = "USD",
+    ) -> Shop:
+        """A new shop reachable with `access_token`; webhooks signed with `client_secret`."""
+        with self._lock:
+            if domain in self._shops:
+                raise ValueError(f"shop {domain} exists")
+            if access_token in self._by_token:
+                raise ValueError("access token already used by another shop")
+            shop = Shop(self, domain, access_token, client_secret, location_name, currency)
+            self._shops[domain] = shop
+            self._by_token[access_token] = shop
+            return shop
+
+    def shop(self, domain: str) -> Shop:
+        """A shop by its myshopify domain."""
+        return self._shops[domain]
+
+    def shops(self) -> list[Shop]:
+        """All shops."""
+        return list(self._shops.values())
+
+    def next_id(self) -> int:
+        """A fresh numeric id (one sequence for every kind, so ids of kinds never collide)."""
+        return next(self._ids)
+
+    @property
+    def clock(self) -> SimClock:
+        """Simulated time: `sim.clock.freeze(...)`, `.advance(s)`, `.unfreeze()`."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, source: Callable[[], datetime] | SimClock) -> None:
+        if isinstance(source, SimClock):
+            self._clock = source
+        else:
+            self._clock.use(source)
+
+    # ---- webhook switches ------------------------------------------------------------------
+
+    def set_webhook_mode(
+        self, mode: str, seconds: float = 0.0, hold: int = 2, shop: str | None = None
+    ) -> None:
+        """normal | drop | duplicate | delay (seconds) | reorder (hold N, then reverse order)."""
+        if shop is not None:
+            self.shop(shop).set_webhook_mode(mode, seconds, hold)
+        else:
+            self.webhook_mode = WebhookMode(mode, seconds, hold)
+
+    def flush_webhooks(self) -> int:
+        """Release deliveries held by "reorder" (newest first); returns how many."""
+        return self.dispatcher.flush()
+
+    def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
+        """Wait until no delivery is queued or in flight; False on timeout."""
+        return self.dispatcher.wait_idle(timeout)
+
+    def deliveries(self, shop: str | None = None, topic: str | None = None) -> list[dict]:
+        """Every delivery attempt so far (topic, webhook_id, status, outcome, payload, ...)."""
+        return [
+            entry
+            for entry in list(self.dispatcher.log)
+            if (shop is None or entry["shop"] == shop)
+            and (topic is None or entry["topic"] == topic)
+        ]
+
+    # ---- API failure switches --------------------------------------------------------------
+
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 500,
+        retry_after: float | None = None,
+        shop: str | None = None,
+    ) -> None:
+        """Answer the next `count` GraphQL calls (of one shop, or any) with `status`."""
+        if status not in (429, 500, 502, 503, 504):
+            raise ValueError("status must be 429, 500, 502, 503 or 504")
+        with self._lock:
+            self._fail_plans.append(_Plan(shop, count, status, retry_after))
+
+    def slow_next(self, count: int = 1, seconds: float = 1.0, shop: str | None = None) -> None:
+        """Delay the next `count` GraphQL answers by `seconds`."""
+        with self._lock:
+            self._slow_plans.append(_Plan(shop, count, seconds=seconds))
+
+    def throttle_next(self, count: int = 1, shop: str | None = None) -> None:
+        """Answer the next `count` GraphQL calls with THROTTLED, whatever the bucket says."""
+        with self._lock:
+            self._throttle_plans.append(_Plan(shop, count))
+
+    def calls(self, shop: str | None = None, field: str | None = None) -> list[dict]:
+        """GraphQL calls so far: shop, fields, operation, cost, status, ... (filtered)."""
+        return [
+            call
+            for call in list(self._calls)
+            if (shop is None or call["shop"] == shop) and (field is None or field in call["fields"])
+        ]
+
+    def reset_calls(self) -> None:
+        """Forget the call log."""
+        self._calls.clear()
+
+    # ---- HTTP ------------------------------------------------------------------------------
+
+    def wsgi_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """The WSGI entry point: the Admin API and the /_sim/ control API."""
+        request = Request(environ)
+        try:
+            response = self._route(request)
+        except Exception as exc:  # a simulator bug must not look like a platform answer
+            response = _json({"errors": f"simulator error: {type(exc).__name__}: {exc}"}, 599)
+        return response(environ, start_response)
+
+    def _route(self, request: Request) -> Response:
+        match = GRAPHQL_PATH.match(request.path)
+        if match and request.method == "POST":
+            return self._graphql(request, match.group(1))
+        if request.path.startswith("/_sim/"):
+            return _control(self, request)
+        return _json({"errors": "Not Found"}, 404)
+
+    def _graphql(self, request: Request, version: str) -> Response:
+        started = time.time()
+        shop = self._by_token.get(request.headers.get("X-Shopify-Access-Token", ""))
+        if shop is None:
+            self._record_call(None, version, [], None, None, 0, 0, 401, started)
+            return _json({"errors": INVALID_TOKEN_MESSAGE}, 401)
+        if not VERSION_PATTERN.match(version):
+            self._record_call(shop, version, [], None, None, 0, 0, 404, started)
+            return _json({"errors": "Not Found"}, 404)
+        self.versions.add(version)
+        with self._lock:
+            slow = _take(self._slow_plans, shop.domain)
+            fail = _take(self._fail_plans, shop.domain)
+            forced_throttle = _take(self._throttle_plans, shop.domain) is not None
+        if slow:
+            time.sleep(slow.seconds)
+        if fail:
+            self._record_call(shop, version, [], None, None, 0, 0, fail.status, started)
+            return _failure(fail)
+        body = _request_body(request)
+        if body is None:
+            self._record_call(shop, version, [], None, None, 0, 0, 400, started)
+            return _json({"errors": {"query": "Required parameter missing or invalid"}}, 400)
+        query, variables, operation_name = body
+        payload, status, headers, meta = self.execute(
+            shop, query, variables, operation_name, version, forced_throttle
+        )
+        self._record_call(
+            shop,
+            version,
+            meta["fields"],
+            meta["operation"],
+            operation_name,
+            meta["cost"],
+            meta["actual"],
+            status,
+            started,
+            throttled=meta["throttled"],
+            variables=variables,
+        )
+        response = _json(payload, status)
+        response.headers["X-Shopify-API-Version"] = version
+        response.headers["X-Request-Id"] = str(uuid.uuid4())
+        for name, value in headers.items():
+            response.headers[name] = value
+        return response
+
+    def execute(
+        self,
+        shop: Shop,
+        query: str,
+        variables: dict | None = None,
+        operation_name: str | None = None,
+        version: str = DEFAULT_API_VERSION,
+        forced_throttle: bool = False,
+    ) -> tuple[dict, int, dict, dict]:
+        """Run one GraphQL document for a shop: (body, HTTP status, extra headers, call facts)."""
+        variables = variables or {}
+        meta: dict = {"fields": [], "operation": None, "cost": 0, "actual": 0, "throttled": False}
+        schema = _schema()
+        document, errors = self._document(query)
+        if errors:
+            return self._with_cost(shop, {"errors": errors}, 0, 0), 200, {}, meta
+        operation = get_operation_ast(document, operation_name)
+        if operation is None:
+            message = (
+                f'No operation named "{operation_name}"'
+                if operation_name
+                else "An operation name is required"
+            )
+            return self._with_cost(shop, {"errors": [{"message": message}]}, 0, 0), 200, {}, meta
+        meta["operation"] = operation.operation.value
+        meta["fields"] = [
+            s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
+        ]
+        coerced = get_variable_values(schema, operation.variable_definitions or (), variables)
+        if isinstance(coerced, list):
+            body = {"errors": _variable_errors(coerced, operation, variables)}
+            return self._with_cost(shop, body, 0, 0), 200, {}, meta
+        analysis = QueryCost(schema, document, operation, coerced)
+        meta["cost"] = requested = analysis.requested
+        if analysis.errors:
+            body = {"errors": [e.formatted for e in analysis.errors]}
+            return self._with_cost(shop, body, requested, 0), 200, {}, meta
+        if self.max_query_cost is not None and requested > self.max_query_cost:
+            message = (
+                f"Query cost is {requested}, which exceeds the single query max cost limit "
+                f"({self.max_query_cost}).\n\nSee https://shopify.dev/concepts/about-apis/rate-"
+                "limits for more information on how the\ncost of a query is calculated.\n\nTo "
+                "query larger amounts of data with fewer limits, bulk operations should be "
+                "used instead.\nSee https://shopify.dev/api/usage/bulk-operations/queries for "
+                "usage details.\n"
+            )
+            error = {
+                "message": message,
+                "extensions": {
+                    "code": "MAX_COST_EXCEEDED",
+                    "cost": requested,
+                    "maxCost": self.max_query_cost,
+                    "documentation": RATE_LIMIT_DOCS,
+                },
+            }
+            return self._with_cost(shop, {"errors": [error]}, requested, None), 200, {}, meta
+        with shop.lock:
+            available = shop.bucket.available()
+            if forced_throttle or requested > available:
+                meta["throttled"] = True
+                error = {
+                    "message": "Throttled",
+                    "extensions": {"code": "THROTTLED", "documentation": RATE_LIMIT_DOCS},
+                }
+                body = self._with_cost(shop, {"errors": [error]}, requested, None)
+                headers = {}
+                if self.throttle_http_status == 429:
+                    missing = max(0.0, requested - available)
+                    wait = missing / shop.bucket.restore_rate if shop.bucket.restore_rate else 1
+                    headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                return body, self.throttle_http_status, headers, meta
+            shop.bucket.take(requested)
+            result = execute_sync(
+                schema,
+                document,
+                context_value=_Context(self, shop, version),
+                variable_values=variables,
+                operation_name=operation_name,
+                field_resolver=_default_resolver,
+            )
+            actual = min(requested, analysis.actual(result.data))
+            shop.bucket.give(requested - actual)
+            meta["actual"] = actual
+            body: dict = {}
+            if result.errors:
+                body["errors"] = [e.formatted for e in result.errors]
+            body["data"] = result.data
+            return self._with_cost(shop, body, requested, actual), 200, {}, meta
+
+    def _document(self, query: str) -> tuple[Any, list[dict]]:
+        """Parsed and validated documents, cached by their text."""
+        cached = self._documents.get(query)
+        if cached is not None:
+            return cached
+        try:
+            document = parse(query)
+        except GraphQLSyntaxError as error:
+            location = error.locations[0] if error.locations else None
+            where = f" at [{location.line}, {location.column}]" if location else ""
+            detail = error.message.removeprefix("Syntax Error: ")
+            entry = {"message": f"syntax error, {detail}{where}"}
+            if location:
+                entry["locations"] = [{"line": location.line, "column": location.column}]
+            return None, [entry]
+        errors = [_validation_error(e) for e in validate(_schema(), document)]
+        if len(self._documents) > 512:
+            self._documents.clear()
+        self._documents[query] = (document, errors)
+        return document, errors
+
+    @staticmethod
+    def _with_cost(shop: Shop, body: dict, requested: int, actual: int | None) -> dict:
+        body["extensions"] = {
+            "cost": {
+                "requestedQueryCost": requested,
+                "actualQueryCost": actual,
+                "throttleStatus": shop.bucket.status(),
+            }
+        }
+        return body
+
+    def _record_call(
+        self,
+        shop: Shop | None,
+        version: str,
+        fields: list[str],
+        operation: str | None,
+        operation_name: str | None,
+        cost: int,
+        actual: int,
+        status: int,
+        started: float,
+        throttled: bool = False,
+        variables: dict | None = None,
+    ) -> None:
+        self._calls.append(
+            {
+                "shop": shop.domain if shop else None,
+                "version": version,
+                "fields": fields,
+                "operation": operation,
+                "operation_name": operation_name,
+                "cost": cost,
+                "actual_cost": actual,
+                "status": status,
+                "throttled": throttled,
+                "variables": variables,
+                "at": started,
+                "duration": time.time() - started,
+            }
+        )
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data), status=status, mimetype="application/json")
+
+
+def _request_body(request: Request) -> tuple[str, dict, str | None] | None:
+    """(query, variables, operationName) from a JSON or application/graphql body."""
+    if request.mimetype == "application/graphql":
+        text = request.get_data(as_text=True)
+        return (text, {}, None) if text.strip() else None
+    try:
+        data = json.loads(request.get_data() or b"null")
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("query"), str):
+        return None
+    variables = data.get("variables") or {}
+    if not isinstance(variables, dict):
+        return None
+    return data["query"], variables, data.get("operationName")
+
+
+def _failure(plan: _Plan) -> Response:
+    """An injected failure, shaped like what Shopify's edge returns for that status."""
+    if plan.status == 429:
+        response = _json(
+            {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]}, 429
+        )
+    elif plan.status == 500:
+        request_id = str(uuid.uuid4())
+        response = _json(
+            {
+                "errors": [
+                    {
+                        "message": "Internal error. Looks like something went wrong on our end.\n"
+                        f"Request ID: {request_id} (include this in support requests).",
+                        "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                    }
+                ]
+            },
+            500,
+        )
+    else:
+        reason = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+        html = f"<html><body><h1>{plan.status} {reason[plan.status]}</h1></body></html>"
+        response = Response(html, status=plan.status, mimetype="text/html")
+    if plan.retry_after is not None:
+        response.headers["Retry-After"] = str(plan.retry_after).removesuffix(".0")
+    return response
+
+
+# ---- /_sim/ control API (for demo scripts in another process) ---------------------------------
+
+
+def _control(sim: ShopifySimulator, request: Request) -> Response:
+    """JSON control endpoints; see the module's CLI help for the list."""
+    path = request.path.removeprefix("/_sim").rstrip("/")
+    data = request.get_json(silent=True) or {}
+    method = request.method
+    try:
+        if path == "/shops" and method == "GET":
+            return _json([_shop_info(s) for s in sim.shops()])
+        if path == "/shops" and method == "POST":
+            shop = sim.add_shop(
+                data["domain"],
+                data["access_token"],
+                data["client_secret"],
+                data.get("location_name", "Main"),
+            )
+            return _json(_shop_info(shop), 201)
+        if path == "/webhook_mode" and method == "POST":
+            sim.set_webhook_mode(
+                data.get("mode", "normal"),
+                float(data.get("seconds", 0)),
+                int(data.get("hold", 2)),
+                shop=data.get("shop"),
+            )
+            return _json({"ok": True})
+        if path == "/flush_webhooks" and method == "POST":
+            return _json({"released": sim.flush_webhooks()})
+        if path == "/deliveries" and method == "GET":
+            return _json(sim.deliveries(request.args.get("shop"), request.args.get("topic")))
+        if path == "/calls" and method == "GET":
+            return _json(sim.calls(request.args.get("shop"), request.args.get("field")))
+        if path in ("/calls", "/calls/reset") and method in ("DELETE", "POST"):
+            sim.reset_calls()
+            return _json({"ok": True})
+        if path == "/fail_next" and method == "POST":
+            sim.fail_next(
+                int(data.get("count", 1)),
+                int(data.get("status", 500)),
+                data.get("retry_after"),
+                data.get("shop"),
+            )
+            return _json({"ok": True})
+        if path == "/slow_next" and method == "POST":
+            sim.slow_next(
+                int(data.get("count", 1)), float(data.get("seconds", 1)), data.get("shop")
+            )
+            return _json({"ok": True})
+        if path == "/throttle_next" and method == "POST":
+            sim.throttle_next(int(data.get("count", 1)), data.get("shop"))
+            return _json({"ok": True})
+        if path == "/clock" and method == "POST":
+            if data.get("now"):
+                sim.clock.freeze(data["now"])
+            if data.get("advance"):
+                sim.clock.advance(float(data["advance"]))
+            if data.get("real"):
+                sim.clock.unfreeze()
+            return _json({"now": _iso(sim.clock.now())})
+        match = re.match(r"^/shops/([^/]+)(/.*)?$", path)
+        if match:
+            return _control_shop(sim.shop(match.group(1)), match.group(2) or "", method, data)
+    except KeyError as exc:
+        return _json({"error": f"not found: {exc}"}, 404)
+    except (ValueError, TypeError) as exc:
+        return _json({"error": str(exc)}, 422)
+    return _json({"error": "unknown control endpoint"}, 404)
+
+
+def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
+    if path == "" and method == "GET":
+        return _json(_shop_info(shop))
+    if path == "/webhooks" and method == "POST":
+        return _json({"id": shop.add_webhook(data["topic"], data["url"], data.get("name"))}, 201)
+    if path == "/webhooks" and method == "GET":
+        return _json(shop.webhooks())
+    if path == "/orders" and method == "POST":
+        order = shop.place_order(
+            data["line_items"],
+            shipping_address=data.get("shipping_address"),
+            email=data.get("email"),
+            note=data.get("note"),
+        )
+        return _json(order, 201)
+    if path == "/orders" and method == "GET":
+        return _json(shop.orders())
+    if path == "/orders/get" and method == "POST":
+        return _json(shop.order(data["order_id"]))
+    if path == "/bulk_orders" and method == "POST":
+        gids = shop.bulk_load_orders(
+            int(data.get("n", 1)), data.get("line_items"), data.get("updated_at")
+        )
+        return _json({"ids": gids}, 201)
+    if path == "/fulfillments" and method == "POST":
+        lines = data.get("lines")
+        if lines is not None:
+            lines = [
+                (line["line_item_id"], line["quantity"]) if isinstance(line, dict) else tuple(line)
+                for line in lines
+            ]
+        fulfillment_id = shop.fulfill(
+            data["order_id"], lines, data.get("company"), data.get("numbers"), data.get("urls")
+        )
+        return _json({"id": fulfillment_id}, 201)
+    if path == "/fulfillments/tracking" and method == "POST":
+        shop.update_tracking(
+            data["fulfillment_id"], data.get("company"), data.get("numbers"), data.get("urls")
+        )
+        return _json({"ok": True})
+    if path == "/fulfillments/cancel" and method == "POST":
+        shop.cancel_fulfillment(data["fulfillment_id"])
+        return _json({"ok": True})
+    if path == "/rate_limit" and method == "POST":
+        shop.set_rate_limit(
+            data.get("maximum_available"), data.get("restore_rate"), data.get("currently_available")
+        )
+        return _json({"ok": True})
+    return _json({"error": "unknown control endpoint"}, 404)
+
+
+def _shop_info(shop: Shop) -> dict:
+    return {
+        "domain": shop.domain,
+        "location_id": _gid("Location", shop.location.id),
+        "location_name": shop.location.name,
+        "orders": len(shop.orders_by_id),
+        "webhooks": shop.webhooks(),
+        "throttle_status": shop.bucket.status(),
+    }
+
+
+# ---- CLI -------------------------------------------------------------------------------------
+
+CLI_HELP = """\
+Control API (JSON bodies), all under /_sim:
+  GET  /shops                          POST /shops {domain, access_token, client_secret}
+  GET  /shops/<domain>                 POST /shops/<domain>/webhooks {topic, url}
+  POST /shops/<domain>/orders {line_items:[{sku,quantity,title,price}], shipping_address, email}
+  GET  /shops/<domain>/orders          POST /shops/<domain>/orders/get {order_id}
+  POST /shops/<domain>/bulk_orders {n}
+  POST /shops/<domain>/fulfillments {order_id, lines:[{line_item_id,quantity}]?, company,
+                                     numbers, urls}
+  POST /shops/<domain>/fulfillments/tracking {fulfillment_id, company, numbers, urls}
+  POST /shops/<domain>/fulfillments/cancel {fulfillment_id}
+  POST /shops/<domain>/rate_limit {maximum_available, restore_rate, currently_available}
+  POST /webhook_mode {mode, seconds?, hold?, shop?}     POST /flush_webhooks
+  POST /fail_next {count, status, retry_after?, shop?}  POST /slow_next {count, seconds, shop?}
+  POST /throttle_next {count, shop?}                    POST /clock {now?|advance?|real?}
+  GET  /calls?shop=&field=   DELETE /calls             GET /deliveries?shop=&topic=
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the simulator until killed."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox.shopify",
+        description="Local Shopify Admin API simulator.",
+        epilog=CLI_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9101)
+    parser.add_argument(
+        "--shop",
+        action="append",
+        default=[],
+        metavar="DOMAIN:TOKEN:SECRET",
+        help="a shop to create (repeatable)",
+    )
+    parser.add_argument(
+        "--webhook-url",
+        help="subscribe every shop to orders/create, fulfillments/create and /update here",
+    )
+    parser.add_argument("--throttle-http-status", type=int, default=200, choices=(200, 429))
+    parser.add_argument("--bucket-size", type=float, default=2000)
+    parser.add_argument("--restore-rate", type=float, default=100)
+    args = parser.parse_args(argv)
+    sim = ShopifySimulator(
+        throttle_http_status=args.throttle_http_status,
+        bucket_size=args.bucket_size,
+        restore_rate=args.restore_rate,
+    )
+    for spec in args.shop:
+        domain, token, secret = spec.split(":", 2)
+        shop = sim.add_shop(domain, token, secret)
+        if args.webhook_url:
+            for topic in ("orders/create", "fulfillments/create", "fulfillments/update"):
+                shop.add_webhook(topic, args.webhook_url)
+    base_url = sim.start(args.host, args.port)
+    print(f"Shopify simulator on {base_url} ({len(args.shop)} shop(s)); Ctrl-C to stop", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()
