@@ -41,7 +41,7 @@ class Settings:
     # Shopify Admin API version (quarterly: YYYY-01/04/07/10).
     shopify_api_version: str = "2026-10"
     # Orders per page when the reconciliation lists what changed in a store.
-    reconcile_page_size: int = 25
+    reconcile_page_size: int = 10
     # Seconds the reconciliation looks back past its cursor, for clocks that disagree.
     reconcile_overlap: int = 300
     # Timeout, in seconds, for one call to a buyer's callback URL or a platform API.

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 THROTTLE_RETRIES = 3
 MAX_PACING_WAIT = 10.0  # seconds one call may wait for the bucket before giving up for now
 ASSUMED_QUERY_COST = 100  # until Shopify tells us, a read is assumed to cost this much
+# The changed-orders listing nests fulfillments in small numbers to stay under Shopify's
+# 1,000-point single-query cost (10 orders x 3 fulfillments x 10 lines ~ 800 points).
+LISTED_FULFILLMENTS = 3
+LISTED_LINES = 10
 
 
 def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
@@ -68,10 +72,10 @@ READ_FULFILLMENTS = """
 query GatewayReadFulfillments($id: ID!) {
   order(id: $id) {
     id updatedAt
-    fulfillments(first: 50) {
+    fulfillments(first: 10) {
       id status updatedAt
-      trackingInfo(first: 20) { company number url }
-      fulfillmentLineItems(first: 250) { nodes { quantity lineItem { id } } }
+      trackingInfo(first: 5) { company number url }
+      fulfillmentLineItems(first: 30) { nodes { quantity lineItem { id } } }
     }
   }
 }"""
@@ -82,7 +86,7 @@ query GatewayChangedOrders($q: String!, $after: String, $first: Int!) {
     pageInfo { hasNextPage endCursor }
     nodes {
       legacyResourceId updatedAt
-      fulfillments(first: 5) {
+      fulfillments(first: 3) {
         id status updatedAt
         trackingInfo(first: 3) { company number url }
         fulfillmentLineItems(first: 10) { nodes { quantity lineItem { id } } }
@@ -118,12 +122,12 @@ READ_FULFILLMENT_ORDERS = """
 query GatewayFulfillmentOrders($id: ID!) {
   order(id: $id) {
     id
-    fulfillments(first: 50) { id status trackingInfo(first: 20) { number } }
-    fulfillmentOrders(first: 20) {
+    fulfillments(first: 20) { id status trackingInfo(first: 5) { number } }
+    fulfillmentOrders(first: 5) {
       nodes {
         id status
         assignedLocation { location { id } }
-        lineItems(first: 250) { nodes { id remainingQuantity lineItem { id } } }
+        lineItems(first: 50) { nodes { id remainingQuantity lineItem { id } } }
       }
     }
   }
@@ -238,7 +242,7 @@ class ShopifyAdapter:
             ChangedOrder(
                 ref=node["legacyResourceId"],
                 updated_at=node["updatedAt"],
-                fulfillments=None if created else [_observed(f) for f in node["fulfillments"]],
+                fulfillments=None if created else _complete(node["fulfillments"]),
             )
             for node in data["nodes"]
         ]
@@ -368,6 +372,16 @@ class ShopifyAdapter:
         available = float(status.get("currentlyAvailable", 0))
         restore = max(float(status.get("restoreRate", 50)), 1.0)
         time.sleep(min(MAX_PACING_WAIT, max(0.2, (needed - available) / restore)))
+
+
+def _complete(nested: list[dict[str, Any]]) -> list[ObservedFulfillment] | None:
+    """The fulfillments a listing carried, or None when the listing's small page sizes may
+    have cut some off (then the order is read on its own)."""
+    if len(nested) >= LISTED_FULFILLMENTS or any(
+        len(f["fulfillmentLineItems"]["nodes"]) >= LISTED_LINES for f in nested
+    ):
+        return None
+    return [_observed(f) for f in nested]
 
 
 def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:

@@ -1,0 +1,200 @@
+"""Shopify in both directions, against the simulator, with a real worker and live webhooks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+
+import requests
+from conftest import bearer, wait_for
+from rq import Queue
+
+UPS_1 = "1Z5R89390357567127"
+UPS_2 = "1ZV5W4500395539416"
+FEDEX = "449044304137821"
+ADDRESS = {
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "address1": "1 Main St",
+    "city": "Springfield",
+    "province_code": "IL",
+    "zip": "62701",
+    "country_code": "US",
+}
+
+
+def _connect_two_shops(shopify_sim, live_server, connect, partnership):
+    base = shopify_sim.base_url
+    buyer_shop = shopify_sim.add_shop("corner.myshopify.com", "shpat_corner", "corner-secret")
+    seller_shop = shopify_sim.add_shop("acme.myshopify.com", "shpat_acme", "acme-secret")
+    buyer = connect(
+        "shopify",
+        {
+            "shop_domain": "corner.myshopify.com",
+            "access_token": "shpat_corner",
+            "webhook_secret": "corner-secret",
+            "api_base_url": base,
+        },
+        "Corner Shop",
+    )
+    seller = connect(
+        "shopify",
+        {
+            "shop_domain": "acme.myshopify.com",
+            "access_token": "shpat_acme",
+            "webhook_secret": "acme-secret",
+            "api_base_url": base,
+        },
+        "Acme Supply",
+    )
+    partnership(buyer, seller, {"MUG-BLUE": "AC-100", "MUG-RED": "AC-200"})
+    hook = f"{live_server}/webhooks/shopify"
+    buyer_shop.add_webhook("orders/create", hook)
+    for topic in ("orders/create", "fulfillments/create", "fulfillments/update"):
+        seller_shop.add_webhook(topic, hook)
+    return buyer_shop, seller_shop, buyer, seller
+
+
+def _our_orders(client, buyer):
+    return client.get("/api/v1/orders", headers=bearer(buyer["api_key"])).get_json()["orders"]
+
+
+def _numbers(shop, order_gid):
+    return sorted(
+        n
+        for f in shop.fulfillments(order_gid)
+        if f["status"] != "CANCELLED"
+        for n in f["tracking_numbers"]
+    )
+
+
+def test_order_in_buyer_shop_reaches_seller_and_fulfillments_come_back(
+    client, live_server, worker, shopify_sim, connect, partnership, redis
+):
+    buyer_shop, seller_shop, buyer, _ = _connect_two_shops(
+        shopify_sim, live_server, connect, partnership
+    )
+    placed = buyer_shop.place_order(
+        line_items=[
+            {"sku": "MUG-BLUE", "quantity": 2, "title": "Blue mug", "price": "12.00"},
+            {"sku": "MUG-RED", "quantity": 1, "title": "Red mug", "price": "12.00"},
+            {"sku": "OWN-THING", "quantity": 1, "title": "The buyer's own", "price": "5.00"},
+        ],
+        shipping_address=ADDRESS,
+        email="ada@example.com",
+    )
+
+    # Created here once (the buyer's own line left alone), then in the seller's shop.
+    orders = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")
+    assert len(orders) == 1
+    order = orders[0]
+    assert order["buyer_order_ref"] == placed["legacy_id"]
+    assert sorted(li["seller_sku"] for li in order["line_items"]) == ["AC-100", "AC-200"]
+
+    def routed():
+        current = client.get(f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"]))
+        return current.get_json()["seller_order_ref"]
+
+    seller_ref = wait_for(routed, what="the order created in the seller's shop")
+    (seller_order,) = seller_shop.orders()
+    assert seller_order["legacy_id"] == seller_ref
+    assert sorted((li["sku"], li["quantity"]) for li in seller_order["line_items"]) == [
+        ("AC-100", 2),
+        ("AC-200", 1),
+    ]
+
+    # A partial fulfillment in the seller's shop reaches the buyer's shop; still unshipped.
+    first = seller_shop.fulfill(
+        seller_order["id"], lines=[("AC-100", 2)], company="UPS", numbers=[UPS_1]
+    )
+    wait_for(lambda: _numbers(buyer_shop, placed["id"]) == [UPS_1], what="the first fulfillment")
+    buyer_order = buyer_shop.order(placed["id"])
+    assert {li["sku"]: li["fulfilled_quantity"] for li in buyer_order["line_items"]} == {
+        "MUG-BLUE": 2,
+        "MUG-RED": 0,
+        "OWN-THING": 0,
+    }
+    ours = client.get(f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])).get_json()
+    assert ours["status"] == "unshipped"
+
+    # The rest: shipped.
+    seller_shop.fulfill(seller_order["id"], lines=[("AC-200", 1)], company="FedEx", numbers=[FEDEX])
+    wait_for(
+        lambda: _numbers(buyer_shop, placed["id"]) == sorted([UPS_1, FEDEX]),
+        what="the second fulfillment",
+    )
+
+    def shipped():
+        current = client.get(f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"]))
+        return current.get_json()["status"] == "shipped"
+
+    wait_for(shipped, what="the order to turn shipped")
+
+    # A tracking change in the seller's shop after shipping reaches the buyer's shop (rule 8).
+    seller_shop.update_tracking(first, company="UPS", numbers=[UPS_1, UPS_2])
+    wait_for(
+        lambda: _numbers(buyer_shop, placed["id"]) == sorted([UPS_1, UPS_2, FEDEX]),
+        what="the tracking change",
+    )
+    assert len(buyer_shop.fulfillments(placed["id"])) == 2  # updated, not created again
+
+    # Duplicated and replayed deliveries change nothing.
+    before = json.dumps(buyer_shop.fulfillments(placed["id"]), sort_keys=True)
+    shopify_sim.set_webhook_mode("duplicate")
+    seller_shop.update_tracking(first, company="UPS", numbers=[UPS_1, UPS_2])
+    shopify_sim.wait_for_webhooks()
+    for delivery in shopify_sim.deliveries(topic="orders/create"):
+        _replay(live_server, delivery)
+    wait_for(lambda: Queue("gateway", connection=redis).count == 0, what="an idle queue")
+    assert json.dumps(buyer_shop.fulfillments(placed["id"]), sort_keys=True) == before
+    assert len(_our_orders(client, buyer)) == 1
+    assert len(seller_shop.orders()) == 1
+
+
+def _replay(live_server, delivery):
+    payload = delivery["payload"]
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    shop = delivery.get("shop") or "corner.myshopify.com"
+    secret = "corner-secret" if shop.startswith("corner") else "acme-secret"
+    signature = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest()).decode()
+    answer = requests.post(
+        f"{live_server}/webhooks/shopify",
+        data=raw,
+        headers={
+            "X-Shopify-Topic": delivery["topic"],
+            "X-Shopify-Shop-Domain": shop,
+            "X-Shopify-Webhook-Id": delivery["webhook_id"],
+            "X-Shopify-Hmac-Sha256": signature,
+            "Content-Type": "application/json",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "duplicate"
+
+
+def test_forged_signature_is_refused_and_nothing_is_stored(
+    client, live_server, shopify_sim, connect, partnership, redis
+):
+    _connect_two_shops(shopify_sim, live_server, connect, partnership)
+    before = {k: redis.dump(k) for k in redis.keys("gw:*") if k != b"gw:metrics"}
+    raw = json.dumps({"id": 1, "line_items": []}).encode()
+    forged = base64.b64encode(hmac.new(b"not-the-secret", raw, hashlib.sha256).digest()).decode()
+    answer = requests.post(
+        f"{live_server}/webhooks/shopify",
+        data=raw,
+        headers={
+            "X-Shopify-Topic": "orders/create",
+            "X-Shopify-Shop-Domain": "corner.myshopify.com",
+            "X-Shopify-Webhook-Id": "forged-1",
+            "X-Shopify-Hmac-Sha256": forged,
+            "Content-Type": "application/json",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "unauthorized"
+    after = {k: redis.dump(k) for k in redis.keys("gw:*") if k != b"gw:metrics"}
+    assert after == before
+    assert Queue("gateway", connection=redis).count == 0
