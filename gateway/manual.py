@@ -22,6 +22,15 @@ from gateway.orders import (
 from gateway.store import Change, JobSpec, Store, event
 
 
+def refuse_unless_allowed(store: Store, order: Order, role: str | None) -> None:
+    """403 fulfillment_not_allowed unless the caller is the seller of a WooCommerce or
+    no-platform store (rule 4)."""
+    seller = store.partner(order.seller_id)
+    refusal = manual_fulfillment_refusal(role or "", seller["platform"])
+    if refusal:
+        raise ApiError(403, "fulfillment_not_allowed", refusal)
+
+
 def create_manual_fulfillment(
     store: Store,
     order: Order,
@@ -35,10 +44,7 @@ def create_manual_fulfillment(
     The fulfillment, the order's new status and the forwarding jobs commit in one transaction;
     any refusal raises ApiError and stores nothing.
     """
-    seller = store.partner(order.seller_id)
-    refusal = manual_fulfillment_refusal(role or "", seller["platform"])
-    if refusal:
-        raise ApiError(403, "fulfillment_not_allowed", refusal)
+    refuse_unless_allowed(store, order, role)
     proposal = ProposedFulfillment(
         line_items=[ProposedLine(**line) for line in payload["line_items"]],
         carrier=payload["carrier"],

@@ -16,7 +16,7 @@ from gateway.errors import ApiError, validation_failed
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER
 from gateway.jobs.reconcile import LOCK as RECONCILE_LOCK
 from gateway.jobs.reconcile import reconcile, reopen_failed, resync_jobs
-from gateway.manual import create_manual_fulfillment
+from gateway.manual import create_manual_fulfillment, refuse_unless_allowed
 from gateway.orders import LineItem, Order, new_id, now_iso
 from gateway.runtime import settings, store
 from gateway.store import JobSpec, event
@@ -122,6 +122,7 @@ def post_fulfillment(order_id: str):
     """The seller records a fulfillment (WooCommerce or no-platform sellers only)."""
     caller = authenticate()
     order, role = visible_order(caller, order_id)
+    refuse_unless_allowed(store(), order, role)  # before the body: a buyer learns no more
     payload = read_json(FulfillmentIn())
     key = request.headers.get("Idempotency-Key", "").strip() or None
     if key and len(key) > 255:
@@ -142,6 +143,8 @@ def post_link(order_id: str):
         if "role" not in data:
             raise validation_failed({"role": ["The operator names the role: buyer or seller."]})
         role = data["role"]
+    elif data.get("role", role) != role:
+        raise ApiError(403, "forbidden", f"You are this order's {role}; ask for a {role} link.")
     partner_id = order.buyer_id if role == "buyer" else order.seller_id
     return jsonify(links.order_link(settings(), order.id, role, partner_id)), 201
 

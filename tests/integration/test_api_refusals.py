@@ -1167,3 +1167,37 @@ def test_lone_surrogate_in_an_id_is_4xx_not_500(setup, redis, case):
     assert 400 <= answer.status_code < 500, answer.get_data(as_text=True)
     assert_error_shape(answer, answer.status_code)
     assert_unchanged(before, snapshot(redis, setup.order["id"]))
+
+
+# ---- who may, before what ----------------------------------------------------------------------
+
+
+def test_a_buyer_is_refused_before_its_body_is_read(setup, redis):
+    error = refused(
+        redis,
+        setup.order["id"],
+        lambda: setup.post(
+            data=b"{not json",
+            content_type="application/json",
+            headers=bearer(setup.buyer["api_key"]),
+        ),
+        403,
+        "fulfillment_not_allowed",
+    )
+    assert "seller" in error["message"]
+
+
+def test_a_partner_cannot_ask_for_the_other_roles_link(setup, redis):
+    answer = setup.client.post(
+        f"/api/v1/orders/{setup.order['id']}/links",
+        json={"role": "seller"},
+        headers=bearer(setup.buyer["api_key"]),
+    )
+    assert answer.status_code == 403
+    assert answer.get_json()["error"]["code"] == "forbidden"
+    own = setup.client.post(
+        f"/api/v1/orders/{setup.order['id']}/links",
+        json={"role": "buyer"},
+        headers=bearer(setup.buyer["api_key"]),
+    )
+    assert own.status_code == 201 and own.get_json()["role"] == "buyer"

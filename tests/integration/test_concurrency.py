@@ -21,10 +21,15 @@ def test_twenty_threads_never_overfill_a_line(live_server, pair, make_order, red
     lock = threading.Lock()
 
     def submit() -> None:
-        body = {"line_items": [{"line_item_id": line_id, "quantity": 1}], "carrier": "UPS",
-                "tracking_numbers": [UPS]}
+        body = {
+            "line_items": [{"line_item_id": line_id, "quantity": 1}],
+            "carrier": "UPS",
+            "tracking_numbers": [UPS],
+        }
         start.wait()
-        status = requests.post(url, json=body, headers=bearer(seller["api_key"]), timeout=30).status_code
+        status = requests.post(
+            url, json=body, headers=bearer(seller["api_key"]), timeout=30
+        ).status_code
         with lock:
             answers.append(status)
 

@@ -22,8 +22,11 @@ def _fulfill(client, order, seller, quantity=2):
     line_id = order["line_items"][0]["id"]
     answer = client.post(
         f"/api/v1/orders/{order['id']}/fulfillments",
-        json={"line_items": [{"line_item_id": line_id, "quantity": quantity}], "carrier": "UPS",
-              "tracking_numbers": [UPS]},
+        json={
+            "line_items": [{"line_item_id": line_id, "quantity": quantity}],
+            "carrier": "UPS",
+            "tracking_numbers": [UPS],
+        },
         headers=bearer(seller["api_key"]),
     )
     assert answer.status_code == 201, answer.get_json()
@@ -40,7 +43,9 @@ def _timeline_types(redis, order_id):
     return [json.loads(raw)["type"] for raw in redis.lrange(key("timeline", order_id), 0, -1)]
 
 
-def test_callback_failure_is_retried_then_delivered(client, pair, make_order, worker, callback_receiver, redis):
+def test_callback_failure_is_retried_then_delivered(
+    client, pair, make_order, worker, callback_receiver, redis
+):
     callback_receiver.statuses = [503]
     buyer, seller = pair({"callback_url": callback_receiver.url})
     order = make_order(buyer, seller)
@@ -59,7 +64,9 @@ def test_callback_failure_is_retried_then_delivered(client, pair, make_order, wo
     assert "delivery.retry" in _timeline_types(redis, order["id"])
 
 
-def test_exhausted_retries_leave_a_visible_failed_delivery(client, pair, make_order, worker, callback_receiver, redis):
+def test_exhausted_retries_leave_a_visible_failed_delivery(
+    client, pair, make_order, worker, callback_receiver, redis
+):
     callback_receiver.statuses = [500] * 10
     buyer, seller = pair({"callback_url": callback_receiver.url})
     order = make_order(buyer, seller)
@@ -83,7 +90,9 @@ def test_buyer_without_callback_is_marked_delivered_for_polling(client, pair, ma
     buyer, seller = pair()
     order = make_order(buyer, seller)
     _fulfill(client, order, seller)
-    wait_for(lambda: _order(client, order, buyer)["fulfillments"][0]["delivery"]["state"] == "delivered")
+    wait_for(
+        lambda: _order(client, order, buyer)["fulfillments"][0]["delivery"]["state"] == "delivered"
+    )
 
 
 def test_retry_after_wins_when_longer_and_schedule_ends():
@@ -94,7 +103,9 @@ def test_retry_after_wins_when_longer_and_schedule_ends():
     assert next_attempt_delay((10,), 1, retry_after=10**9) == 24 * 3600
 
 
-def test_seller_email_goes_to_the_outbox_without_mail_url(client, pair, make_order, monkeypatch, tmp_path):
+def test_seller_email_goes_to_the_outbox_without_mail_url(
+    client, pair, make_order, monkeypatch, tmp_path
+):
     buyer, seller = pair()
     order = make_order(buyer, seller)
     monkeypatch.setenv("MAIL_URL", "")
@@ -141,4 +152,6 @@ def test_delivered_work_leaves_the_pending_index(client, pair, make_order, worke
     buyer, seller = pair()
     order = make_order(buyer, seller)
     assert redis.zscore(key("pending"), f"{order['id']}|route") is not None
-    wait_for(lambda: redis.zscore(key("pending"), f"{order['id']}|route") is None, what="routing done")
+    wait_for(
+        lambda: redis.zscore(key("pending"), f"{order['id']}|route") is None, what="routing done"
+    )
