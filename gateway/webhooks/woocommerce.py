@@ -36,7 +36,11 @@ def receive():
     delivery_id = request.headers.get("X-WC-Webhook-Delivery-ID")
     if not delivery_id:
         raise refuse("woocommerce", "No X-WC-Webhook-Delivery-ID.")
+    topic = request.headers.get("X-WC-Webhook-Topic", "")
     job = None
-    if request.headers.get("X-WC-Webhook-Topic") == "order.created" and body.get("id") is not None:
+    if topic == "order.created" and body.get("id") is not None:
         job = JobSpec(INGEST_ORDER, (partner["id"], str(body["id"])), options=JOB_OPTIONS)
-    return accept("woocommerce", f"{normalize_store_url(source)}:{delivery_id}", job)
+    # WooCommerce derives the delivery id from the webhook id and the current second, so two
+    # orders in one second share it: the resource and its version make the key unique.
+    resource = f"{topic}:{body.get('id')}:{body.get('date_modified_gmt') or ''}"
+    return accept("woocommerce", f"{normalize_store_url(source)}:{delivery_id}:{resource}", job)

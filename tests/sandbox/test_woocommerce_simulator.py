@@ -1,0 +1,461 @@
+"""The WooCommerce simulator behaves as platforms/woocommerce.md documents (no Redis needed)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from sandbox.woocommerce import WooCommerceSimulator, WooCommerceStore
+
+ROOT = Path(__file__).resolve().parents[2]
+CK, CS, SECRET = "ck_test", "cs_test", "wh-secret"
+
+
+class Receiver:
+    """A local webhook endpoint that records each request and answers `status`."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.status = 200
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._lock:
+                    receiver.requests.append({"headers": dict(self.headers.items()), "body": body})
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/webhooks/woocommerce"
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def deliveries(self) -> list[dict]:
+        """The requests that are not the save-time ping."""
+        with self._lock:
+            return [r for r in self.requests if "X-WC-Webhook-Topic" in r["headers"]]
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.deliveries()
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} deliveries, got {len(self.deliveries())}")
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def sim() -> Iterator[WooCommerceSimulator]:
+    simulator = WooCommerceSimulator()
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def store(sim: WooCommerceSimulator) -> WooCommerceStore:
+    return sim.add_store("corner", CK, CS, SECRET)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.stop()
+
+
+KEYS = (CK, CS)
+
+
+def test_basic_auth_and_query_keys_or_refusal(sim, store):
+    orders = f"{store.api_url}/orders"
+    anonymous = requests.get(orders, timeout=5)
+    assert anonymous.status_code == 401
+    assert anonymous.json() == {
+        "code": "woocommerce_rest_cannot_view",
+        "message": "Sorry, you cannot list resources.",
+        "data": {"status": 401},
+    }
+    assert requests.post(orders, json={}, timeout=5).json()["code"] == (
+        "woocommerce_rest_cannot_create"
+    )
+    wrong_key = requests.get(orders, auth=("ck_nope", CS), timeout=5)
+    assert wrong_key.status_code == 401
+    assert wrong_key.json()["message"] == "Consumer key is invalid."
+    wrong_secret = requests.get(orders, auth=(CK, "cs_nope"), timeout=5)
+    assert wrong_secret.json()["code"] == "woocommerce_rest_authentication_error"
+    assert requests.get(orders, auth=KEYS, timeout=5).status_code == 200
+    by_query = requests.get(orders, params={"consumer_key": CK, "consumer_secret": CS}, timeout=5)
+    assert by_query.status_code == 200
+
+    store.add_key("ck_read", "cs_read", "read")
+    assert requests.get(orders, auth=("ck_read", "cs_read"), timeout=5).status_code == 200
+    read_only = requests.post(orders, json={}, auth=("ck_read", "cs_read"), timeout=5)
+    assert read_only.status_code == 401 and "write permissions" in read_only.json()["message"]
+    assert [c["status"] for c in sim.calls(store="corner")][:3] == [401, 401, 401]
+
+
+def test_rest_order_fields_and_sku_from_the_catalog(sim, store):
+    store.add_product("AC-100", "Acme mug", 7.5)
+    created = requests.post(
+        f"{store.api_url}/orders",
+        json={
+            "status": "processing",
+            "billing": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
+            "shipping": {
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "address_1": "1 Main St",
+                "city": "Springfield",
+                "state": "IL",
+                "postcode": "62701",
+                "country": "US",
+            },
+            "line_items": [
+                {"sku": "AC-100", "quantity": 2},
+                {"sku": "NOT-IN-CATALOG", "name": "Mystery", "quantity": 1},
+            ],
+            "meta_data": [{"key": "gateway_order_id", "value": "g-1"}],
+        },
+        auth=KEYS,
+        timeout=5,
+    )
+    assert created.status_code == 201, created.text
+    order = created.json()
+    assert created.headers["Location"].endswith(f"/wc/v3/orders/{order['id']}")
+    assert order["status"] == "processing" and order["created_via"] == "rest-api"
+    assert order["shipping"]["city"] == "Springfield" and order["billing"]["email"]
+    for key in ("date_created", "date_modified", "date_modified_gmt", "date_paid"):
+        datetime.fromisoformat(order[key])
+    first, second = order["line_items"]
+    assert (first["sku"], first["quantity"], first["total"]) == ("AC-100", 2, "15.00")
+    assert first["product_id"] > 0 and isinstance(first["id"], int)
+    # WooCommerce takes a line's sku from its product: no product, no sku.
+    assert (second["sku"], second["product_id"], second["name"]) == (None, 0, "Mystery")
+    assert order["meta_data"][0]["key"] == "gateway_order_id"
+
+    fetched = requests.get(f"{store.api_url}/orders/{order['id']}", auth=KEYS, timeout=5)
+    assert fetched.json()["line_items"] == order["line_items"]
+    missing = requests.get(f"{store.api_url}/orders/99999", auth=KEYS, timeout=5)
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "woocommerce_rest_shop_order_invalid_id"
+    no_ref = requests.post(
+        f"{store.api_url}/orders", json={"line_items": [{"quantity": 1}]}, auth=KEYS, timeout=5
+    )
+    assert no_ref.status_code == 400
+    assert no_ref.json()["code"] == "woocommerce_rest_required_product_reference"
+
+    done = requests.put(
+        f"{store.api_url}/orders/{order['id']}", json={"status": "completed"}, auth=KEYS, timeout=5
+    )
+    assert done.json()["status"] == "completed" and done.json()["date_completed"]
+    assert store.notes(order["id"])[0]["note"] == (
+        "Order status changed from Processing to Completed."
+    )
+    bad = requests.put(
+        f"{store.api_url}/orders/{order['id']}", json={"status": "shipped"}, auth=KEYS, timeout=5
+    )
+    assert bad.status_code == 400 and bad.json()["code"] == "rest_invalid_param"
+
+
+def test_listing_headers_paging_and_modified_after(sim):
+    store = sim.add_store("tz", CK, CS, SECRET, utc_offset_hours=-5)
+    sim.clock.set(datetime(2026, 1, 10, 12, 0, tzinfo=UTC))
+    ids = store.bulk_load_orders(5, step_seconds=60)  # modified 12:00..12:04 UTC = 07:00..07:04
+    url = f"{store.api_url}/orders"
+
+    seen: list[int] = []
+    for page in (1, 2, 3):
+        answer = requests.get(
+            url,
+            params={"per_page": 2, "page": page, "orderby": "modified", "order": "asc"},
+            auth=KEYS,
+            timeout=5,
+        )
+        assert answer.headers["X-WP-Total"] == "5"
+        assert answer.headers["X-WP-TotalPages"] == "3"
+        link = answer.headers.get("Link", "")
+        assert ('rel="next"' in link) == (page < 3)
+        assert ('rel="prev"' in link) == (page > 1)
+        if page < 3:
+            assert f"page={page + 1}" in link and "per_page=2" in link
+        seen.extend(o["id"] for o in answer.json())
+    assert seen == ids, "each order once, oldest change first"
+    beyond = requests.get(url, params={"per_page": 2, "page": 4}, auth=KEYS, timeout=5)
+    assert beyond.status_code == 200 and beyond.json() == []
+    default = requests.get(url, auth=KEYS, timeout=5).json()
+    assert [o["id"] for o in default] == ids[::-1], "default: newest first, 10 per page"
+    too_many = requests.get(url, params={"per_page": 101}, auth=KEYS, timeout=5)
+    assert too_many.status_code == 400 and too_many.json()["data"]["params"]["per_page"]
+
+    def modified(**params: str) -> list[int]:
+        answer = requests.get(
+            url, params={"orderby": "id", "order": "asc", **params}, auth=KEYS, timeout=5
+        )
+        assert answer.status_code == 200, answer.text
+        return [o["id"] for o in answer.json()]
+
+    assert modified(modified_after="2026-01-10T07:01:00") == ids[2:], "site time, exclusive"
+    assert modified(modified_after="2026-01-10T12:01:00", dates_are_gmt="true") == ids[2:]
+    assert modified(modified_after="2026-01-10T12:01:00Z") == ids[2:], "an offset is honoured"
+    assert modified(modified_before="2026-01-10T07:02:00") == ids[:2]
+    assert modified(status="completed") == []
+    assert modified(status="processing,completed") == ids
+    assert requests.get(
+        url, params={"modified_after": "soon"}, auth=KEYS, timeout=5
+    ).status_code == (400)
+    order = store.order(ids[0])
+    assert order["date_modified"] == "2026-01-10T07:00:00"
+    assert order["date_modified_gmt"] == "2026-01-10T12:00:00"
+
+
+def test_notes_customer_and_private(sim, store):
+    oid = store.place_order([{"sku": "MUG", "name": "Mug", "quantity": 1}], paid=False)["id"]
+    url = f"{store.api_url}/orders/{oid}/notes"
+    added = requests.post(
+        url,
+        json={"note": "UPS 1Z5R89390357567127 https://ups.example/1Z", "customer_note": True},
+        auth=KEYS,
+        timeout=5,
+    )
+    assert added.status_code == 201
+    note = added.json()
+    assert note["customer_note"] is True and note["author"] == "system"
+    private = requests.post(url, json={"note": "internal"}, auth=KEYS, timeout=5).json()
+    assert private["customer_note"] is False
+    listed = requests.get(url, auth=KEYS, timeout=5).json()
+    assert [n["id"] for n in listed] == [private["id"], note["id"]], "newest first"
+    customer_only = requests.get(url, params={"type": "customer"}, auth=KEYS, timeout=5).json()
+    assert [n["id"] for n in customer_only] == [note["id"]]
+    assert store.emails()[-1]["note"].startswith("UPS 1Z5R")
+    assert requests.post(url, json={}, auth=KEYS, timeout=5).json()["code"] == (
+        "rest_missing_callback_param"
+    )
+
+
+def test_shipment_tracking_present_and_absent(sim, store):
+    tracked = sim.add_store("tracked", CK, CS, SECRET, has_shipment_tracking=True)
+    for site, present in ((tracked, True), (store, False)):
+        oid = site.place_order([{"sku": "MUG", "quantity": 1}])["id"]
+        base = f"{site.url}/wp-json/wc-shipment-tracking/v3/orders/{oid}/shipment-trackings"
+        index = requests.get(f"{site.url}/wp-json/", timeout=5).json()
+        assert ("wc-shipment-tracking/v3" in index["namespaces"]) is present
+        created = requests.post(
+            base,
+            json={"tracking_provider": "UPS", "tracking_number": "1Z5R89390357567127"},
+            auth=KEYS,
+            timeout=5,
+        )
+        if not present:
+            assert created.status_code == 404
+            assert created.json()["code"] == "rest_no_route"
+            assert requests.get(base, auth=KEYS, timeout=5).status_code == 404
+            continue
+        assert created.status_code == 201, created.text
+        item = created.json()
+        assert (
+            item["tracking_provider"] == "UPS" and item["tracking_number"] == "1Z5R89390357567127"
+        )
+        assert "1Z5R89390357567127" in item["tracking_link"]
+        assert len(item["date_shipped"]) == 10
+        custom = requests.post(
+            base,
+            json={
+                "custom_tracking_provider": "Acme Freight",
+                "custom_tracking_link": "https://acme.example/t/%1$s",
+                "tracking_number": "AF123",
+                "date_shipped": "2026-02-03",
+            },
+            auth=KEYS,
+            timeout=5,
+        ).json()
+        assert custom["tracking_link"] == "https://acme.example/t/AF123"
+        assert custom["date_shipped"] == "2026-02-03"
+        listed = requests.get(base, auth=KEYS, timeout=5).json()
+        assert [t["tracking_id"] for t in listed] == [item["tracking_id"], custom["tracking_id"]]
+        meta = {m["key"]: m["value"] for m in site.order(oid)["meta_data"]}
+        assert len(meta["_wc_shipment_tracking_items"]) == 2
+        assert requests.post(base, json={}, auth=KEYS, timeout=5).status_code == 400
+        providers = requests.get(
+            f"{site.url}/wp-json/wc-shipment-tracking/v3/shipment-trackings/providers", timeout=5
+        ).json()
+        assert "UPS" in providers["United States"]
+        gone = requests.delete(f"{base}/{custom['tracking_id']}", auth=KEYS, timeout=5)
+        assert gone.status_code == 200 and len(site.trackings(oid)) == 1
+
+
+def test_ping_then_signed_delivery_with_wc_headers(sim, store, receiver):
+    hook = store.add_webhook("order.created", receiver.url)
+    assert hook["ping"] == {"ok": True, "status": 200}
+    ping = receiver.requests[0]
+    assert ping["body"] == f"webhook_id={hook['id']}".encode()
+    assert not any(h.startswith("X-WC-") for h in ping["headers"])
+    assert ping["headers"]["User-Agent"].startswith("WooCommerce/")
+
+    order = store.place_order(
+        [{"sku": "MUG-BLUE", "name": "Blue mug", "quantity": 2}],
+        shipping={"first_name": "Ada", "last_name": "Lovelace", "city": "Springfield"},
+        billing={"email": "ada@example.com"},
+    )
+    (delivery,) = receiver.wait_for(1)
+    headers, body = delivery["headers"], delivery["body"]
+    assert headers["X-WC-Webhook-Source"] == store.url + "/"
+    assert headers["X-WC-Webhook-Topic"] == "order.created"
+    assert headers["X-WC-Webhook-Resource"] == "order"
+    assert headers["X-WC-Webhook-Event"] == "created"
+    assert headers["X-WC-Webhook-ID"] == str(hook["id"])
+    assert len(headers["X-WC-Webhook-Delivery-ID"]) == 32
+    expected = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest())
+    assert hmac.compare_digest(expected, headers["X-WC-Webhook-Signature"].encode())
+    assert b"\\/" in body, "PHP-style escaped slashes: verify the raw bytes, not re-serialized JSON"
+    payload = json.loads(body)
+    # Built at delivery time: the order had already moved on to processing.
+    assert payload == store.order(order["id"])
+    assert payload["status"] == "processing"
+    assert payload["line_items"][0]["sku"] == "MUG-BLUE"
+
+
+def test_ping_needs_exactly_200(sim, store, receiver):
+    receiver.status = 204
+    hook = store.add_webhook("order.created", receiver.url)
+    assert hook["ping"]["ok"] is False
+    assert hook["ping"]["error"] == "Error: Delivery URL returned response code: 204"
+    assert store.webhook(hook["id"])["pending_delivery"] is True
+    created = requests.post(
+        f"{store.api_url}/webhooks",
+        json={"topic": "order.updated", "delivery_url": receiver.url, "secret": "x"},
+        auth=KEYS,
+        timeout=5,
+    )
+    assert created.status_code == 201, "REST create pings and ignores the result"
+    assert created.json()["topic"] == "order.updated" and "secret" not in created.json()
+    assert [d["kind"] for d in sim.deliveries(store="corner")] == ["ping", "ping"]
+
+
+def test_no_retries_and_disabled_after_seven_consecutive_failures(sim, store, receiver):
+    hook = store.add_webhook("order.updated", receiver.url)
+    receiver.status = 500
+    oid = store.place_order([{"sku": "A", "quantity": 1}], paid=False)["id"]
+    for i in range(7):
+        store.add_note(oid, f"n{i}")  # notes do not fire order.updated
+        store.update_order(oid, {"customer_note": f"change {i}"})
+        assert sim.wait_for_webhooks()
+        assert len(receiver.deliveries()) == i + 1, "one attempt per event: no retries"
+    state = store.webhook(hook["id"])
+    assert state["status"] == "disabled" and state["failure_count"] == 6
+    store.update_order(oid, {"customer_note": "after"})
+    assert sim.wait_for_webhooks()
+    assert len(receiver.deliveries()) == 7, "a disabled webhook sends nothing"
+
+    store.set_webhook_status(hook["id"], "active")
+    receiver.status = 302  # 200-302 counts as success
+    store.update_order(oid, {"customer_note": "again"})
+    receiver.wait_for(8)
+    assert sim.wait_for_webhooks()
+    assert store.webhook(hook["id"])["failure_count"] == 0
+
+
+def test_drop_duplicate_and_coalescing_while_pending(sim, store, receiver):
+    store.add_webhook("order.updated", receiver.url)
+    oid = store.place_order([{"sku": "A", "quantity": 1}], paid=False)["id"]
+    sim.webhook_mode = "drop"
+    store.complete(oid)
+    assert sim.wait_for_webhooks()
+    assert receiver.deliveries() == []
+    assert sim.deliveries(kind="webhook")[-1]["error"] == "dropped"
+
+    sim.webhook_mode = "duplicate"
+    store.set_status(oid, "on-hold")
+    first, second = receiver.wait_for(2)
+    assert first["body"] == second["body"]
+    assert (
+        first["headers"]["X-WC-Webhook-Delivery-ID"]
+        == (second["headers"]["X-WC-Webhook-Delivery-ID"])
+    )
+
+    sim.webhook_mode = "delay"
+    for status in ("processing", "completed", "on-hold", "completed"):
+        store.set_status(oid, status)
+    assert sim.flush() == 1, "one pending delivery per webhook + order: updates coalesce"
+    third = receiver.wait_for(3)[2]
+    assert json.loads(third["body"])["status"] == "completed", "payload built at delivery time"
+    sim.webhook_mode = "normal"
+
+
+def test_delivery_id_is_second_resolution_per_webhook(sim, store, receiver):
+    hook = store.add_webhook("order.created", receiver.url)
+    started = int(time.time())
+    store.place_order([{"sku": "A", "quantity": 1}])
+    store.place_order([{"sku": "B", "quantity": 1}])
+    first, second = receiver.wait_for(2)
+    ended = int(time.time())
+    candidates = {store._wp_hash(f"{hook['id']}{s}") for s in range(started, ended + 1)}
+    ids = [r["headers"]["X-WC-Webhook-Delivery-ID"] for r in (first, second)]
+    assert set(ids) <= candidates, "wp_hash(webhook id . unix seconds), as WooCommerce core"
+    assert json.loads(first["body"])["id"] != json.loads(second["body"])["id"]
+    if started == ended:
+        assert ids[0] == ids[1], "two orders, one second: the same Delivery-ID"
+
+
+def test_cli_and_control_endpoints():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.woocommerce", "--store", "shop1:ck_1:cs_1:sec:tracking"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info = json.loads(process.stdout.readline())
+        base = info["base_url"]
+        shop = info["stores"][0]
+        assert shop["store_url"] == f"{base}/stores/shop1" and shop["has_shipment_tracking"]
+        placed = requests.post(
+            f"{base}/_sim/stores/shop1/orders",
+            json={"line_items": [{"sku": "X-1", "name": "X", "quantity": 2}]},
+            timeout=5,
+        )
+        assert placed.status_code == 201
+        oid = placed.json()["id"]
+        listed = requests.get(f"{shop['api_url']}/orders", auth=("ck_1", "cs_1"), timeout=5)
+        assert [o["id"] for o in listed.json()] == [oid]
+        done = requests.post(f"{base}/_sim/stores/shop1/orders/{oid}/complete", timeout=5)
+        assert done.json()["status"] == "completed"
+        seen = requests.get(f"{base}/_sim/stores/shop1/orders/{oid}", timeout=5).json()
+        assert seen["notes"] and seen["trackings"] == []
+        calls = requests.get(f"{base}/_sim/calls", params={"store": "shop1"}, timeout=5).json()
+        assert calls["count"] == 1
+        failing = requests.post(
+            f"{base}/_sim/fail_next", json={"count": 1, "status": 503, "retry_after": 2}, timeout=5
+        )
+        assert failing.ok
+        answer = requests.get(f"{shop['api_url']}/orders", auth=("ck_1", "cs_1"), timeout=5)
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "2"
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
