@@ -1,0 +1,96 @@
+"""Every buyer platform x seller platform pairing, from the buyer's order to shipped in the
+buyer's store (or at its callback URL), with a partial fulfillment on the way."""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+
+import pytest
+from conftest import bearer, wait_for
+
+from e2e.sides import SKUS, Side
+from sandbox.bigcommerce import BigCommerceSimulator
+from sandbox.woocommerce import WooCommerceSimulator
+
+PLATFORMS = ("shopify", "bigcommerce", "woocommerce", "none")
+UPS = "1Z5R89390357567127"
+FEDEX = "449044304137821"
+
+
+@pytest.fixture
+def bigcommerce_sim():
+    sim = BigCommerceSimulator()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def woocommerce_sim():
+    sim = WooCommerceSimulator()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.mark.parametrize(
+    ("buyer_platform", "seller_platform"), itertools.product(PLATFORMS, PLATFORMS)
+)
+def test_order_to_shipped(
+    buyer_platform,
+    seller_platform,
+    client,
+    live_server,
+    worker,
+    connect,
+    partnership,
+    shopify_sim,
+    bigcommerce_sim,
+    woocommerce_sim,
+    callback_receiver,
+    mailbox,
+):
+    env = SimpleNamespace(
+        client=client,
+        live_server=live_server,
+        connect=connect,
+        callbacks=callback_receiver,
+        shopify=shopify_sim,
+        bigcommerce=bigcommerce_sim,
+        woocommerce=woocommerce_sim,
+        woo_tracking=seller_platform in ("shopify", "none"),  # both WooCommerce paths get a turn
+    )
+    buyer, seller = Side(env, buyer_platform, "buyer"), Side(env, seller_platform, "seller")
+    buyer.connect()
+    seller.connect()
+    partnership(buyer.partner, seller.partner, SKUS)
+
+    ref = buyer.place_order(seller.partner)
+    key = bearer(buyer.partner["api_key"])
+
+    def our_order():
+        orders = client.get("/api/v1/orders", headers=key).get_json()["orders"]
+        return orders[0] if orders and seller.has_order(orders[0]) else None
+
+    order = wait_for(our_order, 20, "the order to reach the seller")
+    assert order["buyer_order_ref"] == ref
+    if seller_platform in ("woocommerce", "none"):
+        wait_for(lambda: mailbox.messages, what="the seller's email with the order link")
+
+    seller.fulfill(order, "AC-100", 2, "UPS", UPS)
+    wait_for(lambda: UPS in buyer.tracking_seen(ref), 20, "the partial fulfillment at the buyer")
+    current = client.get(f"/api/v1/orders/{order['id']}", headers=key).get_json()
+    assert current["status"] == "unshipped"
+    assert not buyer.sees_shipped(ref)
+
+    seller.fulfill(order, "AC-200", 1, "FedEx", FEDEX)
+    wait_for(lambda: {UPS, FEDEX} <= buyer.tracking_seen(ref), 20, "both fulfillments at the buyer")
+    wait_for(
+        lambda: (
+            client.get(f"/api/v1/orders/{order['id']}", headers=key).get_json()["status"]
+            == "shipped"
+        ),
+        what="the order to turn shipped",
+    )
+    wait_for(lambda: buyer.sees_shipped(ref), 20, "the buyer's side to show it shipped")
