@@ -35,7 +35,7 @@ def woocommerce_sim():
 
 
 @pytest.mark.parametrize(
-    ("buyer_platform", "seller_platform"), itertools.product(PLATFORMS, PLATFORMS)
+    ("buyer_platform", "seller_platform"), list(itertools.product(PLATFORMS, PLATFORMS))
 )
 def test_order_to_shipped(
     buyer_platform,
