@@ -6,7 +6,7 @@ import json
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from gateway.api import load
 from gateway.api.partners import create_partner, save_partnership
@@ -78,7 +78,37 @@ def create_partnership_command(buyer_id, seller_id, skus):
     )
 
 
+@click.command("reconcile")
+@with_appcontext
+def reconcile_command():
+    """Run one reconciliation cycle now, here, printing progress per store connection."""
+    from gateway.jobs.reconcile import LOCK, reconcile_store, requeue_stuck
+    from gateway.platforms.base import PlatformError
+    from gateway.runtime import store
+
+    current = store()
+    click.echo(f"{requeue_stuck(current)} stuck deliveries enqueued again")
+    token = current.acquire(LOCK, 60)
+    if token is None:
+        raise click.ClickException("a reconciliation cycle is running; try again when it ends")
+    try:
+        for partner_id in current.connections():
+            partner = current.partner(partner_id)
+            label = f"{partner['name']} ({partner['platform']}, {partner_id})"
+            try:
+                done = reconcile_store(partner_id)
+            except PlatformError as error:  # reported; the next connection goes on
+                click.echo(f"{label}: failed: {error}")
+                continue
+            summary = ", ".join(f"{k} {v}" for k, v in done.items()) or "nothing to do"
+            click.echo(f"{label}: {summary}")
+    finally:
+        current.release(LOCK, token)
+    current.count("reconcile_runs")
+
+
 def init_app(app: Flask) -> None:
     """Add the commands to `flask`."""
     app.cli.add_command(partners)
     app.cli.add_command(partnerships)
+    app.cli.add_command(reconcile_command)

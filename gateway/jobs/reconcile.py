@@ -74,20 +74,26 @@ def reconcile() -> dict[str, int]:
         log.info("reconcile: another run holds the lock; nothing to do")
         return {"skipped": 1}
     try:
-        stuck = store.stuck_deliveries()
-        for order_id, name in stuck:
-            store.enqueue(job_for(order_id, name))
-            store.postpone_stuck(order_id, name)
+        stuck = requeue_stuck(store)
         connections = store.connections()
         for partner_id in connections:
             store.enqueue(JobSpec(RECONCILE_STORE, (partner_id,), options=PLATFORM_READ_OPTIONS))
         store.count("reconcile_runs")
-        store.count("stuck_deliveries_requeued", len(stuck))
+        store.count("stuck_deliveries_requeued", stuck)
         store.set_gauge("reconcile_last_run_timestamp", time.time())
-        log.info("reconcile: %d stuck deliveries, %d connections", len(stuck), len(connections))
-        return {"requeued": len(stuck), "connections": len(connections)}
+        log.info("reconcile: %d stuck deliveries, %d connections", stuck, len(connections))
+        return {"requeued": stuck, "connections": len(connections)}
     finally:
         store.release(LOCK, token)
+
+
+def requeue_stuck(store: Store) -> int:
+    """Enqueue again the deliveries whose job was lost; how many."""
+    stuck = store.stuck_deliveries()
+    for order_id, name in stuck:
+        store.enqueue(job_for(order_id, name))
+        store.postpone_stuck(order_id, name)
+    return len(stuck)
 
 
 def reconcile_store(partner_id: str) -> dict[str, int]:
