@@ -9,6 +9,13 @@ from flask import Flask
 from gateway.settings import Settings
 
 
+def configure_logging() -> None:
+    """Our INFO lines to stderr, unless the process (a test runner, say) set up logging."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
 def create_app(config: Settings | None = None) -> Flask:
     """Build the app: settings first, then each part's init_app."""
     config = config or Settings.from_env()
@@ -20,13 +27,10 @@ def create_app(config: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.public_url.startswith("https://"),
         WTF_CSRF_TIME_LIMIT=None,
-        JSON_SORT_KEYS=False,
     )
+    app.json.sort_keys = False  # answers keep API.md's field order
     app.config.update(config.flask)
-    if not app.debug:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+    configure_logging()
 
     from gateway import api as api_part
     from gateway import cli, errors, ops, runtime, webhooks

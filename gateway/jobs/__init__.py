@@ -31,10 +31,12 @@ PLATFORM_READ_OPTIONS = {**JOB_OPTIONS, "retry": Retry(max=5, interval=[5, 30, 1
 
 def context():
     """The settings and a store for the running job, on the job's own Redis connection."""
+    from gateway import configure_logging
     from gateway.runtime import connect
     from gateway.settings import Settings
     from gateway.store import Store
 
+    configure_logging()
     config = Settings.from_env()
     job = get_current_job()
     if job is None:
