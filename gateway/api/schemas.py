@@ -243,6 +243,14 @@ class FulfillmentOut(Schema):
     created_at = fields.String()
     updated_at = fields.String()
     delivery = fields.Nested(DeliveryOut)
+    status = fields.String(
+        metadata={
+            "enum": ["active", "held", "cancelled"],
+            "description": "held: a dummy tracking number from the seller's store, not counted "
+            "until corrected; cancelled: cancelled in the seller's store.",
+        }
+    )
+    held_reason = fields.String(allow_none=True)
 
 
 class LineItemOut(Schema):

@@ -24,9 +24,10 @@ TELL_SELLER_HELD = "gateway.jobs.sync.tell_seller_held"
 RECONCILE_STORE = "gateway.jobs.reconcile.reconcile_store"
 
 JOB_OPTIONS = {"job_timeout": JOB_TIMEOUT, "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
-# Jobs that read a platform (ingest, sync) are retried by RQ when the platform fails for a while;
-# jobs that deliver something keep their own visible attempts instead (jobs/attempts.py).
-PLATFORM_READ_OPTIONS = {**JOB_OPTIONS, "retry": Retry(max=5, interval=[5, 30, 120, 600, 1800])}
+# Jobs that read a platform (ingest, sync) or tell a seller are retried by RQ with backoff;
+# jobs that deliver to a buyer or route an order keep their own visible attempts instead
+# (jobs/attempts.py).
+RETRIED_OPTIONS = {**JOB_OPTIONS, "retry": Retry(max=5, interval=[5, 30, 120, 600, 1800])}
 
 
 def context():

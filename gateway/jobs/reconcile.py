@@ -11,8 +11,8 @@ from gateway.jobs import (
     FORWARD_FULFILLMENT,
     INGEST_ORDER,
     JOB_OPTIONS,
-    PLATFORM_READ_OPTIONS,
     RECONCILE_STORE,
+    RETRIED_OPTIONS,
     ROUTE_ORDER,
     SYNC_SELLER,
     context,
@@ -45,7 +45,7 @@ def resync_jobs(order: Order, seller_platform: str) -> list[JobSpec]:
     """A resync reads the seller's store again (where it has one)."""
     if seller_platform in MANUAL_PLATFORMS or not order.seller_order_ref:
         return []
-    return [JobSpec(SYNC_SELLER, (order.id,), options=PLATFORM_READ_OPTIONS)]
+    return [JobSpec(SYNC_SELLER, (order.id,), options=RETRIED_OPTIONS)]
 
 
 def reopen_failed(order: Order, jobs: list[JobSpec]) -> Change:
@@ -77,7 +77,7 @@ def reconcile() -> dict[str, int]:
         stuck = requeue_stuck(store)
         connections = store.connections()
         for partner_id in connections:
-            store.enqueue(JobSpec(RECONCILE_STORE, (partner_id,), options=PLATFORM_READ_OPTIONS))
+            store.enqueue(JobSpec(RECONCILE_STORE, (partner_id,), options=RETRIED_OPTIONS))
         store.count("reconcile_runs")
         store.count("stuck_deliveries_requeued", stuck)
         store.set_gauge("reconcile_last_run_timestamp", time.time())
@@ -156,7 +156,7 @@ def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, do
             if order and (order.seller_updated_at or "") >= changed.updated_at:
                 continue  # this change was applied already
             store.enqueue(
-                JobSpec(SYNC_SELLER, (order_id, changed.updated_at), options=PLATFORM_READ_OPTIONS)
+                JobSpec(SYNC_SELLER, (order_id, changed.updated_at), options=RETRIED_OPTIONS)
             )
             done["synced"] += 1
         if listed.orders:
@@ -176,9 +176,7 @@ def _reconcile_buyer(store: Store, config: Settings, adapter, partner: dict, don
         refs = [o.ref for o in listed.orders]
         for ref, seen in zip(refs, store.buyer_refs_seen(partner_id, refs), strict=True):
             if not seen:
-                store.enqueue(
-                    JobSpec(INGEST_ORDER, (partner_id, ref), options=PLATFORM_READ_OPTIONS)
-                )
+                store.enqueue(JobSpec(INGEST_ORDER, (partner_id, ref), options=RETRIED_OPTIONS))
                 done["ingested"] += 1
         if listed.orders:
             store.set_cursor(partner_id, "buyer", max(o.updated_at for o in listed.orders))

@@ -9,6 +9,7 @@ from gateway.jobs import (
     ANNOUNCE_SHIPPED,
     FORWARD_FULFILLMENT,
     JOB_OPTIONS,
+    RETRIED_OPTIONS,
     TELL_SELLER_HELD,
     context,
 )
@@ -77,7 +78,8 @@ def apply_observed(
             for fid in synced.forward
         ]
         jobs += [
-            JobSpec(TELL_SELLER_HELD, (order_id, fid), options=JOB_OPTIONS) for fid in synced.held
+            JobSpec(TELL_SELLER_HELD, (order_id, fid), options=RETRIED_OPTIONS)
+            for fid in synced.held
         ]
         if synced.became_shipped:
             events.append(event("order.shipped", "Every line is fulfilled: the order is shipped."))

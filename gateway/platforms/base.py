@@ -51,7 +51,7 @@ class ChangedOrder:
     can carry them (Shopify), so reconciling it costs no further call."""
 
     ref: str
-    updated_at: str
+    updated_at: str  # the time the listing is ordered by: updated, or created for new orders
     fulfillments: list[ObservedFulfillment] | None = None
 
 

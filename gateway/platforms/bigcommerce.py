@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 import time
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -45,6 +45,7 @@ PROVIDERS = {"UPS": "ups", "USPS": "usps", "FedEx": "fedex"}
 AFTERSHIP_SLUGS = {"DHL": "dhl"}
 MAX_TRACKING_NUMBER = 50
 MAX_TRACKING_LINK = 500
+LOOKUP_PAGES = 4  # pages of recent orders searched for an earlier attempt's order
 
 
 def verify_webhook(secret: str, raw_body: bytes, headers: Any) -> bool:
@@ -102,7 +103,15 @@ class BigCommerceAdapter:
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
-        """POST /v2/orders with custom products (no order email is sent), then map its products."""
+        """POST /v2/orders with custom products (no order email is sent), then map its products.
+
+        Exactly once: our order id is in the new order's `staff_notes`; an earlier attempt's
+        order (created, but not recorded before a crash) is found among the store's orders
+        created since ours, instead of created again.
+        """
+        earlier = self._created_earlier(order)
+        if earlier is not None:
+            return CreatedOrder(ref=earlier, line_refs=self._line_refs(order, earlier))
         address = _bc_address(order.shipping_address, order.customer_email)
         created = self.call(
             "POST",
@@ -126,6 +135,26 @@ class BigCommerceAdapter:
             },
         )
         ref = str(created["id"])
+        return CreatedOrder(ref=ref, line_refs=self._line_refs(order, ref))
+
+    def _created_earlier(self, order: Order) -> str | None:
+        since = quote(_minute_before(order.created_at))
+        for page in range(1, LOOKUP_PAGES + 1):
+            listed = (
+                self.call(
+                    "GET",
+                    f"/orders?min_date_created={since}&sort=date_created:asc&limit=250&page={page}",
+                )
+                or []
+            )
+            for candidate in listed:
+                if f"({order.id})" in (candidate.get("staff_notes") or ""):
+                    return str(candidate["id"])
+            if len(listed) < 250:
+                return None
+        return None
+
+    def _line_refs(self, order: Order, ref: str) -> dict[str, str]:
         products = list(self.call("GET", f"/orders/{ref}/products") or [])
         line_refs: dict[str, str] = {}
         for li in order.line_items:
@@ -134,7 +163,7 @@ class BigCommerceAdapter:
             if match is not None:
                 products.remove(match)
                 line_refs[li.id] = str(match["id"])
-        return CreatedOrder(ref=ref, line_refs=line_refs)
+        return line_refs
 
     def read_fulfillments(self, ref: str) -> list[ObservedFulfillment]:
         """The order's shipments (204, no body, when there are none)."""
@@ -164,8 +193,11 @@ class BigCommerceAdapter:
             shipment_id = fulfillment.delivery.buyer_ref.removeprefix("shipment:")
             self.call("PUT", f"/orders/{ref}/shipments/{shipment_id}", json=fields)
             return fulfillment.delivery.buyer_ref
+        ours = {number[:MAX_TRACKING_NUMBER] for number in fulfillment.tracking_numbers}
         for shipment in self.call("GET", f"/orders/{ref}/shipments") or []:
-            if shipment.get("tracking_number") in fulfillment.tracking_numbers:
+            if shipment.get("tracking_number") in ours:  # an earlier attempt created it
+                if shipment.get("comments") != fields["comments"]:  # tracking changed since
+                    self.call("PUT", f"/orders/{ref}/shipments/{shipment['id']}", json=fields)
                 return f"shipment:{shipment['id']}"
         products = {str(p["id"]): p for p in self.call("GET", f"/orders/{ref}/products") or []}
         items = []
@@ -212,8 +244,7 @@ class BigCommerceAdapter:
             or []
         )
         orders = [
-            ChangedOrder(ref=str(o["id"]), updated_at=_iso(o.get("date_modified")) or since)
-            for o in listed
+            ChangedOrder(ref=str(o["id"]), updated_at=_iso(o.get(field)) or since) for o in listed
         ]
         return ChangedPage(orders, str(number + 1) if len(listed) == self.page_size else None)
 
@@ -278,6 +309,12 @@ class BigCommerceAdapter:
         except ValueError:
             return None
         return reset
+
+
+def _minute_before(iso_time: str) -> str:
+    """A minute before our order was stored: no seller order for it can be older."""
+    at = datetime.fromisoformat(iso_time.replace("Z", "+00:00")) - timedelta(minutes=1)
+    return at.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _iso(value: str | None) -> str | None:

@@ -241,7 +241,7 @@ class ShopifyAdapter:
         orders = [
             ChangedOrder(
                 ref=node["legacyResourceId"],
-                updated_at=node["updatedAt"],
+                updated_at=node["createdAt"] if created else node["updatedAt"],
                 fulfillments=None if created else _complete(node["fulfillments"]),
             )
             for node in data["nodes"]

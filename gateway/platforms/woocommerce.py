@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -31,6 +31,7 @@ from gateway.settings import Settings
 from gateway.store import Store
 
 PAGE_SIZE = 100  # WordPress's largest per_page
+LOOKUP_PAGES = 4  # pages of recent orders searched for an earlier attempt's order
 TRACKING_PATH = "/wp-json/wc-shipment-tracking/v3/orders/{id}/shipment-trackings"
 # Our carrier names as the Shipment Tracking extension's provider names.
 PROVIDERS = {"UPS": "UPS", "USPS": "USPS", "FedEx": "Fedex", "DHL": "DHL US"}
@@ -87,7 +88,14 @@ class WooCommerceAdapter:
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
-        """POST /orders as `processing`, our SKUs kept in each line's meta data."""
+        """POST /orders as `processing`, our ids kept in its meta data.
+
+        Exactly once: an earlier attempt's order (created, but not recorded before a crash) is
+        found by its `gateway_order_id` among the store's orders created since ours.
+        """
+        earlier = self._created_earlier(order)
+        if earlier is not None:
+            return CreatedOrder(ref=str(earlier["id"]), line_refs=_line_refs(order, earlier))
         shipping = _woo_address(order.shipping_address)
         created = self.call(
             "POST",
@@ -110,13 +118,27 @@ class WooCommerceAdapter:
                 "meta_data": [{"key": "gateway_order_id", "value": order.id}],
             },
         )
-        store_lines = list(created.get("line_items") or [])
-        line_refs = {
-            li.id: str(store_lines[i]["id"])
-            for i, li in enumerate(order.line_items)
-            if i < len(store_lines)
-        }
-        return CreatedOrder(ref=str(created["id"]), line_refs=line_refs)
+        return CreatedOrder(ref=str(created["id"]), line_refs=_line_refs(order, created))
+
+    def _created_earlier(self, order: Order) -> dict[str, Any] | None:
+        at = datetime.fromisoformat(order.created_at.replace("Z", "+00:00")) - timedelta(minutes=1)
+        since = quote(at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        for page in range(1, LOOKUP_PAGES + 1):
+            listed = (
+                self.call(
+                    "GET",
+                    f"/wp-json/wc/v3/orders?after={since}&dates_are_gmt=true&orderby=date&order=asc"
+                    f"&per_page={PAGE_SIZE}&page={page}",
+                )
+                or []
+            )
+            for candidate in listed:
+                meta = {m.get("key"): m.get("value") for m in candidate.get("meta_data") or []}
+                if meta.get("gateway_order_id") == order.id:
+                    return candidate
+            if len(listed) < PAGE_SIZE:
+                return None
+        return None
 
     def read_fulfillments(self, ref: str) -> list[ObservedFulfillment]:
         """WooCommerce sellers record fulfillments in our form: there is nothing to read."""
@@ -167,13 +189,18 @@ class WooCommerceAdapter:
         listed = (
             self.call(
                 "GET",
-                f"/wp-json/wc/v3/orders?{field}={quote(since)}&dates_are_gmt=true&orderby=date"
-                f"&order=asc&per_page={PAGE_SIZE}&page={number}",
+                f"/wp-json/wc/v3/orders?{field}={quote(since)}&dates_are_gmt=true"
+                f"&orderby={'date' if created else 'modified'}&order=asc&per_page={PAGE_SIZE}"
+                f"&page={number}",
             )
             or []
         )
         orders = [
-            ChangedOrder(ref=str(o["id"]), updated_at=_gmt(o.get("date_modified_gmt")) or since)
+            ChangedOrder(
+                ref=str(o["id"]),
+                updated_at=_gmt(o.get("date_created_gmt" if created else "date_modified_gmt"))
+                or since,
+            )
             for o in listed
         ]
         return ChangedPage(orders, str(number + 1) if len(listed) == PAGE_SIZE else None)
@@ -197,6 +224,16 @@ class WooCommerceAdapter:
             return answer.json()
         except ValueError:
             raise PlatformError("WooCommerce answered something that is not JSON") from None
+
+
+def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:
+    """Our line ids to the store's: WooCommerce keeps the order lines were sent in."""
+    store_lines = list(created.get("line_items") or [])
+    return {
+        li.id: str(store_lines[i]["id"])
+        for i, li in enumerate(order.line_items)
+        if i < len(store_lines)
+    }
 
 
 def _gmt(value: str | None) -> str | None:

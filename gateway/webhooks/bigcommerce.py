@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from gateway.jobs import INGEST_ORDER, JOB_OPTIONS, SYNC_SELLER_REF
+from gateway.jobs import INGEST_ORDER, RETRIED_OPTIONS, SYNC_SELLER_REF
 from gateway.platforms.bigcommerce import verify_webhook
 from gateway.runtime import store
 from gateway.store import JobSpec
@@ -37,7 +37,9 @@ def receive():
         raise refuse("bigcommerce", "No delivery id (webhook-id or hash).")
     job = None
     if scope == "store/order/created" and data.get("id") is not None:
-        job = JobSpec(INGEST_ORDER, (partner["id"], str(data["id"])), options=JOB_OPTIONS)
+        job = JobSpec(INGEST_ORDER, (partner["id"], str(data["id"])), options=RETRIED_OPTIONS)
     elif scope in ("store/shipment/created", "store/shipment/updated") and data.get("orderId"):
-        job = JobSpec(SYNC_SELLER_REF, (partner["id"], str(data["orderId"])), options=JOB_OPTIONS)
+        job = JobSpec(
+            SYNC_SELLER_REF, (partner["id"], str(data["orderId"])), options=RETRIED_OPTIONS
+        )
     return accept("bigcommerce", f"{producer}:{delivery_id}", job)

@@ -6,7 +6,7 @@ import hashlib
 
 from flask import Blueprint, request
 
-from gateway.jobs import INGEST_ORDER, JOB_OPTIONS, SYNC_SELLER_REF
+from gateway.jobs import INGEST_ORDER, RETRIED_OPTIONS, SYNC_SELLER_REF
 from gateway.platforms.shopify import verify_webhook
 from gateway.runtime import store
 from gateway.store import JobSpec
@@ -35,9 +35,11 @@ def receive():
     )
     job = None
     if topic == "orders/create" and body.get("id") is not None:
-        job = JobSpec(INGEST_ORDER, (partner["id"], str(body["id"])), options=JOB_OPTIONS)
+        job = JobSpec(INGEST_ORDER, (partner["id"], str(body["id"])), options=RETRIED_OPTIONS)
     elif (
         topic in ("fulfillments/create", "fulfillments/update") and body.get("order_id") is not None
     ):
-        job = JobSpec(SYNC_SELLER_REF, (partner["id"], str(body["order_id"])), options=JOB_OPTIONS)
+        job = JobSpec(
+            SYNC_SELLER_REF, (partner["id"], str(body["order_id"])), options=RETRIED_OPTIONS
+        )
     return accept("shopify", f"{domain}:{delivery_id}", job)

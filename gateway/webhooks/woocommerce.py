@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from gateway.jobs import INGEST_ORDER, JOB_OPTIONS
+from gateway.jobs import INGEST_ORDER, RETRIED_OPTIONS
 from gateway.platforms.woocommerce import normalize_store_url, verify_webhook
 from gateway.runtime import store
 from gateway.store import JobSpec
@@ -39,7 +39,7 @@ def receive():
     topic = request.headers.get("X-WC-Webhook-Topic", "")
     job = None
     if topic == "order.created" and body.get("id") is not None:
-        job = JobSpec(INGEST_ORDER, (partner["id"], str(body["id"])), options=JOB_OPTIONS)
+        job = JobSpec(INGEST_ORDER, (partner["id"], str(body["id"])), options=RETRIED_OPTIONS)
     # WooCommerce derives the delivery id from the webhook id and the current second, so two
     # orders in one second share it: the resource and its version make the key unique.
     resource = f"{topic}:{body.get('id')}:{body.get('date_modified_gmt') or ''}"
