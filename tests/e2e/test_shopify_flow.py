@@ -198,3 +198,40 @@ def test_forged_signature_is_refused_and_nothing_is_stored(
     after = {k: redis.dump(k) for k in redis.keys("gw:*") if k != b"gw:metrics"}
     assert after == before
     assert Queue("gateway", connection=redis).count == 0
+
+
+def test_a_dummy_tracking_number_is_held_told_and_released_by_the_correction(
+    client, live_server, worker, shopify_sim, connect, partnership, mailbox
+):
+    buyer_shop, seller_shop, buyer, _ = _connect_two_shops(
+        shopify_sim, live_server, connect, partnership
+    )
+    placed = buyer_shop.place_order(
+        line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
+        shipping_address=ADDRESS,
+    )
+    order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
+
+    def current():
+        return client.get(
+            f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])
+        ).get_json()
+
+    wait_for(lambda: current()["seller_order_ref"], what="the order in the seller's shop")
+    (seller_order,) = seller_shop.orders()
+    fulfillment = seller_shop.fulfill(
+        seller_order["id"], lines=[("AC-100", 1)], company="UPS", numbers=["1Z999AA10123456784"]
+    )
+
+    held = wait_for(lambda: current()["fulfillments"], what="the held fulfillment")[0]
+    assert held["status"] == "held" and "placeholder" in held["held_reason"]
+    assert current()["status"] == "unshipped"  # not counted
+    told = wait_for(lambda: [m for m in mailbox.messages if "held" in m["data"]], what="the email")
+    assert told[0]["to"] == ["acme.supply@example.com"]
+    assert buyer_shop.fulfillments(placed["id"]) == []  # not forwarded
+
+    seller_shop.update_tracking(fulfillment, company="UPS", numbers=[UPS_1])
+    wait_for(lambda: current()["status"] == "shipped", what="the release")
+    released = current()["fulfillments"][0]
+    assert released["status"] == "active" and released["tracking_numbers"] == [UPS_1]
+    wait_for(lambda: _numbers(buyer_shop, placed["id"]) == [UPS_1], what="the forward")
