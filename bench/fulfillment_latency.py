@@ -70,7 +70,16 @@ class Gateway:
         }
         bin_dir = Path(sys.executable).parent
         web = [bin_dir / "gunicorn", "--bind", self.url[7:], "--workers", "2", "wsgi:app"]
-        worker = [bin_dir / "rq", "worker", "--with-scheduler", "--url", self.redis_url, "gateway"]
+        worker = [
+            bin_dir / "rq",
+            "worker",
+            "--with-scheduler",
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+            "--url",
+            self.redis_url,
+            "gateway",
+        ]
         self.processes = [self._spawn(web, env, "gunicorn")]
         self.processes += [self._spawn(worker, env, f"worker{n}") for n in range(workers)]
         self.queue = Queue("gateway", connection=Redis.from_url(self.redis_url))

@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from gateway.jobs.attempts import DeliveryFailed
 from gateway.orders import now_iso
+from gateway.platforms.base import http
 
 
 def event_body(kind: str, data: dict[str, Any]) -> str:
@@ -31,7 +32,7 @@ def post_event(url: str, signing_secret: str, event_id: str, body: str, timeout:
         "webhook-signature": signature,
     }
     try:
-        answer = requests.post(
+        answer = http.post(
             url, data=body.encode(), headers=headers, timeout=timeout, allow_redirects=False
         )
     except requests.RequestException as error:

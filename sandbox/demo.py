@@ -114,6 +114,8 @@ class Gateway:
                 str(bin_dir / "rq"),
                 "worker",
                 "--with-scheduler",
+                "--worker-class",
+                "rq.worker.SimpleWorker",
                 "--url",
                 env["REDIS_URL"],
                 "gateway",

@@ -180,6 +180,8 @@ def worker(redis, gateway_env) -> Iterator[subprocess.Popen]:
             "rq.cli",
             "worker",
             "--with-scheduler",
+            "--worker-class",
+            "rq.worker.SimpleWorker",  # as the Procfile runs it
             "-u",
             gateway_env["REDIS_URL"],
             "--logging_level",

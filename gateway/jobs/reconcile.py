@@ -18,7 +18,7 @@ from gateway.jobs import (
     context,
 )
 from gateway.jobs.sync import apply_observed
-from gateway.orders import MANUAL_PLATFORMS, Order, deliveries, now_iso, reopen_failed_deliveries
+from gateway.orders import MANUAL_PLATFORMS, Order, deliveries, reopen_failed_deliveries
 from gateway.platforms import adapter_for
 from gateway.settings import Settings
 from gateway.store import Change, JobSpec, Store, event
@@ -127,6 +127,11 @@ def reconcile_store(partner_id: str) -> dict[str, int]:
         store.release(f"{LOCK}:{partner_id}", token)
 
 
+def _now_seconds() -> str:
+    """Now, to the second, as the stores write their times (cursors compare as text)."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _since(store: Store, config: Settings, partner: dict, side: str) -> str:
     cursor = store.cursor(partner["id"], side) or partner["created_at"]
     at = datetime.fromisoformat(cursor.replace("Z", "+00:00")) - timedelta(
@@ -138,7 +143,7 @@ def _since(store: Store, config: Settings, partner: dict, side: str) -> str:
 def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
     partner_id, page = partner["id"], None
     since = _since(store, config, partner, "seller")
-    started = now_iso()
+    started = _now_seconds()
     while True:
         listed = adapter.changed_orders(since, page)
         for changed in listed.orders:
@@ -170,7 +175,7 @@ def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, do
 def _reconcile_buyer(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
     partner_id, page = partner["id"], None
     since = _since(store, config, partner, "buyer")
-    started = now_iso()
+    started = _now_seconds()
     while True:
         listed = adapter.changed_orders(since, page, created=True)
         refs = [o.ref for o in listed.orders]

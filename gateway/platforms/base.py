@@ -8,8 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import requests
+
 from gateway.jobs.attempts import DeliveryFailed
 from gateway.orders import Fulfillment, ObservedFulfillment, Order
+
+# One connection pool per process for every platform and callback call: a worker reuses its
+# connections to a store instead of opening one per call.
+http = requests.Session()
 
 
 class PlatformError(DeliveryFailed):

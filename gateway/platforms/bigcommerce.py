@@ -30,6 +30,7 @@ from gateway.platforms.base import (
     PlatformError,
     StoreLine,
     StoreOrder,
+    http,
     refuse_status,
 )
 from gateway.settings import Settings
@@ -255,7 +256,7 @@ class BigCommerceAdapter:
         for _ in range(RATE_RETRIES + 1):
             self._wait_for_quota()
             try:
-                answer = requests.request(
+                answer = http.request(
                     method,
                     self.base + path,
                     json=json,

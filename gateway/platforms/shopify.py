@@ -24,6 +24,7 @@ from gateway.platforms.base import (
     PlatformError,
     StoreLine,
     StoreOrder,
+    http,
     refuse_status,
 )
 from gateway.settings import Settings
@@ -305,7 +306,7 @@ class ShopifyAdapter:
         for _ in range(THROTTLE_RETRIES + 1):
             self._wait_for_bucket()
             try:
-                answer = requests.post(
+                answer = http.post(
                     self.url,
                     json={"query": query, "variables": variables},
                     headers={"X-Shopify-Access-Token": self.token},

@@ -25,6 +25,7 @@ from gateway.platforms.base import (
     PlatformError,
     StoreLine,
     StoreOrder,
+    http,
     refuse_status,
 )
 from gateway.settings import Settings
@@ -210,7 +211,7 @@ class WooCommerceAdapter:
     def call(self, method: str, path: str, json: Any = None, missing_ok: bool = False) -> Any:
         """One REST call with the store's keys (HTTP Basic); the decoded body."""
         try:
-            answer = requests.request(
+            answer = http.request(
                 method, self.site + path, json=json, auth=self.auth, timeout=self.timeout
             )
         except requests.RequestException as error:

@@ -24,6 +24,7 @@ PREFIX = "gw"
 # A delivery still pending this long after its last write counts as stuck (its job was lost,
 # e.g. a worker was killed); the reconciliation enqueues it again.
 STUCK_AFTER = 900
+KNOWN_STORE_SECONDS = 5.0  # how long a web process trusts its copy of a store's connection
 
 
 def key(*parts: str) -> str:
@@ -68,6 +69,7 @@ class Store:
     def __init__(self, redis: Redis, queue: Queue) -> None:
         self.redis = redis
         self.queue = queue
+        self._known_stores: dict[str, tuple[float, dict[str, Any]]] = {}
 
     # ---- partners -------------------------------------------------------------------------
 
@@ -106,6 +108,20 @@ class Store:
         """The partner found by a store identity such as `shopify:acme.myshopify.com`."""
         partner_id = self.redis.get(key("partner-by", lookup))
         return self.partner(partner_id.decode()) if partner_id else None
+
+    def known_store(self, lookup: str) -> dict[str, Any] | None:
+        """partner_by_lookup, remembered for a few seconds: a webhook costs no reads for it.
+
+        Only stores that exist are remembered, so unknown names can't fill the memory.
+        """
+        now = time.monotonic()
+        hit = self._known_stores.get(lookup)
+        if hit and hit[0] > now:
+            return hit[1]
+        partner = self.partner_by_lookup(lookup)
+        if partner is not None:
+            self._known_stores[lookup] = (now + KNOWN_STORE_SECONDS, partner)
+        return partner
 
     def save_partnership(self, partnership: dict[str, Any]) -> list[str]:
         """Create or replace the partnership of a buyer and a seller, with its SKU map.
@@ -392,8 +408,9 @@ class Store:
         """The Redis key under which an Idempotency-Key answer is kept (to WATCH it)."""
         return key("idem", scope)
 
-    def accept_delivery(self, delivery: str, seconds: int, job: JobSpec) -> bool:
-        """Remember a webhook delivery id and enqueue its job atomically; False for a repeat."""
+    def accept_delivery(self, delivery: str, seconds: int, job: JobSpec, counter: str) -> bool:
+        """Remember a webhook delivery id, enqueue its job and count it, atomically; False for
+        a repeat (three round trips: WATCH, EXISTS, MULTI...EXEC)."""
         dedupe = key("delivery", delivery)
         with self.redis.pipeline() as pipe:
             while True:
@@ -405,6 +422,7 @@ class Store:
                     pipe.multi()
                     pipe.set(dedupe, 1, ex=seconds)
                     self.enqueue(job, pipe)
+                    pipe.hincrby(key("metrics"), counter, 1)
                     pipe.execute()
                     return True
                 except WatchError:

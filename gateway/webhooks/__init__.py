@@ -41,9 +41,11 @@ def accept(platform: str, delivery_id: str, job: JobSpec | None):
     if job is None:
         store().count(f"webhooks_ignored_{platform}")
         return jsonify({"status": "ignored"}), 200
-    fresh = store().accept_delivery(f"{platform}:{delivery_id}", DEDUPE_SECONDS, job)
-    store().count(f"webhooks_{'accepted' if fresh else 'duplicate'}_{platform}")
-    return jsonify({"status": "accepted" if fresh else "duplicate"}), 200
+    counter = f"webhooks_accepted_{platform}"
+    if store().accept_delivery(f"{platform}:{delivery_id}", DEDUPE_SECONDS, job, counter):
+        return jsonify({"status": "accepted"}), 200
+    store().count(f"webhooks_duplicate_{platform}")
+    return jsonify({"status": "duplicate"}), 200
 
 
 def init_app(app: Flask) -> None:

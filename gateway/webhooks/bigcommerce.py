@@ -23,9 +23,7 @@ def receive():
     raw = request.get_data()
     body = parse_json(raw)
     producer = body.get("producer")
-    partner = (
-        store().partner_by_lookup(f"bigcommerce:{producer}") if isinstance(producer, str) else None
-    )
+    partner = store().known_store(f"bigcommerce:{producer}") if isinstance(producer, str) else None
     if partner is None:
         raise refuse("bigcommerce", "Unknown store.")
     if not verify_webhook(partner["connection"]["webhook_secret"], raw, request.headers):

@@ -20,7 +20,7 @@ def receive():
     """Verify, dedupe, enqueue: orders/create from buyer stores, fulfillments/* from sellers."""
     raw = request.get_data()  # before any parsing: the HMAC is over these exact bytes
     domain = request.headers.get("X-Shopify-Shop-Domain", "").strip().lower()
-    partner = store().partner_by_lookup(f"shopify:{domain}") if domain else None
+    partner = store().known_store(f"shopify:{domain}") if domain else None
     if partner is None:
         raise refuse("shopify", "Unknown shop.")
     secret = partner["connection"]["webhook_secret"]

@@ -24,9 +24,7 @@ def receive():
     if source is None and is_ping:  # WooCommerce's save-time ping: no X-WC-* headers
         return jsonify({"status": "accepted"}), 200
     raw = request.get_data()
-    partner = (
-        store().partner_by_lookup(f"woocommerce:{normalize_store_url(source)}") if source else None
-    )
+    partner = store().known_store(f"woocommerce:{normalize_store_url(source)}") if source else None
     if partner is None:
         raise refuse("woocommerce", "Unknown store.")
     secret = partner["connection"]["webhook_secret"]
