@@ -362,10 +362,6 @@ class Store:
         """All gauges, for /metrics."""
         return {k.decode(): float(v) for k, v in self.redis.hgetall(key("gauges")).items()}
 
-    def unshipped_ids(self, seller_id: str) -> set[str]:
-        """Ids of the seller's orders not yet shipped: the reconciliation's scope."""
-        return {raw.decode() for raw in self.redis.smembers(key("unshipped", seller_id))}
-
     def list_orders(
         self, partner_id: str, status: str | None, limit: int, cursor: str | None
     ) -> tuple[list[Order], str | None]:
