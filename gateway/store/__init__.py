@@ -17,6 +17,7 @@ from typing import Any
 from redis import Redis, WatchError
 from redis.client import Pipeline
 from rq import Queue
+from rq.job import Job
 
 from gateway.orders import SHIPPED, Order, deliveries, now_iso
 
@@ -281,15 +282,16 @@ class Store:
         for job in jobs:
             self.enqueue(job, pipe)
 
-    def enqueue(self, job: JobSpec, pipe: Pipeline | None = None) -> None:
+    def enqueue(self, job: JobSpec, pipe: Pipeline | None = None) -> Job:
         """Enqueue a job, inside the caller's transaction when a pipeline is given."""
         options = dict(job.options)
         if pipe is not None:
             options["pipeline"] = pipe
         if job.delay > 0:
-            self.queue.enqueue_in(timedelta(seconds=job.delay), job.func, *job.args, **options)
-        else:
-            self.queue.enqueue(job.func, *job.args, **options)
+            return self.queue.enqueue_in(
+                timedelta(seconds=job.delay), job.func, *job.args, **options
+            )
+        return self.queue.enqueue(job.func, *job.args, **options)
 
     def stuck_deliveries(self, limit: int = 1000) -> list[tuple[str, str]]:
         """(order id, delivery name) of pending deliveries untouched for STUCK_AFTER seconds."""
@@ -405,24 +407,23 @@ class Store:
         return key("idem", scope)
 
     def accept_delivery(self, delivery: str, seconds: int, job: JobSpec, counter: str) -> bool:
-        """Remember a webhook delivery id, enqueue its job and count it, atomically; False for
-        a repeat (three round trips: WATCH, EXISTS, MULTI...EXEC)."""
+        """Remember a webhook delivery id and enqueue its job in one MULTI/EXEC (one round
+        trip); False for a repeat, whose job is then taken back.
+
+        Repeats are rare, so the common case pays one round trip; a repeat's job that a worker
+        took in the instant between is harmless, jobs being idempotent.
+        """
         dedupe = key("delivery", delivery)
         with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(dedupe)
-                    if pipe.exists(dedupe):
-                        pipe.reset()
-                        return False
-                    pipe.multi()
-                    pipe.set(dedupe, 1, ex=seconds)
-                    self.enqueue(job, pipe)
-                    pipe.hincrby(key("metrics"), counter, 1)
-                    pipe.execute()
-                    return True
-                except WatchError:
-                    continue
+            pipe.multi()
+            pipe.set(dedupe, 1, nx=True, ex=seconds)
+            queued = self.enqueue(job, pipe)
+            pipe.hincrby(key("metrics"), counter, 1)
+            fresh = pipe.execute()[0]
+        if not fresh:
+            self.queue.remove(queued)
+            queued.delete()
+        return bool(fresh)
 
     def count(self, name: str, amount: int = 1) -> None:
         """Add to a counter shown on /metrics."""

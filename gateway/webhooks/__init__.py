@@ -41,7 +41,7 @@ def accept(platform: str, delivery_id: str, job: JobSpec | None):
     if job is None:
         store().count(f"webhooks_ignored_{platform}")
         return jsonify({"status": "ignored"}), 200
-    counter = f"webhooks_accepted_{platform}"
+    counter = f"webhooks_received_{platform}"
     if store().accept_delivery(f"{platform}:{delivery_id}", DEDUPE_SECONDS, job, counter):
         return jsonify({"status": "accepted"}), 200
     store().count(f"webhooks_duplicate_{platform}")
