@@ -195,8 +195,21 @@ class BigCommerceAdapter:
             self.call("PUT", f"/orders/{ref}/shipments/{shipment_id}", json=fields)
             return fulfillment.delivery.buyer_ref
         ours = {number[:MAX_TRACKING_NUMBER] for number in fulfillment.tracking_numbers}
+        our_items = sorted(
+            (str(order.line(fl.line_item_id).buyer_ref), fl.quantity)
+            for fl in fulfillment.line_items
+        )
+        claimed = {f.delivery.buyer_ref for f in order.fulfillments if f.id != fulfillment.id}
         for shipment in self.call("GET", f"/orders/{ref}/shipments") or []:
-            if shipment.get("tracking_number") in ours:  # an earlier attempt created it
+            items = sorted(
+                (str(i["order_product_id"]), int(i["quantity"]))
+                for i in shipment.get("items") or []
+            )
+            if (
+                shipment.get("tracking_number") in ours
+                and items == our_items
+                and f"shipment:{shipment['id']}" not in claimed  # a sibling with the same number
+            ):  # an earlier attempt created it
                 if shipment.get("comments") != fields["comments"]:  # tracking changed since
                     self.call("PUT", f"/orders/{ref}/shipments/{shipment['id']}", json=fields)
                 return f"shipment:{shipment['id']}"

@@ -123,7 +123,11 @@ READ_FULFILLMENT_ORDERS = """
 query GatewayFulfillmentOrders($id: ID!) {
   order(id: $id) {
     id
-    fulfillments(first: 20) { id status trackingInfo(first: 5) { number } }
+    fulfillments(first: 10) {
+      id status
+      trackingInfo(first: 5) { number }
+      fulfillmentLineItems(first: 10) { nodes { quantity lineItem { id } } }
+    }
     fulfillmentOrders(first: 5) {
       nodes {
         id status
@@ -271,9 +275,23 @@ class ShopifyAdapter:
                 f"the buyer's store has no order {order.buyer_order_ref}", permanent=True
             )
         ours = set(fulfillment.tracking_numbers)
+        our_lines = sorted(
+            (order.line(fl.line_item_id).buyer_ref, fl.quantity) for fl in fulfillment.line_items
+        )
+        claimed = {f.delivery.buyer_ref for f in order.fulfillments if f.id != fulfillment.id}
         for existing in node["fulfillments"]:
             numbers = {i["number"] for i in existing.get("trackingInfo") or [] if i.get("number")}
-            if existing.get("status") != "CANCELLED" and numbers and numbers <= ours:
+            lines = sorted(
+                (n["lineItem"]["id"], n["quantity"])
+                for n in (existing.get("fulfillmentLineItems") or {}).get("nodes") or []
+            )
+            if (
+                existing.get("status") != "CANCELLED"
+                and existing["id"] not in claimed  # a sibling of ours with the same numbers
+                and numbers
+                and numbers <= ours
+                and lines == our_lines
+            ):
                 log.info("%s already exists in %s as %s", fulfillment.id, self.shop, existing["id"])
                 if numbers != ours:  # an earlier attempt made it; tracking changed since
                     result = self.execute(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -634,6 +635,35 @@ def test_forward_creates_when_no_shipment_has_our_numbers(adapter, rsps):
     rsps.post(f"{API}/orders/100/shipments", json=load("shipment_created"), status=201)
 
     assert adapter.forward_fulfillment(make_order(), make_fulfillment()) == "shipment:9"
+    assert rsps.calls[2].request.method == "POST"
+
+
+def test_forward_creates_when_our_number_ships_other_items(adapter, rsps):
+    shipment = load("shipment_created")
+    other_items = {**shipment, "id": 12, "tracking_number": UPS_1, "items": shipment["items"][:1]}
+    rsps.get(f"{API}/orders/100/shipments", json=[other_items])
+    rsps.get(f"{API}/orders/100/products", json=load("products"))
+    rsps.post(f"{API}/orders/100/shipments", json=shipment, status=201)
+
+    assert adapter.forward_fulfillment(make_order(), make_fulfillment()) == "shipment:9"
+    assert rsps.calls[2].request.method == "POST"
+
+
+def test_forward_creates_when_a_sibling_already_claimed_the_matching_shipment(adapter, rsps):
+    earlier = {**load("shipment_created"), "id": 12, "tracking_number": UPS_1}
+    rsps.get(f"{API}/orders/100/shipments", json=[earlier])
+    rsps.get(f"{API}/orders/100/products", json=load("products"))
+    rsps.post(f"{API}/orders/100/shipments", json=load("shipment_created"), status=201)
+    order = make_order()
+    order.fulfillments.append(
+        replace(
+            make_fulfillment(),
+            id="ful_sibling",
+            delivery=Delivery("delivered", 1, None, "shipment:12"),
+        )
+    )
+
+    assert adapter.forward_fulfillment(order, make_fulfillment()) == "shipment:9"
     assert rsps.calls[2].request.method == "POST"
 
 

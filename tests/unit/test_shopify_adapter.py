@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -427,6 +428,15 @@ def test_forward_tracking_update_user_errors_are_permanent(adapter, rsps, url):
     assert "fulfillmentId: Fulfillment does not exist." in str(raised.value)
 
 
+OUR_LINES = {
+    "nodes": [
+        {"quantity": 2, "lineItem": {"id": BUYER_LINE_BLUE}},
+        {"quantity": 1, "lineItem": {"id": BUYER_LINE_RED}},
+    ]
+}
+NO_LINES = {"nodes": []}
+
+
 def test_forward_looks_before_creating_and_finds_an_earlier_attempt(adapter, rsps, url):
     payload = load("graphql_fulfillment_orders")
     payload["data"]["order"]["fulfillments"] = [
@@ -434,6 +444,7 @@ def test_forward_looks_before_creating_and_finds_an_earlier_attempt(adapter, rsp
             "id": "gid://shopify/Fulfillment/777",
             "status": "SUCCESS",
             "trackingInfo": [{"number": UPS_1}, {"number": UPS_2}],
+            "fulfillmentLineItems": OUR_LINES,
         }
     ]
     rsps.post(url, json=payload)  # no fulfillmentCreate registered: a create would fail
@@ -452,6 +463,7 @@ def test_forward_brings_an_earlier_attempts_fulfillment_up_to_date(adapter, rsps
             "id": "gid://shopify/Fulfillment/777",
             "status": "SUCCESS",
             "trackingInfo": [{"number": UPS_1}],
+            "fulfillmentLineItems": OUR_LINES,
         }
     ]
     rsps.assert_all_requests_are_fired = False
@@ -475,23 +487,47 @@ def test_forward_brings_an_earlier_attempts_fulfillment_up_to_date(adapter, rsps
             "id": "gid://shopify/Fulfillment/1",
             "status": "CANCELLED",
             "trackingInfo": [{"number": UPS_1}],
+            "fulfillmentLineItems": OUR_LINES,
         },
         {
             "id": "gid://shopify/Fulfillment/2",
             "status": "SUCCESS",
             "trackingInfo": [{"number": "1Z0000"}],
+            "fulfillmentLineItems": OUR_LINES,
         },
-        {"id": "gid://shopify/Fulfillment/3", "status": "SUCCESS", "trackingInfo": []},
+        {
+            "id": "gid://shopify/Fulfillment/3",
+            "status": "SUCCESS",
+            "trackingInfo": [],
+            "fulfillmentLineItems": OUR_LINES,
+        },
+        {  # same number, other lines: another fulfillment of this order, not ours
+            "id": "gid://shopify/Fulfillment/4",
+            "status": "SUCCESS",
+            "trackingInfo": [{"number": UPS_1}],
+            "fulfillmentLineItems": {
+                "nodes": [{"quantity": 1, "lineItem": {"id": BUYER_LINE_BLUE}}]
+            },
+        },
+        {  # same number and lines, but a sibling of ours already claimed it
+            "id": "gid://shopify/Fulfillment/5",
+            "status": "SUCCESS",
+            "trackingInfo": [{"number": UPS_1}],
+            "fulfillmentLineItems": OUR_LINES,
+        },
     ],
-    ids=["cancelled-same-number", "other-number", "no-number"],
+    ids=["cancelled-same-number", "other-number", "no-number", "other-lines", "claimed"],
 )
 def test_forward_creates_when_no_live_fulfillment_has_our_numbers(adapter, rsps, url, existing):
     payload = load("graphql_fulfillment_orders")
     payload["data"]["order"]["fulfillments"] = [existing]
     rsps.post(url, json=payload)
     rsps.post(url, json=load("graphql_fulfillment_create"))
+    order = make_order()
+    sibling = make_fulfillment(buyer_ref="gid://shopify/Fulfillment/5")
+    order.fulfillments.append(replace(sibling, id="ful_sibling"))
 
-    ref = adapter.forward_fulfillment(make_order(), make_fulfillment())
+    ref = adapter.forward_fulfillment(order, make_fulfillment())
 
     assert ref == "gid://shopify/Fulfillment/255858046"
     assert "fulfillmentCreate" in sent(rsps, 1)["query"]
