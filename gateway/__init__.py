@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from gateway.settings import Settings
+from gateway.settings import DEV_SECRET_KEY, Settings
 
 
 def configure_logging() -> None:
@@ -19,6 +19,10 @@ def configure_logging() -> None:
 def create_app(config: Settings | None = None) -> Flask:
     """Build the app: settings first, then each part's init_app."""
     config = config or Settings.from_env()
+    if config.secret_key == DEV_SECRET_KEY:
+        if config.public_url.startswith("https://"):
+            raise RuntimeError("set SECRET_KEY: the default one would let anyone forge links")
+        logging.getLogger(__name__).warning("SECRET_KEY is the development default")
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=config.secret_key,

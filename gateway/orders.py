@@ -62,7 +62,7 @@ class Delivery:
     attempts: int = 0
     last_error: str | None = None
     buyer_ref: str | None = None
-    last_attempt_at: str | None = None
+    retry_at: float | None = None  # when the next attempt is due (epoch seconds)
     delivered_version: int = 0  # the fulfillment's tracking version the buyer has
 
 
@@ -497,8 +497,11 @@ def _tracking_verdict(seen: ObservedFulfillment) -> tuple[str | None, list[str],
 
 
 def _urls_for(seen: ObservedFulfillment, numbers: list[str]) -> list[str]:
-    if seen.tracking_urls:
-        return list(seen.tracking_urls)
+    """The store's tracking URLs when they are web URLs (never a `javascript:` one), else
+    ours built from the carrier."""
+    given = [url for url in seen.tracking_urls if _is_web_url(url)]
+    if given:
+        return given
     built = [tracking.tracking_url(tracking.canonical_carrier(seen.carrier), n) for n in numbers]
     return [url for url in built if url]
 

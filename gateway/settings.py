@@ -8,6 +8,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"  # local use only: anyone can forge links with it
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -21,7 +22,7 @@ class Settings:
     # Redis: the system of record and RQ's queues.
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     # Signs order-page links, sessions and CSRF tokens. Set a long random value in production.
-    secret_key: str = field(default="dev-only-secret-key-change-me", repr=False)
+    secret_key: str = field(default=DEV_SECRET_KEY, repr=False)
     # Bearer token of the operator (admin API). Empty disables the operator API.
     admin_token: str = field(default="", repr=False)
     # Base URL used in emailed links.

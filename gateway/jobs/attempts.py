@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from gateway.jobs import next_attempt_delay
-from gateway.orders import Delivery, Order, now_iso
+from gateway.orders import Delivery, Order
 from gateway.store import Change, JobSpec, Store, event
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def attempt(
                 return None
             attempts = delivery.attempts + 1
             if sent is not None:
-                done = Delivery("delivered", attempts, None, sent.ref, now_iso())
+                done = Delivery("delivered", attempts, None, sent.ref)
                 updated = put(current, done)
                 return Change(
                     order=updated,
@@ -91,7 +92,7 @@ def attempt(
                     state="failed",
                     attempts=attempts,
                     last_error=str(error),
-                    last_attempt_at=now_iso(),
+                    retry_at=None,
                 )
                 message = f"Gave up delivering {what} after {attempts} attempt(s): {error}"
                 return Change(
@@ -100,7 +101,7 @@ def attempt(
                     result="failed",
                 )
             pending = replace(
-                delivery, attempts=attempts, last_error=str(error), last_attempt_at=now_iso()
+                delivery, attempts=attempts, last_error=str(error), retry_at=time.time() + delay
             )
             message = f"Delivering {what} failed ({error}); attempt {attempts + 1} in {delay:g}s."
             return Change(
@@ -112,7 +113,8 @@ def attempt(
 
         change = store.change_order(order_id, record)
         outcome = change.result if change else "nothing to do"
-        store.count(f"deliveries_{outcome}")
+        if outcome in ("delivered", "retrying", "failed"):
+            store.count(f"deliveries_{outcome}")
         log.info("%s of order %s: %s", what, order_id, outcome)
         return outcome
     finally:

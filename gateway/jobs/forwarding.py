@@ -7,7 +7,7 @@ from dataclasses import replace
 from gateway import callbacks
 from gateway.api.schemas import fulfillment_json, order_json
 from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, JOB_OPTIONS, context
-from gateway.jobs.attempts import Sent, attempt
+from gateway.jobs.attempts import DeliveryFailed, Sent, attempt
 from gateway.orders import Delivery, Order
 from gateway.platforms import adapter_for
 from gateway.store import JobSpec
@@ -84,6 +84,9 @@ def announce_shipped(order_id: str) -> str:
         return "nothing to do"
 
     def send(order: Order) -> Sent:
+        if any(f.status == "active" and f.delivery.state == "pending" for f in order.fulfillments):
+            # The buyer hears "shipped" after the last fulfillment, not before it.
+            raise DeliveryFailed("waiting for the fulfillments to reach the buyer first")
         buyer = store.partner(order.buyer_id)
         if buyer["platform"] != "none":
             return Sent(None, adapter_for(buyer, store, config).mark_shipped(order))

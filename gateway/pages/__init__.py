@@ -30,6 +30,7 @@ from gateway.runtime import settings, store
 pages = Blueprint("pages", __name__, template_folder="templates")
 
 OTHER = "Other"
+SESSION_ORDERS = 20  # order pages a browser session keeps open at once
 
 
 def _role(order_id: str) -> str | None:
@@ -76,8 +77,10 @@ def order_page(order_id: str):
                 title="This link is not valid",
                 text="The link is wrong or has expired. Ask for a new one.",
             ), 403
-        session.setdefault("orders", {})[order_id] = claims["r"]
-        session.modified = True
+        opened = {k: v for k, v in (session.get("orders") or {}).items() if k != order_id}
+        opened[order_id] = claims["r"]
+        # The cookie keeps the most recent orders only, well under browsers' 4 KB.
+        session["orders"] = dict(list(opened.items())[-SESSION_ORDERS:])
         return redirect(url_for("pages.order_page", order_id=order_id), code=303)
     role = _role(order_id)
     order = store().order(order_id) if role else None

@@ -39,8 +39,12 @@ PROVIDERS = {"UPS": "UPS", "USPS": "USPS", "FedEx": "Fedex", "DHL": "DHL US"}
 
 
 def normalize_store_url(url: str) -> str:
-    """Scheme, host, port and path, lower-cased host, no trailing slash (API.md)."""
-    parts = urlsplit(url.strip())
+    """Scheme, host, port and path, lower-cased host, no trailing slash (API.md); "" when the
+    text is no URL at all (a header from anyone)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return ""
     scheme = parts.scheme.lower()
     try:
         port = parts.port

@@ -198,13 +198,11 @@ class Store:
                 try:
                     pipe.watch(ref_key)
                     existing = pipe.get(ref_key)
-                    if existing:
+                    earlier = self.order(existing.decode()) if existing else None
+                    if earlier is not None:
                         pipe.reset()
-                        earlier = self.order(existing.decode())
-                        if earlier is not None:
-                            return earlier
-                        continue
-                    pipe.multi()
+                        return earlier
+                    pipe.multi()  # new, or a ref whose order is gone: (re)write both
                     pipe.set(ref_key, order.id)
                     member = f"{order.created_at}|{order.id}"
                     pipe.zadd(key("orders-of", order.buyer_id), {member: 0})
@@ -270,13 +268,17 @@ class Store:
                 pipe.srem(unshipped, order.id)
             else:
                 pipe.sadd(unshipped, order.id)
-            due = time.time() + STUCK_AFTER + max((job.delay for job in jobs), default=0)
+            now = time.time()
             for name, delivery in deliveries(order).items():
                 member = f"{order.id}|{name}"
-                if delivery.state == "pending":
+                if delivery.state == "pending":  # stuck if nothing happens by its own next try
+                    due = max(now, delivery.retry_at or 0) + STUCK_AFTER
                     pipe.zadd(key("pending"), {member: due})
                 else:
                     pipe.zrem(key("pending"), member)
+            for fulfillment in order.fulfillments:
+                if fulfillment.status != "active":  # held or cancelled: nothing to deliver
+                    pipe.zrem(key("pending"), f"{order.id}|forward:{fulfillment.id}")
         for entry in events:
             pipe.rpush(key("timeline", order_id), json.dumps(entry))
         for job in jobs:

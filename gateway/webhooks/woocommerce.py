@@ -24,7 +24,8 @@ def receive():
     if source is None and is_ping:  # WooCommerce's save-time ping: no X-WC-* headers
         return jsonify({"status": "accepted"}), 200
     raw = request.get_data()
-    partner = store().known_store(f"woocommerce:{normalize_store_url(source)}") if source else None
+    site = normalize_store_url(source) if source else ""
+    partner = store().known_store(f"woocommerce:{site}") if site else None
     if partner is None:
         raise refuse("woocommerce", "Unknown store.")
     secret = partner["connection"]["webhook_secret"]
@@ -41,4 +42,4 @@ def receive():
     # WooCommerce derives the delivery id from the webhook id and the current second, so two
     # orders in one second share it: the resource and its version make the key unique.
     resource = f"{topic}:{body.get('id')}:{body.get('date_modified_gmt') or ''}"
-    return accept("woocommerce", f"{normalize_store_url(source)}:{delivery_id}:{resource}", job)
+    return accept("woocommerce", f"{site}:{delivery_id}:{resource}", job)

@@ -559,7 +559,7 @@ def _busy_order() -> Order:
     order.shipping_address = {"name": "Ada", "country_code": "US"}
     order.customer_email = "ada@example.com"
     order.seller_order_ref = "5005"
-    order.routing = Delivery(state="done", attempts=1, last_attempt_at="2024-01-01T00:00:01.000Z")
+    order.routing = Delivery(state="done", attempts=1, retry_at=1704067201.5)
     order, _ = add_fulfillment(order, ful(("li_1", 1)))
     order.fulfillments[0].delivery = Delivery(
         state="failed", attempts=3, last_error="HTTP 500", buyer_ref="gid://1"

@@ -371,7 +371,6 @@ def _delivered(synced, buyer_ref="gid://shopify/Fulfillment/255858046") -> Order
         state="delivered",
         attempts=1,
         buyer_ref=buyer_ref,
-        last_attempt_at=T1,
         delivered_version=1,
     )
     return order

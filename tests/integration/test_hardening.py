@@ -1,0 +1,142 @@
+"""Edges found in review: headers from anyone, the pending index, the session cookie, the
+shipped notice's order, synced links."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import bearer
+
+from gateway.jobs.forwarding import announce_shipped, forward_fulfillment
+from gateway.orders import ObservedFulfillment, apply_store_fulfillments
+from gateway.runtime import connect
+from gateway.settings import Settings
+from gateway.store import STUCK_AFTER, key
+
+UPS = "1Z5R89390357567127"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        (
+            "/webhooks/woocommerce",
+            {"X-WC-Webhook-Source": "http://[x", "X-WC-Webhook-Signature": "x"},
+        ),
+        (
+            "/webhooks/bigcommerce",
+            {"webhook-id": "m1", "webhook-timestamp": "\u00b2", "webhook-signature": "v1,xx"},
+        ),
+    ],
+)
+def test_odd_headers_from_anyone_get_401_not_500(client, make_partner, redis, path, headers):
+    make_partner(
+        "bigcommerce", connection={"store_hash": "abc", "access_token": "t", "webhook_secret": "s"}
+    )
+    body = b'{"producer": "stores/abc", "scope": "store/order/created", "data": {"id": 1}}'
+    answer = client.post(path, data=body, headers={**headers, "Content-Type": "application/json"})
+    assert answer.status_code == 401
+    assert answer.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_a_parked_retry_is_not_stuck_before_its_time(client, pair, make_order, redis):
+    buyer, seller = pair()
+    order = make_order(buyer, seller)
+    store = connect(Settings.from_env())
+
+    def park(current):
+        from dataclasses import replace
+
+        from gateway.store import Change
+
+        later = replace(current.routing, attempts=3, retry_at=time.time() + 4 * 3600)
+        return Change(order=replace(current, routing=later))
+
+    store.change_order(order["id"], park)
+    due = redis.zscore(key("pending"), f"{order['id']}|route")
+    assert due >= time.time() + 4 * 3600 + STUCK_AFTER - 5  # not 15 minutes from now
+
+
+def test_a_cancelled_fulfillments_delivery_leaves_the_pending_index(
+    client, pair, make_order, redis
+):
+    buyer, seller = pair()
+    order = make_order(buyer, seller)
+    store = connect(Settings.from_env())
+    current = store.order(order["id"])
+    current.line_items[0].seller_ref = "L1"
+    seen = ObservedFulfillment("F1", "success", "UPS", [UPS], [], [("L1", 1)])
+    gone = ObservedFulfillment("F1", "cancelled", "UPS", [UPS], [], [("L1", 1)])
+
+    from gateway.store import Change
+
+    store.change_order(
+        order["id"],
+        lambda o: Change(order=apply_store_fulfillments(current, "shopify", [seen]).order),
+    )
+    (fulfillment,) = store.order(order["id"]).fulfillments
+    member = f"{order['id']}|forward:{fulfillment.id}"
+    assert redis.zscore(key("pending"), member) is not None
+    store.change_order(
+        order["id"], lambda o: Change(order=apply_store_fulfillments(o, "shopify", [gone]).order)
+    )
+    assert redis.zscore(key("pending"), member) is None
+
+
+def test_synced_javascript_links_are_dropped_for_the_carriers_own():
+    from gateway.orders import LineItem, Order
+
+    order = Order(
+        "ord_1",
+        "b",
+        "s",
+        "1",
+        [LineItem("li_1", "A", "A", "A", 1, seller_ref="L1")],
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:00Z",
+    )
+    seen = ObservedFulfillment("F1", "success", "UPS", [UPS], ["javascript:alert(1)"], [("L1", 1)])
+    (fulfillment,) = apply_store_fulfillments(order, "shopify", [seen]).order.fulfillments
+    assert fulfillment.tracking_urls == [
+        f"https://wwwapps.ups.com/WebTracking/track?track=yes&trackNums={UPS}"
+    ]
+
+
+def test_the_session_cookie_keeps_only_recent_orders(client, pair, make_order):
+    buyer, seller = pair()
+    orders = [make_order(buyer, seller, ref=f"R{n}") for n in range(25)]
+    for order in orders:
+        link = client.post(
+            f"/api/v1/orders/{order['id']}/links", headers=bearer(seller["api_key"])
+        ).get_json()["url"]
+        assert client.get(link.removeprefix("http://127.0.0.1:8000")).status_code == 303
+    assert client.get(f"/orders/{orders[-1]['id']}").status_code == 200
+    assert client.get(f"/orders/{orders[0]['id']}").status_code == 403  # fell out of the cookie
+    assert len(client.get_cookie("session").value) < 4000
+
+
+def test_the_shipped_notice_waits_for_the_last_fulfillment(
+    client, pair, make_order, callback_receiver
+):
+    buyer, seller = pair({"callback_url": callback_receiver.url})
+    order = make_order(buyer, seller, lines=[{"sku": "MUG-BLUE", "quantity": 1}])
+    answer = client.post(
+        f"/api/v1/orders/{order['id']}/fulfillments",
+        headers=bearer(seller["api_key"]),
+        json={
+            "line_items": [{"sku": "AC-100", "quantity": 1}],
+            "carrier": "UPS",
+            "tracking_numbers": [UPS],
+        },
+    )
+    assert answer.get_json()["order"]["status"] == "shipped"
+    assert announce_shipped(order["id"]) == "retrying"  # its fulfillment is not delivered yet
+    assert callback_receiver.requests == []
+    fulfillment_id = answer.get_json()["fulfillment"]["id"]
+    assert forward_fulfillment(order["id"], fulfillment_id) == "delivered"
+    assert announce_shipped(order["id"]) == "delivered"
+    assert [e["type"] for e in callback_receiver.events()] == [
+        "fulfillment.created",
+        "order.shipped",
+    ]
