@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import click
 from flask import Flask
@@ -82,16 +83,16 @@ def create_partnership_command(buyer_id, seller_id, skus):
 @with_appcontext
 def reconcile_command():
     """Run one reconciliation cycle now, here, printing progress per store connection."""
-    from gateway.jobs.reconcile import LOCK, reconcile_store, requeue_stuck
+    from gateway.jobs.reconcile import LOCK, LOCK_SECONDS, reconcile_store, requeue_stuck
     from gateway.platforms.base import PlatformError
     from gateway.runtime import store
 
     current = store()
-    click.echo(f"{requeue_stuck(current)} stuck deliveries enqueued again")
-    token = current.acquire(LOCK, 60)
+    token = current.acquire(LOCK, LOCK_SECONDS)
     if token is None:
         raise click.ClickException("a reconciliation cycle is running; try again when it ends")
     try:
+        click.echo(f"{requeue_stuck(current)} stuck deliveries enqueued again")
         for partner_id in current.connections():
             partner = current.partner(partner_id)
             label = f"{partner['name']} ({partner['platform']}, {partner_id})"
@@ -102,9 +103,10 @@ def reconcile_command():
                 continue
             summary = ", ".join(f"{k} {v}" for k, v in done.items()) or "nothing to do"
             click.echo(f"{label}: {summary}")
+        current.count("reconcile_runs")
+        current.set_gauge("reconcile_last_run_timestamp", time.time())
     finally:
         current.release(LOCK, token)
-    current.count("reconcile_runs")
 
 
 def init_app(app: Flask) -> None:

@@ -15,9 +15,7 @@ from gateway.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def compose(
-    config: Settings, to: str, subject: str, text: str, html: str | None = None
-) -> EmailMessage:
+def compose(config: Settings, to: str, subject: str, text: str) -> EmailMessage:
     """A message from the configured sender."""
     message = EmailMessage()
     message["From"] = config.mail_from
@@ -25,8 +23,6 @@ def compose(
     message["Subject"] = subject
     message["Message-ID"] = make_msgid(domain="gateway.local")
     message.set_content(text)
-    if html:
-        message.add_alternative(html, subtype="html")
     return message
 
 

@@ -51,8 +51,6 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # How long an Idempotency-Key answer is kept, in seconds.
     idempotency_ttl: int = 24 * 3600
-    # Allowed callback URL schemes; http is allowed for local use, set "https" in production.
-    callback_schemes: tuple[str, ...] = ("https", "http")
     # Extra Flask config (tests); not read from the environment.
     flask: Mapping[str, object] = field(default_factory=dict, repr=False)
 
@@ -69,13 +67,7 @@ class Settings:
             raw = env[name]
             default = f.default if f.default is not MISSING else None
             if isinstance(default, tuple):
-                values[f.name] = (
-                    _ints(raw)
-                    if default and isinstance(default[0], int)
-                    else tuple(s.strip() for s in raw.split(",") if s.strip())
-                )
-            elif isinstance(default, bool):
-                values[f.name] = raw.lower() in ("1", "true", "yes")
+                values[f.name] = _ints(raw)
             elif isinstance(default, int):
                 values[f.name] = int(raw)
             elif isinstance(default, float):

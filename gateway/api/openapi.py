@@ -29,11 +29,12 @@ def _op(
     answers: dict[str, str | None],
     errors: tuple[str, ...],
     parameters: list[dict[str, Any]] | None = None,
+    body_required: bool = True,
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}], "responses": {}}
     if body:
         operation["requestBody"] = {
-            "required": True,
+            "required": body_required,
             "content": {"application/json": {"schema": body}},
         }
     for status, schema in answers.items():
@@ -86,6 +87,16 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     )
+    spec.components.schema(
+        "ReconcileStarted",
+        {
+            "type": "object",
+            "properties": {
+                "job_id": {"type": "string", "nullable": True},
+                "status": {"type": "string", "enum": ["queued", "already_running"]},
+            },
+        },
+    )
     for name, schema in [  # nested schemas before the ones that nest them: one name each
         ("Delivery", s.DeliveryOut),
         ("FulfillmentLine", s.FulfillmentLineOut),
@@ -116,7 +127,10 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/partners",
         operations={
             "post": _op(
-                "Create a partner (operator)", "PartnerIn", {"201": "PartnerCreated"}, write
+                "Create a partner (operator); 409 store_taken when another has its store",
+                "PartnerIn",
+                {"201": "PartnerCreated"},
+                (*write, "409"),
             )
         },
     )
@@ -195,11 +209,12 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/orders/{order_id}/links",
         operations={
             "post": _op(
-                "A fresh signed link to the order page",
+                "A fresh signed link to the order page (the operator names the role)",
                 "LinkIn",
                 {"201": "Link"},
                 (*write, "404"),
                 order_id,
+                body_required=False,
             )
         },
     )
@@ -221,9 +236,53 @@ def openapi_document() -> dict[str, Any]:
             "post": _op(
                 "Run one reconciliation cycle now (operator)",
                 None,
-                {"202": None},
+                {"202": "ReconcileStarted"},
                 ("401", "403", "503"),
             )
+        },
+    )
+    for platform, auth in (
+        ("shopify", "X-Shopify-Hmac-Sha256 over the raw body; store by X-Shopify-Shop-Domain"),
+        ("bigcommerce", "Standard Webhooks headers, else X-Gateway-Secret; store by producer"),
+        ("woocommerce", "X-WC-Webhook-Signature over the raw body; store by X-WC-Webhook-Source"),
+    ):
+        spec.path(
+            f"/webhooks/{platform}",
+            operations={
+                "post": {
+                    "summary": f"{platform} webhooks ({auth})",
+                    "responses": {
+                        "200": {
+                            "description": "accepted, duplicate or ignored",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "status": {
+                                                "type": "string",
+                                                "enum": ["accepted", "duplicate", "ignored"],
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        **{
+                            status: {
+                                "description": ERRORS[status],
+                                "content": {"application/json": {"schema": "Error"}},
+                            }
+                            for status in ("400", "401", "413", "503")
+                        },
+                    },
+                }
+            },
+        )
+    spec.path(
+        "/metrics",
+        operations={
+            "get": {"summary": "Prometheus text", "responses": {"200": {"description": "ok"}}}
         },
     )
     spec.path(

@@ -87,6 +87,11 @@ def reconcile() -> dict[str, int]:
         store.release(LOCK, token)
 
 
+def reconcile_locks(store: Store) -> list[str]:
+    """The cycle's lock and each store connection's: any held means a cycle is running."""
+    return [LOCK, *(f"{LOCK}:{partner_id}" for partner_id in store.connections())]
+
+
 def requeue_stuck(store: Store) -> int:
     """Enqueue again the deliveries whose job was lost; how many."""
     stuck = store.stuck_deliveries()
@@ -114,8 +119,11 @@ def reconcile_store(partner_id: str) -> dict[str, int]:
     try:
         adapter = adapter_for(partner, store, config)
         done = {"changed": 0, "synced": 0, "ingested": 0}
-        if partner["platform"] in STORE_SYNCED and store.unshipped_count(partner_id):
-            _reconcile_seller(store, config, adapter, partner, done)
+        if partner["platform"] in STORE_SYNCED:
+            if store.unshipped_count(partner_id):
+                _reconcile_seller(store, config, adapter, partner, done)
+            else:  # nothing of ours there to miss: no call, and no stale cursor later
+                store.set_cursor(partner_id, "seller", _now_seconds())
         if store.is_buyer(partner_id):
             _reconcile_buyer(store, config, adapter, partner, done)
         store.count("reconcile_orders_changed", done["changed"])
@@ -142,6 +150,13 @@ def _since(store: Store, config: Settings, partner: dict, side: str) -> str:
 
 def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
     partner_id, page = partner["id"], None
+    # Syncs a cursor already moved past but that never completed (a permanent error, retries
+    # spent): asked again every cycle until applied, so no listed change is lost.
+    for order_id, seen in store.owed_syncs(partner_id).items():
+        if not store.is_unshipped(partner_id, order_id):
+            store.paid_sync(partner_id, order_id)
+            continue
+        store.enqueue(JobSpec(SYNC_SELLER, (order_id, seen), options=RETRIED_OPTIONS))
     since = _since(store, config, partner, "seller")
     started = _now_seconds()
     while True:
@@ -160,6 +175,7 @@ def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, do
             order = store.order(order_id)
             if order and (order.seller_updated_at or "") >= changed.updated_at:
                 continue  # this change was applied already
+            store.owe_sync(partner_id, order_id, changed.updated_at)
             store.enqueue(
                 JobSpec(SYNC_SELLER, (order_id, changed.updated_at), options=RETRIED_OPTIONS)
             )

@@ -53,7 +53,9 @@ def sync_seller(order_id: str, seen_updated_at: str | None = None) -> str:
         return "failed"
 
     store.count("seller_syncs")
-    return apply_observed(store, order_id, seller["platform"], observed, seen_updated_at)
+    outcome = apply_observed(store, order_id, seller["platform"], observed, seen_updated_at)
+    store.paid_sync(order.seller_id, order_id)
+    return outcome
 
 
 def apply_observed(

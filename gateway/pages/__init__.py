@@ -24,7 +24,7 @@ from gateway import links, tracking
 from gateway.api.schemas import FulfillmentIn, flatten
 from gateway.errors import ApiError
 from gateway.manual import create_manual_fulfillment
-from gateway.orders import MANUAL_PLATFORMS, UNSHIPPED, Order, fulfilled_quantities
+from gateway.orders import UNSHIPPED, Order, fulfilled_quantities, manual_fulfillment_refusal
 from gateway.runtime import settings, store
 
 pages = Blueprint("pages", __name__, template_folder="templates")
@@ -46,7 +46,7 @@ def _page(
 ):
     seller = store().partner(order.seller_id)
     may_fulfill = (
-        role == "seller" and seller["platform"] in MANUAL_PLATFORMS and order.status == UNSHIPPED
+        manual_fulfillment_refusal(role, seller["platform"]) is None and order.status == UNSHIPPED
     )
     done = fulfilled_quantities(order)
     html = render_template(

@@ -5,6 +5,10 @@ Adapters translate; they don't decide: the rules in gateway/orders.py decide wha
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,7 +44,6 @@ class StoreOrder:
     lines: list[StoreLine]
     shipping_address: dict[str, Any] = field(default_factory=dict)
     email: str | None = None
-    updated_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,42 @@ class ChangedPage:
     next_page: str | None
 
 
+@dataclass(frozen=True)
+class Keyset:
+    """Where a listing ordered by time resumes: at a time, past the ids already seen at it.
+
+    Page numbers shift when an order already listed changes during the run (it moves to the
+    end), and the order that slides onto the page read already would be skipped for good;
+    starting each page again at the newest time seen cannot skip one.
+    """
+
+    at: str
+    seen: tuple[str, ...] = ()
+    number: int = 1  # pages into one time, when more orders than a page share it
+
+    @classmethod
+    def parse(cls, page: str | None, since: str) -> Keyset:
+        """The page token handed out before, or the first page at `since`."""
+        if not page:
+            return cls(since)
+        at, seen, number = json.loads(page)
+        return cls(at, tuple(seen), number)
+
+    def fresh(self, listed: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(id, time) pairs of a page, less those seen already."""
+        return [(ref, at) for ref, at in listed if not (at == self.at and ref in self.seen)]
+
+    def next_page(self, listed: list[tuple[str, str]], page_size: int) -> str | None:
+        """The token of the page after `listed`, or None at the end."""
+        if len(listed) < page_size:
+            return None
+        last = listed[-1][1]
+        if last == self.at:  # a whole page at one time: go on by page number within it
+            seen = (*self.seen, *(ref for ref, _ in listed))
+            return json.dumps([self.at, seen, self.number + 1])
+        return json.dumps([last, [ref for ref, at in listed if at == last], 1])
+
+
 class Adapter(Protocol):
     """What the jobs need from a platform, for one store connection."""
 
@@ -89,6 +128,15 @@ class Adapter(Protocol):
 
     def changed_orders(self, since: str, page: str | None, created: bool = False) -> ChangedPage:
         """Orders updated (or, with `created`, created) at or after `since`, oldest first."""
+
+
+def base64_hmac_matches(secret: str, raw_body: bytes, signature: str | None) -> bool:
+    """Shopify's and WooCommerce's signature: base64 HMAC-SHA256 of the raw body, compared in
+    constant time."""
+    if not signature or not secret:
+        return False
+    digest = hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()
+    return hmac.compare_digest(base64.b64encode(digest), signature.strip().encode())
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -28,6 +28,7 @@ from gateway.platforms.base import (
     ChangedOrder,
     ChangedPage,
     CreatedOrder,
+    Keyset,
     PlatformError,
     StoreLine,
     StoreOrder,
@@ -103,7 +104,6 @@ class BigCommerceAdapter:
             ],
             shipping_address=_our_address(address),
             email=(order.get("billing_address") or {}).get("email") or address.get("email"),
-            updated_at=order.get("date_modified"),
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
@@ -251,19 +251,19 @@ class BigCommerceAdapter:
     def changed_orders(self, since: str, page: str | None, created: bool = False) -> ChangedPage:
         """GET /orders?min_date_modified=...&sort=date_modified:asc (or by creation), a page at
         a time; shipments are not in the listing, so each changed order is synced on its own."""
-        number = int(page or 1)
+        keyset = Keyset.parse(page, since)
         field = "date_created" if created else "date_modified"
-        listed = (
-            self.call(
+        listed = [
+            (str(o["id"]), _iso(o.get(field)) or keyset.at)
+            for o in self.call(
                 "GET",
-                f"/orders?min_{field}={quote(since)}&sort={field}:asc&limit={self.page_size}&page={number}",
+                f"/orders?min_{field}={quote(keyset.at)}&sort={field}:asc"
+                f"&limit={self.page_size}&page={keyset.number}",
             )
             or []
-        )
-        orders = [
-            ChangedOrder(ref=str(o["id"]), updated_at=_iso(o.get(field)) or since) for o in listed
         ]
-        return ChangedPage(orders, str(number + 1) if len(listed) == self.page_size else None)
+        orders = [ChangedOrder(ref, at) for ref, at in keyset.fresh(listed)]
+        return ChangedPage(orders, keyset.next_page(listed, self.page_size))
 
     # ---- transport ---------------------------------------------------------------------------
 

@@ -7,9 +7,6 @@ or 429) waits and retries; 5xx and time-outs are retryable; `userErrors` are fai
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 import time
 from typing import Any
@@ -24,6 +21,7 @@ from gateway.platforms.base import (
     PlatformError,
     StoreLine,
     StoreOrder,
+    base64_hmac_matches,
     http,
     refuse_status,
 )
@@ -43,10 +41,7 @@ LISTED_LINES = 10
 
 def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
     """X-Shopify-Hmac-Sha256 is base64 HMAC-SHA256 of the raw body with the app's secret."""
-    if not signature or not secret:
-        return False
-    digest = hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()
-    return hmac.compare_digest(base64.b64encode(digest), signature.strip().encode())
+    return base64_hmac_matches(secret, raw_body, signature)
 
 
 def order_gid(ref: str) -> str:
@@ -185,7 +180,6 @@ class ShopifyAdapter:
             ],
             shipping_address=_our_address(address),
             email=node.get("email"),
-            updated_at=node.get("updatedAt"),
         )
 
     def create_order(self, order: Order) -> CreatedOrder:

@@ -8,9 +8,6 @@ WooCommerce sellers enter fulfillments in our form, so there is nothing to read 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -22,9 +19,11 @@ from gateway.platforms.base import (
     ChangedOrder,
     ChangedPage,
     CreatedOrder,
+    Keyset,
     PlatformError,
     StoreLine,
     StoreOrder,
+    base64_hmac_matches,
     http,
     refuse_status,
 )
@@ -57,10 +56,7 @@ def normalize_store_url(url: str) -> str:
 
 def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
     """X-WC-Webhook-Signature is base64 HMAC-SHA256 of the raw body with the webhook secret."""
-    if not signature or not secret:
-        return False
-    digest = hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()
-    return hmac.compare_digest(base64.b64encode(digest), signature.strip().encode())
+    return base64_hmac_matches(secret, raw_body, signature)
 
 
 class WooCommerceAdapter:
@@ -89,7 +85,6 @@ class WooCommerceAdapter:
             ],
             shipping_address=_our_address(order.get("shipping") or {}),
             email=(order.get("billing") or {}).get("email") or None,
-            updated_at=order.get("date_modified_gmt"),
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
@@ -189,26 +184,22 @@ class WooCommerceAdapter:
 
     def changed_orders(self, since: str, page: str | None, created: bool = False) -> ChangedPage:
         """GET /orders?modified_after=... (or after=, by creation), oldest first, by page."""
-        number = int(page or 1)
+        keyset = Keyset.parse(page, since)
         field = "after" if created else "modified_after"
-        listed = (
-            self.call(
+        stamp = "date_created_gmt" if created else "date_modified_gmt"
+        after = _second_before(keyset.at)  # WooCommerce's *_after is exclusive
+        listed = [
+            (str(o["id"]), _gmt(o.get(stamp)) or keyset.at)
+            for o in self.call(
                 "GET",
-                f"/wp-json/wc/v3/orders?{field}={quote(since)}&dates_are_gmt=true"
+                f"/wp-json/wc/v3/orders?{field}={quote(after)}&dates_are_gmt=true"
                 f"&orderby={'date' if created else 'modified'}&order=asc&per_page={PAGE_SIZE}"
-                f"&page={number}",
+                f"&page={keyset.number}",
             )
             or []
-        )
-        orders = [
-            ChangedOrder(
-                ref=str(o["id"]),
-                updated_at=_gmt(o.get("date_created_gmt" if created else "date_modified_gmt"))
-                or since,
-            )
-            for o in listed
         ]
-        return ChangedPage(orders, str(number + 1) if len(listed) == PAGE_SIZE else None)
+        orders = [ChangedOrder(ref, at) for ref, at in keyset.fresh(listed)]
+        return ChangedPage(orders, keyset.next_page(listed, PAGE_SIZE))
 
     # ---- transport ---------------------------------------------------------------------------
 
@@ -239,6 +230,12 @@ def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:
         for i, li in enumerate(order.line_items)
         if i < len(store_lines)
     }
+
+
+def _second_before(iso_time: str) -> str:
+    """One second earlier, as WooCommerce's GMT filters take it (no zone)."""
+    at = datetime.fromisoformat(iso_time.replace("Z", "+00:00")) - timedelta(seconds=1)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _gmt(value: str | None) -> str | None:

@@ -328,6 +328,19 @@ class Store:
         """How many of the seller's orders are not shipped."""
         return int(self.redis.scard(key("unshipped", seller_id)))
 
+    def owe_sync(self, seller_id: str, order_id: str, seen_updated_at: str) -> None:
+        """Remember that a change the reconciliation listed still has to be applied."""
+        self.redis.hset(key("owed-syncs", seller_id), order_id, seen_updated_at)
+
+    def owed_syncs(self, seller_id: str) -> dict[str, str]:
+        """Listed changes not applied yet: order id -> the store's updatedAt then."""
+        raw = self.redis.hgetall(key("owed-syncs", seller_id))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def paid_sync(self, seller_id: str, order_id: str) -> None:
+        """A listed change was applied (or its order is shipped)."""
+        self.redis.hdel(key("owed-syncs", seller_id), order_id)
+
     def cursor(self, partner_id: str, side: str) -> str | None:
         """Where the reconciliation of a store connection got to (ISO time)."""
         raw = self.redis.hget(key("cursors"), f"{partner_id}:{side}")

@@ -27,7 +27,14 @@ from gateway.orders import (
     Order,
 )
 from gateway.platforms import bigcommerce
-from gateway.platforms.base import ChangedOrder, ChangedPage, CreatedOrder, PlatformError, StoreLine
+from gateway.platforms.base import (
+    ChangedOrder,
+    ChangedPage,
+    CreatedOrder,
+    Keyset,
+    PlatformError,
+    StoreLine,
+)
 from gateway.platforms.bigcommerce import MAX_RATE_WAIT, RATE_RETRIES, BigCommerceAdapter
 from gateway.runtime import connect
 from gateway.settings import Settings
@@ -757,6 +764,7 @@ def test_changed_orders_lists_by_date_modified_with_iso_dates(adapter, rsps):
 
 
 def test_changed_orders_pages_while_pages_are_full(adapter, rsps):
+    at = "2026-03-03T14:00:05Z"
     full = [
         {
             **load("orders_list")[0],
@@ -765,15 +773,23 @@ def test_changed_orders_pages_while_pages_are_full(adapter, rsps):
         }
         for n in range(50)
     ]
+    ids = tuple(str(6000 + n) for n in range(50))
     rsps.get(f"{API}/orders", json=full, match=[listing()])
-    rsps.get(f"{API}/orders", status=204, match=[listing(page=2)])  # nothing more
+    # the next page starts again at the newest time seen: the same 50, all seen already
+    rsps.get(f"{API}/orders", json=full, match=[listing(since=at)])
+    # a whole page at that one time: on by page number within it
+    rsps.get(f"{API}/orders", status=204, match=[listing(page=2, since=at)])  # nothing more
 
     first = adapter.changed_orders(SINCE, None)
     second = adapter.changed_orders(SINCE, first.next_page)
+    third = adapter.changed_orders(SINCE, second.next_page)
 
-    assert first.next_page == "2"
     assert len(first.orders) == 50
-    assert second == ChangedPage([], None)
+    assert Keyset.parse(first.next_page, SINCE) == Keyset(at, ids, 1)
+    assert second.orders == []
+    keyset = Keyset.parse(second.next_page, SINCE)
+    assert (keyset.at, set(keyset.seen), keyset.number) == (at, set(ids), 2)
+    assert third == ChangedPage([], None)
 
 
 def test_changed_orders_by_creation_filters_and_sorts_on_date_created(adapter, rsps):
@@ -796,8 +812,42 @@ def test_changed_orders_by_creation_pages_while_pages_are_full(adapter, rsps):
 
     page = adapter.changed_orders(SINCE, None, created=True)
 
-    assert page.next_page == "2"
+    ids = tuple(str(6000 + n) for n in range(50))
+    assert Keyset.parse(page.next_page, SINCE) == Keyset("2026-03-02T15:16:00Z", ids, 1)
     assert {o.updated_at for o in page.orders} == {"2026-03-02T15:16:00Z"}
+
+
+def test_changed_orders_does_not_skip_an_order_when_one_listed_already_changes(adapter, rsps):
+    # page 1: A..J at 14:00:00, 14:00:01, ...; J, the last, at T
+    def stamp(second: int) -> str:
+        return f"Tue, 03 Mar 2026 14:{second // 60:02d}:{second % 60:02d} +0000"
+
+    size = adapter.page_size
+    first_page = [
+        {**load("orders_list")[0], "id": 6000 + n, "date_modified": stamp(n)} for n in range(size)
+    ]
+    j, t = str(6000 + size - 1), f"2026-03-03T14:{(size - 1) // 60:02d}:{(size - 1) % 60:02d}Z"
+    # meanwhile C (listed already) changed and moved to the end: by page number, page 2 would
+    # start one order too late and K, now at offset `size - 1`, would never be listed
+    k = {**load("orders_list")[0], "id": 7000, "date_modified": stamp(size - 1)}  # also at T
+    c = {**first_page[2], "date_modified": "Tue, 03 Mar 2026 15:00:00 +0000"}
+    rsps.get(f"{API}/orders", json=first_page, match=[listing()])
+    rsps.get(f"{API}/orders", json=[first_page[-1], k, c], match=[listing(since=t)])
+
+    first = adapter.changed_orders(SINCE, None)
+    second = adapter.changed_orders(SINCE, first.next_page)
+
+    assert first.orders[-1] == ChangedOrder(ref=j, updated_at=t)
+    assert "min_date_modified=" + t.replace(":", "%3A") in rsps.calls[1].request.url
+    assert second == ChangedPage(
+        [
+            ChangedOrder(ref="7000", updated_at=t),  # K, at the same time as J
+            ChangedOrder(ref="6002", updated_at="2026-03-03T15:00:00Z"),  # C, changed again
+        ],
+        None,
+    )
+    refs = [o.ref for o in first.orders + second.orders]
+    assert refs.count(j) == 1
 
 
 def test_changed_orders_escapes_the_cursor(adapter, rsps):

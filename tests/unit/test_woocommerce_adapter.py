@@ -16,8 +16,15 @@ import responses
 from responses import matchers
 
 from gateway.orders import Delivery, Fulfillment, FulfillmentLine, LineItem, Order
-from gateway.platforms.base import ChangedOrder, ChangedPage, CreatedOrder, PlatformError, StoreLine
-from gateway.platforms.woocommerce import WooCommerceAdapter, normalize_store_url
+from gateway.platforms.base import (
+    ChangedOrder,
+    ChangedPage,
+    CreatedOrder,
+    Keyset,
+    PlatformError,
+    StoreLine,
+)
+from gateway.platforms.woocommerce import PAGE_SIZE, WooCommerceAdapter, normalize_store_url
 from gateway.runtime import connect
 from gateway.settings import Settings
 from gateway.store import key
@@ -165,7 +172,6 @@ def test_read_order_maps_lines_shipping_address_and_billing_email(adapter, rsps)
         "country_code": "US",
     }  # the empty phone is left out; the billing address is not the shipping one
     assert order.email == "ada@example.com"
-    assert order.updated_at.startswith("2026-03-02T16:15:01")  # the GMT one
 
 
 def test_calls_send_the_consumer_key_and_secret_as_http_basic(adapter, rsps):
@@ -464,10 +470,13 @@ def test_mark_shipped_completes_the_order(adapter, rsps):
 # ---- changed_orders ------------------------------------------------------------------------------
 
 
-def listing(field: str = "modified_after", page: int = 1):
+SECOND_BEFORE_SINCE = "2026-02-28T23:59:59"  # *_after is exclusive; GMT, no zone
+
+
+def listing(field: str = "modified_after", page: int = 1, after: str = SECOND_BEFORE_SINCE):
     return matchers.query_param_matcher(
         {
-            field: SINCE,
+            field: after,
             "dates_are_gmt": "true",
             "orderby": "date" if field == "after" else "modified",
             "order": "asc",
@@ -495,12 +504,14 @@ def test_changed_orders_lists_modified_after_with_utc_dates(adapter, rsps):
 def test_changed_orders_pages_100_at_a_time(adapter, rsps):
     full = [{**load("order"), "id": 1000 + n} for n in range(100)]
     rsps.get(ORDERS, json=full, match=[listing()])
-    rsps.get(ORDERS, json=[load("order")], match=[listing(page=2)])
+    # again from the newest time seen (16:15:01), a second before it as *_after is exclusive
+    rsps.get(ORDERS, json=[load("order")], match=[listing(after="2026-03-02T16:15:00")])
 
     first = adapter.changed_orders(SINCE, None)
     second = adapter.changed_orders(SINCE, first.next_page)
 
-    assert first.next_page == "2"
+    ids = tuple(str(1000 + n) for n in range(100))
+    assert Keyset.parse(first.next_page, SINCE) == Keyset("2026-03-02T16:15:01Z", ids, 1)
     assert len(first.orders) == 100
     assert [o.ref for o in second.orders] == ["727"]
     assert second.next_page is None
@@ -519,6 +530,38 @@ def test_changed_orders_by_creation_uses_after_sorted_by_date_with_the_creation_
         ],
         None,
     )
+
+
+def test_changed_orders_does_not_skip_an_order_when_one_listed_already_changes(adapter, rsps):
+    # page 1: A..J at 09:00:00, 09:00:01, ...; J, the last, at T
+    def stamp(second: int) -> str:
+        return f"2026-03-03T09:{second // 60:02d}:{second % 60:02d}"
+
+    first_page = [
+        {**load("order"), "id": 1000 + n, "date_modified_gmt": stamp(n)} for n in range(PAGE_SIZE)
+    ]
+    j, t = str(1000 + PAGE_SIZE - 1), stamp(PAGE_SIZE - 1) + "Z"
+    # meanwhile C (listed already) changed and moved to the end: by page number, page 2 would
+    # start one order too late and K, now at offset PAGE_SIZE - 1, would never be listed
+    k = {**load("order"), "id": 2000, "date_modified_gmt": stamp(PAGE_SIZE - 1)}  # also at T
+    c = {**first_page[2], "date_modified_gmt": "2026-03-03T10:00:00"}
+    rsps.get(ORDERS, json=first_page, match=[listing()])
+    t_less_a_second = stamp(PAGE_SIZE - 2)  # modified_after is exclusive
+    rsps.get(ORDERS, json=[first_page[-1], k, c], match=[listing(after=t_less_a_second)])
+
+    first = adapter.changed_orders(SINCE, None)
+    second = adapter.changed_orders(SINCE, first.next_page)
+
+    assert first.orders[-1] == ChangedOrder(ref=j, updated_at=t)
+    assert second == ChangedPage(
+        [
+            ChangedOrder(ref="2000", updated_at=t),  # K, at the same time as J
+            ChangedOrder(ref="1002", updated_at="2026-03-03T10:00:00Z"),  # C, changed again
+        ],
+        None,
+    )
+    refs = [o.ref for o in first.orders + second.orders]
+    assert refs.count(j) == 1
 
 
 # ---- HTTP errors ---------------------------------------------------------------------------------
