@@ -10,7 +10,7 @@ from typing import Any
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from gateway.jobs.attempts import DeliveryFailed
+from gateway.delivery import DeliveryFailed
 from gateway.orders import now_iso
 from gateway.platforms.base import http
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from gateway.delivery import DeliveryFailed
 from gateway.jobs import next_attempt_delay
 from gateway.orders import Delivery, Order
 from gateway.store import Change, JobSpec, Store, event
@@ -14,18 +15,6 @@ from gateway.store import Change, JobSpec, Store, event
 log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 300
-
-
-class DeliveryFailed(Exception):  # noqa: N818 (a failed attempt, an outcome not a bug)
-    """An attempt that did not arrive; `retry_after` in seconds when the other side said so;
-    `permanent` when trying again cannot help (refused credentials, the platform's userErrors)."""
-
-    def __init__(
-        self, message: str, retry_after: float | None = None, permanent: bool = False
-    ) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.permanent = permanent
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ import smtplib
 from dataclasses import replace
 
 from gateway import links, mail
+from gateway.delivery import DeliveryFailed
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
-from gateway.jobs.attempts import DeliveryFailed, Sent, attempt
+from gateway.jobs.attempts import Sent, attempt
 from gateway.orders import MANUAL_PLATFORMS, Order
 from gateway.platforms import adapter_for
 from gateway.settings import Settings

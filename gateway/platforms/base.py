@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import requests
 
-from gateway.jobs.attempts import DeliveryFailed
+from gateway.delivery import DeliveryFailed
 from gateway.orders import Fulfillment, ObservedFulfillment, Order
 
 # One connection pool per process for every platform and callback call: a worker reuses its

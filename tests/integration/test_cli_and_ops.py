@@ -122,3 +122,15 @@ def test_healthz_is_503_when_redis_is_down(redis):
     answer = down.test_client().get("/healthz")
     assert answer.status_code == 503
     assert answer.get_json()["redis"] != "ok"
+
+
+def test_the_cron_config_schedules_reconcile_every_15_minutes_utc(redis):
+    """What `rq cron gateway.jobs.schedule` (the Procfile's cron) loads."""
+    from rq.cron import CronScheduler
+
+    scheduler = CronScheduler(connection=redis)
+    scheduler.load_config_from_file("gateway.jobs.schedule")
+    (job,) = scheduler.get_jobs()
+    assert job.func.__module__ == "gateway.jobs.reconcile" and job.func.__name__ == "reconcile"
+    assert job.cron == "*/15 * * * *"
+    assert job.queue_name == "gateway"
