@@ -228,6 +228,15 @@ def reopen_failed_deliveries(order: Order) -> Order:
     return fresh
 
 
+def seller_skus(skus: list[str], pairs: list[dict[str, str]]) -> tuple[list[str], list[int]]:
+    """The seller's SKU for each of an API order's buyer SKUs, and the indexes of those the
+    partnership does not map; a partnership without a SKU map takes the buyer's SKUs as they
+    are."""
+    sku_map = {pair["buyer_sku"]: pair["seller_sku"] for pair in pairs}
+    unmapped = [i for i, sku in enumerate(skus) if sku_map and sku not in sku_map]
+    return [sku_map.get(sku, sku) for sku in skus], unmapped
+
+
 # ---- who may create a manual fulfillment (rule 4) ---------------------------------------------
 
 

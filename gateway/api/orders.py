@@ -16,7 +16,7 @@ from gateway.errors import ApiError, validation_failed
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER
 from gateway.jobs.reconcile import reconcile, reconcile_locks, reopen_failed, resync_jobs
 from gateway.manual import create_manual_fulfillment, refuse_unless_allowed
-from gateway.orders import LineItem, Order, new_id, now_iso
+from gateway.orders import LineItem, Order, new_id, now_iso, seller_skus
 from gateway.runtime import settings, store
 from gateway.store import JobSpec, event
 
@@ -45,14 +45,12 @@ def post_order():
     if existing:
         return jsonify(order_json(store().order(existing))), 200
 
-    sku_map = {pair["buyer_sku"]: pair["seller_sku"] for pair in partnership["skus"]}
-    errors = {
-        f"line_items.{i}.sku": ["This SKU is not mapped to the seller in your partnership."]
-        for i, line in enumerate(data["line_items"])
-        if sku_map and line["sku"] not in sku_map
-    }
-    if errors:
-        raise validation_failed(errors)
+    mapped, unmapped = seller_skus(
+        [line["sku"] for line in data["line_items"]], partnership["skus"]
+    )
+    if unmapped:
+        message = ["This SKU is not mapped to the seller in your partnership."]
+        raise validation_failed({f"line_items.{i}.sku": message for i in unmapped})
     at = now_iso()
     order = Order(
         id=new_id("ord"),
@@ -63,11 +61,11 @@ def post_order():
             LineItem(
                 id=new_id("li"),
                 sku=line["sku"],
-                seller_sku=sku_map.get(line["sku"], line["sku"]),
+                seller_sku=seller_sku,
                 title=line.get("title") or line["sku"],
                 quantity=line["quantity"],
             )
-            for line in data["line_items"]
+            for line, seller_sku in zip(data["line_items"], mapped, strict=True)
         ],
         shipping_address=data["shipping_address"],
         customer_email=data["customer_email"],

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import requests
@@ -137,6 +138,12 @@ def base64_hmac_matches(secret: str, raw_body: bytes, signature: str | None) -> 
         return False
     digest = hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()
     return hmac.compare_digest(base64.b64encode(digest), signature.strip().encode())
+
+
+def minute_before(iso_time: str) -> datetime:
+    """A minute before our order was stored: no store order made for it can be older (the
+    earliest a look-up for an earlier attempt's order needs to search)."""
+    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")) - timedelta(minutes=1)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +33,7 @@ from gateway.platforms.base import (
     StoreLine,
     StoreOrder,
     http,
+    minute_before,
     refuse_status,
 )
 from gateway.settings import Settings
@@ -142,7 +143,7 @@ class BigCommerceAdapter:
         return CreatedOrder(ref=ref, line_refs=self._line_refs(order, ref))
 
     def _created_earlier(self, order: Order) -> str | None:
-        since = quote(_minute_before(order.created_at))
+        since = quote(minute_before(order.created_at).astimezone(UTC).isoformat(timespec="seconds"))
         for page in range(1, LOOKUP_PAGES + 1):
             listed = (
                 self.call(
@@ -326,12 +327,6 @@ class BigCommerceAdapter:
         except ValueError:
             return None
         return reset
-
-
-def _minute_before(iso_time: str) -> str:
-    """A minute before our order was stored: no seller order for it can be older."""
-    at = datetime.fromisoformat(iso_time.replace("Z", "+00:00")) - timedelta(minutes=1)
-    return at.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _iso(value: str | None) -> str | None:

@@ -25,6 +25,7 @@ from gateway.platforms.base import (
     StoreOrder,
     base64_hmac_matches,
     http,
+    minute_before,
     refuse_status,
 )
 from gateway.settings import Settings
@@ -121,8 +122,7 @@ class WooCommerceAdapter:
         return CreatedOrder(ref=str(created["id"]), line_refs=_line_refs(order, created))
 
     def _created_earlier(self, order: Order) -> dict[str, Any] | None:
-        at = datetime.fromisoformat(order.created_at.replace("Z", "+00:00")) - timedelta(minutes=1)
-        since = quote(at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        since = quote(minute_before(order.created_at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
         for page in range(1, LOOKUP_PAGES + 1):
             listed = (
                 self.call(
