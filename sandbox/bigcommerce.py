@@ -14,8 +14,8 @@ API is `{base_url}/stores/{store_hash}/v2/...` and `/v3/hooks`. Python use (test
 The same process can be driven from another one through the JSON control endpoints under
 `/_sim/` (see `_control`) or the CLI: `python -m sandbox.bigcommerce --port N --store h:tok:secret`.
 
-The first part of this module is platform-neutral machinery (clock, call log, failure switches,
-webhook dispatcher, server) that sandbox.woocommerce reuses.
+The platform-neutral parts (clock, call log, failure switches, webhook dispatcher, server, the
+shared control endpoints) are in sandbox.common.
 """
 
 from __future__ import annotations
@@ -23,14 +23,11 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import heapq
 import hmac
 import itertools
 import json
 import re
 import secrets
-import signal
-import threading
 import time
 import uuid
 from collections import deque
@@ -41,398 +38,19 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-# --------------------------------------------------------------------------------------------
-# Platform-neutral machinery (also imported by sandbox.woocommerce)
-# --------------------------------------------------------------------------------------------
-
-WEBHOOK_MODES = ("normal", "drop", "duplicate", "delay", "reorder")
-
-
-class Clock:
-    """A settable UTC clock: real time plus an offset, or frozen at a set instant."""
-
-    def __init__(self) -> None:
-        """Start on real time."""
-        self._lock = threading.Lock()
-        self._frozen: datetime | None = None
-        self._offset = timedelta(0)
-
-    def now(self) -> datetime:
-        """The simulated current time (aware, UTC)."""
-        with self._lock:
-            if self._frozen is not None:
-                return self._frozen
-            return datetime.now(UTC) + self._offset
-
-    def set(self, when: datetime | str) -> None:
-        """Freeze the clock at `when` (naive means UTC) until `advance`, `resume` or `reset`."""
-        if isinstance(when, str):
-            when = datetime.fromisoformat(when.strip().replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        with self._lock:
-            self._frozen = when.astimezone(UTC)
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward (or back, if negative) by `seconds`."""
-        with self._lock:
-            if self._frozen is not None:
-                self._frozen += timedelta(seconds=seconds)
-            else:
-                self._offset += timedelta(seconds=seconds)
-
-    def resume(self) -> None:
-        """Let a frozen clock tick again from where it stands."""
-        with self._lock:
-            if self._frozen is not None:
-                self._offset = self._frozen - datetime.now(UTC)
-                self._frozen = None
-
-    def reset(self) -> None:
-        """Back to real time."""
-        with self._lock:
-            self._frozen = None
-            self._offset = timedelta(0)
-
-    def freeze(self, at: datetime | str | None = None) -> None:
-        """Stop the clock at `at` (default: now), as the Shopify simulator's clock does."""
-        self.set(at if at is not None else self.now())
-
-    def unfreeze(self) -> None:
-        """Back to real time (alias of `reset`, as in the Shopify simulator)."""
-        self.reset()
-
-    def describe(self) -> dict[str, Any]:
-        """The clock's state as JSON-able values."""
-        return {"now": self.now().isoformat(), "frozen": self._frozen is not None}
-
-
-class CallLog:
-    """Every API request a simulator answered (control endpoints excluded)."""
-
-    def __init__(self) -> None:
-        """Start empty."""
-        self._lock = threading.Lock()
-        self._calls: list[dict[str, Any]] = []
-
-    def add(self, entry: dict[str, Any]) -> None:
-        """Record one answered request."""
-        with self._lock:
-            self._calls.append(entry)
-
-    def select(
-        self,
-        store: str | None = None,
-        path_contains: str | None = None,
-        method: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """The recorded calls, oldest first, optionally filtered."""
-        with self._lock:
-            calls = list(self._calls)
-        return [
-            c
-            for c in calls
-            if (store is None or c["store"] == store)
-            and (path_contains is None or path_contains in c["path"])
-            and (method is None or c["method"] == method.upper())
-        ]
-
-    def reset(self) -> None:
-        """Forget every recorded call."""
-        with self._lock:
-            self._calls.clear()
-
-
-@dataclass
-class FailRule:
-    """The next `remaining` API requests (of `store`, or any) answer `status`."""
-
-    remaining: int
-    status: int
-    retry_after: float | None = None
-    store: str | None = None
-
-
-class FailureSwitch:
-    """Injected API failures, consumed one request at a time."""
-
-    def __init__(self) -> None:
-        """No failures armed."""
-        self._lock = threading.Lock()
-        self._rules: list[FailRule] = []
-
-    def arm(self, count: int, status: int, retry_after: float | None, store: str | None) -> None:
-        """Make the next `count` requests answer `status`."""
-        with self._lock:
-            self._rules.append(FailRule(count, status, retry_after, store))
-
-    def take(self, store: str | None) -> FailRule | None:
-        """The rule that applies to this request, if any, consuming one use of it."""
-        with self._lock:
-            for rule in self._rules:
-                if rule.remaining > 0 and (rule.store is None or rule.store == store):
-                    rule.remaining -= 1
-                    if rule.remaining == 0:
-                        self._rules.remove(rule)
-                    return rule
-        return None
-
-    def clear(self) -> None:
-        """Disarm every rule."""
-        with self._lock:
-            self._rules.clear()
-
-
-@dataclass(frozen=True)
-class WebhookMode:
-    """A failure mode: `delay` waits `seconds` (0: until flush); `reorder` holds `hold` (0: all)."""
-
-    name: str = "normal"
-    seconds: float = 0.0
-    hold: int = 0
-
-    def __post_init__(self) -> None:
-        """Refuse unknown modes."""
-        if self.name not in WEBHOOK_MODES:
-            raise ValueError(f"webhook mode must be one of {', '.join(WEBHOOK_MODES)}")
-
-
-class WebhookJob:
-    """One message for the dispatcher; each platform subclasses it."""
-
-    copies = 1  # 2 in duplicate mode: the same request is sent twice
-
-    def run(self, dispatcher: WebhookDispatcher) -> None:
-        """Deliver now (called on the dispatcher thread)."""
-        raise NotImplementedError
-
-    def discard(self) -> None:
-        """Called instead of `run` when the message is dropped."""
-
-
-class WebhookDispatcher:
-    """Delivers webhook jobs from one background thread, applying the failure modes.
-
-    Modes: `normal` sends each message once, in order; `drop` loses it; `duplicate` sends it
-    twice; `delay` sends it after `seconds`, or holds it until `flush()` when seconds is 0;
-    `reorder` holds messages and releases them newest first, when `hold` of them are held or on
-    `flush()`. Retries that a platform schedules bypass the mode.
-    """
-
-    def __init__(self) -> None:
-        """Idle until `start`."""
-        self.default_mode = WebhookMode()
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, WebhookJob]] = []
-        self._held: list[tuple[WebhookJob, bool]] = []
-        self._seq = itertools.count()
-        self._running_job = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start the delivery thread."""
-        if self._thread is None:
-            self._stopping = False
-            self._thread = threading.Thread(target=self._loop, name="webhooks", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the delivery thread; queued messages are abandoned."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    @property
-    def mode(self) -> str:
-        """The default mode's name."""
-        return self.default_mode.name
-
-    def set_mode(self, mode: str | WebhookMode) -> None:
-        """Switch the default failure mode (see the class docstring)."""
-        self.default_mode = mode if isinstance(mode, WebhookMode) else WebhookMode(mode)
-
-    def submit(self, job: WebhookJob, mode: WebhookMode | None = None) -> None:
-        """Queue a new message according to `mode` (default: the dispatcher's)."""
-        mode = mode or self.default_mode
-        if mode.name == "drop":
-            job.discard()
-            return
-        if mode.name == "delay" and mode.seconds > 0:
-            self.schedule(job, mode.seconds)
-            return
-        if mode.name in ("delay", "reorder"):
-            with self._cond:
-                self._held.append((job, mode.name == "reorder"))
-                release = mode.name == "reorder" and 0 < mode.hold <= len(self._held)
-            if release:
-                self.flush(reverse=True)
-            return
-        if mode.name == "duplicate":
-            job.copies = 2
-        self.schedule(job, 0.0)
-
-    def schedule(self, job: WebhookJob, delay: float) -> None:
-        """Run `job` after `delay` seconds (used for retries too)."""
-        with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), job))
-            self._cond.notify_all()
-
-    def held(self) -> int:
-        """How many messages `delay`/`reorder` mode is holding."""
-        with self._cond:
-            return len(self._held)
-
-    def flush(self, reverse: bool | None = None) -> int:
-        """Release the held messages (newest first if any was held by reorder); how many."""
-        with self._cond:
-            held, self._held = self._held, []
-        if reverse is None:
-            reverse = any(by_reorder for _, by_reorder in held)
-        jobs = [job for job, _ in held]
-        for job in reversed(jobs) if reverse else jobs:
-            self.schedule(job, 0.0)
-        return len(jobs)
-
-    def pending(self) -> int:
-        """Messages queued or scheduled (retries included), not counting held ones."""
-        with self._cond:
-            return len(self._heap) + (1 if self._running_job else 0)
-
-    def wait_idle(self, timeout: float = 5.0, include_scheduled: bool = False) -> bool:
-        """Wait until nothing is due (or, with include_scheduled, nothing is queued at all)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                due = [e for e in self._heap if include_scheduled or e[0] <= now + 0.001]
-                if not due and not self._running_job:
-                    return True
-                if now >= deadline:
-                    return False
-                self._cond.wait(min(0.05, deadline - now))
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping:
-                    if self._heap and self._heap[0][0] <= time.monotonic():
-                        break
-                    wait = self._heap[0][0] - time.monotonic() if self._heap else 0.5
-                    self._cond.wait(max(0.001, min(wait, 0.5)))
-                if self._stopping:
-                    return
-                _, _, job = heapq.heappop(self._heap)
-                self._running_job = True
-            try:
-                job.run(self)
-            except Exception:  # a broken job must not kill the dispatcher
-                pass
-            finally:
-                with self._cond:
-                    self._running_job = False
-                    self._cond.notify_all()
-
-
-def send_http(
-    session: requests.Session,
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    timeout: float,
-    follow_redirects: bool = False,
-) -> tuple[int | None, str | None, float]:
-    """POST a webhook; (status or None, error text or None, seconds taken)."""
-    started = time.monotonic()
-    try:
-        answer = session.post(
-            url, data=body, headers=headers, timeout=timeout, allow_redirects=follow_redirects
-        )
-        return answer.status_code, None, time.monotonic() - started
-    except requests.RequestException as exc:
-        return None, f"{type(exc).__name__}: {exc}", time.monotonic() - started
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Say nothing per request."""
-
-
-class SimServer:
-    """A threaded werkzeug server on a free loopback port, run from a daemon thread."""
-
-    def __init__(self, app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0) -> None:
-        """Remember what to serve; nothing listens until `start`."""
-        self._app = app
-        self._host = host
-        self._port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> str:
-        """Listen and serve; the base URL."""
-        self._server = make_server(
-            self._host, self._port, self._app, threaded=True, request_handler=_QuietHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="sim-server",
-            daemon=True,
-        )
-        self._thread.start()
-        return f"http://{self._host}:{self._server.server_port}"
-
-    def stop(self) -> None:
-        """Stop listening."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON answer."""
-    return Response(
-        json.dumps(data), status=status, headers=headers or {}, mimetype="application/json"
-    )
-
-
-def parse_json_body(request: Request) -> Any:
-    """The request body as JSON; ValueError when it is not."""
-    raw = request.get_data()
-    if not raw:
-        return {}
-    return json.loads(raw)
-
-
-def wait_forever(stop: Callable[[], None]) -> None:
-    """Block until SIGINT/SIGTERM, then call `stop`."""
-    done = threading.Event()
-
-    def handle(signum: int, frame: Any) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
-    while not done.wait(0.5):
-        pass
-    stop()
-
-
-# --------------------------------------------------------------------------------------------
-# BigCommerce
-# --------------------------------------------------------------------------------------------
+from sandbox.common import (
+    StoreSimulator,
+    WebhookDispatcher,
+    WebhookJob,
+    WebhookMode,
+    common_control,
+    json_response,
+    parse_json_body,
+    send_http,
+    wait_forever,
+)
 
 STATUS_NAMES = {
     0: "Incomplete",
@@ -1707,15 +1325,17 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 _SORT_FIELDS = ("id", "customer_id", "date_created", "date_modified", "status_id", "channel_id")
 
 
-class BigCommerceSimulator:
-    """Many BigCommerce stores behind one local server that stands in for api.bigcommerce.com."""
+class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
+    """Many BigCommerce stores behind one local server that stands in for api.bigcommerce.com.
+
+    `start` answers the base URL that replaces https://api.bigcommerce.com.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Configure; nothing listens until `start`."""
-        self.clock = Clock()
+        super().__init__(host, port)
         self.retry_delays: tuple[float, ...] = BC_RETRY_DELAYS
         self.delivery_timeout = 10.0  # UNCONFIRMED: BC documents no timeout, only "respond now"
-        self.latency = 0.0  # seconds added to every API answer
         self.default_quota = 150
         self.default_window_ms = 30000
         # Blocklist [OV]: per destination domain, over a sliding window, once enough requests.
@@ -1723,45 +1343,10 @@ class BigCommerceSimulator:
         self.blocklist_min_requests = 100
         self.blocklist_min_success = 0.9
         self.blocklist_seconds = 180.0
-        self.base_url: str | None = None
-        self._lock = threading.RLock()
-        self._stores: dict[str, BigCommerceStore] = {}
         self._hook_ids = itertools.count(18048287)
         self._store_ids = itertools.count(1025646)
-        self._calls = CallLog()
-        self._failures = FailureSwitch()
-        self._slow = FailureSwitch()
-        self._dispatcher = WebhookDispatcher()
-        self._session = requests.Session()
-        self._deliveries: list[dict[str, Any]] = []
         self._domain_results: dict[str, deque[tuple[float, bool, str]]] = {}
         self._blocked_until: dict[str, float] = {}
-        self._server = SimServer(self._wsgi, host, port)
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self, host: str | None = None, port: int | None = None) -> str:
-        """Listen (port 0: a free one); the base URL that replaces https://api.bigcommerce.com."""
-        if host is not None or port is not None:
-            self._server = SimServer(self._wsgi, host or "127.0.0.1", port or 0)
-        self.base_url = self._server.start()
-        self._dispatcher.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        """Stop the server and the webhook thread."""
-        self._dispatcher.stop()
-        self._server.stop()
-        self._session.close()
-
-    def __enter__(self) -> BigCommerceSimulator:
-        """Start on entering a with-block."""
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Stop on leaving a with-block."""
-        self.stop()
 
     # -- stores ------------------------------------------------------------------------------
 
@@ -1798,76 +1383,10 @@ class BigCommerceSimulator:
             self._stores[store_hash] = store
             return store
 
-    def store(self, store_hash: str) -> BigCommerceStore:
-        """The store with this hash."""
-        with self._lock:
-            return self._stores[store_hash]
-
-    def stores(self) -> list[BigCommerceStore]:
-        """Every store."""
-        with self._lock:
-            return list(self._stores.values())
-
     def _next_hook_id(self) -> int:
         return next(self._hook_ids)
 
-    # -- switches and logs -----------------------------------------------------------------
-
-    @property
-    def webhook_mode(self) -> str:
-        """normal | drop | duplicate | delay | reorder (see WebhookDispatcher)."""
-        return self._dispatcher.mode
-
-    @webhook_mode.setter
-    def webhook_mode(self, mode: str | WebhookMode) -> None:
-        self._dispatcher.set_mode(mode)
-
-    def set_webhook_mode(
-        self, mode: str, seconds: float = 0.0, hold: int = 2, store: str | None = None
-    ) -> None:
-        """As the Shopify simulator: delay `seconds` (0: until flush), reorder every `hold`."""
-        if store is not None:
-            self.store(store).set_webhook_mode(mode, seconds, hold)
-        else:
-            self._dispatcher.set_mode(WebhookMode(mode, seconds, hold))
-
-    def flush(self) -> int:
-        """Send the webhooks held by delay/reorder mode; how many."""
-        return self._dispatcher.flush()
-
-    def flush_webhooks(self) -> int:
-        """Alias of `flush` (the Shopify simulator's name)."""
-        return self.flush()
-
-    def wait_for_webhooks(self, timeout: float = 5.0, include_retries: bool = False) -> bool:
-        """Wait until every due webhook was sent (retries scheduled later too, if asked)."""
-        return self._dispatcher.wait_idle(timeout, include_scheduled=include_retries)
-
-    def fail_next(
-        self,
-        count: int = 1,
-        status: int = 500,
-        retry_after: float | None = None,
-        store: str | None = None,
-    ) -> None:
-        """The next `count` API requests (of one store, or any) answer `status`."""
-        # These stand for platform trouble, so they carry no X-Rate-Limit-* headers (a 429
-        # without them means platform load, per the docs); `retry_after` adds Retry-After.
-        self._failures.arm(count, status, retry_after, store)
-
-    def slow_next(self, count: int = 1, seconds: float = 1.0, store: str | None = None) -> None:
-        """Delay the next `count` API answers (of one store, or any) by `seconds`."""
-        self._slow.arm(count, 0, seconds, store)
-
-    def calls(
-        self, store: str | None = None, path_contains: str | None = None, method: str | None = None
-    ) -> list[dict[str, Any]]:
-        """API requests answered so far: {store, method, path, query, status, at}."""
-        return self._calls.select(store, path_contains, method)
-
-    def reset_calls(self) -> None:
-        """Forget the call log."""
-        self._calls.reset()
+    # -- logs ------------------------------------------------------------------------------
 
     def deliveries(
         self, store: str | None = None, scope: str | None = None
@@ -1879,11 +1398,6 @@ class BigCommerceSimulator:
                 for d in self._deliveries
                 if (store is None or d["store"] == store) and (scope is None or d["scope"] == scope)
             ]
-
-    def reset_deliveries(self) -> None:
-        """Forget the delivery log."""
-        with self._lock:
-            self._deliveries.clear()
 
     def _log_delivery(
         self,
@@ -1968,6 +1482,8 @@ class BigCommerceSimulator:
         if store is None:
             return BCV3Error(404, "Store not found").response()
         rule = self._failures.take(store_hash)
+        # An injected failure stands for platform trouble, so it carries no X-Rate-Limit-*
+        # headers (a 429 without them means platform load, per the docs).
         if rule is not None:
             headers = {"Retry-After": str(int(rule.retry_after))} if rule.retry_after else {}
             body = {"status": rule.status, "title": "Simulated failure", "type": _ERROR_TYPE}
@@ -2440,84 +1956,6 @@ class BigCommerceSimulator:
                     store.delete_shipment(oid, int(tail[1]))
                     return json_response({"ok": True})
         return json_response({"error": "unknown control endpoint"}, 404)
-
-
-def common_control(
-    sim: Any, request: Request, parts: list[str], body: dict[str, Any]
-) -> Response | None:
-    """The /_sim/ endpoints both simulators share (mode, flush, failures, logs, clock, config)."""
-    method = request.method
-    if parts == ["webhook_mode"]:
-        if method in ("POST", "PUT"):
-            if "seconds" in body or "hold" in body or body.get("store") or body.get("shop"):
-                sim.set_webhook_mode(
-                    body.get("mode", "normal"),
-                    float(body.get("seconds", 0)),
-                    int(body.get("hold", 2)),
-                    body.get("store") or body.get("shop"),
-                )
-            else:
-                sim.webhook_mode = body.get("mode", "normal")
-        return json_response({"mode": sim.webhook_mode, "held": sim._dispatcher.held()})
-    if parts in (["flush"], ["flush_webhooks"]) and method == "POST":
-        flushed = sim.flush()
-        return json_response({"flushed": flushed, "released": flushed})
-    if parts == ["slow_next"] and method == "POST":
-        sim.slow_next(int(body.get("count", 1)), float(body.get("seconds", 1)), body.get("store"))
-        return json_response({"ok": True})
-    if parts == ["fail_next"] and method == "POST":
-        sim.fail_next(
-            int(body.get("count", 1)),
-            int(body.get("status", 500)),
-            body.get("retry_after"),
-            body.get("store"),
-        )
-        return json_response({"ok": True})
-    if parts == ["calls", "reset"] and method == "POST":
-        sim.reset_calls()
-        return json_response({"ok": True})
-    if parts == ["calls"]:
-        if method == "DELETE":
-            sim.reset_calls()
-            return json_response({"ok": True})
-        calls = sim.calls(
-            request.args.get("store"), request.args.get("path_contains"), request.args.get("method")
-        )
-        return json_response({"count": len(calls), "calls": calls})
-    if parts == ["deliveries"]:
-        if method == "DELETE":
-            sim.reset_deliveries()
-            return json_response({"ok": True})
-        found = sim.deliveries(
-            request.args.get("store"), request.args.get("scope") or request.args.get("topic")
-        )
-        return json_response({"count": len(found), "deliveries": found})
-    if parts == ["clock"]:
-        return json_response(clock_control(sim.clock, method, body))
-    if parts == ["config"] and method in ("POST", "PUT"):
-        for name in ("latency", "delivery_timeout"):
-            if name in body:
-                setattr(sim, name, float(body[name]))
-        if "retry_delays" in body and hasattr(sim, "retry_delays"):
-            sim.retry_delays = tuple(float(d) for d in body["retry_delays"])
-        if body.get("unblock") and hasattr(sim, "unblock"):
-            sim.unblock()
-        return json_response({"ok": True})
-    return None
-
-
-def clock_control(clock: Clock, method: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Apply {set|now: iso} | {advance: s} | {resume: true} | {reset|real: true}; the state."""
-    if method in ("POST", "PUT"):
-        if body.get("set") or body.get("now"):
-            clock.set(str(body.get("set") or body.get("now")))
-        if "advance" in body:
-            clock.advance(float(body["advance"]))
-        if body.get("resume"):
-            clock.resume()
-        if body.get("reset") or body.get("real"):
-            clock.reset()
-    return clock.describe()
 
 
 def _store_info(store: BigCommerceStore) -> dict[str, Any]:

@@ -32,7 +32,6 @@ import json
 import math
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,11 +42,8 @@ from urllib.parse import urlencode
 import requests
 from werkzeug.wrappers import Request, Response
 
-from sandbox.bigcommerce import (
-    CallLog,
-    Clock,
-    FailureSwitch,
-    SimServer,
+from sandbox.common import (
+    StoreSimulator,
     WebhookDispatcher,
     WebhookJob,
     WebhookMode,
@@ -1250,50 +1246,14 @@ _DENIED = {
 }
 
 
-class WooCommerceSimulator:
+class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
     """Many WooCommerce sites, each under `{base_url}/stores/{name}`, on one local server."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Configure; nothing listens until `start`."""
-        self.clock = Clock()
+        super().__init__(host, port)
         self.delivery_timeout = 60.0  # WooCommerce core's webhook timeout
         self.max_delivery_failures = 5  # woocommerce_max_webhook_delivery_failures
-        self.latency = 0.0
-        self.base_url: str | None = None
-        self._lock = threading.RLock()
-        self._stores: dict[str, WooCommerceStore] = {}
-        self._calls = CallLog()
-        self._failures = FailureSwitch()
-        self._slow = FailureSwitch()
-        self._dispatcher = WebhookDispatcher()
-        self._session = requests.Session()
-        self._deliveries: list[dict[str, Any]] = []
-        self._server = SimServer(self._wsgi, host, port)
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def start(self, host: str | None = None, port: int | None = None) -> str:
-        """Listen (port 0: a free one); the base URL (store URLs are `{base}/stores/{name}`)."""
-        if host is not None or port is not None:
-            self._server = SimServer(self._wsgi, host or "127.0.0.1", port or 0)
-        self.base_url = self._server.start()
-        self._dispatcher.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        """Stop the server and the webhook thread."""
-        self._dispatcher.stop()
-        self._server.stop()
-        self._session.close()
-
-    def __enter__(self) -> WooCommerceSimulator:
-        """Start on entering a with-block."""
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Stop on leaving a with-block."""
-        self.stop()
 
     # -- stores ----------------------------------------------------------------------------------
 
@@ -1336,66 +1296,7 @@ class WooCommerceSimulator:
                     return store
         raise KeyError(name)
 
-    def stores(self) -> list[WooCommerceStore]:
-        """Every store."""
-        with self._lock:
-            return list(self._stores.values())
-
-    # -- switches and logs ----------------------------------------------------------------------
-
-    @property
-    def webhook_mode(self) -> str:
-        """normal | drop | duplicate | delay | reorder (see WebhookDispatcher)."""
-        return self._dispatcher.mode
-
-    @webhook_mode.setter
-    def webhook_mode(self, mode: str | WebhookMode) -> None:
-        self._dispatcher.set_mode(mode)
-
-    def set_webhook_mode(
-        self, mode: str, seconds: float = 0.0, hold: int = 2, store: str | None = None
-    ) -> None:
-        """As the Shopify simulator: delay `seconds` (0: until flush), reorder every `hold`."""
-        if store is not None:
-            self.store(store).set_webhook_mode(mode, seconds, hold)
-        else:
-            self._dispatcher.set_mode(WebhookMode(mode, seconds, hold))
-
-    def flush(self) -> int:
-        """Send the webhooks held by delay/reorder mode; how many."""
-        return self._dispatcher.flush()
-
-    def flush_webhooks(self) -> int:
-        """Alias of `flush` (the Shopify simulator's name)."""
-        return self.flush()
-
-    def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued webhook was sent."""
-        return self._dispatcher.wait_idle(timeout)
-
-    def fail_next(
-        self,
-        count: int = 1,
-        status: int = 500,
-        retry_after: float | None = None,
-        store: str | None = None,
-    ) -> None:
-        """The next `count` REST requests (of one store, or any) answer `status`."""
-        self._failures.arm(count, status, retry_after, store)
-
-    def slow_next(self, count: int = 1, seconds: float = 1.0, store: str | None = None) -> None:
-        """Delay the next `count` REST answers (of one store, or any) by `seconds`."""
-        self._slow.arm(count, 0, seconds, store)
-
-    def calls(
-        self, store: str | None = None, path_contains: str | None = None, method: str | None = None
-    ) -> list[dict[str, Any]]:
-        """REST requests answered so far: {store, method, path, query, status, at}."""
-        return self._calls.select(store, path_contains, method)
-
-    def reset_calls(self) -> None:
-        """Forget the call log."""
-        self._calls.reset()
+    # -- logs ------------------------------------------------------------------------------
 
     def deliveries(
         self, store: str | None = None, topic: str | None = None, kind: str | None = None
@@ -1409,11 +1310,6 @@ class WooCommerceSimulator:
                 and (topic is None or d["topic"] == topic)
                 and (kind is None or d["kind"] == kind)
             ]
-
-    def reset_deliveries(self) -> None:
-        """Forget the delivery log."""
-        with self._lock:
-            self._deliveries.clear()
 
     def _log_delivery(
         self,
