@@ -17,24 +17,20 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-import requests
-from reconcile_cost import ROOT, free_port, start_redis
 from redis import Redis
 from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project root
+from sandbox.local import LocalGateway, wait_for
 from sandbox.shopify import ShopifySimulator
 
-ADMIN, UPS = "bench-admin", "1Z5R89390357567127"
+UPS = "1Z5R89390357567127"
 POLL = 0.02
 LINES = [
     {"sku": "MUG-BLUE", "quantity": 2, "title": "Blue mug", "price": "12.00"},
@@ -51,75 +47,16 @@ ADDRESS = {
 }
 
 
-class Gateway:
-    """gunicorn (2 workers) and K RQ workers on a Redis of their own; `api` calls it."""
+class Gateway(LocalGateway):
+    """The gateway with K RQ workers (Redis without AOF), and a look at its queue."""
 
     def __init__(self, workers: int) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="bench-latency-"))
-        self.redis_process, self.redis_url = start_redis()
-        self.url = f"http://127.0.0.1:{free_port()}"
-        env = {
-            **os.environ,
-            "REDIS_URL": self.redis_url,
-            "PUBLIC_URL": self.url,
-            "SECRET_KEY": "bench",
-            "GATEWAY_ADMIN_TOKEN": ADMIN,
-            "MAIL_URL": "",
-            "OUTBOX_DIR": str(self.folder / "outbox"),
-            "PYTHONPATH": str(ROOT),
-        }
-        bin_dir = Path(sys.executable).parent
-        web = [bin_dir / "gunicorn", "--bind", self.url[7:], "--workers", "2", "wsgi:app"]
-        worker = [
-            bin_dir / "rq",
-            "worker",
-            "--with-scheduler",
-            "--worker-class",
-            "rq.worker.SimpleWorker",
-            "--url",
-            self.redis_url,
-            "gateway",
-        ]
-        self.processes = [self._spawn(web, env, "gunicorn")]
-        self.processes += [self._spawn(worker, env, f"worker{n}") for n in range(workers)]
+        super().__init__(workers, aof=False, prefix="bench-latency-")
+        self.start()
         self.queue = Queue("gateway", connection=Redis.from_url(self.redis_url))
-        wait_for(lambda: self.api("GET", "/healthz")["workers"] == workers, 30, "the gateway")
-
-    def _spawn(self, command: list, env: dict, name: str) -> subprocess.Popen:
-        with open(self.folder / f"{name}.log", "ab") as log:
-            return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-
-    def api(self, method: str, path: str, key: str = ADMIN, **kwargs) -> dict:
-        answer = requests.request(
-            method,
-            self.url + path,
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=10,
-            **kwargs,
-        )
-        answer.raise_for_status()
-        return answer.json()
 
     def idle(self) -> bool:
         return not self.queue.count and not StartedJobRegistry(queue=self.queue).count
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.terminate()
-            process.wait(10)
-        self.redis_process.terminate()
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    sys.exit(f"gave up waiting for {what}")
 
 
 def main() -> None:
@@ -224,14 +161,14 @@ def run(args: argparse.Namespace, gateway: Gateway, sim: ShopifySimulator, deadl
     for seller_ref, buyer_gid in pairs[: args.idle]:
         if time.monotonic() > deadline:
             sys.exit("time cap reached in the idle baseline")
-        wait_for(gateway.idle, 30, "an idle queue")
+        wait_for("an idle queue", gateway.idle, 30, interval=0.1)
         sent = time.perf_counter()
         seller_shop.fulfill(seller_ref, company="UPS", numbers=[UPS])
         while not buyer_shop.fulfillments(buyer_gid) and time.monotonic() < deadline:
             time.sleep(POLL)
         idle.append(time.perf_counter() - sent)
 
-    wait_for(gateway.idle, 30, "an idle queue")
+    wait_for("an idle queue", gateway.idle, 30, interval=0.1)
     load = pairs[args.idle :]
     sent_at: dict[str, float] = {}
 

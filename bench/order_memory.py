@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
+from pathlib import Path
 
-from reconcile_cost import start_redis
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project root
+from sandbox.local import start_redis
 
 UPS, FEDEX = "1Z5R89390357567127", "449044304137821"
 FAMILIES = {  # key prefix -> label; every other key counts as an index or queue

