@@ -36,18 +36,20 @@ def attempt(
     what: str,
     retry: JobSpec,
     schedule: tuple[int, ...],
+    due: Callable[[Order], bool] | None = None,
 ) -> str:
     """One attempt under a lock; its outcome and the next attempt are committed together.
 
     `send` returns Sent or raises DeliveryFailed; `get`/`put` read and write the Delivery record
-    on the order. Exhausted retries leave a visible `failed` state.
+    on the order; `due` (default: the delivery is pending) is asked under the lock. Exhausted
+    retries leave a visible `failed` state.
     """
     token = store.acquire(lock_name, LOCK_SECONDS)
     if token is None:
         return "another attempt is running"
     try:
         order = store.order(order_id)
-        if order is None or get(order).state != "pending":
+        if order is None or not (due(order) if due else get(order).state == "pending"):
             return "nothing to do"
         try:
             sent, error = send(order), None

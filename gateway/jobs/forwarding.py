@@ -17,15 +17,15 @@ from gateway.store import JobSpec
 def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
     """Deliver one fulfillment (or its latest tracking change) to the buyer once."""
     config, store = context()
-    order = store.order(order_id)
-    fulfillment = order.fulfillment(fulfillment_id) if order else None
-    if (
-        fulfillment is None
-        or fulfillment.status != "active"
-        or fulfillment.delivery.state != "pending"
-    ):
-        return "nothing to do"
-    sending = {"version": fulfillment.version}
+    sending = {"version": 0}  # the version `send` passed on, for `put`
+
+    def due(order: Order) -> bool:
+        fulfillment = order.fulfillment(fulfillment_id)
+        return (
+            fulfillment is not None
+            and fulfillment.status == "active"
+            and fulfillment.delivery.state == "pending"
+        )
 
     def send(order: Order) -> Sent:
         current = order.fulfillment(fulfillment_id)
@@ -74,15 +74,13 @@ def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
         what=f"fulfillment {fulfillment_id}",
         retry=JobSpec(FORWARD_FULFILLMENT, (order_id, fulfillment_id), options=JOB_OPTIONS),
         schedule=config.delivery_retry_schedule,
+        due=due,
     )
 
 
 def announce_shipped(order_id: str) -> str:
     """Tell the buyer the order is shipped (the `order.shipped` event) once."""
     config, store = context()
-    order = store.order(order_id)
-    if order is None or order.shipped_notice is None or order.shipped_notice.state != "pending":
-        return "nothing to do"
 
     def send(order: Order) -> Sent:
         if any(f.status == "active" and f.delivery.state == "pending" for f in order.fulfillments):
@@ -114,4 +112,5 @@ def announce_shipped(order_id: str) -> str:
         what="the shipped notice",
         retry=JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS),
         schedule=config.delivery_retry_schedule,
+        due=lambda o: o.shipped_notice is not None and o.shipped_notice.state == "pending",
     )

@@ -18,9 +18,6 @@ from gateway.store import Change, JobSpec, event
 def route_order(order_id: str) -> str:
     """Route the order to its seller once; reschedules itself on failure."""
     config, store = context()
-    order = store.order(order_id)
-    if order is None or order.routing.state != "pending":
-        return "nothing to do"
 
     def send(order: Order) -> Sent:
         seller = store.partner(order.seller_id)
