@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.api.schemas import fulfillment_json, order_json
 from gateway.errors import ApiError, validation_failed
-from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, JOB_OPTIONS
+from gateway.jobs import passing_on
 from gateway.orders import (
     SHIPPED,
     Order,
@@ -19,7 +19,7 @@ from gateway.orders import (
     manual_fulfillment_refusal,
     new_fulfillment,
 )
-from gateway.store import Change, JobSpec, Store, event
+from gateway.store import Change, Store, event
 
 
 def refuse_unless_allowed(store: Store, order: Order, role: str | None) -> None:
@@ -85,10 +85,8 @@ def create_manual_fulfillment(
                 fulfillment_id=fulfillment.id,
             )
         ]
-        jobs = [JobSpec(FORWARD_FULFILLMENT, (current.id, fulfillment.id), options=JOB_OPTIONS)]
-        if shipped:
-            events.append(event("order.shipped", "Every line is fulfilled: the order is shipped."))
-            jobs.append(JobSpec(ANNOUNCE_SHIPPED, (current.id,), options=JOB_OPTIONS))
+        shipped_events, jobs = passing_on(current.id, [fulfillment.id], shipped)
+        events += shipped_events
         body = {
             "fulfillment": fulfillment_json(updated, fulfillment.id),
             "order": order_json(updated),

@@ -30,6 +30,21 @@ JOB_OPTIONS = {"job_timeout": JOB_TIMEOUT, "result_ttl": RESULT_TTL, "failure_tt
 RETRIED_OPTIONS = {**JOB_OPTIONS, "retry": Retry(max=5, interval=[5, 30, 120, 600, 1800])}
 
 
+def passing_on(order_id: str, fulfillment_ids, became_shipped: bool) -> tuple[list, list]:
+    """(events, jobs) that follow new or changed fulfillments in their own transaction: a forward
+    for each and, when they made the order shipped, its timeline event and the buyer's notice."""
+    from gateway.store import JobSpec, event
+
+    jobs = [
+        JobSpec(FORWARD_FULFILLMENT, (order_id, fid), options=JOB_OPTIONS)
+        for fid in fulfillment_ids
+    ]
+    if not became_shipped:
+        return [], jobs
+    jobs.append(JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS))
+    return [event("order.shipped", "Every line is fulfilled: the order is shipped.")], jobs
+
+
 def context():
     """The settings and a store for the running job, on the job's own Redis connection."""
     from gateway import configure_logging

@@ -6,12 +6,10 @@ import logging
 
 from gateway import links, mail
 from gateway.jobs import (
-    ANNOUNCE_SHIPPED,
-    FORWARD_FULFILLMENT,
-    JOB_OPTIONS,
     RETRIED_OPTIONS,
     TELL_SELLER_HELD,
     context,
+    passing_on,
 )
 from gateway.orders import ObservedFulfillment, Order, apply_store_fulfillments
 from gateway.platforms import adapter_for
@@ -75,17 +73,12 @@ def apply_observed(
         if seen_newer:
             synced.order.seller_updated_at = seen_updated_at
         events = [event(kind, message, level=level) for kind, message, level in synced.notes]
-        jobs = [
-            JobSpec(FORWARD_FULFILLMENT, (order_id, fid), options=JOB_OPTIONS)
-            for fid in synced.forward
-        ]
+        shipped_events, jobs = passing_on(order_id, synced.forward, synced.became_shipped)
+        events += shipped_events
         jobs += [
             JobSpec(TELL_SELLER_HELD, (order_id, fid), options=RETRIED_OPTIONS)
             for fid in synced.held
         ]
-        if synced.became_shipped:
-            events.append(event("order.shipped", "Every line is fulfilled: the order is shipped."))
-            jobs.append(JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS))
         result = "changed" if synced.changed else "unchanged"
         return Change(order=synced.order, events=events, jobs=jobs, result=result)
 
