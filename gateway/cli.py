@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import click
 from flask import Flask
@@ -83,30 +82,27 @@ def create_partnership_command(buyer_id, seller_id, skus):
 @with_appcontext
 def reconcile_command():
     """Run one reconciliation cycle now, here, printing progress per store connection."""
-    from gateway.jobs.reconcile import LOCK, LOCK_SECONDS, reconcile_store, requeue_stuck
+    from gateway.jobs.reconcile import reconcile_store, run_cycle
     from gateway.platforms.base import PlatformError
     from gateway.runtime import store
 
     current = store()
-    token = current.acquire(LOCK, LOCK_SECONDS)
-    if token is None:
+
+    def run_here(partner_id: str) -> None:
+        partner = current.partner(partner_id)
+        label = f"{partner['name']} ({partner['platform']}, {partner_id})"
+        try:
+            done = reconcile_store(partner_id)
+        except PlatformError as error:  # reported; the next connection goes on
+            click.echo(f"{label}: failed: {error}")
+            return
+        summary = ", ".join(f"{k} {v}" for k, v in done.items()) or "nothing to do"
+        click.echo(f"{label}: {summary}")
+
+    done = run_cycle(current, run_here)
+    if done is None:
         raise click.ClickException("a reconciliation cycle is running; try again when it ends")
-    try:
-        click.echo(f"{requeue_stuck(current)} stuck deliveries enqueued again")
-        for partner_id in current.connections():
-            partner = current.partner(partner_id)
-            label = f"{partner['name']} ({partner['platform']}, {partner_id})"
-            try:
-                done = reconcile_store(partner_id)
-            except PlatformError as error:  # reported; the next connection goes on
-                click.echo(f"{label}: failed: {error}")
-                continue
-            summary = ", ".join(f"{k} {v}" for k, v in done.items()) or "nothing to do"
-            click.echo(f"{label}: {summary}")
-        current.count("reconcile_runs")
-        current.set_gauge("reconcile_last_run_timestamp", time.time())
-    finally:
-        current.release(LOCK, token)
+    click.echo(f"{done['requeued']} stuck deliveries enqueued again")
 
 
 def init_app(app: Flask) -> None:

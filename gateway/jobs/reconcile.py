@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from gateway.jobs import (
@@ -69,19 +70,35 @@ def reconcile() -> dict[str, int]:
     """One cycle under a Redis lock (a second scheduler or an overlapping run does nothing):
     enqueue stuck deliveries again, and one job per store connection, so workers share it."""
     _, store = context()
-    token = store.acquire(LOCK, LOCK_SECONDS)
-    if token is None:
+
+    def enqueue(partner_id: str) -> None:
+        store.enqueue(JobSpec(RECONCILE_STORE, (partner_id,), options=RETRIED_OPTIONS))
+
+    done = run_cycle(store, enqueue)
+    if done is None:
         log.info("reconcile: another run holds the lock; nothing to do")
         return {"skipped": 1}
+    log.info(
+        "reconcile: %d stuck deliveries, %d connections", done["requeued"], done["connections"]
+    )
+    return done
+
+
+def run_cycle(store: Store, per_connection: Callable[[str], None]) -> dict[str, int] | None:
+    """The cycle the cron job and `flask reconcile` share: under the lock (None when another run
+    holds it), enqueue stuck deliveries again, hand each store connection to `per_connection`,
+    and count the run."""
+    token = store.acquire(LOCK, LOCK_SECONDS)
+    if token is None:
+        return None
     try:
         stuck = requeue_stuck(store)
         connections = store.connections()
         for partner_id in connections:
-            store.enqueue(JobSpec(RECONCILE_STORE, (partner_id,), options=RETRIED_OPTIONS))
+            per_connection(partner_id)
         store.count("reconcile_runs")
         store.count("stuck_deliveries_requeued", stuck)
         store.set_gauge("reconcile_last_run_timestamp", time.time())
-        log.info("reconcile: %d stuck deliveries, %d connections", stuck, len(connections))
         return {"requeued": stuck, "connections": len(connections)}
     finally:
         store.release(LOCK, token)
