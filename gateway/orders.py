@@ -324,6 +324,9 @@ def _check_lines(order: Order, lines: list[ProposedLine], checked: Checked) -> N
 def _resolve_line(
     order: Order, proposed: ProposedLine, where: str, checked: Checked
 ) -> LineItem | None:
+    if proposed.line_item_id and proposed.sku:
+        checked.refuse(where, "Name the line by line_item_id or by sku (one of them).")
+        return None
     if proposed.line_item_id:
         line = order.line(proposed.line_item_id)
         if line is None:
@@ -338,7 +341,7 @@ def _resolve_line(
             checked.refuse(f"{where}.sku", "Several lines have this SKU; name line_item_id.")
             return None
         return matches[0]
-    checked.refuse(where, "Name the line by line_item_id or sku.")
+    checked.refuse(where, "Name the line by line_item_id or by sku (one of them).")
     return None
 
 

@@ -346,6 +346,13 @@ def test_line_named_by_neither_id_nor_sku():
     assert set(errors) == {"line_items.0"}
 
 
+def test_line_named_by_both_id_and_sku():
+    # The rule, not only the API's schema: every entry point refuses it alike.
+    line = ProposedLine(quantity=1, line_item_id="li_1", sku="AC-100")
+    errors = errors_of(make_order(("AC-100", 2)), proposal([line]))
+    assert set(errors) == {"line_items.0"}
+
+
 # ---- check_fulfillment: carrier and tracking ---------------------------------------------------
 
 
