@@ -227,6 +227,9 @@ def test_two_runs_at_once_do_the_work_once(
         seller_shop.fulfill(order["id"], company="UPS", numbers=[UPS])
     results = []
     gate = threading.Barrier(2)
+    # The first run's listing answers late, so it still holds the lock when the second asks,
+    # however the threads are scheduled on a busy machine.
+    shopify_sim.slow_next(1, 0.5, shop="acme.myshopify.com")
 
     def run():
         gate.wait()
