@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from gateway.delivery import DeliveryFailed
+from gateway.delivery import DeliveryFailed, retry_after_seconds
 from gateway.orders import now_iso
 from gateway.platforms.base import http
 
@@ -40,17 +39,5 @@ def post_event(url: str, signing_secret: str, event_id: str, body: str, timeout:
     if not 200 <= answer.status_code < 300:
         raise DeliveryFailed(
             f"callback answered HTTP {answer.status_code}",
-            retry_after=_retry_after(answer.headers.get("Retry-After")),
+            retry_after=retry_after_seconds(answer.headers.get("Retry-After")),
         )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -12,6 +12,7 @@ from gateway.api import load
 from gateway.api.partners import create_partner, save_partnership
 from gateway.api.schemas import PartnerIn, PartnershipIn
 from gateway.errors import ApiError
+from gateway.orders import PLATFORMS
 
 partners = AppGroup("partners", help="Manage partners.")
 partnerships = AppGroup("partnerships", help="Manage buyer-seller partnerships.")
@@ -27,7 +28,7 @@ def _fail(error: ApiError) -> None:
 @click.option("--email", required=True)
 @click.option(
     "--platform",
-    type=click.Choice(["shopify", "bigcommerce", "woocommerce", "none"]),
+    type=click.Choice(PLATFORMS),
     default="none",
 )
 @click.option("--connection", default="{}", help="JSON object of the platform's connection fields.")

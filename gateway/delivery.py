@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 
 class DeliveryFailed(Exception):  # noqa: N818 (a failed attempt, an outcome not a bug)
     """An attempt that did not arrive; `retry_after` in seconds when the other side said so;
@@ -13,3 +16,18 @@ class DeliveryFailed(Exception):  # noqa: N818 (a failed attempt, an outcome not
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header in seconds: a number, or an HTTP date counted from now."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -401,15 +401,13 @@ def _is_web_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(_HOST.match(parts.netloc or ""))
 
 
-def new_fulfillment(
-    checked: Checked, source: str = "manual", source_ref: str | None = None
-) -> Fulfillment:
-    """A fulfillment built from a checked proposal."""
+def new_fulfillment(checked: Checked) -> Fulfillment:
+    """A manual fulfillment built from a checked proposal."""
     at = now_iso()
     return Fulfillment(
         id=new_id("ful"),
-        source=source,
-        source_ref=source_ref,
+        source="manual",
+        source_ref=None,
         carrier=checked.carrier,
         tracking_numbers=list(checked.tracking_numbers),
         tracking_urls=list(checked.tracking_urls),

@@ -19,6 +19,7 @@ from marshmallow import (
 from gateway.orders import (
     MAX_QUANTITY,
     MAX_TRACKING_NUMBERS,
+    MAX_URL_LENGTH,
     PLATFORMS,
     Order,
     fulfilled_quantities,
@@ -325,7 +326,9 @@ class FulfillmentIn(StrictSchema):
         required=True,
         validate=validate.Length(max=MAX_TRACKING_NUMBERS),
     )
-    tracking_urls = fields.List(fields.String(validate=validate.Length(max=500)), load_default=list)
+    tracking_urls = fields.List(
+        fields.String(validate=validate.Length(max=MAX_URL_LENGTH)), load_default=list
+    )
 
     @post_load
     def _strip(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 LOCK = "reconcile"
 LOCK_SECONDS = 14 * 60  # shorter than the 15-minute schedule, longer than any run
-STORE_SYNCED = ("shopify", "bigcommerce")  # sellers whose fulfillments we read from their store
 
 
 def job_for(order_id: str, name: str) -> JobSpec:
@@ -136,7 +135,7 @@ def reconcile_store(partner_id: str) -> dict[str, int]:
     try:
         adapter = adapter_for(partner, store, config)
         done = {"changed": 0, "synced": 0, "ingested": 0}
-        if partner["platform"] in STORE_SYNCED:
+        if partner["platform"] not in MANUAL_PLATFORMS:  # fulfillments read from the store
             if store.unshipped_count(partner_id):
                 _reconcile_seller(store, config, adapter, partner, done)
             else:  # nothing of ours there to miss: no call, and no stale cursor later

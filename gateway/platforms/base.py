@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import requests
 
-from gateway.delivery import DeliveryFailed
+from gateway.delivery import DeliveryFailed, retry_after_seconds
 from gateway.orders import Fulfillment, ObservedFulfillment, Order
 
 # One connection pool per process for every platform and callback call: a worker reuses its
@@ -144,14 +144,6 @@ def minute_before(iso_time: str) -> datetime:
     """A minute before our order was stored: no store order made for it can be older (the
     earliest a look-up for an earlier attempt's order needs to search)."""
     return datetime.fromisoformat(iso_time.replace("Z", "+00:00")) - timedelta(minutes=1)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A Retry-After header in seconds, when it is a number."""
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 def refuse_status(platform: str, answer: Any) -> None:

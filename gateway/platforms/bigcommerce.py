@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import requests
 
+from gateway import tracking
 from gateway.orders import Fulfillment, ObservedFulfillment, Order
 from gateway.platforms.base import (
     ChangedOrder,
@@ -47,7 +48,6 @@ SHIPPED_STATUS_ID = 2
 # (an AfterShip slug) or our own tracking_link.
 PROVIDERS = {"UPS": "ups", "USPS": "usps", "FedEx": "fedex"}
 AFTERSHIP_SLUGS = {"DHL": "dhl"}
-MAX_TRACKING_NUMBER = 50
 MAX_TRACKING_LINK = 500
 LOOKUP_PAGES = 4  # pages of recent orders searched for an earlier attempt's order
 
@@ -198,7 +198,7 @@ class BigCommerceAdapter:
             shipment_id = fulfillment.delivery.buyer_ref.removeprefix("shipment:")
             self.call("PUT", f"/orders/{ref}/shipments/{shipment_id}", json=fields)
             return fulfillment.delivery.buyer_ref
-        ours = {number[:MAX_TRACKING_NUMBER] for number in fulfillment.tracking_numbers}
+        ours = {number[: tracking.MAX_LENGTH] for number in fulfillment.tracking_numbers}
         our_items = sorted(
             (str(order.line(fl.line_item_id).buyer_ref), fl.quantity)
             for fl in fulfillment.line_items
@@ -357,7 +357,7 @@ def _shipment_fields(fulfillment: Fulfillment) -> dict[str, Any]:
         f"{number}: {urls[i]}" if i < len(urls) else number for i, number in enumerate(numbers)
     ]
     fields = {
-        "tracking_number": numbers[0][:MAX_TRACKING_NUMBER] if numbers else "",
+        "tracking_number": numbers[0][: tracking.MAX_LENGTH] if numbers else "",
         "shipping_provider": PROVIDERS.get(fulfillment.carrier, ""),
         "tracking_carrier": AFTERSHIP_SLUGS.get(fulfillment.carrier, ""),
         "comments": f"{fulfillment.carrier} tracking: " + "; ".join(lines),

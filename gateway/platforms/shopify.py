@@ -49,11 +49,6 @@ def order_gid(ref: str) -> str:
     return ref if ref.startswith("gid://") else f"gid://shopify/Order/{ref}"
 
 
-def legacy_id(gid: str) -> str:
-    """The numeric id at the end of a gid://shopify/... id."""
-    return gid.rsplit("/", 1)[-1]
-
-
 READ_ORDER = """
 query GatewayReadOrder($id: ID!) {
   order(id: $id) {
@@ -159,7 +154,6 @@ class ShopifyAdapter:
         base = connection.get("api_base_url") or f"https://{self.shop}"
         self.url = f"{base.rstrip('/')}/admin/api/{config.shopify_api_version}/graphql.json"
         self.token = connection["access_token"]
-        self.location_id = connection.get("location_id")
         self.store = store
         self.timeout = config.http_timeout
         self.page_size = config.reconcile_page_size
