@@ -34,9 +34,9 @@ THROTTLE_RETRIES = 3
 MAX_PACING_WAIT = 10.0  # seconds one call may wait for the bucket before giving up for now
 ASSUMED_QUERY_COST = 100  # until Shopify tells us, a read is assumed to cost this much
 # The changed-orders listing nests fulfillments in small numbers to stay under Shopify's
-# 1,000-point single-query cost (10 orders x 3 fulfillments x 10 lines ~ 800 points).
-LISTED_FULFILLMENTS = 3
-LISTED_LINES = 10
+# 1,000-point single-query cost (10 orders x 3 fulfillments x 10 lines ~ 800 points); an order
+# that fills any of them is read on its own, with the larger numbers of READ_FULFILLMENTS.
+LISTED_FULFILLMENTS, LISTED_NUMBERS, LISTED_LINES = 3, 3, 10
 
 
 def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
@@ -59,32 +59,32 @@ query GatewayReadOrder($id: ID!) {
   }
 }"""
 
-READ_FULFILLMENTS = """
-query GatewayReadFulfillments($id: ID!) {
-  order(id: $id) {
-    id updatedAt
-    fulfillments(first: 10) {
-      id status updatedAt
-      trackingInfo(first: 5) { company number url }
-      fulfillmentLineItems(first: 30) { nodes { quantity lineItem { id } } }
-    }
-  }
-}"""
 
-CHANGED_ORDERS = """
-query GatewayChangedOrders($q: String!, $after: String, $first: Int!) {
-  orders(first: $first, after: $after, sortKey: UPDATED_AT, query: $q) {
-    pageInfo { hasNextPage endCursor }
-    nodes {
-      legacyResourceId updatedAt
-      fulfillments(first: 3) {
-        id status updatedAt
-        trackingInfo(first: 3) { company number url }
-        fulfillmentLineItems(first: 10) { nodes { quantity lineItem { id } } }
-      }
-    }
-  }
-}"""
+def _fulfillments_selection(fulfillments: int, numbers: int, lines: int) -> str:
+    """The fulfillment fields both reads ask for, in the numbers given."""
+    return (
+        f"fulfillments(first: {fulfillments}) {{ id status updatedAt"
+        f" trackingInfo(first: {numbers}) {{ company number url }}"
+        f" fulfillmentLineItems(first: {lines}) {{ nodes {{ quantity lineItem {{ id }} }} }} }}"
+    )
+
+
+READ_FULFILLMENTS = (
+    "query GatewayReadFulfillments($id: ID!) {\n"
+    "  order(id: $id) { id updatedAt " + _fulfillments_selection(10, 5, 30) + " }\n"
+    "}"
+)
+
+CHANGED_ORDERS = (
+    "query GatewayChangedOrders($q: String!, $after: String, $first: Int!) {\n"
+    "  orders(first: $first, after: $after, sortKey: UPDATED_AT, query: $q) {\n"
+    "    pageInfo { hasNextPage endCursor }\n"
+    "    nodes { legacyResourceId updatedAt "
+    + _fulfillments_selection(LISTED_FULFILLMENTS, LISTED_NUMBERS, LISTED_LINES)
+    + " }\n"
+    "  }\n"
+    "}"
+)
 
 CREATED_ORDERS = """
 query GatewayCreatedOrders($q: String!, $after: String, $first: Int!) {
@@ -385,7 +385,9 @@ def _complete(nested: list[dict[str, Any]]) -> list[ObservedFulfillment] | None:
     """The fulfillments a listing carried, or None when the listing's small page sizes may
     have cut some off (then the order is read on its own)."""
     if len(nested) >= LISTED_FULFILLMENTS or any(
-        len(f["fulfillmentLineItems"]["nodes"]) >= LISTED_LINES for f in nested
+        len(f["trackingInfo"]) >= LISTED_NUMBERS
+        or len(f["fulfillmentLineItems"]["nodes"]) >= LISTED_LINES
+        for f in nested
     ):
         return None
     return [_observed(f) for f in nested]

@@ -308,6 +308,35 @@ def test_read_fulfillments_of_an_unknown_order_is_a_permanent_error(adapter, rsp
     assert raised.value.permanent is True
 
 
+# ---- changed_orders ------------------------------------------------------------------------------
+
+
+def listing(*nested_fulfillments: list) -> dict:
+    """An orders listing (one order per argument, with those fulfillments nested), no next page."""
+    nodes = [
+        {
+            "legacyResourceId": str(5523429081345 + n),
+            "updatedAt": "2026-03-03T14:05:00Z",
+            "fulfillments": fulfillments,
+        }
+        for n, fulfillments in enumerate(nested_fulfillments)
+    ]
+    page = {"pageInfo": {"hasNextPage": False, "endCursor": "c1"}, "nodes": nodes}
+    return {"data": {"orders": page}}
+
+
+def test_a_listing_that_may_have_cut_tracking_numbers_off_asks_for_a_full_read(adapter, rsps, url):
+    shipped = load("graphql_read_fulfillments")["data"]["order"]["fulfillments"][0]
+    many = dict(shipped, trackingInfo=shipped["trackingInfo"] + shipped["trackingInfo"][:1])
+    rsps.post(url, json=listing([shipped], [many]))
+
+    first, second = adapter.changed_orders("2026-03-03T14:00:00Z", None).orders
+
+    assert [f.tracking_numbers for f in first.fulfillments] == [[UPS_1, UPS_2]]
+    assert second.fulfillments is None  # three numbers fill the listing's three: read it whole
+    assert f"trackingInfo(first: {shopify.LISTED_NUMBERS})" in sent(rsps, 0)["query"]
+
+
 # ---- forward_fulfillment -------------------------------------------------------------------------
 
 
