@@ -208,6 +208,33 @@ def deliveries(order: Order) -> dict[str, Delivery]:
     return named
 
 
+def new_order(
+    buyer_id: str,
+    seller_id: str,
+    buyer_order_ref: str,
+    lines: list[tuple[str, str, str | None, int, str | None]],
+    shipping_address: dict[str, Any] | None,
+    customer_email: str | None,
+) -> Order:
+    """A new order, created now with fresh ids; `lines` are (buyer's SKU, seller's SKU, title
+    (default: the SKU), quantity, the buyer store's line id or None)."""
+    at = now_iso()
+    return Order(
+        id=new_id("ord"),
+        buyer_id=buyer_id,
+        seller_id=seller_id,
+        buyer_order_ref=buyer_order_ref,
+        line_items=[
+            LineItem(new_id("li"), sku, seller_sku, title or sku, quantity, buyer_ref=buyer_ref)
+            for sku, seller_sku, title, quantity, buyer_ref in lines
+        ],
+        shipping_address=shipping_address,
+        customer_email=customer_email,
+        created_at=at,
+        updated_at=at,
+    )
+
+
 def split_by_seller(lines: list[Any], sku_map: dict[str, tuple[str, str]]) -> dict[str, list]:
     """A buyer store's lines grouped by the seller its partnerships map each SKU to, each with
     the seller's SKU; lines whose SKU no partnership maps are the buyer's own and are left out."""

@@ -16,7 +16,7 @@ from gateway.errors import ApiError, validation_failed
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER
 from gateway.jobs.reconcile import reconcile, reconcile_locks, reopen_failed, resync_jobs
 from gateway.manual import create_manual_fulfillment, refuse_unless_allowed
-from gateway.orders import LineItem, Order, new_id, now_iso, seller_skus
+from gateway.orders import Order, new_order, seller_skus
 from gateway.runtime import settings, store
 from gateway.store import JobSpec, event
 
@@ -51,26 +51,16 @@ def post_order():
     if unmapped:
         message = ["This SKU is not mapped to the seller in your partnership."]
         raise validation_failed({f"line_items.{i}.sku": message for i in unmapped})
-    at = now_iso()
-    order = Order(
-        id=new_id("ord"),
-        buyer_id=buyer_id,
-        seller_id=data["seller_id"],
-        buyer_order_ref=data["buyer_order_ref"],
-        line_items=[
-            LineItem(
-                id=new_id("li"),
-                sku=line["sku"],
-                seller_sku=seller_sku,
-                title=line.get("title") or line["sku"],
-                quantity=line["quantity"],
-            )
+    order = new_order(
+        buyer_id,
+        data["seller_id"],
+        data["buyer_order_ref"],
+        [
+            (line["sku"], seller_sku, line.get("title"), line["quantity"], None)
             for line, seller_sku in zip(data["line_items"], mapped, strict=True)
         ],
-        shipping_address=data["shipping_address"],
-        customer_email=data["customer_email"],
-        created_at=at,
-        updated_at=at,
+        data["shipping_address"],
+        data["customer_email"],
     )
     created = event("order.created", f"Order {order.buyer_order_ref} received through the API.")
     route = JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
-from gateway.orders import LineItem, Order, new_id, now_iso, split_by_seller
+from gateway.orders import new_order, split_by_seller
 from gateway.platforms import adapter_for
 from gateway.store import JobSpec, event
 
@@ -31,27 +31,16 @@ def ingest_order(buyer_id: str, ref: str) -> list[str]:
     for seller_id, lines in split_by_seller(store_order.lines, sku_map).items():
         if store.order_id_by_buyer_ref(buyer_id, seller_id, store_order.ref):
             continue
-        at = now_iso()
-        order = Order(
-            id=new_id("ord"),
-            buyer_id=buyer_id,
-            seller_id=seller_id,
-            buyer_order_ref=store_order.ref,
-            line_items=[
-                LineItem(
-                    id=new_id("li"),
-                    sku=line.sku,
-                    seller_sku=seller_sku,
-                    title=line.title or line.sku,
-                    quantity=line.quantity,
-                    buyer_ref=line.ref,
-                )
+        order = new_order(
+            buyer_id,
+            seller_id,
+            store_order.ref,
+            [
+                (line.sku, seller_sku, line.title, line.quantity, line.ref)
                 for line, seller_sku in lines
             ],
-            shipping_address=store_order.shipping_address,
-            customer_email=store_order.email,
-            created_at=at,
-            updated_at=at,
+            store_order.shipping_address,
+            store_order.email,
         )
         created = event(
             "order.created",
