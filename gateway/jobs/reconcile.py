@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from gateway.jobs import (
@@ -21,6 +21,7 @@ from gateway.jobs import (
 from gateway.jobs.sync import apply_observed
 from gateway.orders import MANUAL_PLATFORMS, Order, deliveries, reopen_failed_deliveries
 from gateway.platforms import adapter_for
+from gateway.platforms.base import ChangedOrder
 from gateway.settings import Settings
 from gateway.store import Change, JobSpec, Store, event
 
@@ -164,8 +165,29 @@ def _since(store: Store, config: Settings, partner: dict, side: str) -> str:
     return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
+def _changed_pages(
+    store: Store, config: Settings, adapter, partner: dict, side: str
+) -> Iterator[list[ChangedOrder]]:
+    """Pages of the orders changed (a seller store) or created (a buyer store) since the side's
+    cursor. The cursor moves past a page only when the caller asks for the next one, so a page
+    whose handling fails is listed again next cycle; after the last page it moves to the run's
+    start, since everything before it is in."""
     partner_id, page = partner["id"], None
+    since = _since(store, config, partner, side)
+    started = _now_seconds()
+    while True:
+        listed = adapter.changed_orders(since, page, created=side == "buyer")
+        yield listed.orders
+        if listed.orders:
+            store.set_cursor(partner_id, side, max(o.updated_at for o in listed.orders))
+        if listed.next_page is None:
+            store.set_cursor(partner_id, side, started)
+            return
+        page = listed.next_page
+
+
+def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
+    partner_id = partner["id"]
     # Syncs a cursor already moved past but that never completed (a permanent error, retries
     # spent): asked again every cycle until applied, so no listed change is lost.
     for order_id, seen in store.owed_syncs(partner_id).items():
@@ -173,11 +195,8 @@ def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, do
             store.paid_sync(partner_id, order_id)
             continue
         store.enqueue(JobSpec(SYNC_SELLER, (order_id, seen), options=RETRIED_OPTIONS))
-    since = _since(store, config, partner, "seller")
-    started = _now_seconds()
-    while True:
-        listed = adapter.changed_orders(since, page)
-        for changed in listed.orders:
+    for orders in _changed_pages(store, config, adapter, partner, "seller"):
+        for changed in orders:
             order_id = store.order_id_by_seller_ref(partner_id, changed.ref)
             if order_id is None or not store.is_unshipped(partner_id, order_id):
                 continue  # not ours, or shipped: never polled again
@@ -196,28 +215,13 @@ def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, do
                 JobSpec(SYNC_SELLER, (order_id, changed.updated_at), options=RETRIED_OPTIONS)
             )
             done["synced"] += 1
-        if listed.orders:
-            store.set_cursor(partner_id, "seller", max(o.updated_at for o in listed.orders))
-        if listed.next_page is None:
-            store.set_cursor(partner_id, "seller", started)  # everything before the run is in
-            return
-        page = listed.next_page
 
 
 def _reconcile_buyer(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
-    partner_id, page = partner["id"], None
-    since = _since(store, config, partner, "buyer")
-    started = _now_seconds()
-    while True:
-        listed = adapter.changed_orders(since, page, created=True)
-        refs = [o.ref for o in listed.orders]
+    partner_id = partner["id"]
+    for orders in _changed_pages(store, config, adapter, partner, "buyer"):
+        refs = [o.ref for o in orders]
         for ref, seen in zip(refs, store.buyer_refs_seen(partner_id, refs), strict=True):
             if not seen:
                 store.enqueue(JobSpec(INGEST_ORDER, (partner_id, ref), options=RETRIED_OPTIONS))
                 done["ingested"] += 1
-        if listed.orders:
-            store.set_cursor(partner_id, "buyer", max(o.updated_at for o in listed.orders))
-        if listed.next_page is None:
-            store.set_cursor(partner_id, "buyer", started)  # everything before the run is in
-            return
-        page = listed.next_page
