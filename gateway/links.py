@@ -7,6 +7,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from gateway.orders import iso_utc
 from gateway.settings import Settings
 
 SALT = "order-page-link"
@@ -25,7 +26,7 @@ def order_link(
     return {
         "url": f"{config.public_url.rstrip('/')}/orders/{order_id}?t={token}",
         "role": role,
-        "expires_at": expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "expires_at": iso_utc(expires),
     }
 
 

@@ -58,7 +58,7 @@ def _lag(current) -> float:
     """Seconds since the oldest change a store connection's reconciliation has not reached."""
     now = datetime.now(UTC)
     oldest = min(
-        (datetime.fromisoformat(v.replace("Z", "+00:00")) for v in current.cursors().values()),
+        (datetime.fromisoformat(v) for v in current.cursors().values()),
         default=now,
     )
     return max(0.0, (now - oldest).total_seconds())

@@ -27,9 +27,14 @@ MAX_TRACKING_NUMBERS = 20
 MAX_URL_LENGTH = 500
 
 
+def iso_utc(moment: datetime, timespec: str = "seconds") -> str:
+    """A time as ISO-8601 UTC ending in Z, as our documents, links and cursors hold times."""
+    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def now_iso() -> str:
     """The current time as ISO-8601 UTC with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(datetime.now(UTC), "milliseconds")
 
 
 def new_id(prefix: str) -> str:

@@ -19,7 +19,7 @@ from gateway.jobs import (
     context,
 )
 from gateway.jobs.sync import apply_observed
-from gateway.orders import MANUAL_PLATFORMS, Order, deliveries, reopen_failed_deliveries
+from gateway.orders import MANUAL_PLATFORMS, Order, deliveries, iso_utc, reopen_failed_deliveries
 from gateway.platforms import adapter_for
 from gateway.platforms.base import ChangedOrder
 from gateway.settings import Settings
@@ -154,15 +154,12 @@ def reconcile_store(partner_id: str) -> dict[str, int]:
 
 def _now_seconds() -> str:
     """Now, to the second, as the stores write their times (cursors compare as text)."""
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_utc(datetime.now(UTC))
 
 
 def _since(store: Store, config: Settings, partner: dict, side: str) -> str:
     cursor = store.cursor(partner["id"], side) or partner["created_at"]
-    at = datetime.fromisoformat(cursor.replace("Z", "+00:00")) - timedelta(
-        seconds=config.reconcile_overlap
-    )
-    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_utc(datetime.fromisoformat(cursor) - timedelta(seconds=config.reconcile_overlap))
 
 
 def _changed_pages(

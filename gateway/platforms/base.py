@@ -143,7 +143,7 @@ def base64_hmac_matches(secret: str, raw_body: bytes, signature: str | None) -> 
 def minute_before(iso_time: str) -> datetime:
     """A minute before our order was stored: no store order made for it can be older (the
     earliest a look-up for an earlier attempt's order needs to search)."""
-    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")) - timedelta(minutes=1)
+    return datetime.fromisoformat(iso_time) - timedelta(minutes=1)
 
 
 def refuse_status(platform: str, answer: Any) -> None:

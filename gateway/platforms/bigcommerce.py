@@ -24,7 +24,7 @@ from urllib.parse import quote
 import requests
 
 from gateway import tracking
-from gateway.orders import Fulfillment, ObservedFulfillment, Order
+from gateway.orders import Fulfillment, ObservedFulfillment, Order, iso_utc
 from gateway.platforms.base import (
     ChangedOrder,
     ChangedPage,
@@ -334,7 +334,7 @@ def _iso(value: str | None) -> str | None:
     if not value:
         return None
     try:
-        return parsedate_to_datetime(value).astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return iso_utc(parsedate_to_datetime(value))
     except (TypeError, ValueError):
         return None  # the caller falls back to its own cursor
 

@@ -234,7 +234,7 @@ def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:
 
 def _second_before(iso_time: str) -> str:
     """One second earlier, as WooCommerce's GMT filters take it (no zone)."""
-    at = datetime.fromisoformat(iso_time.replace("Z", "+00:00")) - timedelta(seconds=1)
+    at = datetime.fromisoformat(iso_time) - timedelta(seconds=1)
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
