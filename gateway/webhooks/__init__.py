@@ -5,12 +5,8 @@ Nothing here calls a platform: the jobs re-read what they need.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from flask import Flask, jsonify
 
-from gateway.api import refuse_lone_surrogates
 from gateway.errors import ApiError
 from gateway.runtime import store
 from gateway.store import JobSpec
@@ -22,18 +18,6 @@ def refuse(platform: str, why: str) -> ApiError:
     """401 for a missing or wrong signature or an unknown store; nothing stored."""
     store().count(f"webhooks_refused_{platform}")
     return ApiError(401, "unauthorized", why)
-
-
-def parse_json(raw: bytes) -> dict[str, Any]:
-    """The verified body as a JSON object, or 400."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "malformed_body", "The body must be a JSON object.")
-    refuse_lone_surrogates(body)
-    return body
 
 
 def accept(platform: str, delivery_id: str, job: JobSpec | None):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from gateway.api import json_object
 from gateway.jobs import INGEST_ORDER, RETRIED_OPTIONS, SYNC_SELLER_REF
 from gateway.platforms.bigcommerce import verify_webhook
 from gateway.runtime import store
 from gateway.store import JobSpec
-from gateway.webhooks import accept, parse_json, refuse
+from gateway.webhooks import accept, refuse
 
 bigcommerce = Blueprint("bigcommerce_webhooks", __name__)
 
@@ -21,7 +22,7 @@ def receive():
     and verified before anything is acted on.
     """
     raw = request.get_data()
-    body = parse_json(raw)
+    body = json_object(raw)
     producer = body.get("producer")
     partner = store().known_store(f"bigcommerce:{producer}") if isinstance(producer, str) else None
     if partner is None:

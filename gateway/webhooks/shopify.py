@@ -6,11 +6,12 @@ import hashlib
 
 from flask import Blueprint, request
 
+from gateway.api import json_object
 from gateway.jobs import INGEST_ORDER, RETRIED_OPTIONS, SYNC_SELLER_REF
 from gateway.platforms.shopify import verify_webhook
 from gateway.runtime import store
 from gateway.store import JobSpec
-from gateway.webhooks import accept, parse_json, refuse
+from gateway.webhooks import accept, refuse
 
 shopify = Blueprint("shopify_webhooks", __name__)
 
@@ -26,7 +27,7 @@ def receive():
     secret = partner["connection"]["webhook_secret"]
     if not verify_webhook(secret, raw, request.headers.get("X-Shopify-Hmac-Sha256")):
         raise refuse("shopify", "Missing or wrong X-Shopify-Hmac-Sha256.")
-    body = parse_json(raw)
+    body = json_object(raw)
     topic = request.headers.get("X-Shopify-Topic", "")
     delivery_id = (
         request.headers.get("X-Shopify-Webhook-Id")

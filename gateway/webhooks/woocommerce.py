@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from gateway.api import json_object
 from gateway.jobs import INGEST_ORDER, RETRIED_OPTIONS
 from gateway.platforms.woocommerce import normalize_store_url, verify_webhook
 from gateway.runtime import store
 from gateway.store import JobSpec
-from gateway.webhooks import accept, parse_json, refuse
+from gateway.webhooks import accept, refuse
 
 woocommerce = Blueprint("woocommerce_webhooks", __name__)
 
@@ -31,7 +32,7 @@ def receive():
     secret = partner["connection"]["webhook_secret"]
     if not verify_webhook(secret, raw, request.headers.get("X-WC-Webhook-Signature")):
         raise refuse("woocommerce", "Missing or wrong X-WC-Webhook-Signature.")
-    body = parse_json(raw)
+    body = json_object(raw)
     delivery_id = request.headers.get("X-WC-Webhook-Delivery-ID")
     if not delivery_id:
         raise refuse("woocommerce", "No X-WC-Webhook-Delivery-ID.")

@@ -256,8 +256,10 @@ def test_an_unknown_or_missing_shop_is_401(client, redis, buyer, shop):
         (b"{not json", "malformed_json"),
         (b"", "malformed_json"),
         (b"[1, 2, 3]", "malformed_body"),
+        (b'{"id": NaN}', "malformed_json"),
+        (b'{"id": "\\ud800"}', "malformed_json"),
     ],
-    ids=["broken", "empty", "array"],
+    ids=["broken", "empty", "array", "nan", "lone-surrogate"],
 )
 def test_a_signed_body_that_is_not_a_json_object_is_400(client, redis, buyer, raw, code):
     before = snapshot(redis)
