@@ -7,7 +7,13 @@ without importing them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from rq import Retry, get_current_job
+
+if TYPE_CHECKING:
+    from gateway.store import JobSpec
 
 QUEUE = "gateway"
 JOB_TIMEOUT = 120  # seconds; a job is one platform or SMTP conversation, never long
@@ -30,7 +36,9 @@ JOB_OPTIONS = {"job_timeout": JOB_TIMEOUT, "result_ttl": RESULT_TTL, "failure_tt
 RETRIED_OPTIONS = {**JOB_OPTIONS, "retry": Retry(max=5, interval=[5, 30, 120, 600, 1800])}
 
 
-def passing_on(order_id: str, fulfillment_ids, became_shipped: bool) -> tuple[list, list]:
+def passing_on(
+    order_id: str, fulfillment_ids: Iterable[str], became_shipped: bool
+) -> tuple[list[dict], list[JobSpec]]:
     """(events, jobs) that follow new or changed fulfillments in their own transaction: a forward
     for each and, when they made the order shipped, its timeline event and the buyer's notice."""
     from gateway.store import JobSpec, event
