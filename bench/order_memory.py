@@ -49,7 +49,7 @@ def main() -> None:
 def run_once(count: int) -> dict[str, float]:
     from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER
     from gateway.manual import create_manual_fulfillment
-    from gateway.orders import LineItem, Order, new_id, now_iso
+    from gateway.model import LineItem, Order, new_id, now_iso
     from gateway.runtime import connect
     from gateway.settings import Settings
     from gateway.store import JobSpec, event

@@ -45,7 +45,7 @@ def main() -> None:
 def run(args: argparse.Namespace) -> dict[str, float]:
     """Set up the stores, run the cycles, print the figures; returns the figures too."""
     from gateway.jobs.reconcile import reconcile_store
-    from gateway.orders import Delivery, LineItem, Order, new_id, now_iso
+    from gateway.model import Delivery, LineItem, Order, new_id, now_iso
     from gateway.runtime import connect
     from gateway.settings import Settings
     from sandbox.shopify import ShopifySimulator

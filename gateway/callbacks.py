@@ -10,7 +10,7 @@ import requests
 from standardwebhooks.webhooks import Webhook
 
 from gateway.delivery import DeliveryFailed, retry_after_seconds
-from gateway.orders import now_iso
+from gateway.model import now_iso
 from gateway.platforms.base import http
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from gateway.orders import iso_utc
+from gateway.model import iso_utc
 from gateway.settings import Settings
 
 SALT = "order-page-link"

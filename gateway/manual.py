@@ -9,9 +9,8 @@ from typing import Any
 from gateway.api.schemas import fulfillment_json, order_json
 from gateway.errors import ApiError, validation_failed
 from gateway.jobs import passing_on
+from gateway.model import SHIPPED, Order
 from gateway.orders import (
-    SHIPPED,
-    Order,
     ProposedFulfillment,
     ProposedLine,
     add_fulfillment,

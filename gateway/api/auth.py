@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app, request
 
 from gateway.errors import ApiError
-from gateway.orders import Order
+from gateway.model import Order
 from gateway.runtime import settings, store
 
 

@@ -16,7 +16,8 @@ from gateway.errors import ApiError, validation_failed
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER
 from gateway.jobs.reconcile import reconcile, reconcile_locks, reopen_failed, resync_jobs
 from gateway.manual import create_manual_fulfillment, refuse_unless_allowed
-from gateway.orders import Order, new_order, seller_skus
+from gateway.model import Order
+from gateway.orders import new_order, seller_skus
 from gateway.runtime import settings, store
 from gateway.store import JobSpec, event
 

@@ -11,7 +11,7 @@ from gateway.api import api, read_json
 from gateway.api.auth import authenticate, require_operator
 from gateway.api.schemas import PartnerCreated, PartnerIn, PartnerOut, PartnershipIn, PartnershipOut
 from gateway.errors import ApiError, validation_failed
-from gateway.orders import new_id, now_iso
+from gateway.model import new_id, now_iso
 from gateway.platforms.woocommerce import normalize_store_url
 from gateway.runtime import store
 

@@ -16,12 +16,12 @@ from marshmallow import (
     validates_schema,
 )
 
+from gateway.model import Order
 from gateway.orders import (
     MAX_QUANTITY,
     MAX_TRACKING_NUMBERS,
     MAX_URL_LENGTH,
     PLATFORMS,
-    Order,
     fulfilled_quantities,
 )
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from gateway.delivery import DeliveryFailed
 from gateway.jobs import next_attempt_delay
-from gateway.orders import Delivery, Order
+from gateway.model import Delivery, Order
 from gateway.store import Change, JobSpec, Store, event
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from gateway.api.schemas import fulfillment_json, order_json
 from gateway.delivery import DeliveryFailed
 from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, JOB_OPTIONS, context
 from gateway.jobs.attempts import Sent, attempt
-from gateway.orders import Delivery, Order
+from gateway.model import Delivery, Order
 from gateway.platforms import adapter_for
 from gateway.store import JobSpec
 

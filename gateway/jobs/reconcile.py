@@ -19,7 +19,8 @@ from gateway.jobs import (
     context,
 )
 from gateway.jobs.sync import apply_observed
-from gateway.orders import MANUAL_PLATFORMS, Order, deliveries, iso_utc, reopen_failed_deliveries
+from gateway.model import Order, deliveries, iso_utc
+from gateway.orders import MANUAL_PLATFORMS, reopen_failed_deliveries
 from gateway.platforms import adapter_for
 from gateway.platforms.base import ChangedOrder
 from gateway.settings import Settings

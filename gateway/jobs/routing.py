@@ -9,7 +9,8 @@ from gateway import links, mail
 from gateway.delivery import DeliveryFailed
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
 from gateway.jobs.attempts import Sent, attempt
-from gateway.orders import MANUAL_PLATFORMS, Order
+from gateway.model import Order
+from gateway.orders import MANUAL_PLATFORMS
 from gateway.platforms import adapter_for
 from gateway.settings import Settings
 from gateway.store import Change, JobSpec, event

@@ -11,7 +11,8 @@ from gateway.jobs import (
     context,
     passing_on,
 )
-from gateway.orders import ObservedFulfillment, Order, apply_store_fulfillments
+from gateway.model import ObservedFulfillment, Order
+from gateway.orders import apply_store_fulfillments
 from gateway.platforms import adapter_for
 from gateway.platforms.base import PlatformError
 from gateway.store import Change, JobSpec, Store, event

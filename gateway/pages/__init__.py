@@ -24,7 +24,8 @@ from gateway import links, tracking
 from gateway.api.schemas import FulfillmentIn, flatten
 from gateway.errors import ApiError
 from gateway.manual import create_manual_fulfillment
-from gateway.orders import UNSHIPPED, Order, fulfilled_quantities, manual_fulfillment_refusal
+from gateway.model import UNSHIPPED, Order
+from gateway.orders import fulfilled_quantities, manual_fulfillment_refusal
 from gateway.runtime import settings, store
 
 pages = Blueprint("pages", __name__, template_folder="templates")

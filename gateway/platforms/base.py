@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import requests
 
 from gateway.delivery import DeliveryFailed, retry_after_seconds
-from gateway.orders import Fulfillment, ObservedFulfillment, Order
+from gateway.model import Fulfillment, ObservedFulfillment, Order
 
 # One connection pool per process for every platform and callback call: a worker reuses its
 # connections to a store instead of opening one per call.

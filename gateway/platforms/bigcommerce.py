@@ -24,7 +24,7 @@ from urllib.parse import quote
 import requests
 
 from gateway import tracking
-from gateway.orders import Fulfillment, ObservedFulfillment, Order, iso_utc
+from gateway.model import Fulfillment, ObservedFulfillment, Order, iso_utc
 from gateway.platforms.base import (
     ChangedOrder,
     ChangedPage,

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from gateway.orders import Fulfillment, ObservedFulfillment, Order
+from gateway.model import Fulfillment, ObservedFulfillment, Order
 from gateway.platforms.base import (
     ChangedOrder,
     ChangedPage,
@@ -407,11 +407,16 @@ def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:
     return line_refs
 
 
+# FulfillmentStatus values that mean the shipment is off (shopify.md): our "cancelled".
+CANCELLED_STATUSES = ("CANCELLED", "ERROR", "FAILURE")
+
+
 def _observed(f: dict[str, Any]) -> ObservedFulfillment:
     infos = f.get("trackingInfo") or []
+    status = f.get("status") or ""
     return ObservedFulfillment(
         source_ref=f["id"],
-        status=(f.get("status") or "").lower(),
+        status="cancelled" if status in CANCELLED_STATUSES else status.lower(),
         carrier=next((i["company"] for i in infos if i.get("company")), ""),
         tracking_numbers=[i["number"] for i in infos if i.get("number")],
         tracking_urls=[i["url"] for i in infos if i.get("url")],

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from gateway.orders import Fulfillment, ObservedFulfillment, Order
+from gateway.model import Fulfillment, ObservedFulfillment, Order
 from gateway.platforms.base import (
     ChangedOrder,
     ChangedPage,

@@ -19,7 +19,7 @@ from redis.client import Pipeline
 from rq import Queue
 from rq.job import Job
 
-from gateway.orders import SHIPPED, Order, deliveries, now_iso
+from gateway.model import SHIPPED, Order, deliveries, now_iso
 
 PREFIX = "gw"
 # A delivery still pending this long after its last write counts as stuck (its job was lost,

@@ -9,7 +9,8 @@ import pytest
 from conftest import bearer
 
 from gateway.jobs.forwarding import announce_shipped, forward_fulfillment
-from gateway.orders import ObservedFulfillment, apply_store_fulfillments
+from gateway.model import ObservedFulfillment
+from gateway.orders import apply_store_fulfillments
 from gateway.runtime import connect
 from gateway.settings import Settings
 from gateway.store import STUCK_AFTER, key
@@ -85,7 +86,7 @@ def test_a_cancelled_fulfillments_delivery_leaves_the_pending_index(
 
 
 def test_synced_javascript_links_are_dropped_for_the_carriers_own():
-    from gateway.orders import LineItem, Order
+    from gateway.model import LineItem, Order
 
     order = Order(
         "ord_1",

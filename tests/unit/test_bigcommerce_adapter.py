@@ -18,7 +18,7 @@ import responses
 from responses import matchers
 from standardwebhooks import Webhook
 
-from gateway.orders import (
+from gateway.model import (
     Delivery,
     Fulfillment,
     FulfillmentLine,

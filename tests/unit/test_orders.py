@@ -7,9 +7,7 @@ import json
 
 import pytest
 
-from gateway.orders import (
-    MAX_TRACKING_NUMBERS,
-    MAX_URL_LENGTH,
+from gateway.model import (
     SHIPPED,
     UNSHIPPED,
     Delivery,
@@ -17,6 +15,10 @@ from gateway.orders import (
     FulfillmentLine,
     LineItem,
     Order,
+)
+from gateway.orders import (
+    MAX_TRACKING_NUMBERS,
+    MAX_URL_LENGTH,
     ProposedFulfillment,
     ProposedLine,
     add_fulfillment,

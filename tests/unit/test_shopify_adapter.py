@@ -15,7 +15,7 @@ import pytest
 import requests
 import responses
 
-from gateway.orders import Delivery, Fulfillment, FulfillmentLine, LineItem, Order
+from gateway.model import Delivery, Fulfillment, FulfillmentLine, LineItem, Order
 from gateway.platforms import shopify
 from gateway.platforms.base import CreatedOrder, PlatformError, StoreLine
 from gateway.platforms.shopify import MAX_PACING_WAIT, THROTTLE_RETRIES, ShopifyAdapter
@@ -274,6 +274,25 @@ def test_create_order_user_errors_are_permanent_and_keep_every_message(adapter, 
 
 
 # ---- read_fulfillments ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "ours"),
+    [
+        ("SUCCESS", "success"),
+        ("CANCELLED", "cancelled"),
+        ("ERROR", "cancelled"),
+        ("FAILURE", "cancelled"),
+    ],
+)
+def test_read_fulfillments_translates_failed_states_to_cancelled(adapter, rsps, url, status, ours):
+    answer = load("graphql_read_fulfillments")
+    answer["data"]["order"]["fulfillments"][0]["status"] = status
+    rsps.post(url, json=answer)
+
+    first = adapter.read_fulfillments("5523429081345")[0]
+
+    assert first.status == ours
 
 
 def test_read_fulfillments_maps_tracking_lines_and_status(adapter, rsps, url):

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from gateway.orders import (
+from gateway.model import (
     SHIPPED,
     UNSHIPPED,
     Delivery,
@@ -15,8 +15,10 @@ from gateway.orders import (
     LineItem,
     ObservedFulfillment,
     Order,
-    apply_store_fulfillments,
     deliveries,
+)
+from gateway.orders import (
+    apply_store_fulfillments,
     fulfilled_quantities,
     remaining,
     split_by_seller,
@@ -205,8 +207,8 @@ def test_an_older_observation_is_ignored(late):
 # ---- cancelled -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", ["cancelled", "error", "failure"])
-def test_a_cancelled_fulfillment_stops_counting(status):
+def test_a_cancelled_fulfillment_stops_counting():
+    status = "cancelled"  # adapters translate their stores' words for it (Shopify's ERROR...)
     applied = apply(make_order(), seen(lines=[(SELLER_LINE_1, 2)]))
     assert remaining(applied.order) == {"li_1": 0, "li_2": 1}
 

@@ -15,7 +15,7 @@ import requests
 import responses
 from responses import matchers
 
-from gateway.orders import Delivery, Fulfillment, FulfillmentLine, LineItem, Order
+from gateway.model import Delivery, Fulfillment, FulfillmentLine, LineItem, Order
 from gateway.platforms.base import (
     ChangedOrder,
     ChangedPage,
