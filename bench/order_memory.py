@@ -60,7 +60,12 @@ def run_once(count: int) -> dict[str, float]:
     buyer, seller = new_id("ptr"), new_id("ptr")
     for partner_id, platform in ((buyer, "shopify"), (seller, "none")):
         partner = {"id": partner_id, "name": "Bench", "email": "ops@bench.example"}
-        store.add_partner({**partner, "platform": platform, "connection": {}}, new_id("key"), [])
+        store.add_partner(
+            {**partner, "platform": platform, "connection": {}},
+            new_id("key"),
+            [],
+            platform != "none",
+        )
     with_partners = store.redis.info("memory")["used_memory"]
 
     for index in range(count):

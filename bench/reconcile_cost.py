@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 "api_base_url": base,
             },
         }
-        store.add_partner(partner, new_id("key"), [f"shopify:{domain}"])
+        store.add_partner(partner, new_id("key"), [f"shopify:{domain}"], has_store=True)
         shop_orders = shop.orders()
         with store.redis.pipeline(transaction=False) as pipe:
             for seller_order in shop_orders:

@@ -41,7 +41,10 @@ def create_partner(data: dict) -> dict:
         "created_at": now_iso(),
     }
     if not store().add_partner(
-        partner, api_key, store_lookups(data["platform"], data["connection"])
+        partner,
+        api_key,
+        store_lookups(data["platform"], data["connection"]),
+        data["platform"] != "none",
     ):
         raise ApiError(409, "store_taken", "Another partner is already connected to this store.")
     return {**partner, "api_key": api_key}

@@ -74,8 +74,11 @@ class Store:
 
     # ---- partners -------------------------------------------------------------------------
 
-    def add_partner(self, partner: dict[str, Any], api_key: str, lookups: Iterable[str]) -> bool:
-        """Store a new partner; False (nothing stored) if one of its store lookups is taken."""
+    def add_partner(
+        self, partner: dict[str, Any], api_key: str, lookups: Iterable[str], has_store: bool
+    ) -> bool:
+        """Store a new partner; False (nothing stored) if one of its store lookups is taken.
+        A partner with a store connection joins the reconciliation's scope."""
         lookup_keys = [key("partner-by", lookup) for lookup in lookups]
         with self.redis.pipeline() as pipe:
             try:
@@ -86,7 +89,7 @@ class Store:
                 pipe.multi()
                 pipe.set(key("partner", partner["id"]), json.dumps(partner))
                 pipe.set(key("partner-by-key", key_hash(api_key)), partner["id"])
-                if partner["platform"] != "none":
+                if has_store:
                     pipe.sadd(key("connections"), partner["id"])
                 for k in lookup_keys:
                     pipe.set(k, partner["id"])
