@@ -8,11 +8,11 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
+from gateway import platforms
 from gateway.api import load
 from gateway.api.partners import create_partner, save_partnership
 from gateway.api.schemas import PartnerIn, PartnershipIn
 from gateway.errors import ApiError
-from gateway.orders import PLATFORMS
 
 partners = AppGroup("partners", help="Manage partners.")
 partnerships = AppGroup("partnerships", help="Manage buyer-seller partnerships.")
@@ -28,7 +28,7 @@ def _fail(error: ApiError) -> None:
 @click.option("--email", required=True)
 @click.option(
     "--platform",
-    type=click.Choice(PLATFORMS),
+    type=click.Choice(platforms.names()),
     default="none",
 )
 @click.option("--connection", default="{}", help="JSON object of the platform's connection fields.")

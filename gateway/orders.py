@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway import tracking
+from gateway import platforms, tracking
 from gateway.model import (
     SHIPPED,
     UNSHIPPED,
@@ -25,10 +25,6 @@ from gateway.model import (
     new_id,
     now_iso,
 )
-
-PLATFORMS = ("shopify", "bigcommerce", "woocommerce", "none")
-# Sellers on these platforms record fulfillments in our form or API (rule 4).
-MANUAL_PLATFORMS = ("woocommerce", "none")
 
 MAX_QUANTITY = 1_000_000
 MAX_TRACKING_NUMBERS = 20
@@ -154,7 +150,7 @@ def manual_fulfillment_refusal(role: str, seller_platform: str) -> str | None:
     """Why this caller may not create a manual fulfillment on the order, or None if it may."""
     if role != "seller":
         return "Only the order's seller can create fulfillments."
-    if seller_platform not in MANUAL_PLATFORMS:
+    if platforms.get(seller_platform).fulfillments_from_store:
         return (
             f"This seller's fulfillments come from their {seller_platform} store; "
             "record them there."

@@ -8,6 +8,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from gateway import platforms
 from gateway.api import schemas as s
 
 ERRORS = {
@@ -56,9 +57,13 @@ def _path_id(name: str) -> dict[str, Any]:
     return {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
 
 
-@cache
 def openapi_document() -> dict[str, Any]:
-    """The spec as a dict."""
+    """The spec as a dict, for the platforms registered now."""
+    return _document(tuple(platforms.names()))
+
+
+@cache
+def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
     spec = APISpec(
         title="Fulfillment sync gateway",
         version="1.0.0",
@@ -120,6 +125,8 @@ def openapi_document() -> dict[str, Any]:
         ("Link", s.LinkOut),
     ]:
         spec.components.schema(name, schema=schema)
+    for platform in platforms.every():
+        spec.components.schema(f"{platform.name}_connection", schema=platform.connection_schema)
 
     write = ("400", "401", "403", "413", "415", "422", "503")
     order_id = [_path_id("order_id")]
@@ -241,16 +248,15 @@ def openapi_document() -> dict[str, Any]:
             )
         },
     )
-    for platform, auth in (
-        ("shopify", "X-Shopify-Hmac-Sha256 over the raw body; store by X-Shopify-Shop-Domain"),
-        ("bigcommerce", "Standard Webhooks headers, else X-Gateway-Secret; store by producer"),
-        ("woocommerce", "X-WC-Webhook-Signature over the raw body; store by X-WC-Webhook-Source"),
-    ):
+    for platform in platforms.every():
+        if not platform.topics:
+            continue
         spec.path(
-            f"/webhooks/{platform}",
+            f"/webhooks/{platform.name}",
             operations={
                 "post": {
-                    "summary": f"{platform} webhooks ({auth})",
+                    "summary": f"{platform.label} webhooks ({platform.webhook_auth})",
+                    "description": f"Topics acted on: {', '.join(platform.topics)}.",
                     "responses": {
                         "200": {
                             "description": "accepted, duplicate or ignored",
@@ -294,4 +300,15 @@ def openapi_document() -> dict[str, Any]:
             }
         },
     )
-    return spec.to_dict()
+    document = spec.to_dict()
+    schemas = document["components"]["schemas"]
+    partner_in = schemas["PartnerIn"]["properties"]
+    partner_in["platform"]["enum"] = list(platform_names)
+    partner_in["connection"]["oneOf"] = [
+        {"$ref": f"#/components/schemas/{name}_connection"} for name in platform_names
+    ]
+    schemas["Fulfillment"]["properties"]["source"]["enum"] = [
+        "manual",
+        *(p.name for p in platforms.every() if p.fulfillments_from_store),
+    ]
+    return document

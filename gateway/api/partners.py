@@ -7,24 +7,19 @@ import secrets
 
 from flask import jsonify
 
+from gateway import platforms
 from gateway.api import api, read_json
 from gateway.api.auth import authenticate, require_operator
 from gateway.api.schemas import PartnerCreated, PartnerIn, PartnerOut, PartnershipIn, PartnershipOut
 from gateway.errors import ApiError, validation_failed
 from gateway.model import new_id, now_iso
-from gateway.platforms.woocommerce import normalize_store_url
 from gateway.runtime import store
 
 
 def store_lookups(platform: str, connection: dict) -> list[str]:
     """The identities by which webhooks find this partner's store."""
-    if platform == "shopify":
-        return [f"shopify:{connection['shop_domain']}"]
-    if platform == "bigcommerce":
-        return [f"bigcommerce:stores/{connection['store_hash']}"]
-    if platform == "woocommerce":
-        return [f"woocommerce:{normalize_store_url(connection['store_url'])}"]
-    return []
+    identity = platforms.get(platform).store_identity(connection)
+    return [f"{platform}:{identity}"] if identity else []
 
 
 def create_partner(data: dict) -> dict:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from marshmallow import (
-    RAISE,
     Schema,
     ValidationError,
     fields,
@@ -16,14 +13,15 @@ from marshmallow import (
     validates_schema,
 )
 
+from gateway import platforms
 from gateway.model import Order
 from gateway.orders import (
     MAX_QUANTITY,
     MAX_TRACKING_NUMBERS,
     MAX_URL_LENGTH,
-    PLATFORMS,
     fulfilled_quantities,
 )
+from gateway.validation import StrictSchema, text, web_url
 
 
 class StrictInteger(fields.Integer):
@@ -46,93 +44,37 @@ def _quantity() -> StrictInteger:
     )
 
 
-def _text(max_length: int, **kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
-
-
-class StrictSchema(Schema):
-    """Unknown fields are refused, never silently dropped."""
-
-    class Meta:
-        unknown = RAISE
-
-
 # ---- partners --------------------------------------------------------------------------------
 
-_SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 
-
-def _port_in_range(url: str) -> None:
-    try:
-        urlsplit(url).port  # noqa: B018 (raises ValueError past 65535)
-    except ValueError:
-        raise ValidationError("Not a valid port.") from None
-
-
-class ShopifyConnection(StrictSchema):
-    shop_domain = fields.String(
-        required=True,
-        validate=validate.Regexp(_SHOP_DOMAIN, error="Must be like acme.myshopify.com."),
-    )
-    access_token = _text(255, required=True, load_only=True)
-    webhook_secret = _text(255, required=True, load_only=True)
-    api_base_url = fields.Url(require_tld=False, schemes={"http", "https"}, validate=_port_in_range)
-    location_id = _text(100)
-
-
-class BigCommerceConnection(StrictSchema):
-    store_hash = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9]{1,32}$"))
-    access_token = _text(255, required=True, load_only=True)
-    webhook_secret = _text(255, required=True, load_only=True)
-    api_base_url = fields.Url(require_tld=False, schemes={"http", "https"}, validate=_port_in_range)
-
-
-class WooCommerceConnection(StrictSchema):
-    store_url = fields.Url(
-        require_tld=False, schemes={"http", "https"}, required=True, validate=_port_in_range
-    )
-    consumer_key = _text(255, required=True, load_only=True)
-    consumer_secret = _text(255, required=True, load_only=True)
-    webhook_secret = _text(255, required=True, load_only=True)
-
-
-class NoConnection(StrictSchema):
-    pass
-
-
-CONNECTIONS: dict[str, type[Schema]] = {
-    "shopify": ShopifyConnection,
-    "bigcommerce": BigCommerceConnection,
-    "woocommerce": WooCommerceConnection,
-    "none": NoConnection,
-}
+def _known_platform(name: str) -> None:
+    if name not in platforms.REGISTRY:
+        raise ValidationError(f"Must be one of: {', '.join(platforms.names())}.")
 
 
 class PartnerIn(StrictSchema):
-    name = _text(200, required=True)
+    name = text(200, required=True)
     email = fields.Email(required=True)
-    platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
+    platform = fields.String(
+        required=True,
+        validate=_known_platform,
+        metadata={"description": "A registered platform (the enum in /openapi.json)."},
+    )
     connection = fields.Dict(
         load_default=dict, metadata={"description": "Per platform; see API.md."}
     )
-    callback_url = fields.Url(
-        require_tld=False,
-        schemes={"http", "https"},
-        allow_none=True,
-        load_default=None,
-        validate=_port_in_range,
-    )
+    callback_url = web_url(allow_none=True, load_default=None)
 
     @validates_schema
     def _connection_fits_platform(self, data: dict[str, Any], **kwargs: Any) -> None:
-        schema = CONNECTIONS.get(data.get("platform", ""))
-        if schema is None:
+        platform = platforms.REGISTRY.get(data.get("platform", ""))
+        if platform is None:
             return
         try:
-            data["connection"] = schema().load(data.get("connection") or {})
+            data["connection"] = platform.connection_schema().load(data.get("connection") or {})
         except ValidationError as error:
             raise ValidationError({"connection": error.messages}) from error
-        if data.get("callback_url") and data["platform"] != "none":
+        if data.get("callback_url") and not platform.callbacks:
             raise ValidationError({"callback_url": ["Only buyers with no platform get callbacks."]})
 
 
@@ -146,7 +88,7 @@ class PartnerOut(Schema):
     created_at = fields.String()
 
     def _public_connection(self, partner: dict[str, Any]) -> dict[str, Any]:
-        schema = CONNECTIONS[partner["platform"]]()
+        schema = platforms.get(partner["platform"]).connection_schema()
         return schema.dump(partner["connection"])
 
 
@@ -156,13 +98,13 @@ class PartnerCreated(PartnerOut):
 
 
 class SkuPair(StrictSchema):
-    buyer_sku = _text(100, required=True)
-    seller_sku = _text(100, required=True)
+    buyer_sku = text(100, required=True)
+    seller_sku = text(100, required=True)
 
 
 class PartnershipIn(StrictSchema):
-    buyer_id = _text(64, required=True)
-    seller_id = _text(64, required=True)
+    buyer_id = text(64, required=True)
+    seller_id = text(64, required=True)
     skus = fields.List(
         fields.Nested(SkuPair), load_default=list, validate=validate.Length(max=10_000)
     )
@@ -188,11 +130,11 @@ class PartnershipOut(Schema):
 
 
 class AddressIn(StrictSchema):
-    name = _text(200, required=True)
+    name = text(200, required=True)
     company = fields.String(validate=validate.Length(max=200))
-    address1 = _text(200, required=True)
+    address1 = text(200, required=True)
     address2 = fields.String(validate=validate.Length(max=200))
-    city = _text(100, required=True)
+    city = text(100, required=True)
     province = fields.String(validate=validate.Length(max=100))
     zip = fields.String(validate=validate.Length(max=20))
     country_code = fields.String(
@@ -203,13 +145,13 @@ class AddressIn(StrictSchema):
 
 
 class OrderLineIn(StrictSchema):
-    sku = _text(100, required=True)
+    sku = text(100, required=True)
     quantity = _quantity()
     title = fields.String(validate=validate.Length(max=255))
 
 
 class OrderIn(StrictSchema):
-    seller_id = _text(64, required=True)
+    seller_id = text(64, required=True)
     buyer_order_ref = fields.String(
         required=True,
         validate=validate.Regexp(r"^[\x21-\x7e]{1,64}$", error="1 to 64 visible ASCII characters."),
@@ -235,7 +177,9 @@ class FulfillmentLineOut(Schema):
 
 class FulfillmentOut(Schema):
     id = fields.String()
-    source = fields.String(metadata={"enum": ["manual", "shopify", "bigcommerce"]})
+    source = fields.String(
+        metadata={"description": "manual, or the seller's platform its store synced it from."}
+    )
     source_ref = fields.String(allow_none=True)
     carrier = fields.String()
     tracking_numbers = fields.List(fields.String())
@@ -306,8 +250,8 @@ class ListQuery(StrictSchema):
 
 
 class FulfillmentLineIn(StrictSchema):
-    line_item_id = _text(64)
-    sku = _text(100, metadata={"description": "The seller's SKU, in place of line_item_id."})
+    line_item_id = text(64)
+    sku = text(100, metadata={"description": "The seller's SKU, in place of line_item_id."})
     quantity = _quantity()
 
     @validates_schema

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateway import callbacks
-from gateway.api.schemas import fulfillment_json, order_json
+from gateway import platforms
 from gateway.delivery import DeliveryFailed
 from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, JOB_OPTIONS, context
 from gateway.jobs.attempts import Sent, attempt
 from gateway.model import Delivery, Order
-from gateway.platforms import adapter_for
 from gateway.store import JobSpec
 
 
@@ -31,26 +29,9 @@ def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
         current = order.fulfillment(fulfillment_id)
         sending["version"] = current.version
         buyer = store.partner(order.buyer_id)
-        if buyer["platform"] != "none":
-            ref = adapter_for(buyer, store, config).forward_fulfillment(order, current)
-            verb = "updated" if current.delivery.buyer_ref else "created"
-            return Sent(ref, f"{verb} in the buyer's {buyer['platform']} store as {ref}")
-        if not buyer.get("callback_url"):
-            return Sent(None, "no callback URL; the buyer polls the API")
-        first = current.delivery.delivered_version == 0
-        kind = "fulfillment.created" if first else "fulfillment.updated"
-        event_id = (
-            f"evt_{fulfillment_id}_created" if first else f"evt_{fulfillment_id}_v{current.version}"
-        )
-        data = {"order": order_json(order), "fulfillment": fulfillment_json(order, fulfillment_id)}
-        callbacks.post_event(
-            buyer["callback_url"],
-            buyer["event_signing_secret"],
-            event_id,
-            callbacks.event_body(kind, data),
-            config.http_timeout,
-        )
-        return Sent(event_id, f"sent to the buyer's callback URL as {event_id}")
+        platform = platforms.get(buyer["platform"])
+        adapter = platform.adapter(buyer, store, config)
+        return Sent(*platform.forward_fulfillment(adapter, order, current))
 
     def put(order: Order, delivery: Delivery) -> Order:
         current = order.fulfillment(fulfillment_id)
@@ -87,20 +68,8 @@ def announce_shipped(order_id: str) -> str:
             # The buyer hears "shipped" after the last fulfillment, not before it.
             raise DeliveryFailed("waiting for the fulfillments to reach the buyer first")
         buyer = store.partner(order.buyer_id)
-        if buyer["platform"] != "none":
-            return Sent(None, adapter_for(buyer, store, config).mark_shipped(order))
-        if not buyer.get("callback_url"):
-            return Sent(None, "no callback URL; the buyer polls the API")
-        event_id = f"evt_{order_id}_shipped"
-        body = callbacks.event_body("order.shipped", {"order": order_json(order)})
-        callbacks.post_event(
-            buyer["callback_url"],
-            buyer["event_signing_secret"],
-            event_id,
-            body,
-            config.http_timeout,
-        )
-        return Sent(event_id, f"sent to the buyer's callback URL as {event_id}")
+        platform = platforms.get(buyer["platform"])
+        return Sent(*platform.mark_shipped(platform.adapter(buyer, store, config), order))
 
     return attempt(
         store,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+from gateway import platforms
 from gateway.jobs import (
     ANNOUNCE_SHIPPED,
     FORWARD_FULFILLMENT,
@@ -20,7 +21,7 @@ from gateway.jobs import (
 )
 from gateway.jobs.sync import apply_observed
 from gateway.model import Order, deliveries, iso_utc
-from gateway.orders import MANUAL_PLATFORMS, reopen_failed_deliveries
+from gateway.orders import reopen_failed_deliveries
 from gateway.platforms import adapter_for
 from gateway.platforms.base import ChangedOrder
 from gateway.settings import Settings
@@ -45,7 +46,7 @@ def job_for(order_id: str, name: str) -> JobSpec:
 
 def resync_jobs(order: Order, seller_platform: str) -> list[JobSpec]:
     """A resync reads the seller's store again (where it has one)."""
-    if seller_platform in MANUAL_PLATFORMS or not order.seller_order_ref:
+    if not platforms.get(seller_platform).fulfillments_from_store or not order.seller_order_ref:
         return []
     return [JobSpec(SYNC_SELLER, (order.id,), options=RETRIED_OPTIONS)]
 
@@ -137,7 +138,7 @@ def reconcile_store(partner_id: str) -> dict[str, int]:
     try:
         adapter = adapter_for(partner, store, config)
         done = {"changed": 0, "synced": 0, "ingested": 0}
-        if partner["platform"] not in MANUAL_PLATFORMS:  # fulfillments read from the store
+        if platforms.get(partner["platform"]).fulfillments_from_store:
             if store.unshipped_count(partner_id):
                 _reconcile_seller(store, config, adapter, partner, done)
             else:  # nothing of ours there to miss: no call, and no stale cursor later

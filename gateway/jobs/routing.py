@@ -5,15 +5,14 @@ from __future__ import annotations
 import smtplib
 from dataclasses import replace
 
-from gateway import links, mail
+from gateway import links, mail, platforms
 from gateway.delivery import DeliveryFailed
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
 from gateway.jobs.attempts import Sent, attempt
 from gateway.model import Order
-from gateway.orders import MANUAL_PLATFORMS
 from gateway.platforms import adapter_for
 from gateway.settings import Settings
-from gateway.store import Change, JobSpec, event
+from gateway.store import Change, JobSpec, Store, event
 
 
 def route_order(order_id: str) -> str:
@@ -22,31 +21,15 @@ def route_order(order_id: str) -> str:
 
     def send(order: Order) -> Sent:
         seller = store.partner(order.seller_id)
-        platform = seller["platform"]
-        if platform == "none":
-            return Sent(None, _email_seller(config, order, seller))
-        if order.seller_order_ref:  # created by an earlier attempt whose email then failed
-            ref = order.seller_order_ref
-        else:
-            created = adapter_for(seller, store, config).create_order(order)
-            ref = created.ref
-
-            def keep_refs(current: Order) -> Change:
-                lines = [
-                    replace(li, seller_ref=created.line_refs.get(li.id))
-                    for li in current.line_items
-                ]
-                note = f"Created as order {ref} in the seller's {platform} store."
-                return Change(
-                    order=replace(current, seller_order_ref=ref, line_items=lines),
-                    events=[event("order.created_in_seller_store", note)],
-                )
-
-            store.change_order(order.id, keep_refs)  # kept at once: never created twice
-        note = f"order {ref} is in the seller's {platform} store"
-        if platform in MANUAL_PLATFORMS:  # WooCommerce sellers fulfil through our form
-            note += "; " + _email_seller(config, order, seller)
-        return Sent(ref, note)
+        platform = platforms.get(seller["platform"])
+        notes = []
+        ref = None
+        if platform.has_store:
+            ref = order.seller_order_ref or _create_in_store(store, config, order, seller)
+            notes.append(f"order {ref} is in the seller's {platform.name} store")
+        if not platform.fulfillments_from_store:  # they fulfil through our form: send the link
+            notes.append(_email_seller(config, order, seller))
+        return Sent(ref, "; ".join(notes))
 
     return attempt(
         store,
@@ -59,6 +42,23 @@ def route_order(order_id: str) -> str:
         retry=JobSpec(ROUTE_ORDER, (order_id,), options=JOB_OPTIONS),
         schedule=config.mail_retry_schedule,
     )
+
+
+def _create_in_store(store: Store, config: Settings, order: Order, seller: dict) -> str:
+    """Create the order in the seller's store and keep its ids at once, so a retry (after the
+    email failed, say) never creates it twice."""
+    created = adapter_for(seller, store, config).create_order(order)
+
+    def keep_refs(current: Order) -> Change:
+        lines = [replace(li, seller_ref=created.line_refs.get(li.id)) for li in current.line_items]
+        note = f"Created as order {created.ref} in the seller's {seller['platform']} store."
+        return Change(
+            order=replace(current, seller_order_ref=created.ref, line_items=lines),
+            events=[event("order.created_in_seller_store", note)],
+        )
+
+    store.change_order(order.id, keep_refs)
+    return created.ref
 
 
 def _email_seller(config: Settings, order: Order, seller: dict) -> str:

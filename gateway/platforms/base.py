@@ -9,14 +9,17 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import requests
+from marshmallow import Schema
 
 from gateway.delivery import DeliveryFailed, retry_after_seconds
 from gateway.model import Fulfillment, ObservedFulfillment, Order
+from gateway.settings import Settings
 
 # One connection pool per process for every platform and callback call: a worker reuses its
 # connections to a store instead of opening one per call.
@@ -164,3 +167,103 @@ def refuse_status(platform: str, answer: Any) -> None:
         raise PlatformError(
             f"{platform} refused the call (HTTP {status}): {detail}", permanent=True
         )
+
+
+# ---- the declaration each platform module registers ---------------------------------------------
+
+# What a webhook topic starts: the jobs map these to their functions (gateway/webhooks).
+INGEST_ORDER = "ingest_order"  # a buyer store's new order: read it, split it, store ours
+SYNC_SELLER = "sync_seller"  # a seller store's fulfillments changed: read them, apply them
+
+
+@dataclass
+class WebhookCall:
+    """One webhook request as the platform hooks see it; the body is parsed on first use (the
+    parser answers 400 for a body that is no JSON object)."""
+
+    headers: Mapping[str, str]
+    raw: bytes
+    mimetype: str
+    form: Callable[[], Mapping[str, str]]
+    parse: Callable[[bytes], dict[str, Any]]
+    _body: dict[str, Any] | None = None
+
+    def header(self, name: str) -> str:
+        """A header's value, or "" when absent."""
+        return self.headers.get(name) or ""
+
+    def body(self) -> dict[str, Any]:
+        """The body as a JSON object."""
+        if self._body is None:
+            self._body = self.parse(self.raw)
+        return self._body
+
+
+class Platform:
+    """What a platform is to the gateway. One module in gateway/platforms/ subclasses it and
+    registers an instance; everything that lists or tells platforms apart asks the registry.
+
+    A store identity (`store_identity`, `webhook_store`) is what finds the partner whose store
+    sent a webhook: the same text from the connection and from the request.
+    """
+
+    name: ClassVar[str]  # as API.md's `platform`; also a fulfillment's `source` when synced
+    label: ClassVar[str]  # for people: "Shopify"
+    connection_schema: ClassVar[type[Schema]]  # the `connection` of POST /api/v1/partners
+    # Orders are created in the seller's store / read from the buyer's; reconciled every cycle.
+    has_store: ClassVar[bool] = True
+    # Sellers' fulfillments are read from their store; else they use our form (and the emailed
+    # link), and a seller's own fulfillments can't be edited or deleted (rule 4).
+    fulfillments_from_store: ClassVar[bool] = True
+    # A buyer on this platform may give a callback_url for events.
+    callbacks: ClassVar[bool] = False
+    topics: ClassVar[dict[str, str]] = {}  # webhook topic -> INGEST_ORDER or SYNC_SELLER
+    webhook_auth: ClassVar[str] = ""  # how its webhooks are signed and matched, for OpenAPI
+
+    def store_identity(self, connection: dict[str, Any]) -> str | None:
+        """The identity webhooks find this connection's store by (None: no store)."""
+        return None
+
+    def adapter(self, partner: dict[str, Any], port: Any, config: Settings) -> Any:
+        """The adapter of the partner's store connection (see `Adapter`)."""
+        raise PlatformError(f"{self.label} has no store to call", permanent=True)
+
+    # ---- webhooks (only for platforms with `topics`) ---------------------------------------------
+
+    def is_ping(self, call: WebhookCall) -> bool:
+        """A platform's unsigned test delivery, answered 200 and otherwise ignored."""
+        return False
+
+    def webhook_store(self, call: WebhookCall) -> str | None:
+        """The store identity a webhook names, before it is verified."""
+        raise NotImplementedError
+
+    def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
+        """True when the request is signed for this connection (on the raw body)."""
+        raise NotImplementedError
+
+    def delivery_id(self, call: WebhookCall) -> str | None:
+        """What makes a delivery unique within its store (dedupe); None refuses it."""
+        raise NotImplementedError
+
+    def topic(self, call: WebhookCall) -> str:
+        """The delivery's topic, as the platform names it."""
+        raise NotImplementedError
+
+    def order_ref(self, topic: str, call: WebhookCall) -> str | None:
+        """The store order a delivery of one of `topics` is about."""
+        raise NotImplementedError
+
+    # ---- the buyer's side: how a fulfillment and the shipped notice reach it ---------------------
+
+    def forward_fulfillment(
+        self, adapter: Any, order: Order, fulfillment: Fulfillment
+    ) -> tuple[str | None, str]:
+        """Deliver one fulfillment (or its tracking change); (its id there, a timeline note)."""
+        ref = adapter.forward_fulfillment(order, fulfillment)
+        verb = "updated" if fulfillment.delivery.buyer_ref else "created"
+        return ref, f"{verb} in the buyer's {self.name} store as {ref}"
+
+    def mark_shipped(self, adapter: Any, order: Order) -> tuple[str | None, str]:
+        """What the buyer's side needs once every line is fulfilled; (a ref, a timeline note)."""
+        return None, adapter.mark_shipped(order)

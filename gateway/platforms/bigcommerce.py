@@ -22,23 +22,30 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from marshmallow import fields, validate
 
 from gateway import tracking
 from gateway.model import Fulfillment, ObservedFulfillment, Order, iso_utc
+from gateway.platforms import register
 from gateway.platforms.base import (
+    INGEST_ORDER,
+    SYNC_SELLER,
     ChangedOrder,
     ChangedPage,
     CreatedOrder,
     Keyset,
+    Platform,
     PlatformError,
     StoreLine,
     StoreOrder,
+    WebhookCall,
     http,
     minute_before,
     refuse_status,
 )
 from gateway.settings import Settings
 from gateway.store import Store
+from gateway.validation import StrictSchema, text, web_url
 
 TIMESTAMP_TOLERANCE = 5 * 60  # seconds, as the Standard Webhooks libraries use
 MAX_RATE_WAIT = 10.0
@@ -399,3 +406,57 @@ def _bc_address(address: dict[str, Any], email: str | None) -> dict[str, Any]:
         "email": email or "",
     }
     return theirs
+
+
+# ---- the platform's declaration ---------------------------------------------------------------
+
+
+class BigCommerceConnection(StrictSchema):
+    store_hash = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9]{1,32}$"))
+    access_token = text(255, required=True, load_only=True)
+    webhook_secret = text(255, required=True, load_only=True)
+    api_base_url = web_url()
+
+
+class BigCommerce(Platform):
+    name = "bigcommerce"
+    label = "BigCommerce"
+    connection_schema = BigCommerceConnection
+    topics = {
+        "store/order/created": INGEST_ORDER,
+        "store/shipment/created": SYNC_SELLER,
+        "store/shipment/updated": SYNC_SELLER,
+    }
+    webhook_auth = "Standard Webhooks headers, else X-Gateway-Secret; store by producer"
+
+    def store_identity(self, connection: dict[str, Any]) -> str | None:
+        return f"stores/{connection['store_hash']}"
+
+    def adapter(self, partner: dict[str, Any], port: Any, config: Settings) -> BigCommerceAdapter:
+        return BigCommerceAdapter(partner["connection"], port, config)
+
+    def webhook_store(self, call: WebhookCall) -> str | None:
+        # The store is named inside the body (`producer`): parsed to find the secret, and
+        # verified before anything is acted on.
+        producer = call.body().get("producer")
+        return producer if isinstance(producer, str) else None
+
+    def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
+        return verify_webhook(connection["webhook_secret"], call.raw, call.headers)
+
+    def delivery_id(self, call: WebhookCall) -> str | None:
+        return call.header("webhook-id") or str(call.body().get("hash") or "") or None
+
+    def topic(self, call: WebhookCall) -> str:
+        scope = call.body().get("scope")
+        return scope if isinstance(scope, str) else ""
+
+    def order_ref(self, topic: str, call: WebhookCall) -> str | None:
+        data = call.body().get("data")
+        data = data if isinstance(data, dict) else {}
+        if self.topics[topic] == SYNC_SELLER:
+            return str(data["orderId"]) if data.get("orderId") else None
+        return None if data.get("id") is None else str(data["id"])
+
+
+register(BigCommerce())

@@ -7,26 +7,35 @@ or 429) waits and retries; 5xx and time-outs are retryable; `userErrors` are fai
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from typing import Any
 
 import requests
+from marshmallow import fields, validate
 
 from gateway.model import Fulfillment, ObservedFulfillment, Order
+from gateway.platforms import register
 from gateway.platforms.base import (
+    INGEST_ORDER,
+    SYNC_SELLER,
     ChangedOrder,
     ChangedPage,
     CreatedOrder,
+    Platform,
     PlatformError,
     StoreLine,
     StoreOrder,
+    WebhookCall,
     base64_hmac_matches,
     http,
     refuse_status,
 )
 from gateway.settings import Settings
 from gateway.store import Store
+from gateway.validation import StrictSchema, text, web_url
 
 log = logging.getLogger(__name__)
 
@@ -533,3 +542,63 @@ def _shopify_address(address: dict[str, Any]) -> dict[str, Any]:
         "phone": address.get("phone"),
     }
     return {k: v for k, v in theirs.items() if v}
+
+
+# ---- the platform's declaration ---------------------------------------------------------------
+
+SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+
+
+class ShopifyConnection(StrictSchema):
+    shop_domain = fields.String(
+        required=True,
+        validate=validate.Regexp(SHOP_DOMAIN, error="Must be like acme.myshopify.com."),
+    )
+    access_token = text(255, required=True, load_only=True)
+    webhook_secret = text(255, required=True, load_only=True)
+    api_base_url = web_url()
+    location_id = text(100)
+
+
+class Shopify(Platform):
+    name = "shopify"
+    label = "Shopify"
+    connection_schema = ShopifyConnection
+    topics = {
+        "orders/create": INGEST_ORDER,
+        "fulfillments/create": SYNC_SELLER,
+        "fulfillments/update": SYNC_SELLER,
+    }
+    webhook_auth = "X-Shopify-Hmac-Sha256 over the raw body; store by X-Shopify-Shop-Domain"
+
+    def store_identity(self, connection: dict[str, Any]) -> str | None:
+        return connection["shop_domain"]
+
+    def adapter(self, partner: dict[str, Any], port: Any, config: Settings) -> ShopifyAdapter:
+        return ShopifyAdapter(partner["connection"], port, config)
+
+    def webhook_store(self, call: WebhookCall) -> str | None:
+        return call.header("X-Shopify-Shop-Domain").strip().lower() or None
+
+    def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
+        return verify_webhook(
+            connection["webhook_secret"], call.raw, call.header("X-Shopify-Hmac-Sha256")
+        )
+
+    def delivery_id(self, call: WebhookCall) -> str | None:
+        return (
+            call.header("X-Shopify-Webhook-Id")
+            or call.header("X-Shopify-Event-Id")
+            or hashlib.sha256(self.topic(call).encode() + call.raw).hexdigest()
+        )
+
+    def topic(self, call: WebhookCall) -> str:
+        return call.header("X-Shopify-Topic")
+
+    def order_ref(self, topic: str, call: WebhookCall) -> str | None:
+        body = call.body()
+        ref = body.get("order_id") if self.topics[topic] == SYNC_SELLER else body.get("id")
+        return None if ref is None else str(ref)
+
+
+register(Shopify())

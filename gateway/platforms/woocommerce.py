@@ -15,14 +15,18 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from gateway.model import Fulfillment, ObservedFulfillment, Order
+from gateway.platforms import register
 from gateway.platforms.base import (
+    INGEST_ORDER,
     ChangedOrder,
     ChangedPage,
     CreatedOrder,
     Keyset,
+    Platform,
     PlatformError,
     StoreLine,
     StoreOrder,
+    WebhookCall,
     base64_hmac_matches,
     http,
     minute_before,
@@ -30,6 +34,7 @@ from gateway.platforms.base import (
 )
 from gateway.settings import Settings
 from gateway.store import Store
+from gateway.validation import StrictSchema, text, web_url
 
 PAGE_SIZE = 100  # WordPress's largest per_page
 LOOKUP_PAGES = 4  # pages of recent orders searched for an earlier attempt's order
@@ -299,3 +304,65 @@ def _woo_address(address: dict[str, Any]) -> dict[str, Any]:
         "country": address.get("country_code") or "",
         "phone": address.get("phone") or "",
     }
+
+
+# ---- the platform's declaration ---------------------------------------------------------------
+
+
+class WooCommerceConnection(StrictSchema):
+    store_url = web_url(required=True)
+    consumer_key = text(255, required=True, load_only=True)
+    consumer_secret = text(255, required=True, load_only=True)
+    webhook_secret = text(255, required=True, load_only=True)
+
+
+class WooCommerce(Platform):
+    name = "woocommerce"
+    label = "WooCommerce"
+    connection_schema = WooCommerceConnection
+    fulfillments_from_store = False  # sellers use our form; the order is also in their store
+    topics = {"order.created": INGEST_ORDER}
+    webhook_auth = "X-WC-Webhook-Signature over the raw body; store by X-WC-Webhook-Source"
+
+    def store_identity(self, connection: dict[str, Any]) -> str | None:
+        return normalize_store_url(connection["store_url"])
+
+    def adapter(self, partner: dict[str, Any], port: Any, config: Settings) -> WooCommerceAdapter:
+        return WooCommerceAdapter(partner["connection"], port, config)
+
+    def is_ping(self, call: WebhookCall) -> bool:
+        # WooCommerce's save-time ping: a form body `webhook_id=N` and no X-WC-* headers.
+        return (
+            "X-WC-Webhook-Source" not in call.headers
+            and call.mimetype == "application/x-www-form-urlencoded"
+            and call.form().get("webhook_id", "").isdigit()
+        )
+
+    def webhook_store(self, call: WebhookCall) -> str | None:
+        source = call.headers.get("X-WC-Webhook-Source")
+        return normalize_store_url(source) if source else None
+
+    def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
+        return verify_webhook(
+            connection["webhook_secret"], call.raw, call.header("X-WC-Webhook-Signature")
+        )
+
+    def delivery_id(self, call: WebhookCall) -> str | None:
+        delivery = call.header("X-WC-Webhook-Delivery-ID")
+        if not delivery:
+            return None
+        # WooCommerce derives the delivery id from the webhook id and the current second, so
+        # two orders in one second share it: the resource and its version make the key unique.
+        body = call.body()
+        version = body.get("date_modified_gmt") or ""
+        return f"{delivery}:{self.topic(call)}:{body.get('id')}:{version}"
+
+    def topic(self, call: WebhookCall) -> str:
+        return call.header("X-WC-Webhook-Topic")
+
+    def order_ref(self, topic: str, call: WebhookCall) -> str | None:
+        ref = call.body().get("id")
+        return None if ref is None else str(ref)
+
+
+register(WooCommerce())

@@ -1,17 +1,28 @@
-"""Platform webhooks: verify on the raw body, dedupe on the delivery id, enqueue, answer at once.
+"""POST /webhooks/<platform>, one route for every platform: find the store, verify on the raw
+body, parse, dedupe on the delivery id, enqueue, answer at once.
 
-Nothing here calls a platform: the jobs re-read what they need.
+Each step asks the platform's declaration (gateway/platforms); nothing here calls a platform: the
+jobs re-read what they need.
 """
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Blueprint, Flask, jsonify, request
 
+from gateway import platforms
+from gateway.api import json_object
 from gateway.errors import ApiError
+from gateway.jobs import INGEST_ORDER, RETRIED_OPTIONS, SYNC_SELLER_REF
+from gateway.platforms.base import INGEST_ORDER as INGEST
+from gateway.platforms.base import SYNC_SELLER as SYNC
+from gateway.platforms.base import WebhookCall
 from gateway.runtime import store
 from gateway.store import JobSpec
 
 DEDUPE_SECONDS = 3 * 24 * 3600  # longer than any platform's retry window (Shopify's is 4 h)
+JOBS = {INGEST: INGEST_ORDER, SYNC: SYNC_SELLER_REF}  # what a topic starts -> the job
+
+webhooks = Blueprint("webhooks", __name__)
 
 
 def refuse(platform: str, why: str) -> ApiError:
@@ -20,23 +31,44 @@ def refuse(platform: str, why: str) -> ApiError:
     return ApiError(401, "unauthorized", why)
 
 
-def accept(platform: str, delivery_id: str, job: JobSpec | None):
-    """Record the delivery id and enqueue its job in one transaction; a repeat does nothing."""
-    if job is None:
-        store().count(f"webhooks_ignored_{platform}")
-        return jsonify({"status": "ignored"}), 200
-    counter = f"webhooks_received_{platform}"
-    if store().accept_delivery(f"{platform}:{delivery_id}", DEDUPE_SECONDS, job, counter):
+@webhooks.post("/webhooks/<name>")
+def receive(name: str):
+    """Verify, dedupe, enqueue the job the topic starts (or ignore it), answer."""
+    platform = platforms.REGISTRY.get(name)
+    if platform is None or not platform.topics:
+        raise ApiError(404, "not_found", "No such platform.")
+    call = WebhookCall(
+        headers=request.headers,
+        raw=request.get_data(),  # before any parsing: signatures are over these exact bytes
+        mimetype=request.mimetype,
+        form=lambda: request.form,
+        parse=json_object,
+    )
+    if platform.is_ping(call):
         return jsonify({"status": "accepted"}), 200
-    store().count(f"webhooks_duplicate_{platform}")
+    identity = platform.webhook_store(call)
+    partner = store().known_store(f"{name}:{identity}") if identity else None
+    if partner is None:
+        raise refuse(name, "Unknown store.")
+    if not platform.verify_webhook(partner["connection"], call):
+        raise refuse(name, "Missing or wrong signature.")
+    call.body()  # 400 for a body that is not a JSON object, whatever its topic
+    delivery_id = platform.delivery_id(call)
+    if not delivery_id:
+        raise refuse(name, "No delivery id.")
+    topic = platform.topic(call)
+    ref = platform.order_ref(topic, call) if topic in platform.topics else None
+    if ref is None:
+        store().count(f"webhooks_ignored_{name}")
+        return jsonify({"status": "ignored"}), 200
+    job = JobSpec(JOBS[platform.topics[topic]], (partner["id"], ref), options=RETRIED_OPTIONS)
+    dedupe = f"{name}:{identity}:{delivery_id}"
+    if store().accept_delivery(dedupe, DEDUPE_SECONDS, job, f"webhooks_received_{name}"):
+        return jsonify({"status": "accepted"}), 200
+    store().count(f"webhooks_duplicate_{name}")
     return jsonify({"status": "duplicate"}), 200
 
 
 def init_app(app: Flask) -> None:
-    """Register one blueprint per platform."""
-    from gateway.webhooks.bigcommerce import bigcommerce
-    from gateway.webhooks.shopify import shopify
-    from gateway.webhooks.woocommerce import woocommerce
-
-    for blueprint in (shopify, bigcommerce, woocommerce):
-        app.register_blueprint(blueprint)
+    """Register the webhook route."""
+    app.register_blueprint(webhooks)
