@@ -29,7 +29,7 @@ def _fail(error: ApiError) -> None:
 @click.option(
     "--platform",
     type=click.Choice(platforms.names()),
-    default="none",
+    default=platforms.NO_PLATFORM,
 )
 @click.option("--connection", default="{}", help="JSON object of the platform's connection fields.")
 @click.option("--callback-url", default=None, help="Buyers with no platform: where events go.")

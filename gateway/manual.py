@@ -22,8 +22,8 @@ from gateway.store import Change, Store, event
 
 
 def refuse_unless_allowed(store: Store, order: Order, role: str | None) -> None:
-    """403 fulfillment_not_allowed unless the caller is the seller of a WooCommerce or
-    no-platform store (rule 4)."""
+    """403 fulfillment_not_allowed unless the caller is the seller and its platform takes
+    fulfillments from our form (rule 4)."""
     seller = store.partner(order.seller_id)
     refusal = manual_fulfillment_refusal(role or "", seller["platform"])
     if refusal:

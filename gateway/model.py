@@ -61,7 +61,7 @@ class Delivery:
 @dataclass
 class Fulfillment:
     id: str
-    source: str  # manual | shopify | bigcommerce
+    source: str  # manual, or the platform of the seller's store it was synced from
     carrier: str
     tracking_numbers: list[str]
     tracking_urls: list[str]

@@ -39,8 +39,6 @@ class Settings:
     delivery_retry_schedule: tuple[int, ...] = (10, 30, 120, 600, 1800, 3600, 7200, 14400)
     # Seconds between the attempts to send a seller email.
     mail_retry_schedule: tuple[int, ...] = (10, 60, 300, 1800)
-    # Shopify Admin API version (quarterly: YYYY-01/04/07/10).
-    shopify_api_version: str = "2026-10"
     # Orders per page when the reconciliation lists what changed in a store.
     reconcile_page_size: int = 10
     # Seconds the reconciliation looks back past its cursor, for clocks that disagree.
@@ -53,6 +51,13 @@ class Settings:
     idempotency_ttl: int = 24 * 3600
     # Extra Flask config (tests); not read from the environment.
     flask: Mapping[str, object] = field(default_factory=dict, repr=False)
+    # Each platform's own settings (e.g. SHOPIFY_API_VERSION), named and read by its module
+    # in gateway/platforms through `platform_setting`; the README lists them.
+    platform_settings: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def platform_setting(self, name: str, default: str) -> str:
+        """A platform's own setting, by its environment name."""
+        return self.platform_settings.get(name, default)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -62,7 +67,7 @@ class Settings:
         values: dict[str, object] = {}
         for f in fields(cls):
             name = "GATEWAY_ADMIN_TOKEN" if f.name == "admin_token" else f.name.upper()
-            if f.name == "flask" or name not in env:
+            if f.name in ("flask", "platform_settings") or name not in env:
                 continue
             raw = env[name]
             default = f.default if f.default is not MISSING else None
@@ -74,5 +79,6 @@ class Settings:
                 values[f.name] = float(raw)
             else:
                 values[f.name] = raw
+        values["platform_settings"] = {k: v for k, v in env.items() if k.isupper()}
         values.update(overrides)
         return cls(**values)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 CARRIERS: tuple[str, ...] = ("UPS", "USPS", "FedEx", "DHL")
 
-MAX_LENGTH = 50  # BigCommerce's tracking_number limit
+MAX_LENGTH = 50  # the shortest tracking-number field among the platforms' (platforms/*.md)
 MIN_LENGTH_OTHER_CARRIER = 4  # carriers we cannot check
 # Shortest format per carrier (spec); USPS accepts 13-character S10 numbers besides 20+ digit IMpb.
 MIN_LENGTH = {"UPS": 18, "USPS": 13, "FedEx": 12, "DHL": 10}

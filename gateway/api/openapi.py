@@ -204,7 +204,7 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         "/api/v1/orders/{order_id}/fulfillments",
         operations={
             "post": _op(
-                "Record a fulfillment (seller on WooCommerce or no platform)",
+                "Record a fulfillment (a seller whose platform takes them from our form)",
                 "FulfillmentIn",
                 {"201": "FulfillmentCreated"},
                 (*write, "404", "409"),

@@ -107,7 +107,7 @@ def list_orders():
 
 @api.post("/orders/<order_id>/fulfillments")
 def post_fulfillment(order_id: str):
-    """The seller records a fulfillment (WooCommerce or no-platform sellers only)."""
+    """The seller records a fulfillment (sellers whose platform takes them from our form)."""
     caller = authenticate()
     order, role = visible_order(caller, order_id)
     refuse_unless_allowed(store(), order, role)  # before the body: a buyer learns no more

@@ -39,7 +39,7 @@ def create_partner(data: dict) -> dict:
         partner,
         api_key,
         store_lookups(data["platform"], data["connection"]),
-        data["platform"] != "none",
+        platforms.get(data["platform"]).has_store,
     ):
         raise ApiError(409, "store_taken", "Another partner is already connected to this store.")
     return {**partner, "api_key": api_key}

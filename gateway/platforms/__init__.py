@@ -14,6 +14,7 @@ from gateway.platforms.base import Adapter, Platform
 from gateway.settings import Settings
 
 REGISTRY: dict[str, Platform] = {}
+NO_PLATFORM = "none"  # partners with no store (none.py): the CLI's default
 
 
 def register(platform: Platform) -> Platform:

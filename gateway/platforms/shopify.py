@@ -39,6 +39,7 @@ from gateway.validation import StrictSchema, text, web_url
 
 log = logging.getLogger(__name__)
 
+API_VERSION = "2026-10"  # the default of SHOPIFY_API_VERSION
 THROTTLE_RETRIES = 3
 MAX_PACING_WAIT = 10.0  # seconds one call may wait for the bucket before giving up for now
 ASSUMED_QUERY_COST = 100  # until Shopify tells us, a read is assumed to cost this much
@@ -46,6 +47,11 @@ ASSUMED_QUERY_COST = 100  # until Shopify tells us, a read is assumed to cost th
 # 1,000-point single-query cost (10 orders x 3 fulfillments x 10 lines ~ 800 points); an order
 # that fills any of them is read on its own, with the larger numbers of READ_FULFILLMENTS.
 LISTED_FULFILLMENTS, LISTED_NUMBERS, LISTED_LINES = 3, 3, 10
+
+
+def api_version(config: Settings) -> str:
+    """The Admin API version the gateway speaks (quarterly: YYYY-01/04/07/10)."""
+    return config.platform_setting("SHOPIFY_API_VERSION", API_VERSION)
 
 
 def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
@@ -161,7 +167,7 @@ class ShopifyAdapter:
     def __init__(self, connection: dict[str, Any], store: Store, config: Settings) -> None:
         self.shop = connection["shop_domain"]
         base = connection.get("api_base_url") or f"https://{self.shop}"
-        self.url = f"{base.rstrip('/')}/admin/api/{config.shopify_api_version}/graphql.json"
+        self.url = f"{base.rstrip('/')}/admin/api/{api_version(config)}/graphql.json"
         self.token = connection["access_token"]
         self.store = store
         self.timeout = config.http_timeout

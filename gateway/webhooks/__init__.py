@@ -19,7 +19,7 @@ from gateway.platforms.base import WebhookCall
 from gateway.runtime import store
 from gateway.store import JobSpec
 
-DEDUPE_SECONDS = 3 * 24 * 3600  # longer than any platform's retry window (Shopify's is 4 h)
+DEDUPE_SECONDS = 3 * 24 * 3600  # longer than any platform's retry window (4 h at most)
 JOBS = {INGEST: INGEST_ORDER, SYNC: SYNC_SELLER_REF}  # what a topic starts -> the job
 
 webhooks = Blueprint("webhooks", __name__)

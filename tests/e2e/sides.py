@@ -40,7 +40,11 @@ WOO_ADDRESS = {
 
 
 class Side:
-    """A partner on one platform: its store in a simulator (if any) and its gateway record."""
+    """A partner on one platform: its store in a simulator (if any) and its gateway record.
+
+    One subclass per platform, in SIDES; the pairings run every registered platform, so a new
+    platform's module needs its side here.
+    """
 
     def __init__(self, env, platform: str, role: str) -> None:
         self.env, self.platform, self.role = env, platform, role
@@ -48,107 +52,213 @@ class Side:
         self.partner: dict = {}
         self.store = None
 
+    @property
+    def hook(self) -> str:
+        return f"{self.env.live_server}/webhooks/{self.platform}"
+
     def connect(self) -> dict:
         """Create the store in its simulator, the partner in the gateway, and the webhooks."""
-        env, hook = self.env, f"{self.env.live_server}/webhooks/{self.platform}"
-        extra: dict = {}
-        if self.platform == "shopify":
-            domain = f"{self.name}.myshopify.com"
-            self.store = env.shopify.add_shop(domain, f"shpat_{self.name}", f"{self.name}-secret")
-            connection = {
-                "shop_domain": domain,
-                "access_token": f"shpat_{self.name}",
-                "webhook_secret": f"{self.name}-secret",
-                "api_base_url": env.shopify.base_url,
-            }
-            topics = (
-                ["orders/create"]
-                if self.role == "buyer"
-                else ["orders/create", "fulfillments/create", "fulfillments/update"]
-            )
-            for topic in topics:
-                self.store.add_webhook(topic, hook)
-        elif self.platform == "bigcommerce":
-            self.store = env.bigcommerce.add_store(
-                self.name, f"tok{self.name}", f"{self.name}-secret"
-            )
-            connection = {
-                "store_hash": self.name,
-                "access_token": f"tok{self.name}",
-                "webhook_secret": f"{self.name}-secret",
-                "api_base_url": env.bigcommerce.base_url,
-            }
-            scopes = (
-                ["store/order/created"]
-                if self.role == "buyer"
-                else ["store/shipment/created", "store/shipment/updated"]
-            )
-            for scope in scopes:
-                self.store.add_webhook(
-                    scope, hook, headers={"X-Gateway-Secret": f"{self.name}-secret"}
-                )
-        elif self.platform == "woocommerce":
-            # Buyer stores with the Shipment Tracking extension get tracking items, others notes.
-            tracking = self.role == "buyer" and self.env.woo_tracking
-            self.store = env.woocommerce.add_store(
-                self.name,
-                f"ck_{self.name}",
-                f"cs_{self.name}",
-                f"{self.name}-secret",
-                has_shipment_tracking=tracking,
-            )
-            connection = {
-                "store_url": self.store.url,
-                "consumer_key": f"ck_{self.name}",
-                "consumer_secret": f"cs_{self.name}",
-                "webhook_secret": f"{self.name}-secret",
-            }
-            if self.role == "buyer":
-                self.store.add_webhook("order.created", hook, secret=f"{self.name}-secret")
-            else:
-                for sku in SKUS.values():
-                    self.store.add_product(sku, f"Product {sku}", 4.0)
-        else:
-            connection = {}
-            if self.role == "buyer":
-                extra["callback_url"] = env.callbacks.url
-        self.partner = env.connect(self.platform, connection, self.name, **extra)
+        connection, extra = self.open_store()
+        self.partner = self.env.connect(self.platform, connection, self.name, **extra)
         return self.partner
+
+    def open_store(self) -> tuple[dict, dict]:
+        """The store in its simulator with the webhooks of the role; (connection, extra)."""
+        raise NotImplementedError
 
     # ---- buyer ---------------------------------------------------------------------------------
 
     def place_order(self, seller: dict) -> str:
         """A customer orders two blue mugs and a red one; the buyer's order ref."""
-        if self.platform == "shopify":
-            placed = self.store.place_order(
-                line_items=[
-                    {"sku": "MUG-BLUE", "quantity": 2, "title": "Blue mug", "price": "12.00"},
-                    {"sku": "MUG-RED", "quantity": 1, "title": "Red mug", "price": "12.00"},
-                ],
-                shipping_address=SIM_ADDRESS,
-                email="ada@example.com",
+        raise NotImplementedError
+
+    def tracking_seen(self, ref: str) -> set[str]:
+        """Every tracking number the buyer can see on its order."""
+        raise NotImplementedError
+
+    def sees_shipped(self, ref: str) -> bool:
+        """Whether the buyer's side shows the order as shipped / complete."""
+        raise NotImplementedError
+
+    # ---- seller --------------------------------------------------------------------------------
+
+    def fulfill(
+        self, order: dict, seller_sku: str, quantity: int, carrier: str, number: str
+    ) -> None:
+        """The seller ships part of the order, where sellers on its platform record that: in
+        our API by default (sellers whose platform takes fulfillments from our form)."""
+        line = next(li for li in order["line_items"] if li["seller_sku"] == seller_sku)
+        answer = self.env.client.post(
+            f"/api/v1/orders/{order['id']}/fulfillments",
+            headers=bearer(self.partner["api_key"]),
+            json={
+                "line_items": [{"line_item_id": line["id"], "quantity": quantity}],
+                "carrier": carrier,
+                "tracking_numbers": [number],
+            },
+        )
+        assert answer.status_code == 201, json.dumps(answer.get_json())
+
+    def has_order(self, order: dict) -> bool:
+        """Whether the order reached the seller (in its store, or as the emailed link)."""
+        return bool(order["seller_order_ref"])
+
+
+class ShopifySide(Side):
+    def open_store(self) -> tuple[dict, dict]:
+        domain = f"{self.name}.myshopify.com"
+        self.store = self.env.shopify.add_shop(domain, f"shpat_{self.name}", f"{self.name}-secret")
+        topics = (
+            ["orders/create"]
+            if self.role == "buyer"
+            else ["orders/create", "fulfillments/create", "fulfillments/update"]
+        )
+        for topic in topics:
+            self.store.add_webhook(topic, self.hook)
+        connection = {
+            "shop_domain": domain,
+            "access_token": f"shpat_{self.name}",
+            "webhook_secret": f"{self.name}-secret",
+            "api_base_url": self.env.shopify.base_url,
+        }
+        return connection, {}
+
+    def place_order(self, seller: dict) -> str:
+        placed = self.store.place_order(
+            line_items=[
+                {"sku": "MUG-BLUE", "quantity": 2, "title": "Blue mug", "price": "12.00"},
+                {"sku": "MUG-RED", "quantity": 1, "title": "Red mug", "price": "12.00"},
+            ],
+            shipping_address=SIM_ADDRESS,
+            email="ada@example.com",
+        )
+        return placed["legacy_id"]
+
+    def tracking_seen(self, ref: str) -> set[str]:
+        return {
+            n
+            for f in self.store.fulfillments(f"gid://shopify/Order/{ref}")
+            for n in f["tracking_numbers"]
+        }
+
+    def sees_shipped(self, ref: str) -> bool:
+        order = self.store.order(f"gid://shopify/Order/{ref}")
+        return all(li["unfulfilled_quantity"] == 0 for li in order["line_items"])
+
+    def fulfill(
+        self, order: dict, seller_sku: str, quantity: int, carrier: str, number: str
+    ) -> None:
+        gid = f"gid://shopify/Order/{order['seller_order_ref']}"
+        self.store.fulfill(gid, lines=[(seller_sku, quantity)], company=carrier, numbers=[number])
+
+
+class BigCommerceSide(Side):
+    def open_store(self) -> tuple[dict, dict]:
+        self.store = self.env.bigcommerce.add_store(
+            self.name, f"tok{self.name}", f"{self.name}-secret"
+        )
+        scopes = (
+            ["store/order/created"]
+            if self.role == "buyer"
+            else ["store/shipment/created", "store/shipment/updated"]
+        )
+        for scope in scopes:
+            self.store.add_webhook(
+                scope, self.hook, headers={"X-Gateway-Secret": f"{self.name}-secret"}
             )
-            return placed["legacy_id"]
-        if self.platform == "bigcommerce":
-            placed = self.store.place_order(
-                products=[
-                    {"sku": "MUG-BLUE", "name": "Blue mug", "quantity": 2, "price": 12.0},
-                    {"sku": "MUG-RED", "name": "Red mug", "quantity": 1, "price": 12.0},
-                ],
-                shipping_address=BC_ADDRESS,
-                email="ada@example.com",
-            )
-            return str(placed["id"])
-        if self.platform == "woocommerce":
-            placed = self.store.place_order(
-                line_items=[
-                    {"sku": "MUG-BLUE", "name": "Blue mug", "quantity": 2},
-                    {"sku": "MUG-RED", "name": "Red mug", "quantity": 1},
-                ],
-                shipping=WOO_ADDRESS,
-                billing=WOO_ADDRESS,
-            )
-            return str(placed["id"])
+        connection = {
+            "store_hash": self.name,
+            "access_token": f"tok{self.name}",
+            "webhook_secret": f"{self.name}-secret",
+            "api_base_url": self.env.bigcommerce.base_url,
+        }
+        return connection, {}
+
+    def place_order(self, seller: dict) -> str:
+        placed = self.store.place_order(
+            products=[
+                {"sku": "MUG-BLUE", "name": "Blue mug", "quantity": 2, "price": 12.0},
+                {"sku": "MUG-RED", "name": "Red mug", "quantity": 1, "price": 12.0},
+            ],
+            shipping_address=BC_ADDRESS,
+            email="ada@example.com",
+        )
+        return str(placed["id"])
+
+    def tracking_seen(self, ref: str) -> set[str]:
+        seen = set()
+        for shipment in self.store.shipments(int(ref)):
+            seen.add(shipment["tracking_number"])
+            seen.update(re.findall(r"[0-9A-Z]{12,}", shipment.get("comments") or ""))
+        return seen
+
+    def sees_shipped(self, ref: str) -> bool:
+        return self.store.order(int(ref))["status_id"] == 2
+
+    def fulfill(
+        self, order: dict, seller_sku: str, quantity: int, carrier: str, number: str
+    ) -> None:
+        ref = int(order["seller_order_ref"])
+        product = next(p for p in self.store.products(ref) if p["sku"] == seller_sku)
+        provider = {"UPS": "ups", "FedEx": "fedex"}[carrier]
+        self.store.ship(
+            ref,
+            items=[(product["id"], quantity)],
+            tracking_number=number,
+            shipping_provider=provider,
+        )
+
+
+class WooCommerceSide(Side):
+    def open_store(self) -> tuple[dict, dict]:
+        # Buyer stores with the Shipment Tracking extension get tracking items, others notes.
+        tracking = self.role == "buyer" and self.env.woo_tracking
+        self.store = self.env.woocommerce.add_store(
+            self.name,
+            f"ck_{self.name}",
+            f"cs_{self.name}",
+            f"{self.name}-secret",
+            has_shipment_tracking=tracking,
+        )
+        if self.role == "buyer":
+            self.store.add_webhook("order.created", self.hook, secret=f"{self.name}-secret")
+        else:
+            for sku in SKUS.values():
+                self.store.add_product(sku, f"Product {sku}", 4.0)
+        connection = {
+            "store_url": self.store.url,
+            "consumer_key": f"ck_{self.name}",
+            "consumer_secret": f"cs_{self.name}",
+            "webhook_secret": f"{self.name}-secret",
+        }
+        return connection, {}
+
+    def place_order(self, seller: dict) -> str:
+        placed = self.store.place_order(
+            line_items=[
+                {"sku": "MUG-BLUE", "name": "Blue mug", "quantity": 2},
+                {"sku": "MUG-RED", "name": "Red mug", "quantity": 1},
+            ],
+            shipping=WOO_ADDRESS,
+            billing=WOO_ADDRESS,
+        )
+        return str(placed["id"])
+
+    def tracking_seen(self, ref: str) -> set[str]:
+        if self.store.has_shipment_tracking:
+            return {t["tracking_number"] for t in self.store.trackings(int(ref))}
+        text = " ".join(n["note"] for n in self.store.notes(int(ref)))
+        return set(re.findall(r"[0-9A-Z]{12,}", text))
+
+    def sees_shipped(self, ref: str) -> bool:
+        return self.store.order(int(ref))["status"] == "completed"
+
+
+class NoPlatformSide(Side):
+    def open_store(self) -> tuple[dict, dict]:
+        return {}, ({"callback_url": self.env.callbacks.url} if self.role == "buyer" else {})
+
+    def place_order(self, seller: dict) -> str:
         answer = self.env.client.post(
             "/api/v1/orders",
             headers=bearer(self.partner["api_key"]),
@@ -167,24 +277,6 @@ class Side:
         return "1001"
 
     def tracking_seen(self, ref: str) -> set[str]:
-        """Every tracking number the buyer can see on its order."""
-        if self.platform == "shopify":
-            return {
-                n
-                for f in self.store.fulfillments(f"gid://shopify/Order/{ref}")
-                for n in f["tracking_numbers"]
-            }
-        if self.platform == "bigcommerce":
-            seen = set()
-            for shipment in self.store.shipments(int(ref)):
-                seen.add(shipment["tracking_number"])
-                seen.update(re.findall(r"[0-9A-Z]{12,}", shipment.get("comments") or ""))
-            return seen
-        if self.platform == "woocommerce":
-            if self.store.has_shipment_tracking:
-                return {t["tracking_number"] for t in self.store.trackings(int(ref))}
-            text = " ".join(n["note"] for n in self.store.notes(int(ref)))
-            return set(re.findall(r"[0-9A-Z]{12,}", text))
         return {
             n
             for e in self.env.callbacks.events()
@@ -193,50 +285,20 @@ class Side:
         }
 
     def sees_shipped(self, ref: str) -> bool:
-        """Whether the buyer's side shows the order as shipped / complete."""
-        if self.platform == "shopify":
-            order = self.store.order(f"gid://shopify/Order/{ref}")
-            return all(li["unfulfilled_quantity"] == 0 for li in order["line_items"])
-        if self.platform == "bigcommerce":
-            return self.store.order(int(ref))["status_id"] == 2
-        if self.platform == "woocommerce":
-            return self.store.order(int(ref))["status"] == "completed"
         return any(e["type"] == "order.shipped" for e in self.env.callbacks.events())
 
-    # ---- seller --------------------------------------------------------------------------------
-
-    def fulfill(
-        self, order: dict, seller_sku: str, quantity: int, carrier: str, number: str
-    ) -> None:
-        """The seller ships part of the order, where sellers on its platform record that."""
-        line = next(li for li in order["line_items"] if li["seller_sku"] == seller_sku)
-        if self.platform == "shopify":
-            gid = f"gid://shopify/Order/{order['seller_order_ref']}"
-            self.store.fulfill(
-                gid, lines=[(seller_sku, quantity)], company=carrier, numbers=[number]
-            )
-        elif self.platform == "bigcommerce":
-            ref = int(order["seller_order_ref"])
-            product = next(p for p in self.store.products(ref) if p["sku"] == seller_sku)
-            provider = {"UPS": "ups", "FedEx": "fedex"}[carrier]
-            self.store.ship(
-                ref,
-                items=[(product["id"], quantity)],
-                tracking_number=number,
-                shipping_provider=provider,
-            )
-        else:
-            answer = self.env.client.post(
-                f"/api/v1/orders/{order['id']}/fulfillments",
-                headers=bearer(self.partner["api_key"]),
-                json={
-                    "line_items": [{"line_item_id": line["id"], "quantity": quantity}],
-                    "carrier": carrier,
-                    "tracking_numbers": [number],
-                },
-            )
-            assert answer.status_code == 201, json.dumps(answer.get_json())
-
     def has_order(self, order: dict) -> bool:
-        """Whether the order reached the seller (in its store, or as the emailed link)."""
-        return self.platform == "none" or bool(order["seller_order_ref"])
+        return True  # the emailed link is the order reaching it
+
+
+SIDES: dict[str, type[Side]] = {
+    "shopify": ShopifySide,
+    "bigcommerce": BigCommerceSide,
+    "woocommerce": WooCommerceSide,
+    "none": NoPlatformSide,
+}
+
+
+def side(env, platform: str, role: str) -> Side:
+    """The side of a partner on this platform."""
+    return SIDES[platform](env, platform, role)

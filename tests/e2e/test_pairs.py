@@ -9,11 +9,12 @@ from types import SimpleNamespace
 import pytest
 from conftest import bearer, wait_for
 
-from e2e.sides import SKUS, Side
+from e2e.sides import SIDES, SKUS, side
+from gateway import platforms
 from sandbox.bigcommerce import BigCommerceSimulator
 from sandbox.woocommerce import WooCommerceSimulator
 
-PLATFORMS = ("shopify", "bigcommerce", "woocommerce", "none")
+PLATFORMS = platforms.names()
 UPS = "1Z5R89390357567127"
 FEDEX = "449044304137821"
 
@@ -32,6 +33,10 @@ def woocommerce_sim():
     sim.start()
     yield sim
     sim.stop()
+
+
+def test_every_registered_platform_has_a_side():
+    assert sorted(SIDES) == PLATFORMS
 
 
 @pytest.mark.parametrize(
@@ -61,7 +66,7 @@ def test_order_to_shipped(
         woocommerce=woocommerce_sim,
         woo_tracking=seller_platform in ("shopify", "none"),  # both WooCommerce paths get a turn
     )
-    buyer, seller = Side(env, buyer_platform, "buyer"), Side(env, seller_platform, "seller")
+    buyer, seller = side(env, buyer_platform, "buyer"), side(env, seller_platform, "seller")
     buyer.connect()
     seller.connect()
     partnership(buyer.partner, seller.partner, SKUS)
@@ -75,7 +80,7 @@ def test_order_to_shipped(
 
     order = wait_for(our_order, 20, "the order to reach the seller")
     assert order["buyer_order_ref"] == ref
-    if seller_platform in ("woocommerce", "none"):
+    if not platforms.get(seller_platform).fulfillments_from_store:
         wait_for(lambda: mailbox.messages, what="the seller's email with the order link")
 
     seller.fulfill(order, "AC-100", 2, "UPS", UPS)

@@ -7,7 +7,7 @@ import pytest
 from conftest import bearer
 from flask.testing import FlaskCliRunner
 
-from e2e.sides import SKUS, Side
+from e2e.sides import SKUS, side
 from e2e.test_reconcile import drain
 from sandbox.bigcommerce import BigCommerceSimulator
 from sandbox.woocommerce import WooCommerceSimulator
@@ -39,7 +39,7 @@ def test_a_missed_buyer_order_is_created_once_by_the_cli_cycle(
         woocommerce=sims["woocommerce"],
         woo_tracking=False,
     )
-    buyer, seller = Side(env, platform, "buyer"), Side(env, "none", "seller")
+    buyer, seller = side(env, platform, "buyer"), side(env, "none", "seller")
     buyer.connect()
     seller.connect()
     partnership(buyer.partner, seller.partner, SKUS)
@@ -91,7 +91,7 @@ def test_a_listed_change_whose_sync_is_lost_is_asked_again_next_cycle(
         woocommerce=sims["woocommerce"],
         woo_tracking=False,
     )
-    buyer, seller = Side(env, "none", "buyer"), Side(env, "bigcommerce", "seller")
+    buyer, seller = side(env, "none", "buyer"), side(env, "bigcommerce", "seller")
     buyer.connect()
     seller.connect()
     partnership(buyer.partner, seller.partner, SKUS)

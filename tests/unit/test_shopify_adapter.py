@@ -66,7 +66,7 @@ def adapter(store, config) -> ShopifyAdapter:
 
 @pytest.fixture
 def url(config) -> str:
-    return f"{BASE}/admin/api/{config.shopify_api_version}/graphql.json"
+    return f"{BASE}/admin/api/{shopify.api_version(config)}/graphql.json"
 
 
 @pytest.fixture
