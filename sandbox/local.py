@@ -116,7 +116,8 @@ class LocalGateway:
         }
         bin_dir = Path(sys.executable).parent
         web = [bin_dir / "gunicorn", "--bind", self.url.removeprefix("http://")]
-        self._spawn("gunicorn", [*web, "--workers", "2", "wsgi:app"], env)
+        web += ["--workers", "2", "--no-control-socket"]  # as in the Procfile
+        self._spawn("gunicorn", [*web, "wsgi:app"], env)
         worker = [bin_dir / "rq", "worker", "--with-scheduler"]
         worker += ["--worker-class", "rq.worker.SimpleWorker", "--url", self.redis_url, "gateway"]
         for n in range(self.workers):

@@ -131,6 +131,8 @@ def test_run_serves_where_it_says_and_stops_everything(tmp_path: Path, listen: s
             if c.status == psutil.CONN_LISTEN
         }
         assert listens == {("127.0.0.1", port), ("127.0.0.1", redis_port)}
+        # nor on a socket file shared with other runs (gunicorn's control socket in ~/.gunicorn)
+        assert not {c.laddr for p in started for c in p.net_connections("unix") if c.laddr}
 
         if stop == "ctrl-c":  # what the terminal does: SIGINT to the whole foreground group
             os.killpg(run.pid, signal.SIGINT)
