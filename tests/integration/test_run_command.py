@@ -20,7 +20,7 @@ import pytest
 import requests
 from conftest import ROOT
 
-from sandbox.local import free_port
+from sandbox.local import free_port, redis_server_binary
 
 # Settings other tests may have put in this process's environment: the run command must choose
 # its own.
@@ -124,6 +124,8 @@ def test_run_serves_where_it_says_and_stops_everything(tmp_path: Path, listen: s
         worker = next(p for p in started if "rq worker" in " ".join(p.cmdline()))
         for process in (gunicorn, worker):  # the web pages' links and the emailed ones
             assert process.environ()["PUBLIC_URL"] == url
+        redis = next(p for p in started if "redis-server" in " ".join(p.cmdline()))
+        assert redis.exe() == os.path.realpath(redis_server_binary())  # the tests' choice too
         listens = {
             (c.laddr.ip, c.laddr.port)
             for p in started
