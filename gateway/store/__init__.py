@@ -6,70 +6,41 @@ optimistic transaction (WATCH the order, MULTI, write, enqueue with `pipeline=`,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from redis import Redis, WatchError
 from redis.client import Pipeline
 from rq import Queue
-from rq.job import Job
 
-from gateway.model import SHIPPED, Order, deliveries, now_iso
+from gateway.model import SHIPPED, Order, deliveries
+from gateway.store.base import PREFIX, Change, JobSpec, Records, event, key, key_hash
 
-PREFIX = "gw"
+__all__ = [
+    "KNOWN_STORE_SECONDS",
+    "PREFIX",
+    "STUCK_AFTER",
+    "Change",
+    "JobSpec",
+    "Store",
+    "event",
+    "key",
+    "key_hash",
+]
+
 # A delivery still pending this long after its last write counts as stuck (its job was lost,
 # e.g. a worker was killed); the reconciliation enqueues it again.
 STUCK_AFTER = 900
 KNOWN_STORE_SECONDS = 5.0  # how long a web process trusts its copy of a store's connection
 
 
-def key(*parts: str) -> str:
-    """A namespaced Redis key."""
-    return ":".join((PREFIX, *parts))
-
-
-def key_hash(secret: str) -> str:
-    """What we keep of an API key: its SHA-256, so a leaked store leaks no keys."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """A job to enqueue in the same transaction as a state change."""
-
-    func: str | Callable[..., Any]
-    args: tuple[Any, ...] = ()
-    delay: float = 0  # seconds; > 0 parks it in RQ's scheduled registry
-    options: dict[str, Any] = field(default_factory=dict)  # job_timeout, retry, job_id, ...
-
-
-@dataclass
-class Change:
-    """What a transaction function decided: the new order, timeline entries and jobs."""
-
-    order: Order | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-    jobs: list[JobSpec] = field(default_factory=list)
-    writes: list[Callable[[Pipeline], None]] = field(default_factory=list)
-    result: Any = None
-
-
-def event(kind: str, message: str, **data: Any) -> dict[str, Any]:
-    """A timeline entry."""
-    return {"at": now_iso(), "type": kind, "message": message, **data}
-
-
-class Store:
+class Store(Records):
     """The gateway's records in Redis."""
 
     def __init__(self, redis: Redis, queue: Queue) -> None:
-        self.redis = redis
-        self.queue = queue
+        super().__init__(redis, queue)
         self._known_stores: dict[str, tuple[float, dict[str, Any]]] = {}
 
     # ---- partners -------------------------------------------------------------------------
@@ -286,17 +257,6 @@ class Store:
             pipe.rpush(key("timeline", order_id), json.dumps(entry))
         for job in jobs:
             self.enqueue(job, pipe)
-
-    def enqueue(self, job: JobSpec, pipe: Pipeline | None = None) -> Job:
-        """Enqueue a job, inside the caller's transaction when a pipeline is given."""
-        options = dict(job.options)
-        if pipe is not None:
-            options["pipeline"] = pipe
-        if job.delay > 0:
-            return self.queue.enqueue_in(
-                timedelta(seconds=job.delay), job.func, *job.args, **options
-            )
-        return self.queue.enqueue(job.func, *job.args, **options)
 
     def stuck_deliveries(self, limit: int = 1000) -> list[tuple[str, str]]:
         """(order id, delivery name) of pending deliveries untouched for STUCK_AFTER seconds."""
