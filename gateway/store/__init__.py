@@ -14,8 +14,9 @@ from typing import Any
 from redis import WatchError
 from redis.client import Pipeline
 
-from gateway.model import SHIPPED, Order, deliveries
+from gateway.model import SHIPPED, Order
 from gateway.store.base import PREFIX, Change, JobSpec, event, key, key_hash
+from gateway.store.deliveries import STUCK_AFTER, Deliveries, index_pending
 from gateway.store.partners import KNOWN_STORE_SECONDS, Partners
 
 __all__ = [
@@ -30,12 +31,8 @@ __all__ = [
     "key_hash",
 ]
 
-# A delivery still pending this long after its last write counts as stuck (its job was lost,
-# e.g. a worker was killed); the reconciliation enqueues it again.
-STUCK_AFTER = 900
 
-
-class Store(Partners):
+class Store(Partners, Deliveries):
     """The gateway's records in Redis."""
 
     def order(self, order_id: str) -> Order | None:
@@ -132,30 +129,11 @@ class Store(Partners):
                 pipe.srem(unshipped, order.id)
             else:
                 pipe.sadd(unshipped, order.id)
-            now = time.time()
-            for name, delivery in deliveries(order).items():
-                member = f"{order.id}|{name}"
-                if delivery.state == "pending":  # stuck if nothing happens by its own next try
-                    due = max(now, delivery.retry_at or 0) + STUCK_AFTER
-                    pipe.zadd(key("pending"), {member: due})
-                else:
-                    pipe.zrem(key("pending"), member)
-            for fulfillment in order.fulfillments:
-                if fulfillment.status != "active":  # held or cancelled: nothing to deliver
-                    pipe.zrem(key("pending"), f"{order.id}|forward:{fulfillment.id}")
+            index_pending(pipe, order)
         for entry in events:
             pipe.rpush(key("timeline", order_id), json.dumps(entry))
         for job in jobs:
             self.enqueue(job, pipe)
-
-    def stuck_deliveries(self, limit: int = 1000) -> list[tuple[str, str]]:
-        """(order id, delivery name) of pending deliveries untouched for STUCK_AFTER seconds."""
-        members = self.redis.zrangebyscore(key("pending"), "-inf", time.time(), 0, limit)
-        return [tuple(m.decode().split("|", 1)) for m in members]
-
-    def postpone_stuck(self, order_id: str, name: str) -> None:
-        """Give a re-enqueued delivery another STUCK_AFTER seconds before it counts as stuck."""
-        self.redis.zadd(key("pending"), {f"{order_id}|{name}": time.time() + STUCK_AFTER}, xx=True)
 
     def timeline(self, order_id: str) -> list[dict[str, Any]]:
         """The order's timeline, oldest first."""
@@ -254,36 +232,6 @@ class Store(Partners):
                 break
         more = last is not None and bool(self.redis.zrangebylex(index, f"({last}", "+", 0, 1))
         return found, (last if more else None)
-
-    # ---- idempotency, dedupe and counters ------------------------------------------------
-
-    def idempotent_answer(self, scope: str) -> dict[str, Any] | None:
-        """The answer stored for an Idempotency-Key, if the first request succeeded."""
-        raw = self.redis.get(key("idem", scope))
-        return json.loads(raw) if raw else None
-
-    def idempotency_key(self, scope: str) -> str:
-        """The Redis key under which an Idempotency-Key answer is kept (to WATCH it)."""
-        return key("idem", scope)
-
-    def accept_delivery(self, delivery: str, seconds: int, job: JobSpec, counter: str) -> bool:
-        """Remember a webhook delivery id and enqueue its job in one MULTI/EXEC (one round
-        trip); False for a repeat, whose job is then taken back.
-
-        Repeats are rare, so the common case pays one round trip; a repeat's job that a worker
-        took in the instant between is harmless, jobs being idempotent.
-        """
-        dedupe = key("delivery", delivery)
-        with self.redis.pipeline() as pipe:
-            pipe.multi()
-            pipe.set(dedupe, 1, nx=True, ex=seconds)
-            queued = self.enqueue(job, pipe)
-            pipe.hincrby(key("metrics"), counter, 1)
-            fresh = pipe.execute()[0]
-        if not fresh:
-            self.queue.remove(queued)
-            queued.delete()
-        return bool(fresh)
 
     def count(self, name: str, amount: int = 1) -> None:
         """Add to a counter shown on /metrics."""
