@@ -134,6 +134,19 @@ class Adapter(Protocol):
         """Orders updated (or, with `created`, created) at or after `since`, oldest first."""
 
 
+class PlatformPort(Protocol):
+    """What an adapter may reach of our Redis store (gateway.store.Store has it)."""
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to a counter shown on /metrics."""
+
+    def pace(self, name: str) -> dict[str, float] | None:
+        """A platform's rate-limit state for one store, shared by every process."""
+
+    def set_pace(self, name: str, state: dict[str, float]) -> None:
+        """Remember a store's rate-limit state for a while."""
+
+
 def base64_hmac_matches(secret: str, raw_body: bytes, signature: str | None) -> bool:
     """Shopify's and WooCommerce's signature: base64 HMAC-SHA256 of the raw body, compared in
     constant time."""

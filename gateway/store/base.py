@@ -1,0 +1,73 @@
+"""What every part of the store shares: key names, the Change a transaction applies, enqueue."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from redis import Redis
+from redis.client import Pipeline
+from rq import Queue
+from rq.job import Job
+
+from gateway.model import Order, now_iso
+
+PREFIX = "gw"
+
+
+def key(*parts: str) -> str:
+    """A namespaced Redis key."""
+    return ":".join((PREFIX, *parts))
+
+
+def key_hash(secret: str) -> str:
+    """What we keep of an API key: its SHA-256, so a leaked store leaks no keys."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job to enqueue in the same transaction as a state change."""
+
+    func: str | Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    delay: float = 0  # seconds; > 0 parks it in RQ's scheduled registry
+    options: dict[str, Any] = field(default_factory=dict)  # job_timeout, retry, job_id, ...
+
+
+@dataclass
+class Change:
+    """What a transaction function decided: the new order, timeline entries and jobs."""
+
+    order: Order | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[JobSpec] = field(default_factory=list)
+    writes: list[Callable[[Pipeline], None]] = field(default_factory=list)
+    result: Any = None
+
+
+def event(kind: str, message: str, **data: Any) -> dict[str, Any]:
+    """A timeline entry."""
+    return {"at": now_iso(), "type": kind, "message": message, **data}
+
+
+class Records:
+    """The Redis connection and the job queue that every part of the store works with."""
+
+    def __init__(self, redis: Redis, queue: Queue) -> None:
+        self.redis = redis
+        self.queue = queue
+
+    def enqueue(self, job: JobSpec, pipe: Pipeline | None = None) -> Job:
+        """Enqueue a job, inside the caller's transaction when a pipeline is given."""
+        options = dict(job.options)
+        if pipe is not None:
+            options["pipeline"] = pipe
+        if job.delay > 0:
+            return self.queue.enqueue_in(
+                timedelta(seconds=job.delay), job.func, *job.args, **options
+            )
+        return self.queue.enqueue(job.func, *job.args, **options)

@@ -1,0 +1,165 @@
+"""Order documents with their refs, lists and unshipped sets; add and change them; timelines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from redis import WatchError
+from redis.client import Pipeline
+
+from gateway.model import SHIPPED, Order
+from gateway.store.base import Change, JobSpec, Records, key
+from gateway.store.deliveries import index_pending
+
+
+class Orders(Records):
+    """Orders, each one JSON document changed in an optimistic transaction with its jobs."""
+
+    def order(self, order_id: str) -> Order | None:
+        """The stored order, or None."""
+        raw = self.redis.get(key("order", order_id))
+        return Order.from_doc(json.loads(raw)) if raw else None
+
+    def order_id_by_buyer_ref(self, buyer_id: str, seller_id: str, ref: str) -> str | None:
+        """The order a buyer already sent to this seller under its own order reference."""
+        found = self.redis.get(key("order-ref", buyer_id, seller_id, ref))
+        return found.decode() if found else None
+
+    def order_id_by_seller_ref(self, seller_id: str, ref: str) -> str | None:
+        """Our order that was created in the seller's store under this id."""
+        found = self.redis.get(key("order-by-seller-ref", seller_id, ref))
+        return found.decode() if found else None
+
+    def add_order(self, order: Order, events: list[dict[str, Any]], jobs: list[JobSpec]) -> Order:
+        """Store a new order unless the buyer already sent this ref to this seller; return the
+        order that is stored under the ref (the new one or the earlier one)."""
+        ref_key = key("order-ref", order.buyer_id, order.seller_id, order.buyer_order_ref)
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(ref_key)
+                    existing = pipe.get(ref_key)
+                    earlier = self.order(existing.decode()) if existing else None
+                    if earlier is not None:
+                        pipe.reset()
+                        return earlier
+                    pipe.multi()  # new, or a ref whose order is gone: (re)write both
+                    pipe.set(ref_key, order.id)
+                    member = f"{order.created_at}|{order.id}"
+                    pipe.zadd(key("orders-of", order.buyer_id), {member: 0})
+                    pipe.zadd(key("orders-of", order.seller_id), {member: 0})
+                    self._write_order(pipe, order, events, jobs)
+                    pipe.execute()
+                    return order
+                except WatchError:
+                    continue
+
+    def change_order(
+        self,
+        order_id: str,
+        decide: Callable[[Order], Change | None],
+        watch: Iterable[str] = (),
+    ) -> Change | None:
+        """Apply `decide` to the order in an optimistic transaction, retried on conflict.
+
+        `decide` may run several times; it must only compute. Returns its last Change, or None
+        when the order does not exist. `watch` names extra keys whose change forces a retry.
+        """
+        order_key = key("order", order_id)
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(order_key, *watch)
+                    raw = pipe.get(order_key)
+                    if raw is None:
+                        pipe.reset()
+                        return None
+                    change = decide(Order.from_doc(json.loads(raw)))
+                    if change is None or (
+                        change.order is None and not (change.events or change.jobs or change.writes)
+                    ):
+                        pipe.reset()
+                        return change
+                    pipe.multi()
+                    for write in change.writes:
+                        write(pipe)
+                    self._write_order(pipe, change.order, change.events, change.jobs, order_id)
+                    pipe.execute()
+                    return change
+                except WatchError:
+                    continue
+
+    def _write_order(
+        self,
+        pipe: Pipeline,
+        order: Order | None,
+        events: list[dict[str, Any]],
+        jobs: list[JobSpec],
+        order_id: str | None = None,
+    ) -> None:
+        order_id = order.id if order is not None else order_id
+        if order is not None:
+            pipe.set(key("order", order.id), json.dumps(order.to_doc(), separators=(",", ":")))
+            if order.seller_order_ref:
+                pipe.set(
+                    key("order-by-seller-ref", order.seller_id, order.seller_order_ref), order.id
+                )
+            unshipped = key("unshipped", order.seller_id)
+            if order.status == SHIPPED:
+                pipe.srem(unshipped, order.id)
+            else:
+                pipe.sadd(unshipped, order.id)
+            index_pending(pipe, order)
+        for entry in events:
+            pipe.rpush(key("timeline", order_id), json.dumps(entry))
+        for job in jobs:
+            self.enqueue(job, pipe)
+
+    def timeline(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's timeline, oldest first."""
+        return [json.loads(raw) for raw in self.redis.lrange(key("timeline", order_id), 0, -1)]
+
+    def add_timeline(self, order_id: str, entry: dict[str, Any]) -> None:
+        """Append one entry to an order's timeline outside a transaction."""
+        self.redis.rpush(key("timeline", order_id), json.dumps(entry))
+
+    def is_unshipped(self, seller_id: str, order_id: str) -> bool:
+        """True while the order is in the seller's unshipped set (rule 3's scope)."""
+        return bool(self.redis.sismember(key("unshipped", seller_id), order_id))
+
+    def unshipped_count(self, seller_id: str) -> int:
+        """How many of the seller's orders are not shipped."""
+        return int(self.redis.scard(key("unshipped", seller_id)))
+
+    def list_orders(
+        self, partner_id: str, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[Order], str | None]:
+        """A page of the partner's orders, oldest first, and the cursor of the next page.
+
+        A status filter scans at most a few pages' worth of ids per call, so a page may hold
+        fewer than `limit` orders while `next_cursor` is still set.
+        """
+        index = key("orders-of", partner_id)
+        start = f"({cursor}" if cursor else "-"
+        budget = limit * 5
+        members = self.redis.zrangebylex(index, start, "+", start=0, num=budget)
+        found: list[Order] = []
+        last: str | None = None
+        for chunk_start in range(0, len(members), 100):
+            chunk = members[chunk_start : chunk_start + 100]
+            docs = self.redis.mget([key("order", m.decode().split("|")[1]) for m in chunk])
+            for member, raw in zip(chunk, docs, strict=True):
+                last = member.decode()
+                if raw is None:
+                    continue
+                order = Order.from_doc(json.loads(raw))
+                if status is None or order.status == status:
+                    found.append(order)
+                if len(found) == limit:
+                    break
+            if len(found) == limit:
+                break
+        more = last is not None and bool(self.redis.zrangebylex(index, f"({last}", "+", 0, 1))
+        return found, (last if more else None)

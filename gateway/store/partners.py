@@ -1,0 +1,132 @@
+"""Partners, their API keys and store lookups, partnerships with their SKU maps, connections."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from redis import Redis, WatchError
+from rq import Queue
+
+from gateway.store.base import Records, key, key_hash
+
+KNOWN_STORE_SECONDS = 5.0  # how long a web process trusts its copy of a store's connection
+
+
+class Partners(Records):
+    """Partners, partnerships and store connections, with a few seconds' cache of lookups."""
+
+    def __init__(self, redis: Redis, queue: Queue) -> None:
+        super().__init__(redis, queue)
+        self._known_stores: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def add_partner(
+        self, partner: dict[str, Any], api_key: str, lookups: Iterable[str], has_store: bool
+    ) -> bool:
+        """Store a new partner; False (nothing stored) if one of its store lookups is taken.
+        A partner with a store connection joins the reconciliation's scope."""
+        lookup_keys = [key("partner-by", lookup) for lookup in lookups]
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key("partner", partner["id"]), *lookup_keys)
+                if any(pipe.exists(k) for k in lookup_keys):
+                    pipe.reset()
+                    return False
+                pipe.multi()
+                pipe.set(key("partner", partner["id"]), json.dumps(partner))
+                pipe.set(key("partner-by-key", key_hash(api_key)), partner["id"])
+                if has_store:
+                    pipe.sadd(key("connections"), partner["id"])
+                for k in lookup_keys:
+                    pipe.set(k, partner["id"])
+                pipe.execute()
+            except WatchError:
+                return False
+        return True
+
+    def partner(self, partner_id: str) -> dict[str, Any] | None:
+        """A partner's record, connection secrets included (never return it as is)."""
+        raw = self.redis.get(key("partner", partner_id))
+        return json.loads(raw) if raw else None
+
+    def partner_by_api_key(self, api_key: str) -> dict[str, Any] | None:
+        """The partner whose API key this is."""
+        partner_id = self.redis.get(key("partner-by-key", key_hash(api_key)))
+        return self.partner(partner_id.decode()) if partner_id else None
+
+    def partner_by_lookup(self, lookup: str) -> dict[str, Any] | None:
+        """The partner found by a store identity such as `shopify:acme.myshopify.com`."""
+        partner_id = self.redis.get(key("partner-by", lookup))
+        return self.partner(partner_id.decode()) if partner_id else None
+
+    def known_store(self, lookup: str) -> dict[str, Any] | None:
+        """partner_by_lookup, remembered for a few seconds: a webhook costs no reads for it.
+
+        Only stores that exist are remembered, so unknown names can't fill the memory.
+        """
+        now = time.monotonic()
+        hit = self._known_stores.get(lookup)
+        if hit and hit[0] > now:
+            return hit[1]
+        partner = self.partner_by_lookup(lookup)
+        if partner is not None:
+            self._known_stores[lookup] = (now + KNOWN_STORE_SECONDS, partner)
+        return partner
+
+    def save_partnership(self, partnership: dict[str, Any]) -> list[str]:
+        """Create or replace the partnership of a buyer and a seller, with its SKU map.
+
+        A buyer SKU belongs to one seller: returns the SKUs another partnership of the buyer
+        already maps (and stores nothing), else an empty list.
+        """
+        buyer, seller = partnership["buyer_id"], partnership["seller_id"]
+        skus_key = key("sku-of", buyer)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(skus_key)
+                    owners = {
+                        k.decode(): json.loads(v)[0] for k, v in pipe.hgetall(skus_key).items()
+                    }
+                    wanted = {p["buyer_sku"]: p["seller_sku"] for p in partnership["skus"]}
+                    taken = [s for s in wanted if owners.get(s, seller) != seller]
+                    if taken:
+                        pipe.reset()
+                        return taken
+                    dropped = [
+                        s for s, owner in owners.items() if owner == seller and s not in wanted
+                    ]
+                    pipe.multi()
+                    pipe.set(key("partnership", buyer, seller), json.dumps(partnership))
+                    pipe.sadd(key("sellers-of", buyer), seller)
+                    if dropped:
+                        pipe.hdel(skus_key, *dropped)
+                    if wanted:
+                        pipe.hset(
+                            skus_key,
+                            mapping={s: json.dumps([seller, t]) for s, t in wanted.items()},
+                        )
+                    pipe.execute()
+                    return []
+                except WatchError:
+                    continue
+
+    def sku_map(self, buyer_id: str) -> dict[str, tuple[str, str]]:
+        """Every SKU the buyer's partnerships map: buyer SKU -> (seller id, seller SKU)."""
+        raw = self.redis.hgetall(key("sku-of", buyer_id))
+        return {k.decode(): tuple(json.loads(v)) for k, v in raw.items()}
+
+    def partnership(self, buyer_id: str, seller_id: str) -> dict[str, Any] | None:
+        """The partnership of this buyer and seller, if any."""
+        raw = self.redis.get(key("partnership", buyer_id, seller_id))
+        return json.loads(raw) if raw else None
+
+    def connections(self) -> list[str]:
+        """Ids of the partners with a store to reconcile."""
+        return sorted(m.decode() for m in self.redis.smembers(key("connections")))
+
+    def is_buyer(self, partner_id: str) -> bool:
+        """True when the partner has partnerships as a buyer."""
+        return bool(self.redis.scard(key("sellers-of", partner_id)))
