@@ -123,9 +123,10 @@ def requeue_stuck(store: Store) -> int:
 def reconcile_store(partner_id: str) -> dict[str, int]:
     """Ask one store what changed since its cursors; sync and ingest what was missed.
 
-    Its cost follows what changed: one call per page of changed orders (plus one per
-    order where the listing can't carry its fulfillments), and a shipped order is never read (rule 3). Each cursor moves
-    only after its page is applied, so a run that fails half-way resumes where it was.
+    Its cost follows what changed: one call per page of changed orders (plus one per order
+    where the listing can't carry its fulfillments), and a shipped order is never read (rule 3).
+    Each cursor moves only after its page is applied, so a run that fails half-way resumes
+    where it was.
     """
     config, store = context()
     partner = store.partner(partner_id)

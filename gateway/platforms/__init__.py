@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 from typing import Any
 
-from gateway.platforms.base import Adapter, Platform
+from gateway.platforms.base import Adapter, Platform, PlatformPort
 from gateway.settings import Settings
 
 REGISTRY: dict[str, Platform] = {}
@@ -38,7 +38,7 @@ def every() -> list[Platform]:
     return [REGISTRY[name] for name in names()]
 
 
-def adapter_for(partner: dict[str, Any], port: Any, config: Settings) -> Adapter:
+def adapter_for(partner: dict[str, Any], port: PlatformPort, config: Settings) -> Adapter:
     """The adapter of the partner's store connection (or its buyer channel)."""
     return get(partner["platform"]).adapter(partner, port, config)
 

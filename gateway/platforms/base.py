@@ -135,7 +135,7 @@ class Adapter(Protocol):
 
 
 class PlatformPort(Protocol):
-    """What an adapter may reach of our Redis store (gateway.store.Store has it)."""
+    """What an adapter may reach of our Redis store: its counters and pacing state."""
 
     def count(self, name: str, amount: int = 1) -> None:
         """Add to a counter shown on /metrics."""
@@ -237,7 +237,7 @@ class Platform:
         """The identity webhooks find this connection's store by (None: no store)."""
         return None
 
-    def adapter(self, partner: dict[str, Any], port: Any, config: Settings) -> Any:
+    def adapter(self, partner: dict[str, Any], port: PlatformPort, config: Settings) -> Any:
         """The adapter of the partner's store connection (see `Adapter`)."""
         raise PlatformError(f"{self.label} has no store to call", permanent=True)
 

@@ -36,6 +36,7 @@ from gateway.platforms.base import (
     Keyset,
     Platform,
     PlatformError,
+    PlatformPort,
     StoreLine,
     StoreOrder,
     WebhookCall,
@@ -44,7 +45,6 @@ from gateway.platforms.base import (
     refuse_status,
 )
 from gateway.settings import Settings
-from gateway.store import Store
 from gateway.validation import StrictSchema, text, web_url
 
 TIMESTAMP_TOLERANCE = 5 * 60  # seconds, as the Standard Webhooks libraries use
@@ -85,12 +85,12 @@ def verify_webhook(secret: str, raw_body: bytes, headers: Any) -> bool:
 class BigCommerceAdapter:
     """One store's connection: `store_hash`, `access_token`, optional `api_base_url`."""
 
-    def __init__(self, connection: dict[str, Any], store: Store, config: Settings) -> None:
+    def __init__(self, connection: dict[str, Any], port: PlatformPort, config: Settings) -> None:
         self.store_hash = connection["store_hash"]
         base = (connection.get("api_base_url") or "https://api.bigcommerce.com").rstrip("/")
         self.base = f"{base}/stores/{self.store_hash}/v2"
         self.token = connection["access_token"]
-        self.store = store
+        self.port = port
         self.timeout = config.http_timeout
         self.page_size = max(config.reconcile_page_size, 50)
 
@@ -289,7 +289,7 @@ class BigCommerceAdapter:
                 )
             except requests.RequestException as error:
                 raise PlatformError(f"BigCommerce unreachable: {type(error).__name__}") from error
-            self.store.count("platform_calls_bigcommerce")
+            self.port.count("platform_calls_bigcommerce")
             reset = self._remember_quota(answer)
             if answer.status_code == 429 and reset is not None and reset <= MAX_RATE_WAIT:
                 time.sleep(reset)
@@ -312,7 +312,7 @@ class BigCommerceAdapter:
         return f"pace:bigcommerce:{self.store_hash}"
 
     def _wait_for_quota(self) -> None:
-        state = self.store.pace(self._pace_key())
+        state = self.port.pace(self._pace_key())
         if not state or state["left"] > 1:
             return
         wait = state["reset_at"] - time.time()
@@ -328,7 +328,7 @@ class BigCommerceAdapter:
             return None
         try:
             reset = float(reset_ms) / 1000
-            self.store.set_pace(
+            self.port.set_pace(
                 self._pace_key(), {"left": float(left), "reset_at": time.time() + reset}
             )
         except ValueError:
@@ -432,7 +432,9 @@ class BigCommerce(Platform):
     def store_identity(self, connection: dict[str, Any]) -> str | None:
         return f"stores/{connection['store_hash']}"
 
-    def adapter(self, partner: dict[str, Any], port: Any, config: Settings) -> BigCommerceAdapter:
+    def adapter(
+        self, partner: dict[str, Any], port: PlatformPort, config: Settings
+    ) -> BigCommerceAdapter:
         return BigCommerceAdapter(partner["connection"], port, config)
 
     def webhook_store(self, call: WebhookCall) -> str | None:

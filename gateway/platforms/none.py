@@ -14,7 +14,7 @@ from standardwebhooks.webhooks import Webhook
 from gateway.delivery import DeliveryFailed, retry_after_seconds
 from gateway.model import Fulfillment, Order, now_iso
 from gateway.platforms import register
-from gateway.platforms.base import Platform, http
+from gateway.platforms.base import Platform, PlatformPort, http
 from gateway.settings import Settings
 from gateway.validation import StrictSchema
 
@@ -96,7 +96,9 @@ class NoPlatform(Platform):
     fulfillments_from_store = False
     callbacks = True
 
-    def adapter(self, partner: dict[str, Any], port: Any, config: Settings) -> CallbackAdapter:
+    def adapter(
+        self, partner: dict[str, Any], port: PlatformPort, config: Settings
+    ) -> CallbackAdapter:
         return CallbackAdapter(partner, config)
 
     def forward_fulfillment(

@@ -26,6 +26,7 @@ from gateway.platforms.base import (
     CreatedOrder,
     Platform,
     PlatformError,
+    PlatformPort,
     StoreLine,
     StoreOrder,
     WebhookCall,
@@ -34,7 +35,6 @@ from gateway.platforms.base import (
     refuse_status,
 )
 from gateway.settings import Settings
-from gateway.store import Store
 from gateway.validation import StrictSchema, text, web_url
 
 log = logging.getLogger(__name__)
@@ -164,12 +164,12 @@ mutation GatewayUpdateTracking($id: ID!, $tracking: FulfillmentTrackingInput!) {
 class ShopifyAdapter:
     """One shop's connection: `shop_domain`, `access_token`, optional `api_base_url`."""
 
-    def __init__(self, connection: dict[str, Any], store: Store, config: Settings) -> None:
+    def __init__(self, connection: dict[str, Any], port: PlatformPort, config: Settings) -> None:
         self.shop = connection["shop_domain"]
         base = connection.get("api_base_url") or f"https://{self.shop}"
         self.url = f"{base.rstrip('/')}/admin/api/{api_version(config)}/graphql.json"
         self.token = connection["access_token"]
-        self.store = store
+        self.port = port
         self.timeout = config.http_timeout
         self.page_size = config.reconcile_page_size
 
@@ -335,7 +335,7 @@ class ShopifyAdapter:
                 )
             except requests.RequestException as error:
                 raise PlatformError(f"Shopify unreachable: {type(error).__name__}") from error
-            self.store.count("platform_calls_shopify")
+            self.port.count("platform_calls_shopify")
             body = _json(answer)
             cost = (body.get("extensions") or {}).get("cost") or {}
             self._remember_bucket(cost.get("throttleStatus"))
@@ -363,7 +363,7 @@ class ShopifyAdapter:
         return f"pace:shopify:{self.shop}"
 
     def _wait_for_bucket(self) -> None:
-        state = self.store.pace(self._pace_key())
+        state = self.port.pace(self._pace_key())
         if not state:
             return
         restore = max(state["restore"], 1.0)
@@ -377,7 +377,7 @@ class ShopifyAdapter:
 
     def _remember_bucket(self, status: dict[str, Any] | None) -> None:
         if status:
-            self.store.set_pace(
+            self.port.set_pace(
                 self._pace_key(),
                 {
                     "available": float(status.get("currentlyAvailable", 0)),
@@ -388,7 +388,7 @@ class ShopifyAdapter:
             )
 
     def _note_throttled(self, cost: dict[str, Any]) -> None:
-        self.store.count("platform_throttled_shopify")
+        self.port.count("platform_throttled_shopify")
         status = cost.get("throttleStatus") or {}
         needed = float(cost.get("requestedQueryCost") or ASSUMED_QUERY_COST)
         available = float(status.get("currentlyAvailable", 0))
@@ -580,7 +580,9 @@ class Shopify(Platform):
     def store_identity(self, connection: dict[str, Any]) -> str | None:
         return connection["shop_domain"]
 
-    def adapter(self, partner: dict[str, Any], port: Any, config: Settings) -> ShopifyAdapter:
+    def adapter(
+        self, partner: dict[str, Any], port: PlatformPort, config: Settings
+    ) -> ShopifyAdapter:
         return ShopifyAdapter(partner["connection"], port, config)
 
     def webhook_store(self, call: WebhookCall) -> str | None:

@@ -24,6 +24,7 @@ from gateway.platforms.base import (
     Keyset,
     Platform,
     PlatformError,
+    PlatformPort,
     StoreLine,
     StoreOrder,
     WebhookCall,
@@ -33,7 +34,6 @@ from gateway.platforms.base import (
     refuse_status,
 )
 from gateway.settings import Settings
-from gateway.store import Store
 from gateway.validation import StrictSchema, text, web_url
 
 PAGE_SIZE = 100  # WordPress's largest per_page
@@ -68,10 +68,10 @@ def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
 class WooCommerceAdapter:
     """One store's connection: `store_url`, `consumer_key`, `consumer_secret`."""
 
-    def __init__(self, connection: dict[str, Any], store: Store, config: Settings) -> None:
+    def __init__(self, connection: dict[str, Any], port: PlatformPort, config: Settings) -> None:
         self.site = connection["store_url"].rstrip("/")
         self.auth = (connection["consumer_key"], connection["consumer_secret"])
-        self.store = store
+        self.port = port
         self.timeout = config.http_timeout
 
     # ---- the interface -----------------------------------------------------------------------
@@ -216,7 +216,7 @@ class WooCommerceAdapter:
             )
         except requests.RequestException as error:
             raise PlatformError(f"WooCommerce unreachable: {type(error).__name__}") from error
-        self.store.count("platform_calls_woocommerce")
+        self.port.count("platform_calls_woocommerce")
         if answer.status_code == 404 and missing_ok:
             return None
         if answer.status_code >= 300:
@@ -327,7 +327,9 @@ class WooCommerce(Platform):
     def store_identity(self, connection: dict[str, Any]) -> str | None:
         return normalize_store_url(connection["store_url"])
 
-    def adapter(self, partner: dict[str, Any], port: Any, config: Settings) -> WooCommerceAdapter:
+    def adapter(
+        self, partner: dict[str, Any], port: PlatformPort, config: Settings
+    ) -> WooCommerceAdapter:
         return WooCommerceAdapter(partner["connection"], port, config)
 
     def is_ping(self, call: WebhookCall) -> bool:

@@ -57,7 +57,7 @@ class Partners(Records):
         return self.partner(partner_id.decode()) if partner_id else None
 
     def partner_by_lookup(self, lookup: str) -> dict[str, Any] | None:
-        """The partner found by a store identity such as `shopify:acme.myshopify.com`."""
+        """The partner found by a store identity such as `<platform>:<store identity>`."""
         partner_id = self.redis.get(key("partner-by", lookup))
         return self.partner(partner_id.decode()) if partner_id else None
 
