@@ -17,6 +17,7 @@ from gateway.orders import (
     check_fulfillment,
     manual_fulfillment_refusal,
     new_fulfillment,
+    not_released,
 )
 from gateway.store import Change, Store, event
 
@@ -70,6 +71,9 @@ def create_manual_fulfillment(
                 return Change(result=(earlier["status"], earlier["body"]))
         if current.status == SHIPPED:
             raise ApiError(409, "order_shipped", "The order is already shipped.")
+        unreleased = not_released(current)
+        if unreleased:
+            raise ApiError(409, "order_not_released", unreleased)
         checked = check_fulfillment(current, proposal)
         if checked.errors:
             raise validation_failed(checked.errors, "The fulfillment was not recorded.")

@@ -12,6 +12,8 @@ from typing import Any
 
 UNSHIPPED = "unshipped"
 SHIPPED = "shipped"
+# Where a buyer store's order stands with payment (adapters translate their stores' words).
+PAID, UNPAID, CANCELLED = "paid", "unpaid", "cancelled"
 
 
 def iso_utc(moment: datetime, timespec: str = "seconds") -> str:
@@ -50,7 +52,9 @@ class FulfillmentLine:
 class Delivery:
     """How a fulfillment (or the shipped notice) travels to the buyer."""
 
-    state: str = "pending"  # pending | delivered | failed
+    # pending | delivered | failed; routing may also be waiting (held: see Order.waiting_for)
+    # or cancelled (the buyer's store cancelled the order before it was routed: never sent).
+    state: str = "pending"
     attempts: int = 0
     last_error: str | None = None
     buyer_ref: str | None = None
@@ -93,8 +97,10 @@ class Order:
     shipping_address: dict[str, Any] = field(default_factory=dict)
     customer_email: str | None = None
     shipped_at: str | None = None
-    # Routing to the seller (created in their store, or emailed): pending | done | failed.
+    # Routing to the seller (created in their store, or emailed).
     routing: Delivery = field(default_factory=Delivery)
+    # While routing waits: what for ("payment": the buyer's store has not been paid yet).
+    waiting_for: str | None = None
     # The `order.shipped` notice to the buyer, once shipped.
     shipped_notice: Delivery | None = None
     # The seller store's updatedAt of its order when we last applied its fulfillments.

@@ -13,7 +13,9 @@ from urllib.parse import urlsplit
 
 from gateway import platforms, tracking
 from gateway.model import (
+    PAID,
     SHIPPED,
+    UNPAID,
     UNSHIPPED,
     Delivery,
     Fulfillment,
@@ -112,6 +114,35 @@ def new_order(
         created_at=at,
         updated_at=at,
     )
+
+
+def hold_for_payment(order: Order) -> Order:
+    """A new order from a buyer store that is not paid yet: its routing waits (it is not sent
+    to the seller) until the store says it is paid."""
+    return replace(order, routing=Delivery(state="waiting"), waiting_for="payment")
+
+
+def payment_changed(order: Order, payment: str) -> tuple[Order, str] | None:
+    """What the buyer store's payment state does to an order whose routing waits: paid releases
+    it (the caller routes it), cancelled ends it unrouted; (the order, a note) or None."""
+    if order.routing.state != "waiting" or payment == UNPAID:
+        return None
+    if payment == PAID:
+        released = replace(order, routing=Delivery(), waiting_for=None, updated_at=now_iso())
+        return released, "Paid in the buyer's store: passing the order to the seller."
+    cancelled = replace(
+        order, routing=Delivery(state="cancelled"), waiting_for=None, updated_at=now_iso()
+    )
+    return cancelled, "Cancelled in the buyer's store before it was paid: never sent to the seller."
+
+
+def not_released(order: Order) -> str | None:
+    """Why the seller may not act on the order yet (it has not been passed to them), or None."""
+    if order.routing.state == "waiting":
+        return "The order waits for payment in the buyer's store; it is not the seller's yet."
+    if order.routing.state == "cancelled":
+        return "The buyer's store cancelled the order before it was paid."
+    return None
 
 
 def split_by_seller(lines: list[Any], sku_map: dict[str, tuple[str, str]]) -> dict[str, list]:

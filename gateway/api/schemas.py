@@ -221,6 +221,14 @@ class OrderOut(Schema):
     created_at = fields.String()
     updated_at = fields.String()
     shipped_at = fields.String(allow_none=True)
+    waiting_for = fields.String(
+        allow_none=True,
+        metadata={
+            "enum": ["payment", None],
+            "description": "Why the order has not gone to the seller yet (payment: the buyer's "
+            "store has not been paid); null once it has, or when it never waited.",
+        },
+    )
 
 
 class OrderPage(Schema):

@@ -1,38 +1,77 @@
-"""Orders from a buyer's store: read the order, split its lines by seller, store one order each."""
+"""Orders from a buyer's store: read the order, split its lines by seller, store one order each;
+route each once the store says it is paid."""
 
 from __future__ import annotations
 
 import logging
 
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
-from gateway.orders import new_order, split_by_seller
+from gateway.model import CANCELLED, PAID, Order
+from gateway.orders import hold_for_payment, new_order, payment_changed, split_by_seller
 from gateway.platforms import adapter_for
-from gateway.store import JobSpec, event
+from gateway.platforms.base import StoreOrder
+from gateway.store import Change, JobSpec, Store, event
 
 log = logging.getLogger(__name__)
 
 
 def ingest_order(buyer_id: str, ref: str) -> list[str]:
-    """Create the stored orders for a buyer store's order once; returns their ids.
+    """Create the stored orders for a buyer store's order once, and route them once it is paid;
+    returns the ids of the orders it created.
 
     The webhook body is only a hint: the order is read again from the store. A second run (a
-    re-delivery, a reconciliation) finds each seller's order by the buyer's ref and adds none.
+    re-delivery, a payment or cancellation webhook, a reconciliation) finds each seller's order
+    by the buyer's ref and adds none; it releases an order waiting on payment once it is paid,
+    and ends one cancelled first. An order ingested whose routing does not wait costs no read.
     """
     config, store = context()
     buyer = store.partner(buyer_id)
     if buyer is None:
         return []
+    waiting = _waiting_orders(store, buyer_id, ref)
+    if not waiting and all(store.buyer_refs_seen(buyer_id, [ref])):
+        return []  # in, and routed: nothing a new read could change
     store_order = adapter_for(buyer, store, config).read_order(ref)
     if store_order is None:
         log.info("buyer %s has no order %s any more", buyer_id, ref)
         return []
-    sku_map = store.sku_map(buyer_id)
+    for order_id in waiting:
+        _payment_changed(store, order_id, store_order.payment)
     stored = []
-    for seller_id, lines in split_by_seller(store_order.lines, sku_map).items():
-        if store.order_id_by_buyer_ref(buyer_id, seller_id, store_order.ref):
+    if store_order.payment != CANCELLED:  # cancelled before we saw it: never routed
+        stored = _store_new_orders(store, buyer, store_order)
+    store.mark_buyer_ref_seen(buyer_id, store_order.ref)
+    return stored
+
+
+def _waiting_orders(store: Store, buyer_id: str, ref: str) -> list[str]:
+    """The buyer's orders from this store order whose routing waits on payment."""
+    return [
+        order_id
+        for order_id in store.waiting_orders(buyer_id)
+        if (order := store.order(order_id)) is not None and order.buyer_order_ref == ref
+    ]
+
+
+def _payment_changed(store: Store, order_id: str, payment: str) -> None:
+    def decide(current: Order) -> Change | None:
+        changed = payment_changed(current, payment)
+        if changed is None:
+            return None
+        order, note = changed
+        jobs = [JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)] if payment == PAID else []
+        return Change(order=order, events=[event("order.payment", note)], jobs=jobs)
+
+    store.change_order(order_id, decide)
+
+
+def _store_new_orders(store: Store, buyer: dict, store_order: StoreOrder) -> list[str]:
+    stored = []
+    for seller_id, lines in split_by_seller(store_order.lines, store.sku_map(buyer["id"])).items():
+        if store.order_id_by_buyer_ref(buyer["id"], seller_id, store_order.ref):
             continue
         order = new_order(
-            buyer_id,
+            buyer["id"],
             seller_id,
             store_order.ref,
             [
@@ -42,12 +81,22 @@ def ingest_order(buyer_id: str, ref: str) -> list[str]:
             store_order.shipping_address,
             store_order.email,
         )
-        created = event(
-            "order.created",
-            f"Order {store_order.ref} received from the buyer's {buyer['platform']} store.",
-        )
-        route = JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)
-        stored.append(store.add_order(order, [created], [route]).id)
+        events = [
+            event(
+                "order.created",
+                f"Order {store_order.ref} received from the buyer's {buyer['platform']} store.",
+            )
+        ]
+        jobs = [JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)]
+        if store_order.payment != PAID:
+            order, jobs = hold_for_payment(order), []
+            events.append(
+                event(
+                    "order.waiting",
+                    "Not paid in the buyer's store yet: it goes to the seller once it is.",
+                    level="warning",
+                )
+            )
+        stored.append(store.add_order(order, events, jobs).id)
         store.count("orders_ingested")
-    store.mark_buyer_ref_seen(buyer_id, store_order.ref)
     return stored

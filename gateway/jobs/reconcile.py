@@ -219,6 +219,12 @@ def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, do
 
 def _reconcile_buyer(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
     partner_id = partner["id"]
+    # Orders waiting on payment: asked about again each cycle, in case the webhook that said
+    # they were paid (or cancelled) was lost. One read each; they are few and short-lived.
+    waiting = [store.order(order_id) for order_id in store.waiting_orders(partner_id)]
+    for ref in sorted({order.buyer_order_ref for order in waiting if order is not None}):
+        store.enqueue(JobSpec(INGEST_ORDER, (partner_id, ref), options=RETRIED_OPTIONS))
+        done["ingested"] += 1
     for orders in _changed_pages(store, config, adapter, partner, "buyer"):
         refs = [o.ref for o in orders]
         for ref, seen in zip(refs, store.buyer_refs_seen(partner_id, refs), strict=True):

@@ -25,7 +25,7 @@ from gateway.api.schemas import FulfillmentIn, flatten
 from gateway.errors import ApiError
 from gateway.manual import create_manual_fulfillment
 from gateway.model import UNSHIPPED, Order
-from gateway.orders import fulfilled_quantities, manual_fulfillment_refusal
+from gateway.orders import fulfilled_quantities, manual_fulfillment_refusal, not_released
 from gateway.runtime import settings, store
 
 pages = Blueprint("pages", __name__, template_folder="templates")
@@ -47,7 +47,9 @@ def _page(
 ):
     seller = store().partner(order.seller_id)
     may_fulfill = (
-        manual_fulfillment_refusal(role, seller["platform"]) is None and order.status == UNSHIPPED
+        manual_fulfillment_refusal(role, seller["platform"]) is None
+        and order.status == UNSHIPPED
+        and not_released(order) is None
     )
     done = fulfilled_quantities(order)
     html = render_template(

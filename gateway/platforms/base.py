@@ -18,7 +18,7 @@ import requests
 from marshmallow import Schema
 
 from gateway.delivery import DeliveryFailed, retry_after_seconds
-from gateway.model import Fulfillment, ObservedFulfillment, Order
+from gateway.model import PAID, Fulfillment, ObservedFulfillment, Order
 from gateway.settings import Settings
 
 # One connection pool per process for every platform and callback call: a worker reuses its
@@ -48,6 +48,9 @@ class StoreOrder:
     lines: list[StoreLine]
     shipping_address: dict[str, Any] = field(default_factory=dict)
     email: str | None = None
+    # PAID: the merchant ships it (paid, or authorized where the platform's merchants ship on
+    # authorization); UNPAID: not yet; CANCELLED: cancelled, voided or declined.
+    payment: str = PAID
 
 
 @dataclass(frozen=True)

@@ -112,10 +112,19 @@ class Orders(Records):
             else:
                 pipe.sadd(unshipped, order.id)
             index_pending(pipe, order)
+            waiting = key("waiting", order.buyer_id)  # the reconciliation asks again about these
+            if order.routing.state == "waiting":
+                pipe.sadd(waiting, order.id)
+            else:
+                pipe.srem(waiting, order.id)
         for entry in events:
             pipe.rpush(key("timeline", order_id), json.dumps(entry))
         for job in jobs:
             self.enqueue(job, pipe)
+
+    def waiting_orders(self, buyer_id: str) -> list[str]:
+        """Ids of the buyer's orders whose routing waits (on payment in the buyer's store)."""
+        return sorted(m.decode() for m in self.redis.smembers(key("waiting", buyer_id)))
 
     def timeline(self, order_id: str) -> list[dict[str, Any]]:
         """The order's timeline, oldest first."""

@@ -8,13 +8,17 @@ import json
 import pytest
 
 from gateway.model import (
+    CANCELLED,
+    PAID,
     SHIPPED,
+    UNPAID,
     UNSHIPPED,
     Delivery,
     Fulfillment,
     FulfillmentLine,
     LineItem,
     Order,
+    deliveries,
 )
 from gateway.orders import (
     MAX_TRACKING_NUMBERS,
@@ -24,9 +28,12 @@ from gateway.orders import (
     add_fulfillment,
     check_fulfillment,
     fulfilled_quantities,
+    hold_for_payment,
     is_covered,
     manual_fulfillment_refusal,
     new_fulfillment,
+    not_released,
+    payment_changed,
     remaining,
 )
 
@@ -606,3 +613,39 @@ def test_from_doc_does_not_change_the_document():
     copy = json.loads(json.dumps(doc))
     Order.from_doc(doc)
     assert doc == copy
+
+
+# ---- routing waits for payment in the buyer's store (issue 10, point 1) ------------------------
+
+
+def test_an_unpaid_order_waits_and_the_seller_may_not_act_on_it():
+    waiting = hold_for_payment(make_order())
+    assert waiting.routing.state == "waiting"
+    assert waiting.waiting_for == "payment"
+    assert "payment" in not_released(waiting)
+    assert "route" in deliveries(waiting)  # visible, but not pending: nothing enqueues it
+    assert not_released(make_order()) is None
+
+
+def test_payment_releases_a_waiting_order_once():
+    waiting = hold_for_payment(make_order())
+    assert payment_changed(waiting, UNPAID) is None
+
+    released, note = payment_changed(waiting, PAID)
+
+    assert released.routing.state == "pending"
+    assert released.waiting_for is None
+    assert not_released(released) is None
+    assert "Paid" in note
+    assert payment_changed(released, PAID) is None  # routed orders are not released twice
+    assert payment_changed(released, CANCELLED) is None  # nor ended by a later cancellation
+
+
+def test_a_cancelled_waiting_order_is_never_routed():
+    ended, note = payment_changed(hold_for_payment(make_order()), CANCELLED)
+
+    assert ended.routing.state == "cancelled"
+    assert ended.waiting_for is None
+    assert "cancelled" in not_released(ended)
+    assert payment_changed(ended, PAID) is None
+    assert "never sent" in note
