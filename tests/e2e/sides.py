@@ -50,8 +50,17 @@ class Side:
 
     def connect(self) -> dict:
         """Create the store in its simulator, the partner in the gateway, and the webhooks."""
-        env, hook = self.env, f"{self.env.live_server}/webhooks/{self.platform}"
         extra: dict = {}
+        if self.platform == "none" and self.role == "buyer":
+            extra["callback_url"] = self.env.callbacks.url
+        connection = self.open_store(f"{self.env.live_server}/webhooks/{self.platform}")
+        self.partner = self.env.connect(self.platform, connection, self.name, **extra)
+        return self.partner
+
+    def open_store(self, hook: str | None = None) -> dict:
+        """Create the store in its simulator, its webhooks sent to `hook` (none without one);
+        the store connection a partner on the platform has ({} with no platform)."""
+        env = self.env
         if self.platform == "shopify":
             domain = f"{self.name}.myshopify.com"
             self.store = env.shopify.add_shop(domain, f"shpat_{self.name}", f"{self.name}-secret")
@@ -66,9 +75,10 @@ class Side:
                 if self.role == "buyer"
                 else ["orders/create", "fulfillments/create", "fulfillments/update"]
             )
-            for topic in topics:
+            for topic in topics if hook else ():
                 self.store.add_webhook(topic, hook)
-        elif self.platform == "bigcommerce":
+            return connection
+        if self.platform == "bigcommerce":
             self.store = env.bigcommerce.add_store(
                 self.name, f"tok{self.name}", f"{self.name}-secret"
             )
@@ -83,11 +93,12 @@ class Side:
                 if self.role == "buyer"
                 else ["store/shipment/created", "store/shipment/updated"]
             )
-            for scope in scopes:
+            for scope in scopes if hook else ():
                 self.store.add_webhook(
                     scope, hook, headers={"X-Gateway-Secret": f"{self.name}-secret"}
                 )
-        elif self.platform == "woocommerce":
+            return connection
+        if self.platform == "woocommerce":
             # Buyer stores with the Shipment Tracking extension get tracking items, others notes.
             tracking = self.role == "buyer" and self.env.woo_tracking
             self.store = env.woocommerce.add_store(
@@ -103,17 +114,45 @@ class Side:
                 "consumer_secret": f"cs_{self.name}",
                 "webhook_secret": f"{self.name}-secret",
             }
-            if self.role == "buyer":
+            if self.role == "buyer" and hook:
                 self.store.add_webhook("order.created", hook, secret=f"{self.name}-secret")
-            else:
+            elif self.role == "seller":
                 for sku in SKUS.values():
                     self.store.add_product(sku, f"Product {sku}", 4.0)
+            return connection
+        return {}
+
+    # ---- the store's own view (through its simulator) -----------------------------------------
+
+    def lines_in_store(self, ref: str) -> dict[str, tuple[str, int]]:
+        """The lines of the store's order `ref`: the store's line id -> (SKU, quantity)."""
+        if self.platform == "shopify":
+            order = self.store.order(f"gid://shopify/Order/{ref}")
+            return {li["id"]: (li["sku"], li["quantity"]) for li in order["line_items"]}
+        if self.platform == "bigcommerce":
+            return {str(p["id"]): (p["sku"], p["quantity"]) for p in self.store.products(int(ref))}
+        order = self.store.order(int(ref))
+        return {str(li["id"]): (li["sku"], li["quantity"]) for li in order["line_items"]}
+
+    def address_in_store(self, ref: str) -> tuple[str, str, str, str]:
+        """(name, street, city, zip) the store's order `ref` ships to."""
+        if self.platform == "shopify":
+            a = self.store.order(f"gid://shopify/Order/{ref}")["shipping_address"]
+            return a["name"], a["address1"], a["city"], a["zip"]
+        if self.platform == "bigcommerce":
+            a = self.store.shipping_addresses(int(ref))[0]
+            return f"{a['first_name']} {a['last_name']}", a["street_1"], a["city"], a["zip"]
+        a = self.store.order(int(ref))["shipping"]
+        return f"{a['first_name']} {a['last_name']}", a["address_1"], a["city"], a["postcode"]
+
+    def touch(self, ref: str) -> None:
+        """The merchant changes the store's order `ref`, at its simulator's time."""
+        if self.platform == "shopify":
+            self.store.touch(f"gid://shopify/Order/{ref}")
+        elif self.platform == "bigcommerce":
+            self.store.set_status(int(ref), 9)  # Awaiting Shipment
         else:
-            connection = {}
-            if self.role == "buyer":
-                extra["callback_url"] = env.callbacks.url
-        self.partner = env.connect(self.platform, connection, self.name, **extra)
-        return self.partner
+            self.store.set_status(int(ref), "on-hold")
 
     # ---- buyer ---------------------------------------------------------------------------------
 
