@@ -839,7 +839,7 @@ class BigCommerceStore:
         return order
 
     def _now(self) -> datetime:
-        return self._sim.clock.now().replace(microsecond=0)
+        return self._sim.clock.now()
 
     # -- shipments ---------------------------------------------------------------------------
 

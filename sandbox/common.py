@@ -1,7 +1,7 @@
-"""What the BigCommerce and WooCommerce simulators share, none of it platform-specific.
+"""What the Shopify, BigCommerce and WooCommerce simulators share, none of it platform-specific.
 
 A settable clock, the call log, injected failures, the webhook dispatcher with its failure modes
-(drop, duplicate, delay, reorder), a threaded local server, `StoreSimulator` (the base both
+(drop, duplicate, delay, reorder), a threaded local server, `StoreSimulator` (the base the three
 simulators build on) and the `/_sim/` control endpoints they have in common.
 """
 
@@ -25,30 +25,46 @@ from werkzeug.wrappers import Request, Response
 WEBHOOK_MODES = ("normal", "drop", "duplicate", "delay", "reorder")
 
 
+def as_utc(value: datetime | str) -> datetime:
+    """An aware UTC datetime from a datetime (naive means UTC) or an ISO-8601 string."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip())
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
 class Clock:
-    """A settable UTC clock: real time plus an offset, or frozen at a set instant."""
+    """A settable UTC clock: real time plus an offset, frozen at a set instant, or read from a
+    callable. Whole seconds, as the platforms' timestamps are."""
 
     def __init__(self) -> None:
         """Start on real time."""
         self._lock = threading.Lock()
         self._frozen: datetime | None = None
         self._offset = timedelta(0)
+        self._source: Callable[[], datetime] | None = None
 
     def now(self) -> datetime:
-        """The simulated current time (aware, UTC)."""
+        """The simulated current time (aware, UTC, whole seconds)."""
         with self._lock:
-            if self._frozen is not None:
-                return self._frozen
-            return datetime.now(UTC) + self._offset
+            if self._source is not None:
+                current = as_utc(self._source())
+            elif self._frozen is not None:
+                current = self._frozen
+            else:
+                current = datetime.now(UTC) + self._offset
+        return current.replace(microsecond=0)
+
+    @property
+    def is_real(self) -> bool:
+        """True when "now" is the wall clock (possibly shifted)."""
+        return self._frozen is None and self._source is None
 
     def set(self, when: datetime | str) -> None:
         """Freeze the clock at `when` (naive means UTC) until `advance`, `resume` or `reset`."""
-        if isinstance(when, str):
-            when = datetime.fromisoformat(when.strip().replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
         with self._lock:
-            self._frozen = when.astimezone(UTC)
+            self._frozen = as_utc(when)
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward (or back, if negative) by `seconds`."""
@@ -66,17 +82,23 @@ class Clock:
                 self._frozen = None
 
     def reset(self) -> None:
-        """Back to real time."""
+        """Back to real time, with no offset and no source."""
         with self._lock:
             self._frozen = None
             self._offset = timedelta(0)
+            self._source = None
+
+    def use(self, source: Callable[[], datetime] | None) -> None:
+        """Read "now" from a callable (naive means UTC), or stop doing so with None."""
+        with self._lock:
+            self._source = source
 
     def freeze(self, at: datetime | str | None = None) -> None:
-        """Stop the clock at `at` (default: now), as the Shopify simulator's clock does."""
+        """Stop the clock at `at` (default: now); the Shopify simulator's name for `set`."""
         self.set(at if at is not None else self.now())
 
     def unfreeze(self) -> None:
-        """Back to real time (alias of `reset`, as in the Shopify simulator)."""
+        """Back to real time; the Shopify simulator's name for `reset`."""
         self.reset()
 
     def describe(self) -> dict[str, Any]:
@@ -103,16 +125,20 @@ class CallLog:
         path_contains: str | None = None,
         method: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The recorded calls, oldest first, optionally filtered."""
+        """The recorded REST calls, oldest first, optionally filtered."""
+        return self.where(
+            lambda c: (
+                (store is None or c["store"] == store)
+                and (path_contains is None or path_contains in c["path"])
+                and (method is None or c["method"] == method.upper())
+            )
+        )
+
+    def where(self, keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """The recorded calls `keep` accepts, oldest first."""
         with self._lock:
             calls = list(self._calls)
-        return [
-            c
-            for c in calls
-            if (store is None or c["store"] == store)
-            and (path_contains is None or path_contains in c["path"])
-            and (method is None or c["method"] == method.upper())
-        ]
+        return [c for c in calls if keep(c)]
 
     def reset(self) -> None:
         """Forget every recorded call."""
@@ -222,11 +248,6 @@ class WebhookDispatcher:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-    @property
-    def mode(self) -> str:
-        """The default mode's name."""
-        return self.default_mode.name
 
     def set_mode(self, mode: str | WebhookMode) -> None:
         """Switch the default failure mode (see the class docstring)."""
@@ -415,7 +436,7 @@ class StoreSimulator(Generic[StoreT]):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Configure; nothing listens until `start`."""
-        self.clock = Clock()
+        self._clock = Clock()
         self.latency = 0.0  # seconds added to every API answer
         self.base_url: str | None = None
         self._lock = threading.RLock()
@@ -456,6 +477,18 @@ class StoreSimulator(Generic[StoreT]):
         """Stop on leaving a with-block."""
         self.stop()
 
+    @property
+    def clock(self) -> Clock:
+        """Simulated time: `sim.clock.set(...)` or `.freeze(...)`, `.advance(s)`, `.reset()`."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, source: Clock | Callable[[], datetime]) -> None:
+        if isinstance(source, Clock):
+            self._clock = source
+        else:
+            self._clock.use(source)
+
     def stores(self) -> list[StoreT]:
         """Every store."""
         with self._lock:
@@ -469,9 +502,9 @@ class StoreSimulator(Generic[StoreT]):
     # -- switches and logs -----------------------------------------------------------------------
 
     @property
-    def webhook_mode(self) -> str:
-        """normal | drop | duplicate | delay | reorder (see WebhookDispatcher)."""
-        return self._dispatcher.mode
+    def webhook_mode(self) -> WebhookMode:
+        """The simulator-wide mode: normal | drop | duplicate | delay | reorder (a name sets it)."""
+        return self._dispatcher.default_mode
 
     @webhook_mode.setter
     def webhook_mode(self, mode: str | WebhookMode) -> None:
@@ -480,7 +513,7 @@ class StoreSimulator(Generic[StoreT]):
     def set_webhook_mode(
         self, mode: str, seconds: float = 0.0, hold: int = 2, store: str | None = None
     ) -> None:
-        """As the Shopify simulator: delay `seconds` (0: until flush), reorder every `hold`."""
+        """A mode for every store or one: delay `seconds` (0: until flush), reorder every `hold`."""
         if store is not None:
             self.store(store).set_webhook_mode(mode, seconds, hold)
         else:
@@ -491,7 +524,7 @@ class StoreSimulator(Generic[StoreT]):
         return self._dispatcher.flush()
 
     def flush_webhooks(self) -> int:
-        """Alias of `flush` (the Shopify simulator's name)."""
+        """The Shopify simulator's name for `flush`."""
         return self.flush()
 
     def wait_for_webhooks(self, timeout: float = 5.0, include_retries: bool = False) -> bool:
@@ -531,32 +564,33 @@ class StoreSimulator(Generic[StoreT]):
 def common_control(
     sim: Any, request: Request, parts: list[str], body: dict[str, Any]
 ) -> Response | None:
-    """The /_sim/ endpoints both simulators share (mode, flush, failures, logs, clock, config)."""
+    """The /_sim/ endpoints the simulators share (mode, flush, failures, logs, clock, config).
+
+    A body names one store as `store` (or `shop`, the Shopify simulator's word).
+    """
     method = request.method
+    store = body.get("store") or body.get("shop")
     if parts == ["webhook_mode"]:
         if method in ("POST", "PUT"):
-            if "seconds" in body or "hold" in body or body.get("store") or body.get("shop"):
+            if "seconds" in body or "hold" in body or store:
                 sim.set_webhook_mode(
                     body.get("mode", "normal"),
                     float(body.get("seconds", 0)),
                     int(body.get("hold", 2)),
-                    body.get("store") or body.get("shop"),
+                    store,
                 )
             else:
                 sim.webhook_mode = body.get("mode", "normal")
-        return json_response({"mode": sim.webhook_mode, "held": sim._dispatcher.held()})
+        return json_response({"mode": sim.webhook_mode.name, "held": sim._dispatcher.held()})
     if parts in (["flush"], ["flush_webhooks"]) and method == "POST":
         flushed = sim.flush()
         return json_response({"flushed": flushed, "released": flushed})
     if parts == ["slow_next"] and method == "POST":
-        sim.slow_next(int(body.get("count", 1)), float(body.get("seconds", 1)), body.get("store"))
+        sim.slow_next(int(body.get("count", 1)), float(body.get("seconds", 1)), store)
         return json_response({"ok": True})
     if parts == ["fail_next"] and method == "POST":
         sim.fail_next(
-            int(body.get("count", 1)),
-            int(body.get("status", 500)),
-            body.get("retry_after"),
-            body.get("store"),
+            int(body.get("count", 1)), int(body.get("status", 500)), body.get("retry_after"), store
         )
         return json_response({"ok": True})
     if parts == ["calls", "reset"] and method == "POST":

@@ -14,7 +14,9 @@ HMAC-signed and sent from a background thread.
     ...
     sim.stop()
 
-Run `python -m sandbox.shopify --help` for the stand-alone server and its `/_sim/` control API.
+The clock, call log, failure switches, webhook dispatcher, server and the common `/_sim/` control
+endpoints are sandbox.common's, as for the BigCommerce and WooCommerce simulators. Run
+`python -m sandbox.shopify --help` for the stand-alone server and its `/_sim/` control API.
 """
 
 from __future__ import annotations
@@ -23,17 +25,14 @@ import argparse
 import base64
 import copy
 import hashlib
-import heapq
 import hmac
 import itertools
 import json
 import math
 import re
-import signal
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -42,7 +41,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import requests
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -65,8 +63,21 @@ from graphql import (
 )
 from graphql.error import GraphQLSyntaxError
 from graphql.execution.values import get_argument_values, get_variable_values
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from sandbox.common import (
+    FailRule,
+    FailureSwitch,
+    StoreSimulator,
+    WebhookDispatcher,
+    WebhookJob,
+    WebhookMode,
+    as_utc,
+    common_control,
+    json_response,
+    send_http,
+    wait_forever,
+)
 
 SCHEMA_PATH = Path(__file__).with_name("shopify_schema.graphql")
 DEFAULT_API_VERSION = "2026-01"
@@ -147,58 +158,6 @@ US_STATES = {
 
 
 # ---- time and ids ------------------------------------------------------------------------------
-
-
-class SimClock:
-    """The simulator's notion of "now": real UTC time, optionally frozen or shifted for tests."""
-
-    def __init__(self) -> None:
-        self._frozen: datetime | None = None
-        self._offset = timedelta()
-        self._source: Callable[[], datetime] | None = None
-
-    def now(self) -> datetime:
-        """The current simulated time, aware UTC, truncated to whole seconds like Shopify's."""
-        if self._source is not None:
-            current = _as_utc(self._source())
-        elif self._frozen is not None:
-            current = self._frozen
-        else:
-            current = datetime.now(UTC) + self._offset
-        return current.replace(microsecond=0)
-
-    def freeze(self, at: datetime | str | None = None) -> None:
-        """Stop the clock at `at` (default: now); `advance` then moves it by hand."""
-        self._frozen = _as_utc(at) if at is not None else self.now()
-
-    def advance(self, seconds: float) -> None:
-        """Move simulated time forward (frozen or not)."""
-        if self._frozen is not None:
-            self._frozen += timedelta(seconds=seconds)
-        else:
-            self._offset += timedelta(seconds=seconds)
-
-    def unfreeze(self) -> None:
-        """Back to real time, with no offset and no custom source."""
-        self._frozen, self._offset, self._source = None, timedelta(), None
-
-    def use(self, source: Callable[[], datetime] | None) -> None:
-        """Read "now" from a callable (or stop doing so with None)."""
-        self._source = source
-
-    @property
-    def is_real(self) -> bool:
-        """True when "now" is the wall clock (possibly shifted)."""
-        return self._frozen is None and self._source is None
-
-
-def _as_utc(value: datetime | str) -> datetime:
-    """An aware UTC datetime from a datetime (naive = UTC) or an ISO-8601 string."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.strip().replace(" ", "T"))
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -608,7 +567,7 @@ def _search_time(text: str) -> tuple[datetime, bool]:
     text = text.strip()
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC), True
-    return _as_utc(text), False
+    return as_utc(text), False
 
 
 _ORDER_FULFILLMENT_FILTERS = {
@@ -1481,179 +1440,50 @@ def _schema() -> GraphQLSchema:
 
 # ---- webhooks -----------------------------------------------------------------------------------
 
-WEBHOOK_MODES = ("normal", "drop", "duplicate", "delay", "reorder")
 
+class _Delivery(WebhookJob):
+    """One webhook POST to one subscription; its retries and duplicate keep its id and body."""
 
-@dataclass
-class WebhookMode:
-    """How deliveries misbehave: normal, drop, duplicate, delay (seconds) or reorder (hold N)."""
-
-    name: str = "normal"
-    seconds: float = 0.0
-    hold: int = 2
-
-    def __post_init__(self) -> None:
-        if self.name not in WEBHOOK_MODES:
-            raise ValueError(f"webhook mode must be one of {WEBHOOK_MODES}, not {self.name!r}")
-
-
-@dataclass(eq=False)
-class Delivery:
-    """One webhook POST (retries and duplicates keep the same webhook id and body)."""
-
-    shop: str
-    topic: str
-    url: str
-    body: bytes
-    headers: dict[str, str]
-    webhook_id: str
-    event_id: str
-    payload: dict
-    attempt: int = 1
-    duplicate: bool = False
-
-
-class WebhookDispatcher:
-    """Sends deliveries from background threads, applying the failure modes and retries."""
-
-    def __init__(self, sim: ShopifySimulator, workers: int = 1) -> None:
-        self.sim = sim
-        self.workers = workers
-        self.log: deque[dict] = deque(maxlen=100_000)
-        self._heap: list[tuple[float, int, Delivery]] = []
-        self._held: list[Delivery] = []
-        self._order = itertools.count()
-        self._cond = threading.Condition()
-        self._in_flight = 0
-        self._threads: list[threading.Thread] = []
-        self._stopping = False
-
-    def submit(self, delivery: Delivery, mode: WebhookMode) -> None:
-        """Queue a delivery as the mode says (never sends in the caller's thread)."""
-        with self._cond:
-            if mode.name == "drop":
-                self._record(delivery, None, "dropped")
-                return
-            if mode.name == "reorder":
-                self._held.append(delivery)
-                if len(self._held) >= max(1, mode.hold):
-                    self._release_held()
-                return
-            due = time.monotonic() + (mode.seconds if mode.name == "delay" else 0.0)
-            self._push(due, delivery)
-            if mode.name == "duplicate":
-                twin = copy.copy(delivery)
-                twin.duplicate = True
-                self._push(due, twin)
-            self._ensure_started()
-
-    def flush(self) -> int:
-        """Release held (reorder) deliveries now, newest first; returns how many."""
-        with self._cond:
-            count = len(self._held)
-            self._release_held()
-            return count
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until nothing is queued or being sent (held deliveries don't count)."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._heap and not self._in_flight, timeout)
-
-    def pending(self) -> dict:
-        """Counts of queued, in-flight and held deliveries."""
-        with self._cond:
-            return {
-                "queued": len(self._heap),
-                "in_flight": self._in_flight,
-                "held": len(self._held),
-            }
-
-    def stop(self) -> None:
-        """Stop the sender threads (queued deliveries are abandoned)."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        for thread in self._threads:
-            thread.join(5)
-        self._threads.clear()
-        with self._cond:
-            self._stopping = False
-
-    def _release_held(self) -> None:
-        now = time.monotonic()
-        for delivery in reversed(self._held):
-            self._push(now, delivery)
-        self._held.clear()
-        self._ensure_started()
-
-    def _push(self, due: float, delivery: Delivery) -> None:
-        heapq.heappush(self._heap, (due, next(self._order), delivery))
-        self._cond.notify_all()
-
-    def _ensure_started(self) -> None:
-        self._threads = [t for t in self._threads if t.is_alive()]
-        while len(self._threads) < self.workers:
-            thread = threading.Thread(target=self._run, name="shopify-sim-webhooks", daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _run(self) -> None:
-        session = requests.Session()
-        while True:
-            with self._cond:
-                while not self._stopping:
-                    if self._heap and self._heap[0][0] <= time.monotonic():
-                        break
-                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(wait)
-                if self._stopping:
-                    return
-                _, _, delivery = heapq.heappop(self._heap)
-                self._in_flight += 1
-            status, error = self._send(session, delivery)
-            with self._cond:
-                self._in_flight -= 1
-                ok = status is not None and 200 <= status < 300
-                self._record(delivery, status, "delivered" if ok else "failed", error)
-                schedule = self.sim.webhook_retry_schedule or ()
-                if not ok and delivery.attempt <= len(schedule):
-                    retry = copy.copy(delivery)
-                    retry.attempt += 1
-                    self._push(time.monotonic() + schedule[delivery.attempt - 1], retry)
-                self._cond.notify_all()
-
-    def _send(self, session: requests.Session, delivery: Delivery) -> tuple[int | None, str | None]:
-        try:
-            answer = session.post(
-                delivery.url,
-                data=delivery.body,
-                headers=delivery.headers,
-                timeout=self.sim.webhook_timeout,
-                allow_redirects=False,  # Shopify counts a 3xx as a failed delivery
-            )
-            return answer.status_code, None
-        except requests.RequestException as exc:
-            return None, f"{type(exc).__name__}: {exc}"
-
-    def _record(
-        self, delivery: Delivery, status: int | None, outcome: str, error: str | None = None
+    def __init__(
+        self, shop: Shop, topic: str, url: str, body: bytes, headers: dict[str, str], payload: dict
     ) -> None:
-        self.log.append(
-            {
-                "shop": delivery.shop,
-                "topic": delivery.topic,
-                "url": delivery.url,
-                "webhook_id": delivery.webhook_id,
-                "event_id": delivery.event_id,
-                "attempt": delivery.attempt,
-                "duplicate": delivery.duplicate,
-                "status": status,
-                "outcome": outcome,
-                "error": error,
-                "at": time.time(),
-                "payload": delivery.payload,
-            }
+        """The first attempt of one event to one subscription."""
+        self.shop = shop
+        self.topic = topic
+        self.url = url
+        self.body = body
+        self.headers = headers
+        self.payload = payload
+        self.attempt = 1
+        self.duplicate = False
+
+    def discard(self) -> None:
+        """Log the drop."""
+        self.shop.sim._log_delivery(self, None, "dropped")
+
+    def run(self, dispatcher: WebhookDispatcher) -> None:
+        """Send it, and in duplicate mode a copy marked `duplicate`; each failure is retried."""
+        copies, self.copies = self.copies, 1
+        twins = [self]
+        for _ in range(copies - 1):
+            twin = copy.copy(self)
+            twin.duplicate = True
+            twins.append(twin)
+        for delivery in twins:
+            delivery._send(dispatcher)
+
+    def _send(self, dispatcher: WebhookDispatcher) -> None:
+        sim = self.shop.sim
+        # Redirects are not followed: Shopify counts a 3xx as a failed delivery.
+        status, error, _ = send_http(
+            sim._session, self.url, self.body, self.headers, sim.delivery_timeout
         )
+        ok = status is not None and 200 <= status < 300
+        sim._log_delivery(self, status, "delivered" if ok else "failed", error)
+        if not ok and self.attempt <= len(sim.retry_delays):
+            retry = copy.copy(self)
+            retry.attempt += 1
+            dispatcher.schedule(retry, sim.retry_delays[self.attempt - 1])
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -1803,29 +1633,6 @@ def _rest_order(order: Order) -> dict:
         "shipping_lines": [dict(line) for line in order.shipping_lines],
         "refunds": [],
     }
-
-
-# ---- failure switches ---------------------------------------------------------------------------
-
-
-@dataclass
-class _Plan:
-    shop: str | None
-    count: int
-    status: int = 500
-    retry_after: float | None = None
-    seconds: float = 0.0
-
-
-def _take(plans: list[_Plan], shop: str) -> _Plan | None:
-    """Consume one use of the first plan for this shop (or for any shop)."""
-    for plan in plans:
-        if plan.shop in (None, shop) and plan.count > 0:
-            plan.count -= 1
-            if plan.count == 0:
-                plans.remove(plan)
-            return plan
-    return None
 
 
 # ---- a shop --------------------------------------------------------------------------------------
@@ -1978,7 +1785,7 @@ class Shop:
                 note=note,
                 tags=tags or [],
                 source_name=source_name,
-                created_at=_as_utc(created_at) if created_at else None,
+                created_at=as_utc(created_at) if created_at else None,
             )
             self._emit_order_created(order)
             return self._order_snapshot(order)
@@ -2057,7 +1864,7 @@ class Shop:
         """Set an order's updatedAt (default: now) without any webhook (for window tests)."""
         with self.lock:
             order = self._order(order_id)
-            order.updated_at = _as_utc(at).replace(microsecond=0) if at else self.sim.clock.now()
+            order.updated_at = as_utc(at).replace(microsecond=0) if at else self.sim.clock.now()
 
     def bulk_load_orders(
         self,
@@ -2072,7 +1879,7 @@ class Shop:
         times start at `updated_at` (default now) and grow by `step_seconds` per order.
         """
         lines = [_line_input(line) for line in (line_items or [{"sku": "BULK-1", "quantity": 1}])]
-        start = _as_utc(updated_at) if updated_at else self.sim.clock.now()
+        start = as_utc(updated_at) if updated_at else self.sim.clock.now()
         gids = []
         with self.lock:
             for index in range(n):
@@ -2161,7 +1968,7 @@ class Shop:
                     "properties": [dict(p) for p in line.get("properties") or []],
                 }
             )
-        processed_at = _as_utc(order["processedAt"]) if order.get("processedAt") else None
+        processed_at = as_utc(order["processedAt"]) if order.get("processedAt") else None
         if processed_at and processed_at > self.sim.clock.now() + timedelta(minutes=1):
             errors.append(
                 _user_error(
@@ -2538,30 +2345,20 @@ class Shop:
             if subscription.include_fields:
                 body_data = {k: v for k, v in payload.items() if k in subscription.include_fields}
             body = json.dumps(body_data, separators=(",", ":"), ensure_ascii=False).encode()
-            webhook_id = str(uuid.uuid4())
             headers = {
                 "Content-Type": "application/json",
                 "X-Shopify-Topic": topic,
                 "X-Shopify-Hmac-Sha256": sign(body, self.client_secret),
                 "X-Shopify-Shop-Domain": self.domain,
                 "X-Shopify-API-Version": subscription.api_version,
-                "X-Shopify-Webhook-Id": webhook_id,
+                "X-Shopify-Webhook-Id": str(uuid.uuid4()),
                 "X-Shopify-Event-Id": event_id,
                 "X-Shopify-Triggered-At": triggered_at,
                 "X-Shopify-Name": subscription.name,
                 "User-Agent": "Shopify-Captain-Hook",
             }
-            delivery = Delivery(
-                shop=self.domain,
-                topic=topic,
-                url=subscription.uri,
-                body=body,
-                headers=headers,
-                webhook_id=webhook_id,
-                event_id=event_id,
-                payload=body_data,
-            )
-            self.sim.dispatcher.submit(delivery, self.webhook_mode or self.sim.webhook_mode)
+            delivery = _Delivery(self, topic, subscription.uri, body, headers, body_data)
+            self.sim._dispatcher.submit(delivery, self.webhook_mode)
 
     def _order(self, reference: str | int) -> Order:
         number = _lookup_number(reference, "Order")
@@ -2758,12 +2555,7 @@ def _set_tracking(
 # ---- the simulator -------------------------------------------------------------------------------
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
-class ShopifySimulator:
+class ShopifySimulator(StoreSimulator[Shop]):
     """One HTTP server hosting many simulated shops (told apart by access token)."""
 
     def __init__(
@@ -2774,69 +2566,24 @@ class ShopifySimulator:
         max_query_cost: int | None = 1000,
         webhook_retry_schedule: list[float] | tuple[float, ...] | None = None,
         webhook_timeout: float = 5.0,
-        webhook_workers: int = 1,
     ) -> None:
+        """Configure; nothing listens until `start`. Failed webhooks are not retried unless a
+        `webhook_retry_schedule` (seconds before each retry) is given."""
+        super().__init__()
         self.throttle_http_status = throttle_http_status
         self.bucket_size = bucket_size
         self.restore_rate = restore_rate
         self.max_query_cost = max_query_cost
-        self.webhook_retry_schedule = webhook_retry_schedule
-        self.webhook_timeout = webhook_timeout
-        self.webhook_mode = WebhookMode()
+        self.retry_delays: tuple[float, ...] = tuple(webhook_retry_schedule or ())
+        self.delivery_timeout = webhook_timeout
         self.versions: set[str] = set()
-        self.base_url: str | None = None
-        self.dispatcher = WebhookDispatcher(self, webhook_workers)
-        self._clock = SimClock()
         self._ids = itertools.count(7_000_000_001)
-        self._shops: dict[str, Shop] = {}
         self._by_token: dict[str, Shop] = {}
-        self._calls: deque[dict] = deque(maxlen=200_000)
-        self._lock = threading.Lock()
-        self._fail_plans: list[_Plan] = []
-        self._slow_plans: list[_Plan] = []
-        self._throttle_plans: list[_Plan] = []
+        self._throttles = FailureSwitch()
         self._documents: dict[str, tuple[Any, list[dict]]] = {}
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
         _schema()  # build once, early: a broken SDL fails at construction
 
-    # ---- lifecycle ----------------------------------------------------------------------
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on a threaded werkzeug server (port 0: a free one); returns the base URL."""
-        self._server = make_server(
-            host, port, self.wsgi_app, threaded=True, request_handler=_QuietHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="shopify-sim-http",
-            daemon=True,
-        )
-        self._thread.start()
-        self.base_url = f"http://{host}:{self._server.server_port}"
-        return self.base_url
-
-    def stop(self) -> None:
-        """Stop the HTTP server and the webhook senders."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-        self.dispatcher.stop()
-
-    def __enter__(self) -> ShopifySimulator:
-        if self.base_url is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # ---- shops and time -------------------------------------------------------------------
+    # ---- shops ----------------------------------------------------------------------------
 
     def add_shop(
         self,
@@ -2848,68 +2595,64 @@ class ShopifySimulator:
     ) -> Shop:
         """A new shop reachable with `access_token`; webhooks signed with `client_secret`."""
         with self._lock:
-            if domain in self._shops:
+            if domain in self._stores:
                 raise ValueError(f"shop {domain} exists")
             if access_token in self._by_token:
                 raise ValueError("access token already used by another shop")
             shop = Shop(self, domain, access_token, client_secret, location_name, currency)
-            self._shops[domain] = shop
+            self._stores[domain] = shop
             self._by_token[access_token] = shop
             return shop
 
     def shop(self, domain: str) -> Shop:
         """A shop by its myshopify domain."""
-        return self._shops[domain]
+        return self.store(domain)
 
     def shops(self) -> list[Shop]:
         """All shops."""
-        return list(self._shops.values())
+        return self.stores()
 
     def next_id(self) -> int:
         """A fresh numeric id (one sequence for every kind, so ids of kinds never collide)."""
         return next(self._ids)
 
-    @property
-    def clock(self) -> SimClock:
-        """Simulated time: `sim.clock.freeze(...)`, `.advance(s)`, `.unfreeze()`."""
-        return self._clock
+    # ---- switches and logs -------------------------------------------------------------------
 
-    @clock.setter
-    def clock(self, source: Callable[[], datetime] | SimClock) -> None:
-        if isinstance(source, SimClock):
-            self._clock = source
-        else:
-            self._clock.use(source)
-
-    # ---- webhook switches ------------------------------------------------------------------
-
-    def set_webhook_mode(
-        self, mode: str, seconds: float = 0.0, hold: int = 2, shop: str | None = None
-    ) -> None:
-        """normal | drop | duplicate | delay (seconds) | reorder (hold N, then reverse order)."""
-        if shop is not None:
-            self.shop(shop).set_webhook_mode(mode, seconds, hold)
-        else:
-            self.webhook_mode = WebhookMode(mode, seconds, hold)
-
-    def flush_webhooks(self) -> int:
-        """Release deliveries held by "reorder" (newest first); returns how many."""
-        return self.dispatcher.flush()
-
-    def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
-        """Wait until no delivery is queued or in flight; False on timeout."""
-        return self.dispatcher.wait_idle(timeout)
+    def wait_for_webhooks(self, timeout: float = 5.0, include_retries: bool = True) -> bool:
+        """Wait until no delivery is queued, delayed or in flight (retries included, unless
+        asked otherwise); False on timeout."""
+        return super().wait_for_webhooks(timeout, include_retries)
 
     def deliveries(self, shop: str | None = None, topic: str | None = None) -> list[dict]:
         """Every delivery attempt so far (topic, webhook_id, status, outcome, payload, ...)."""
-        return [
-            entry
-            for entry in list(self.dispatcher.log)
-            if (shop is None or entry["shop"] == shop)
-            and (topic is None or entry["topic"] == topic)
-        ]
+        with self._lock:
+            return [
+                entry
+                for entry in self._deliveries
+                if (shop is None or entry["shop"] == shop)
+                and (topic is None or entry["topic"] == topic)
+            ]
 
-    # ---- API failure switches --------------------------------------------------------------
+    def _log_delivery(
+        self, delivery: _Delivery, status: int | None, outcome: str, error: str | None = None
+    ) -> None:
+        with self._lock:
+            self._deliveries.append(
+                {
+                    "shop": delivery.shop.domain,
+                    "topic": delivery.topic,
+                    "url": delivery.url,
+                    "webhook_id": delivery.headers["X-Shopify-Webhook-Id"],
+                    "event_id": delivery.headers["X-Shopify-Event-Id"],
+                    "attempt": delivery.attempt,
+                    "duplicate": delivery.duplicate,
+                    "status": status,
+                    "outcome": outcome,
+                    "error": error,
+                    "at": time.time(),
+                    "payload": delivery.payload,
+                }
+            )
 
     def fail_next(
         self,
@@ -2921,40 +2664,36 @@ class ShopifySimulator:
         """Answer the next `count` GraphQL calls (of one shop, or any) with `status`."""
         if status not in (429, 500, 502, 503, 504):
             raise ValueError("status must be 429, 500, 502, 503 or 504")
-        with self._lock:
-            self._fail_plans.append(_Plan(shop, count, status, retry_after))
+        super().fail_next(count, status, retry_after, shop)
 
     def slow_next(self, count: int = 1, seconds: float = 1.0, shop: str | None = None) -> None:
-        """Delay the next `count` GraphQL answers by `seconds`."""
-        with self._lock:
-            self._slow_plans.append(_Plan(shop, count, seconds=seconds))
+        """Delay the next `count` GraphQL answers (of one shop, or any) by `seconds`."""
+        super().slow_next(count, seconds, shop)
 
     def throttle_next(self, count: int = 1, shop: str | None = None) -> None:
         """Answer the next `count` GraphQL calls with THROTTLED, whatever the bucket says."""
-        with self._lock:
-            self._throttle_plans.append(_Plan(shop, count))
+        self._throttles.arm(count, 0, None, shop)
 
     def calls(self, shop: str | None = None, field: str | None = None) -> list[dict]:
         """GraphQL calls so far: shop, fields, operation, cost, status, ... (filtered)."""
-        return [
-            call
-            for call in list(self._calls)
-            if (shop is None or call["shop"] == shop) and (field is None or field in call["fields"])
-        ]
-
-    def reset_calls(self) -> None:
-        """Forget the call log."""
-        self._calls.clear()
+        return self._calls.where(
+            lambda call: (
+                (shop is None or call["shop"] == shop)
+                and (field is None or field in call["fields"])
+            )
+        )
 
     # ---- HTTP ------------------------------------------------------------------------------
 
-    def wsgi_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def _wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         """The WSGI entry point: the Admin API and the /_sim/ control API."""
         request = Request(environ)
         try:
             response = self._route(request)
         except Exception as exc:  # a simulator bug must not look like a platform answer
-            response = _json({"errors": f"simulator error: {type(exc).__name__}: {exc}"}, 599)
+            response = json_response(
+                {"errors": f"simulator error: {type(exc).__name__}: {exc}"}, 599
+            )
         return response(environ, start_response)
 
     def _route(self, request: Request) -> Response:
@@ -2963,31 +2702,32 @@ class ShopifySimulator:
             return self._graphql(request, match.group(1))
         if request.path.startswith("/_sim/"):
             return _control(self, request)
-        return _json({"errors": "Not Found"}, 404)
+        return json_response({"errors": "Not Found"}, 404)
 
     def _graphql(self, request: Request, version: str) -> Response:
         started = time.time()
         shop = self._by_token.get(request.headers.get("X-Shopify-Access-Token", ""))
         if shop is None:
             self._record_call(None, version, [], None, None, 0, 0, 401, started)
-            return _json({"errors": INVALID_TOKEN_MESSAGE}, 401)
+            return json_response({"errors": INVALID_TOKEN_MESSAGE}, 401)
         if not VERSION_PATTERN.match(version):
             self._record_call(shop, version, [], None, None, 0, 0, 404, started)
-            return _json({"errors": "Not Found"}, 404)
+            return json_response({"errors": "Not Found"}, 404)
         self.versions.add(version)
-        with self._lock:
-            slow = _take(self._slow_plans, shop.domain)
-            fail = _take(self._fail_plans, shop.domain)
-            forced_throttle = _take(self._throttle_plans, shop.domain) is not None
-        if slow:
-            time.sleep(slow.seconds)
+        slow = self._slow.take(shop.domain)
+        fail = self._failures.take(shop.domain)
+        forced_throttle = self._throttles.take(shop.domain) is not None
+        if self.latency or slow:
+            time.sleep(self.latency + (slow.retry_after or 0.0 if slow else 0.0))
         if fail:
             self._record_call(shop, version, [], None, None, 0, 0, fail.status, started)
             return _failure(fail)
         body = _request_body(request)
         if body is None:
             self._record_call(shop, version, [], None, None, 0, 0, 400, started)
-            return _json({"errors": {"query": "Required parameter missing or invalid"}}, 400)
+            return json_response(
+                {"errors": {"query": "Required parameter missing or invalid"}}, 400
+            )
         query, variables, operation_name = body
         payload, status, headers, meta = self.execute(
             shop, query, variables, operation_name, version, forced_throttle
@@ -3005,7 +2745,7 @@ class ShopifySimulator:
             throttled=meta["throttled"],
             variables=variables,
         )
-        response = _json(payload, status)
+        response = json_response(payload, status)
         response.headers["X-Shopify-API-Version"] = version
         response.headers["X-Request-Id"] = str(uuid.uuid4())
         for name, value in headers.items():
@@ -3147,7 +2887,7 @@ class ShopifySimulator:
         throttled: bool = False,
         variables: dict | None = None,
     ) -> None:
-        self._calls.append(
+        self._calls.add(
             {
                 "shop": shop.domain if shop else None,
                 "version": version,
@@ -3163,10 +2903,6 @@ class ShopifySimulator:
                 "duration": time.time() - started,
             }
         )
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data), status=status, mimetype="application/json")
 
 
 def _request_body(request: Request) -> tuple[str, dict, str | None] | None:
@@ -3186,15 +2922,15 @@ def _request_body(request: Request) -> tuple[str, dict, str | None] | None:
     return data["query"], variables, data.get("operationName")
 
 
-def _failure(plan: _Plan) -> Response:
+def _failure(rule: FailRule) -> Response:
     """An injected failure, shaped like what Shopify's edge returns for that status."""
-    if plan.status == 429:
-        response = _json(
+    if rule.status == 429:
+        response = json_response(
             {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]}, 429
         )
-    elif plan.status == 500:
+    elif rule.status == 500:
         request_id = str(uuid.uuid4())
-        response = _json(
+        response = json_response(
             {
                 "errors": [
                     {
@@ -3208,10 +2944,10 @@ def _failure(plan: _Plan) -> Response:
         )
     else:
         reason = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
-        html = f"<html><body><h1>{plan.status} {reason[plan.status]}</h1></body></html>"
-        response = Response(html, status=plan.status, mimetype="text/html")
-    if plan.retry_after is not None:
-        response.headers["Retry-After"] = str(plan.retry_after).removesuffix(".0")
+        html = f"<html><body><h1>{rule.status} {reason[rule.status]}</h1></body></html>"
+        response = Response(html, status=rule.status, mimetype="text/html")
+    if rule.retry_after is not None:
+        response.headers["Retry-After"] = str(rule.retry_after).removesuffix(".0")
     return response
 
 
@@ -3219,13 +2955,14 @@ def _failure(plan: _Plan) -> Response:
 
 
 def _control(sim: ShopifySimulator, request: Request) -> Response:
-    """JSON control endpoints; see the module's CLI help for the list."""
+    """JSON control endpoints: the shops, THROTTLED on demand and the logs as lists here; the
+    rest is common_control's. See the module's CLI help for the list."""
     path = request.path.removeprefix("/_sim").rstrip("/")
     data = request.get_json(silent=True) or {}
     method = request.method
     try:
         if path == "/shops" and method == "GET":
-            return _json([_shop_info(s) for s in sim.shops()])
+            return json_response([_shop_info(s) for s in sim.shops()])
         if path == "/shops" and method == "POST":
             shop = sim.add_shop(
                 data["domain"],
@@ -3233,65 +2970,38 @@ def _control(sim: ShopifySimulator, request: Request) -> Response:
                 data["client_secret"],
                 data.get("location_name", "Main"),
             )
-            return _json(_shop_info(shop), 201)
-        if path == "/webhook_mode" and method == "POST":
-            sim.set_webhook_mode(
-                data.get("mode", "normal"),
-                float(data.get("seconds", 0)),
-                int(data.get("hold", 2)),
-                shop=data.get("shop"),
-            )
-            return _json({"ok": True})
-        if path == "/flush_webhooks" and method == "POST":
-            return _json({"released": sim.flush_webhooks()})
-        if path == "/deliveries" and method == "GET":
-            return _json(sim.deliveries(request.args.get("shop"), request.args.get("topic")))
-        if path == "/calls" and method == "GET":
-            return _json(sim.calls(request.args.get("shop"), request.args.get("field")))
-        if path in ("/calls", "/calls/reset") and method in ("DELETE", "POST"):
-            sim.reset_calls()
-            return _json({"ok": True})
-        if path == "/fail_next" and method == "POST":
-            sim.fail_next(
-                int(data.get("count", 1)),
-                int(data.get("status", 500)),
-                data.get("retry_after"),
-                data.get("shop"),
-            )
-            return _json({"ok": True})
-        if path == "/slow_next" and method == "POST":
-            sim.slow_next(
-                int(data.get("count", 1)), float(data.get("seconds", 1)), data.get("shop")
-            )
-            return _json({"ok": True})
-        if path == "/throttle_next" and method == "POST":
-            sim.throttle_next(int(data.get("count", 1)), data.get("shop"))
-            return _json({"ok": True})
-        if path == "/clock" and method == "POST":
-            if data.get("now"):
-                sim.clock.freeze(data["now"])
-            if data.get("advance"):
-                sim.clock.advance(float(data["advance"]))
-            if data.get("real"):
-                sim.clock.unfreeze()
-            return _json({"now": _iso(sim.clock.now())})
+            return json_response(_shop_info(shop), 201)
         match = re.match(r"^/shops/([^/]+)(/.*)?$", path)
         if match:
             return _control_shop(sim.shop(match.group(1)), match.group(2) or "", method, data)
+        if path == "/throttle_next" and method == "POST":
+            sim.throttle_next(int(data.get("count", 1)), data.get("shop"))
+            return json_response({"ok": True})
+        if path == "/deliveries" and method == "GET":
+            return json_response(
+                sim.deliveries(request.args.get("shop"), request.args.get("topic"))
+            )
+        if path == "/calls" and method == "GET":
+            return json_response(sim.calls(request.args.get("shop"), request.args.get("field")))
+        common = common_control(sim, request, [p for p in path.split("/") if p], data)
+        if common is not None:
+            return common
     except KeyError as exc:
-        return _json({"error": f"not found: {exc}"}, 404)
+        return json_response({"error": f"not found: {exc}"}, 404)
     except (ValueError, TypeError) as exc:
-        return _json({"error": str(exc)}, 422)
-    return _json({"error": "unknown control endpoint"}, 404)
+        return json_response({"error": str(exc)}, 422)
+    return json_response({"error": "unknown control endpoint"}, 404)
 
 
 def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
     if path == "" and method == "GET":
-        return _json(_shop_info(shop))
+        return json_response(_shop_info(shop))
     if path == "/webhooks" and method == "POST":
-        return _json({"id": shop.add_webhook(data["topic"], data["url"], data.get("name"))}, 201)
+        return json_response(
+            {"id": shop.add_webhook(data["topic"], data["url"], data.get("name"))}, 201
+        )
     if path == "/webhooks" and method == "GET":
-        return _json(shop.webhooks())
+        return json_response(shop.webhooks())
     if path == "/orders" and method == "POST":
         order = shop.place_order(
             data["line_items"],
@@ -3299,16 +3009,16 @@ def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
             email=data.get("email"),
             note=data.get("note"),
         )
-        return _json(order, 201)
+        return json_response(order, 201)
     if path == "/orders" and method == "GET":
-        return _json(shop.orders())
+        return json_response(shop.orders())
     if path == "/orders/get" and method == "POST":
-        return _json(shop.order(data["order_id"]))
+        return json_response(shop.order(data["order_id"]))
     if path == "/bulk_orders" and method == "POST":
         gids = shop.bulk_load_orders(
             int(data.get("n", 1)), data.get("line_items"), data.get("updated_at")
         )
-        return _json({"ids": gids}, 201)
+        return json_response({"ids": gids}, 201)
     if path == "/fulfillments" and method == "POST":
         lines = data.get("lines")
         if lines is not None:
@@ -3319,21 +3029,21 @@ def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
         fulfillment_id = shop.fulfill(
             data["order_id"], lines, data.get("company"), data.get("numbers"), data.get("urls")
         )
-        return _json({"id": fulfillment_id}, 201)
+        return json_response({"id": fulfillment_id}, 201)
     if path == "/fulfillments/tracking" and method == "POST":
         shop.update_tracking(
             data["fulfillment_id"], data.get("company"), data.get("numbers"), data.get("urls")
         )
-        return _json({"ok": True})
+        return json_response({"ok": True})
     if path == "/fulfillments/cancel" and method == "POST":
         shop.cancel_fulfillment(data["fulfillment_id"])
-        return _json({"ok": True})
+        return json_response({"ok": True})
     if path == "/rate_limit" and method == "POST":
         shop.set_rate_limit(
             data.get("maximum_available"), data.get("restore_rate"), data.get("currently_available")
         )
-        return _json({"ok": True})
-    return _json({"error": "unknown control endpoint"}, 404)
+        return json_response({"ok": True})
+    return json_response({"error": "unknown control endpoint"}, 404)
 
 
 def _shop_info(shop: Shop) -> dict:
@@ -3363,8 +3073,11 @@ Control API (JSON bodies), all under /_sim:
   POST /shops/<domain>/rate_limit {maximum_available, restore_rate, currently_available}
   POST /webhook_mode {mode, seconds?, hold?, shop?}     POST /flush_webhooks
   POST /fail_next {count, status, retry_after?, shop?}  POST /slow_next {count, seconds, shop?}
-  POST /throttle_next {count, shop?}                    POST /clock {now?|advance?|real?}
-  GET  /calls?shop=&field=   DELETE /calls             GET /deliveries?shop=&topic=
+  POST /throttle_next {count, shop?}
+  POST /clock {now?|advance?|resume?|real?}             POST /config {latency?, delivery_timeout?,
+                                                                      retry_delays?}
+  GET  /calls?shop=&field=   DELETE /calls              GET /deliveries?shop=&topic=
+  DELETE /deliveries
 """
 
 
@@ -3406,14 +3119,7 @@ def main(argv: list[str] | None = None) -> None:
                 shop.add_webhook(topic, args.webhook_url)
     base_url = sim.start(args.host, args.port)
     print(f"Shopify simulator on {base_url} ({len(args.shop)} shop(s)); Ctrl-C to stop", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
+    wait_forever(sim.stop)
 
 
 if __name__ == "__main__":

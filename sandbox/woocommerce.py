@@ -404,7 +404,7 @@ class WooCommerceStore:
         return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
     def _now(self) -> datetime:
-        return self._sim.clock.now().replace(microsecond=0)
+        return self._sim.clock.now()
 
     # -- products ----------------------------------------------------------------------------
 

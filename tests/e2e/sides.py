@@ -52,18 +52,33 @@ class Side:
         self.partner: dict = {}
         self.store = None
 
-    @property
-    def hook(self) -> str:
-        return f"{self.env.live_server}/webhooks/{self.platform}"
-
     def connect(self) -> dict:
         """Create the store in its simulator, the partner in the gateway, and the webhooks."""
-        connection, extra = self.open_store()
-        self.partner = self.env.connect(self.platform, connection, self.name, **extra)
+        connection = self.open_store(f"{self.env.live_server}/webhooks/{self.platform}")
+        self.partner = self.env.connect(self.platform, connection, self.name, **self.extra())
         return self.partner
 
-    def open_store(self) -> tuple[dict, dict]:
-        """The store in its simulator with the webhooks of the role; (connection, extra)."""
+    def open_store(self, hook: str | None = None) -> dict:
+        """Create the store in its simulator, its webhooks sent to `hook` (none without one);
+        the store connection a partner on the platform has."""
+        raise NotImplementedError
+
+    def extra(self) -> dict:
+        """What else the partner is created with."""
+        return {}
+
+    # ---- the store's own view (through its simulator) -----------------------------------------
+
+    def lines_in_store(self, ref: str) -> dict[str, tuple[str, int]]:
+        """The lines of the store's order `ref`: the store's line id -> (SKU, quantity)."""
+        raise NotImplementedError
+
+    def address_in_store(self, ref: str) -> tuple[str, str, str, str]:
+        """(name, street, city, zip) the store's order `ref` ships to."""
+        raise NotImplementedError
+
+    def touch(self, ref: str) -> None:
+        """The merchant changes the store's order `ref`, at its simulator's time."""
         raise NotImplementedError
 
     # ---- buyer ---------------------------------------------------------------------------------
@@ -105,7 +120,7 @@ class Side:
 
 
 class ShopifySide(Side):
-    def open_store(self) -> tuple[dict, dict]:
+    def open_store(self, hook: str | None = None) -> dict:
         domain = f"{self.name}.myshopify.com"
         self.store = self.env.shopify.add_shop(domain, f"shpat_{self.name}", f"{self.name}-secret")
         topics = (
@@ -113,15 +128,25 @@ class ShopifySide(Side):
             if self.role == "buyer"
             else ["orders/create", "fulfillments/create", "fulfillments/update"]
         )
-        for topic in topics:
-            self.store.add_webhook(topic, self.hook)
-        connection = {
+        for topic in topics if hook else ():
+            self.store.add_webhook(topic, hook)
+        return {
             "shop_domain": domain,
             "access_token": f"shpat_{self.name}",
             "webhook_secret": f"{self.name}-secret",
             "api_base_url": self.env.shopify.base_url,
         }
-        return connection, {}
+
+    def lines_in_store(self, ref: str) -> dict[str, tuple[str, int]]:
+        order = self.store.order(f"gid://shopify/Order/{ref}")
+        return {li["id"]: (li["sku"], li["quantity"]) for li in order["line_items"]}
+
+    def address_in_store(self, ref: str) -> tuple[str, str, str, str]:
+        a = self.store.order(f"gid://shopify/Order/{ref}")["shipping_address"]
+        return a["name"], a["address1"], a["city"], a["zip"]
+
+    def touch(self, ref: str) -> None:
+        self.store.touch(f"gid://shopify/Order/{ref}")
 
     def place_order(self, seller: dict) -> str:
         placed = self.store.place_order(
@@ -153,7 +178,7 @@ class ShopifySide(Side):
 
 
 class BigCommerceSide(Side):
-    def open_store(self) -> tuple[dict, dict]:
+    def open_store(self, hook: str | None = None) -> dict:
         self.store = self.env.bigcommerce.add_store(
             self.name, f"tok{self.name}", f"{self.name}-secret"
         )
@@ -162,17 +187,24 @@ class BigCommerceSide(Side):
             if self.role == "buyer"
             else ["store/shipment/created", "store/shipment/updated"]
         )
-        for scope in scopes:
-            self.store.add_webhook(
-                scope, self.hook, headers={"X-Gateway-Secret": f"{self.name}-secret"}
-            )
-        connection = {
+        for scope in scopes if hook else ():
+            self.store.add_webhook(scope, hook, headers={"X-Gateway-Secret": f"{self.name}-secret"})
+        return {
             "store_hash": self.name,
             "access_token": f"tok{self.name}",
             "webhook_secret": f"{self.name}-secret",
             "api_base_url": self.env.bigcommerce.base_url,
         }
-        return connection, {}
+
+    def lines_in_store(self, ref: str) -> dict[str, tuple[str, int]]:
+        return {str(p["id"]): (p["sku"], p["quantity"]) for p in self.store.products(int(ref))}
+
+    def address_in_store(self, ref: str) -> tuple[str, str, str, str]:
+        a = self.store.shipping_addresses(int(ref))[0]
+        return f"{a['first_name']} {a['last_name']}", a["street_1"], a["city"], a["zip"]
+
+    def touch(self, ref: str) -> None:
+        self.store.set_status(int(ref), 9)  # Awaiting Shipment
 
     def place_order(self, seller: dict) -> str:
         placed = self.store.place_order(
@@ -210,7 +242,7 @@ class BigCommerceSide(Side):
 
 
 class WooCommerceSide(Side):
-    def open_store(self) -> tuple[dict, dict]:
+    def open_store(self, hook: str | None = None) -> dict:
         # Buyer stores with the Shipment Tracking extension get tracking items, others notes.
         tracking = self.role == "buyer" and self.env.woo_tracking
         self.store = self.env.woocommerce.add_store(
@@ -220,18 +252,28 @@ class WooCommerceSide(Side):
             f"{self.name}-secret",
             has_shipment_tracking=tracking,
         )
-        if self.role == "buyer":
-            self.store.add_webhook("order.created", self.hook, secret=f"{self.name}-secret")
-        else:
+        if self.role == "buyer" and hook:
+            self.store.add_webhook("order.created", hook, secret=f"{self.name}-secret")
+        elif self.role == "seller":
             for sku in SKUS.values():
                 self.store.add_product(sku, f"Product {sku}", 4.0)
-        connection = {
+        return {
             "store_url": self.store.url,
             "consumer_key": f"ck_{self.name}",
             "consumer_secret": f"cs_{self.name}",
             "webhook_secret": f"{self.name}-secret",
         }
-        return connection, {}
+
+    def lines_in_store(self, ref: str) -> dict[str, tuple[str, int]]:
+        order = self.store.order(int(ref))
+        return {str(li["id"]): (li["sku"], li["quantity"]) for li in order["line_items"]}
+
+    def address_in_store(self, ref: str) -> tuple[str, str, str, str]:
+        a = self.store.order(int(ref))["shipping"]
+        return f"{a['first_name']} {a['last_name']}", a["address_1"], a["city"], a["postcode"]
+
+    def touch(self, ref: str) -> None:
+        self.store.set_status(int(ref), "on-hold")
 
     def place_order(self, seller: dict) -> str:
         placed = self.store.place_order(
@@ -255,8 +297,11 @@ class WooCommerceSide(Side):
 
 
 class NoPlatformSide(Side):
-    def open_store(self) -> tuple[dict, dict]:
-        return {}, ({"callback_url": self.env.callbacks.url} if self.role == "buyer" else {})
+    def open_store(self, hook: str | None = None) -> dict:
+        return {}
+
+    def extra(self) -> dict:
+        return {"callback_url": self.env.callbacks.url} if self.role == "buyer" else {}
 
     def place_order(self, seller: dict) -> str:
         answer = self.env.client.post(
