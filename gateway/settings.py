@@ -51,7 +51,7 @@ class Settings:
     idempotency_ttl: int = 24 * 3600
     # Extra Flask config (tests); not read from the environment.
     flask: Mapping[str, object] = field(default_factory=dict, repr=False)
-    # Each platform's own settings (e.g. SHOPIFY_API_VERSION), named and read by its module
+    # Each platform's own settings (<PLATFORM>_* variables), named and read by its module
     # in gateway/platforms through `platform_setting`; the README lists them.
     platform_settings: Mapping[str, str] = field(default_factory=dict, repr=False)
 
