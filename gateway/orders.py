@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 from gateway import platforms, tracking
 from gateway.model import (
+    CANCELLED,
     PAID,
     SHIPPED,
-    UNPAID,
     UNSHIPPED,
     Delivery,
     Fulfillment,
@@ -116,32 +116,73 @@ def new_order(
     )
 
 
-def hold_for_payment(order: Order) -> Order:
-    """A new order from a buyer store that is not paid yet: its routing waits (it is not sent
-    to the seller) until the store says it is paid."""
-    return replace(order, routing=Delivery(state="waiting"), waiting_for="payment")
+# Why an order's routing waits, and what its timeline says about it.
+WAITING = {
+    "payment": "Not paid in the buyer's store yet: it goes to the seller once it is.",
+    "address": "The buyer's store gave no usable shipping address (a platform may withhold "
+    "customer data from an app not approved for it): it goes to the seller once it does.",
+}
+ADDRESS_FIELDS = ("name", "address1", "city", "country_code")  # what a seller ships with
 
 
-def payment_changed(order: Order, payment: str) -> tuple[Order, str] | None:
-    """What the buyer store's payment state does to an order whose routing waits: paid releases
-    it (the caller routes it), cancelled ends it unrouted; (the order, a note) or None."""
-    if order.routing.state != "waiting" or payment == UNPAID:
+def missing_address(address: dict[str, Any] | None) -> list[str]:
+    """The fields a seller needs that the shipping address lacks (all of them for none)."""
+    address = address or {}
+    return [name for name in ADDRESS_FIELDS if not str(address.get(name) or "").strip()]
+
+
+def waiting_for(payment: str, address: dict[str, Any] | None) -> str | None:
+    """What a buyer store's order still waits for before it may go to its seller, or None."""
+    if payment != PAID:
+        return "payment"
+    if missing_address(address):
+        return "address"
+    return None
+
+
+def hold(order: Order, reason: str) -> Order:
+    """A new order from a buyer store whose routing waits (it is not sent to the seller) until
+    the store gives what is missing: payment, or a shipping address."""
+    return replace(order, routing=Delivery(state="waiting"), waiting_for=reason)
+
+
+def recheck_waiting(
+    order: Order, payment: str, address: dict[str, Any] | None
+) -> tuple[Order, str] | None:
+    """What the buyer store's order, read again, does to our order whose routing waits:
+    cancelled ends it unrouted, a different gap is noted, nothing missing releases it (the
+    caller routes it); (the order, a note), or None when nothing changes."""
+    if order.routing.state != "waiting":
         return None
-    if payment == PAID:
-        released = replace(order, routing=Delivery(), waiting_for=None, updated_at=now_iso())
-        return released, "Paid in the buyer's store: passing the order to the seller."
-    cancelled = replace(
-        order, routing=Delivery(state="cancelled"), waiting_for=None, updated_at=now_iso()
+    if payment == CANCELLED:
+        ended = replace(
+            order, routing=Delivery(state="cancelled"), waiting_for=None, updated_at=now_iso()
+        )
+        return ended, "Cancelled in the buyer's store before it was sent: never sent to the seller."
+    reason = waiting_for(payment, address)
+    if reason == order.waiting_for:
+        return None
+    if reason is not None:
+        return replace(order, waiting_for=reason, updated_at=now_iso()), WAITING[reason]
+    released = replace(
+        order,
+        routing=Delivery(),
+        waiting_for=None,
+        shipping_address=dict(address or {}),
+        updated_at=now_iso(),
     )
-    return cancelled, "Cancelled in the buyer's store before it was paid: never sent to the seller."
+    return (
+        released,
+        "Paid, with its shipping address, in the buyer's store: passing it to the seller.",
+    )
 
 
 def not_released(order: Order) -> str | None:
     """Why the seller may not act on the order yet (it has not been passed to them), or None."""
     if order.routing.state == "waiting":
-        return "The order waits for payment in the buyer's store; it is not the seller's yet."
+        return f"The order is not the seller's yet. {WAITING[order.waiting_for or 'payment']}"
     if order.routing.state == "cancelled":
-        return "The buyer's store cancelled the order before it was paid."
+        return "The buyer's store cancelled the order before it was sent to the seller."
     return None
 
 

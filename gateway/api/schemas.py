@@ -224,9 +224,10 @@ class OrderOut(Schema):
     waiting_for = fields.String(
         allow_none=True,
         metadata={
-            "enum": ["payment", None],
+            "enum": ["payment", "address", None],
             "description": "Why the order has not gone to the seller yet (payment: the buyer's "
-            "store has not been paid); null once it has, or when it never waited.",
+            "store has not been paid; address: it gave no usable shipping address); null once "
+            "it has, or when it never waited.",
         },
     )
 

@@ -1,13 +1,13 @@
 """Orders from a buyer's store: read the order, split its lines by seller, store one order each;
-route each once the store says it is paid."""
+route each once the store says it is paid and gives its shipping address."""
 
 from __future__ import annotations
 
 import logging
 
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
-from gateway.model import CANCELLED, PAID, Order
-from gateway.orders import hold_for_payment, new_order, payment_changed, split_by_seller
+from gateway.model import CANCELLED, Order
+from gateway.orders import WAITING, hold, new_order, recheck_waiting, split_by_seller, waiting_for
 from gateway.platforms import adapter_for
 from gateway.platforms.base import StoreOrder
 from gateway.store import Change, JobSpec, Store, event
@@ -21,7 +21,7 @@ def ingest_order(buyer_id: str, ref: str) -> list[str]:
 
     The webhook body is only a hint: the order is read again from the store. A second run (a
     re-delivery, a payment or cancellation webhook, a reconciliation) finds each seller's order
-    by the buyer's ref and adds none; it releases an order waiting on payment once it is paid,
+    by the buyer's ref and adds none; it releases an order that waits once nothing is missing,
     and ends one cancelled first. An order ingested whose routing does not wait costs no read.
     """
     config, store = context()
@@ -36,7 +36,7 @@ def ingest_order(buyer_id: str, ref: str) -> list[str]:
         log.info("buyer %s has no order %s any more", buyer_id, ref)
         return []
     for order_id in waiting:
-        _payment_changed(store, order_id, store_order.payment)
+        _recheck(store, order_id, store_order)
     stored = []
     if store_order.payment != CANCELLED:  # cancelled before we saw it: never routed
         stored = _store_new_orders(store, buyer, store_order)
@@ -45,7 +45,7 @@ def ingest_order(buyer_id: str, ref: str) -> list[str]:
 
 
 def _waiting_orders(store: Store, buyer_id: str, ref: str) -> list[str]:
-    """The buyer's orders from this store order whose routing waits on payment."""
+    """The buyer's orders from this store order whose routing waits."""
     return [
         order_id
         for order_id in store.waiting_orders(buyer_id)
@@ -53,14 +53,15 @@ def _waiting_orders(store: Store, buyer_id: str, ref: str) -> list[str]:
     ]
 
 
-def _payment_changed(store: Store, order_id: str, payment: str) -> None:
+def _recheck(store: Store, order_id: str, store_order: StoreOrder) -> None:
     def decide(current: Order) -> Change | None:
-        changed = payment_changed(current, payment)
+        changed = recheck_waiting(current, store_order.payment, store_order.shipping_address)
         if changed is None:
             return None
         order, note = changed
-        jobs = [JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)] if payment == PAID else []
-        return Change(order=order, events=[event("order.payment", note)], jobs=jobs)
+        released = order.routing.state == "pending"
+        jobs = [JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)] if released else []
+        return Change(order=order, events=[event("order.waiting", note)], jobs=jobs)
 
     store.change_order(order_id, decide)
 
@@ -88,15 +89,10 @@ def _store_new_orders(store: Store, buyer: dict, store_order: StoreOrder) -> lis
             )
         ]
         jobs = [JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)]
-        if store_order.payment != PAID:
-            order, jobs = hold_for_payment(order), []
-            events.append(
-                event(
-                    "order.waiting",
-                    "Not paid in the buyer's store yet: it goes to the seller once it is.",
-                    level="warning",
-                )
-            )
+        reason = waiting_for(store_order.payment, store_order.shipping_address)
+        if reason is not None:
+            order, jobs = hold(order, reason), []
+            events.append(event("order.waiting", WAITING[reason], level="warning"))
         stored.append(store.add_order(order, events, jobs).id)
         store.count("orders_ingested")
     return stored

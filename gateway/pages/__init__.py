@@ -60,6 +60,7 @@ def _page(
         lines=[(li, done[li.id], li.quantity - done[li.id]) for li in order.line_items],
         timeline=list(reversed(store().timeline(order.id))),
         may_fulfill=may_fulfill,
+        waiting=not_released(order),
         carriers=[*tracking.CARRIERS, OTHER],
         errors=errors or {},
         form=form or {},

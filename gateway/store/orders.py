@@ -123,7 +123,7 @@ class Orders(Records):
             self.enqueue(job, pipe)
 
     def waiting_orders(self, buyer_id: str) -> list[str]:
-        """Ids of the buyer's orders whose routing waits (on payment in the buyer's store)."""
+        """Ids of the buyer's orders whose routing waits (on payment or an address)."""
         return sorted(m.decode() for m in self.redis.smembers(key("waiting", buyer_id)))
 
     def timeline(self, order_id: str) -> list[dict[str, Any]]:

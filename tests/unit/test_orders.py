@@ -28,13 +28,15 @@ from gateway.orders import (
     add_fulfillment,
     check_fulfillment,
     fulfilled_quantities,
-    hold_for_payment,
+    hold,
     is_covered,
     manual_fulfillment_refusal,
+    missing_address,
     new_fulfillment,
     not_released,
-    payment_changed,
+    recheck_waiting,
     remaining,
+    waiting_for,
 )
 
 UPS_1 = "1Z5R89390357567127"
@@ -615,37 +617,69 @@ def test_from_doc_does_not_change_the_document():
     assert doc == copy
 
 
-# ---- routing waits for payment in the buyer's store (issue 10, point 1) ------------------------
+# ---- routing waits for payment and an address in the buyer's store (issue 10, points 1, 13) ----
+
+STORE_ADDRESS = {
+    "name": "Ada Lovelace",
+    "address1": "1 Main St",
+    "city": "Springfield",
+    "zip": "62701",
+    "country_code": "US",
+}
+
+
+def test_what_an_order_waits_for():
+    assert waiting_for(PAID, STORE_ADDRESS) is None
+    assert waiting_for(UNPAID, STORE_ADDRESS) == "payment"
+    assert waiting_for(PAID, {}) == "address"
+    assert waiting_for(PAID, None) == "address"
+    # Redacted customer data: the fields are there, empty.
+    assert waiting_for(PAID, {**STORE_ADDRESS, "address1": None, "name": ""}) == "address"
+    assert missing_address({**STORE_ADDRESS, "city": "  "}) == ["city"]
 
 
 def test_an_unpaid_order_waits_and_the_seller_may_not_act_on_it():
-    waiting = hold_for_payment(make_order())
+    waiting = hold(make_order(), "payment")
     assert waiting.routing.state == "waiting"
     assert waiting.waiting_for == "payment"
-    assert "payment" in not_released(waiting)
+    assert "paid" in not_released(waiting)
     assert "route" in deliveries(waiting)  # visible, but not pending: nothing enqueues it
     assert not_released(make_order()) is None
 
 
-def test_payment_releases_a_waiting_order_once():
-    waiting = hold_for_payment(make_order())
-    assert payment_changed(waiting, UNPAID) is None
+def test_payment_with_an_address_releases_a_waiting_order_once():
+    waiting = hold(make_order(), "payment")
+    assert recheck_waiting(waiting, UNPAID, STORE_ADDRESS) is None
 
-    released, note = payment_changed(waiting, PAID)
+    released, note = recheck_waiting(waiting, PAID, STORE_ADDRESS)
 
     assert released.routing.state == "pending"
     assert released.waiting_for is None
+    assert released.shipping_address == STORE_ADDRESS
     assert not_released(released) is None
-    assert "Paid" in note
-    assert payment_changed(released, PAID) is None  # routed orders are not released twice
-    assert payment_changed(released, CANCELLED) is None  # nor ended by a later cancellation
+    assert "passing it to the seller" in note
+    assert recheck_waiting(released, PAID, STORE_ADDRESS) is None  # never released twice
+    assert recheck_waiting(released, CANCELLED, STORE_ADDRESS) is None  # nor ended once routed
+
+
+def test_paid_without_an_address_goes_on_waiting_for_the_address():
+    waiting = hold(make_order(), "payment")
+
+    still, note = recheck_waiting(waiting, PAID, {"country_code": "US"})
+
+    assert still.routing.state == "waiting"
+    assert still.waiting_for == "address"
+    assert "address" in note and "address" in not_released(still)
+    assert recheck_waiting(still, PAID, {}) is None
+    released, _ = recheck_waiting(still, PAID, STORE_ADDRESS)
+    assert released.routing.state == "pending"
 
 
 def test_a_cancelled_waiting_order_is_never_routed():
-    ended, note = payment_changed(hold_for_payment(make_order()), CANCELLED)
+    ended, note = recheck_waiting(hold(make_order(), "payment"), CANCELLED, STORE_ADDRESS)
 
     assert ended.routing.state == "cancelled"
     assert ended.waiting_for is None
     assert "cancelled" in not_released(ended)
-    assert payment_changed(ended, PAID) is None
+    assert recheck_waiting(ended, PAID, STORE_ADDRESS) is None
     assert "never sent" in note
