@@ -123,7 +123,8 @@ class LocalGateway:
         web += ["--workers", "2", "--no-control-socket"]  # as in the Procfile
         self._spawn("gunicorn", [*web, "wsgi:app"], env)
         worker = [bin_dir / "rq", "worker", "--with-scheduler"]
-        worker += ["--worker-class", "rq.worker.SimpleWorker", "--url", self.redis_url, "gateway"]
+        worker += ["--worker-class", "gateway.worker.GatewayWorker", "--maintenance-interval", "15"]
+        worker += ["--url", self.redis_url, "gateway"]
         for n in range(self.workers):
             self._spawn(f"worker{n}", worker, env)
         wait_for("the gateway", lambda: self.api("GET", "/healthz")["workers"] == self.workers)

@@ -136,7 +136,9 @@ def worker(redis, gateway_env) -> Iterator[subprocess.Popen]:
             "worker",
             "--with-scheduler",
             "--worker-class",
-            "rq.worker.SimpleWorker",  # as the Procfile runs it
+            "gateway.worker.GatewayWorker",  # as the Procfile runs it
+            "--maintenance-interval",
+            "15",
             "-u",
             gateway_env["REDIS_URL"],
             "--logging_level",

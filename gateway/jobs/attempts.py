@@ -10,11 +10,9 @@ from dataclasses import dataclass, replace
 from gateway.delivery import DeliveryFailed
 from gateway.jobs import next_attempt_delay
 from gateway.model import Delivery, Order
-from gateway.store import Change, JobSpec, Store, event
+from gateway.store import ATTEMPT_SECONDS, Change, JobSpec, Store, event
 
 log = logging.getLogger(__name__)
-
-LOCK_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -37,14 +35,16 @@ def attempt(
     retry: JobSpec,
     schedule: tuple[int, ...],
     due: Callable[[Order], bool] | None = None,
+    follow_up: Callable[[Order], list[JobSpec]] | None = None,
 ) -> str:
     """One attempt under a lock; its outcome and the next attempt are committed together.
 
     `send` returns Sent or raises DeliveryFailed; `get`/`put` read and write the Delivery record
-    on the order; `due` (default: the delivery is pending) is asked under the lock. Exhausted
-    retries leave a visible `failed` state.
+    on the order; `due` (default: the delivery is pending) is asked under the lock; `follow_up`
+    names the jobs that the delivered order now calls for, committed with it. Exhausted retries
+    leave a visible `failed` state.
     """
-    token = store.acquire(lock_name, LOCK_SECONDS)
+    token = store.acquire(lock_name, ATTEMPT_SECONDS)
     if token is None:
         return "another attempt is running"
     try:
@@ -69,7 +69,8 @@ def attempt(
                     events=[
                         event("delivery.delivered", f"{what[:1].upper()}{what[1:]}: {sent.note}.")
                     ],
-                    jobs=[retry] if get(updated).state == "pending" else [],
+                    jobs=([retry] if get(updated).state == "pending" else [])
+                    + (follow_up(updated) if follow_up else []),
                     result="delivered",
                 )
             delay = (

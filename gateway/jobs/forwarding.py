@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gateway import platforms
-from gateway.delivery import DeliveryFailed
 from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, JOB_OPTIONS, context
 from gateway.jobs.attempts import Sent, attempt
 from gateway.model import Delivery, Order
@@ -56,6 +55,9 @@ def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
         retry=JobSpec(FORWARD_FULFILLMENT, (order_id, fulfillment_id), options=JOB_OPTIONS),
         schedule=config.delivery_retry_schedule,
         due=due,
+        follow_up=lambda o: (
+            [JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS)] if notice_due(o) else []
+        ),
     )
 
 
@@ -64,9 +66,6 @@ def announce_shipped(order_id: str) -> str:
     config, store = context()
 
     def send(order: Order) -> Sent:
-        if any(f.status == "active" and f.delivery.state == "pending" for f in order.fulfillments):
-            # The buyer hears "shipped" after the last fulfillment, not before it.
-            raise DeliveryFailed("waiting for the fulfillments to reach the buyer first")
         buyer = store.partner(order.buyer_id)
         platform = platforms.get(buyer["platform"])
         return Sent(*platform.mark_shipped(platform.adapter(buyer, store, config), order))
@@ -81,5 +80,18 @@ def announce_shipped(order_id: str) -> str:
         what="the shipped notice",
         retry=JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS),
         schedule=config.delivery_retry_schedule,
-        due=lambda o: o.shipped_notice is not None and o.shipped_notice.state == "pending",
+        due=notice_due,
+    )
+
+
+def notice_due(order: Order) -> bool:
+    """The shipped notice goes once the order is shipped and no fulfillment is still on its way
+    to the buyer: the buyer hears "shipped" after the last fulfillment, not before it. Until
+    then it waits without using an attempt; the forward that clears the way enqueues it."""
+    return (
+        order.shipped_notice is not None
+        and order.shipped_notice.state == "pending"
+        and not any(
+            f.status == "active" and f.delivery.state == "pending" for f in order.fulfillments
+        )
     )

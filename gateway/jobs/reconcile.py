@@ -111,6 +111,18 @@ def reconcile_locks(store: Store) -> list[str]:
     return [LOCK, *(f"{LOCK}:{partner_id}" for partner_id in store.connections())]
 
 
+def watch_deliveries() -> int:
+    """Every few seconds (jobs/schedule.py): enqueue again the deliveries whose job was lost, so
+    a killed worker, a Redis restart or a stopped scheduler delays a delivery by seconds, not
+    until the next cycle (DESIGN.md targets)."""
+    _, store = context()
+    requeued = requeue_stuck(store)
+    if requeued:
+        store.count("stuck_deliveries_requeued", requeued)
+        log.info("watchdog: %d lost deliveries enqueued again", requeued)
+    return requeued
+
+
 def requeue_stuck(store: Store) -> int:
     """Enqueue again the deliveries whose job was lost; how many."""
     stuck = store.stuck_deliveries()

@@ -5,21 +5,25 @@ from __future__ import annotations
 from rq import cron
 
 from gateway.jobs import QUEUE
-from gateway.jobs.reconcile import reconcile
+from gateway.jobs.reconcile import reconcile, watch_deliveries
 
 EVERY_15_MINUTES = "*/15 * * * *"  # UTC, clock-aligned; missed runs are not caught up
+WATCH_SECONDS = 10  # how often lost deliveries are looked for (store.STUCK_AFTER past due)
 
 
 def periodic_job_definitions() -> list[dict]:
     """What runs when (Redash's shape)."""
-    return [{"func": reconcile, "cron": EVERY_15_MINUTES, "job_timeout": 600, "name": "reconcile"}]
+    return [
+        {"func": reconcile, "cron": EVERY_15_MINUTES, "job_timeout": 600, "name": "reconcile"},
+        {
+            "func": watch_deliveries,
+            "interval": WATCH_SECONDS,
+            "job_timeout": 60,
+            "result_ttl": 60,
+            "name": "watch-deliveries",
+        },
+    ]
 
 
 for definition in periodic_job_definitions():
-    cron.register(
-        definition["func"],
-        queue_name=QUEUE,
-        cron=definition["cron"],
-        job_timeout=definition["job_timeout"],
-        name=definition["name"],
-    )
+    cron.register(queue_name=QUEUE, **definition)

@@ -7,7 +7,7 @@ optimistic transaction (WATCH the order, MULTI, write, enqueue with `pipeline=`,
 from __future__ import annotations
 
 from gateway.store.base import PREFIX, Change, JobSpec, event, key, key_hash
-from gateway.store.deliveries import STUCK_AFTER, Deliveries
+from gateway.store.deliveries import ATTEMPT_SECONDS, STUCK_AFTER, Deliveries
 from gateway.store.locks import Locks
 from gateway.store.metrics import Metrics
 from gateway.store.orders import Orders
@@ -15,6 +15,7 @@ from gateway.store.partners import KNOWN_STORE_SECONDS, Partners
 from gateway.store.reconciliation import Reconciliation
 
 __all__ = [
+    "ATTEMPT_SECONDS",
     "KNOWN_STORE_SECONDS",
     "PREFIX",
     "STUCK_AFTER",

@@ -11,9 +11,13 @@ from redis.client import Pipeline
 from gateway.model import Order, deliveries
 from gateway.store.base import JobSpec, Records, key
 
-# A delivery still pending this long after its last write counts as stuck (its job was lost,
-# e.g. a worker was killed); the reconciliation enqueues it again.
-STUCK_AFTER = 900
+# The longest one delivery attempt holds its lock: one outbound call (HTTP_TIMEOUT, 10 s by
+# default, bounds each of its socket operations) and our own writes.
+ATTEMPT_SECONDS = 25
+# A delivery still pending this long past its due time counts as stuck: its job was lost (a
+# worker was killed mid-call, Redis restarted, the scheduler was down). The watchdog enqueues it
+# again within seconds; by then a killed attempt's lock has expired, so the new one proceeds.
+STUCK_AFTER = ATTEMPT_SECONDS + 10
 
 
 def index_pending(pipe: Pipeline, order: Order) -> None:

@@ -130,7 +130,10 @@ def test_the_cron_config_schedules_reconcile_every_15_minutes_utc(redis):
 
     scheduler = CronScheduler(connection=redis)
     scheduler.load_config_from_file("gateway.jobs.schedule")
-    (job,) = scheduler.get_jobs()
+    job, watchdog = sorted(scheduler.get_jobs(), key=lambda j: j.func.__name__)
     assert job.func.__module__ == "gateway.jobs.reconcile" and job.func.__name__ == "reconcile"
     assert job.cron == "*/15 * * * *"
     assert job.queue_name == "gateway"
+    # And the watchdog that enqueues lost deliveries again within seconds (issue 11).
+    assert watchdog.func.__name__ == "watch_deliveries"
+    assert watchdog.interval == 10 and watchdog.queue_name == "gateway"

@@ -7,7 +7,9 @@ import time
 
 import pytest
 from conftest import bearer
+from rq import Queue
 
+from gateway.jobs import ANNOUNCE_SHIPPED, QUEUE
 from gateway.jobs.forwarding import announce_shipped, forward_fulfillment
 from gateway.model import ObservedFulfillment
 from gateway.orders import apply_store_fulfillments
@@ -118,7 +120,7 @@ def test_the_session_cookie_keeps_only_recent_orders(client, pair, make_order):
 
 
 def test_the_shipped_notice_waits_for_the_last_fulfillment(
-    client, pair, make_order, callback_receiver
+    client, redis, pair, make_order, callback_receiver
 ):
     buyer, seller = pair({"callback_url": callback_receiver.url})
     order = make_order(buyer, seller, lines=[{"sku": "MUG-BLUE", "quantity": 1}])
@@ -132,10 +134,22 @@ def test_the_shipped_notice_waits_for_the_last_fulfillment(
         },
     )
     assert answer.get_json()["order"]["status"] == "shipped"
-    assert announce_shipped(order["id"]) == "retrying"  # its fulfillment is not delivered yet
+    # Its fulfillment has not reached the buyer: the notice waits, using no attempt (issue 11:
+    # it used to fail and retry, adding seconds to order.shipped and spending attempts).
+    assert announce_shipped(order["id"]) == "nothing to do"
+    assert (
+        client.get(f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])).get_json()[
+            "status"
+        ]
+        == "shipped"
+    )
     assert callback_receiver.requests == []
+    queue = Queue(QUEUE, connection=redis)
+    queue.empty()
     fulfillment_id = answer.get_json()["fulfillment"]["id"]
     assert forward_fulfillment(order["id"], fulfillment_id) == "delivered"
+    # The forward that cleared the way enqueued the notice, in its own transaction.
+    assert [job.func_name for job in queue.jobs] == [ANNOUNCE_SHIPPED]
     assert announce_shipped(order["id"]) == "delivered"
     assert [e["type"] for e in callback_receiver.events()] == [
         "fulfillment.created",
