@@ -9,8 +9,9 @@ import pytest
 from conftest import bearer
 from rq import Queue
 
-from gateway.jobs import ANNOUNCE_SHIPPED, QUEUE
+from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, QUEUE
 from gateway.jobs.forwarding import announce_shipped, forward_fulfillment
+from gateway.jobs.reconcile import watch_deliveries
 from gateway.model import ObservedFulfillment
 from gateway.orders import apply_store_fulfillments
 from gateway.runtime import connect
@@ -155,3 +156,35 @@ def test_the_shipped_notice_waits_for_the_last_fulfillment(
         "fulfillment.created",
         "order.shipped",
     ]
+
+
+def test_a_lost_forward_is_enqueued_again_by_the_watchdog_within_seconds(
+    client, redis, pair, make_order, callback_receiver
+):
+    """A worker killed mid-call loses its job: the watchdog (every 10 s) enqueues it again once
+    it is STUCK_AFTER (35 s, not the 15-minute cycle) past due, and it reaches the buyer."""
+    buyer, seller = pair({"callback_url": callback_receiver.url})
+    order = make_order(buyer, seller, lines=[{"sku": "MUG-BLUE", "quantity": 1}])
+    answer = client.post(
+        f"/api/v1/orders/{order['id']}/fulfillments",
+        headers=bearer(seller["api_key"]),
+        json={
+            "line_items": [{"sku": "AC-100", "quantity": 1}],
+            "carrier": "UPS",
+            "tracking_numbers": [UPS],
+        },
+    )
+    fulfillment_id = answer.get_json()["fulfillment"]["id"]
+    Queue(QUEUE, connection=redis).empty()  # the job is lost (no worker runs in this test)
+    member = f"{order['id']}|forward:{fulfillment_id}"
+    due = redis.zscore(key("pending"), member)
+    assert time.time() + STUCK_AFTER - 5 <= due <= time.time() + STUCK_AFTER + 1
+    assert STUCK_AFTER <= 60
+    assert watch_deliveries() == 0  # not yet past due: nothing to do
+
+    redis.zadd(key("pending"), {member: time.time() - 1})  # as STUCK_AFTER seconds later
+    assert watch_deliveries() == 1
+    assert redis.zscore(key("pending"), member) > time.time() + STUCK_AFTER - 5  # postponed
+    assert [job.func_name for job in Queue(QUEUE, connection=redis).jobs] == [FORWARD_FULFILLMENT]
+    assert forward_fulfillment(order["id"], fulfillment_id) == "delivered"
+    assert [e["type"] for e in callback_receiver.events()] == ["fulfillment.created"]
