@@ -3,8 +3,9 @@ survives a Redis outage and does not outlive its worker.
 
 RQ 2.12's scheduler is a forked process whose loop has no error handling: one connection error
 (Redis restarting) ends it, and a worker only tries to start it again at its maintenance
-interval (10 minutes by default), so no delayed job (a retry, a backoff) runs meanwhile. And a
-worker killed with SIGKILL leaves its scheduler running, an orphan holding the scheduler lock.
+interval (10 minutes by default, and an idle worker checks it only between 6.75-minute waits for
+a job), so no delayed job (a retry, a backoff) runs meanwhile. And a worker killed with SIGKILL
+leaves its scheduler running, an orphan holding the scheduler lock.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ class ResilientScheduler(RQScheduler):
 class GatewayWorker(SimpleWorker):
     """SimpleWorker (no fork per job: a fork and re-import cost ~130 ms a job) with the
     resilient scheduler."""
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # An idle worker waits in BLPOP up to worker_ttl - 15 s (6.75 minutes) before it runs its
+        # maintenance, where it starts a scheduler whose holder died: wait no longer than the
+        # maintenance interval, so another worker's scheduler takes over within it.
+        return max(1, min(self.worker_ttl - 15, self.maintenance_interval))
 
     def _start_scheduler(
         self,
