@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,9 +22,59 @@ from gateway.delivery import DeliveryFailed, retry_after_seconds
 from gateway.model import PAID, Fulfillment, ObservedFulfillment, Order
 from gateway.settings import Settings
 
+MAX_ANSWER_BYTES = 8 * 1024 * 1024  # far above any answer we read (a page of orders is < 1 MiB)
+DEADLINE_FACTOR = 3  # a call's whole answer must arrive within this many of its `timeout`s
+
+
+class OutboundSession(requests.Session):
+    """Every call to a platform or a callback URL: redirects are never followed (a cross-host
+    redirect would carry the store's credentials along), and an answer is read whole only while
+    it stays under MAX_ANSWER_BYTES and within its deadline (`timeout` bounds each socket
+    operation, not the whole answer, so a slow drip could hold a worker for ever)."""
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        kwargs["allow_redirects"] = False
+        kwargs["stream"] = True
+        timeout = kwargs.get("timeout")
+        answer = super().request(method, url, *args, **kwargs)
+        deadline = time.monotonic() + DEADLINE_FACTOR * (timeout or 10)
+        body = bytearray()
+        try:
+            # read1: what one socket read brings (decoded), so the deadline is checked as the
+            # bytes come, not only when a whole chunk has arrived.
+            while chunk := answer.raw.read1(64 * 1024, decode_content=True):
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise requests.ConnectionError(f"answer over {MAX_ANSWER_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise requests.Timeout("answer not whole within its deadline")
+        finally:
+            answer.close()
+        answer._content = bytes(body)
+        return answer
+
+
 # One connection pool per process for every platform and callback call: a worker reuses its
 # connections to a store instead of opening one per call.
-http = requests.Session()
+http = OutboundSession()
+
+
+def short_reason(answer: requests.Response) -> str:
+    """What we keep of a refusal: the other side's own short message when its body has one
+    (`message`, `error`, first of a list), else the HTTP reason; one line, at most 120
+    characters. Never the raw body: it reaches the partners' view of a delivery."""
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if isinstance(body, list) and body:
+        body = body[0]
+    text = ""
+    if isinstance(body, dict):
+        found = body.get("message") or body.get("error") or body.get("title") or ""
+        text = found if isinstance(found, str) else ""
+    text = " ".join((text or answer.reason or "").split())
+    return "".join(c for c in text if c.isprintable())[:120]
 
 
 class PlatformError(DeliveryFailed):
@@ -179,10 +230,11 @@ def refuse_status(platform: str, answer: Any) -> None:
             permanent=True,
         )
     if status >= 400:
-        detail = answer.text[:300].replace("\n", " ")
         raise PlatformError(
-            f"{platform} refused the call (HTTP {status}): {detail}", permanent=True
+            f"{platform} refused the call (HTTP {status}): {short_reason(answer)}", permanent=True
         )
+    if 300 <= status < 400:
+        raise PlatformError(f"{platform} answered HTTP {status}: a redirect, not followed")
 
 
 # ---- the declaration each platform module registers ---------------------------------------------
