@@ -104,6 +104,35 @@ TOPICS = {
 }
 TOPIC_ENUMS = {rest: enum for enum, rest in TOPICS.items()}
 
+# The tracking companies a shop recognizes (FulfillmentTrackingInfo.company, "Supported tracking
+# companies", shopify.dev/docs/api/admin-graphql/latest/objects/FulfillmentTrackingInfo): those
+# listed for shops in any country, and those for shops in the United States, where simulated
+# shops are. Exact case: "DHL Express" is known, "DHL" and "dhl express" are not. Any other
+# company is stored as given, with no URL but the ones sent.
+SUPPORTED_TRACKING_COMPANIES = frozenset({
+    "4PX", "AGS", "Amazon", "Amazon Logistics UK", "An Post", "Anjun Logistics", "APC",
+    "Asendia USA", "Australia Post", "Bonshaw", "BPost", "BPost International", "Canada Post",
+    "Canpar", "CDL Last Mile", "China Post", "Chronopost", "Chukou1", "Colissimo", "Comingle",
+    "Coordinadora", "Correios", "Correos", "CTT", "CTT Express", "Cyprus Post", "Delnext",
+    "Deutsche Post", "DHL eCommerce", "DHL eCommerce Asia", "DHL Express", "DPD", "DPD Local",
+    "DPD UK", "DTD Express", "DX", "Eagle", "Estes", "Evri", "FedEx", "First Global Logistics",
+    "First Line", "FSC", "Fulfilla", "GLS", "Guangdong Weisuyi Information Technology (WSE)",
+    "Heppner Internationale Spedition GmbH & Co.", "Iceland Post", "IDEX", "Israel Post",
+    "Japan Post (EN)", "Japan Post (JA)", "La Poste Colissimo", "La Poste Burkina Faso",
+    "Lasership", "Latvia Post", "Lietuvos Paštas", "Logisters", "Lone Star Overnight",
+    "M3 Logistics", "Meteor Space", "Mondial Relay", "New Zealand Post", "NinjaVan",
+    "North Russia Supply Chain (Shenzhen) Co.", "OnTrac", "Packeta", "Pago Logistics",
+    "Ping An Da Tengfei Express", "Pitney Bowes", "Portal PostNord", "Poste Italiane", "PostNL",
+    "PostNord DK", "PostNord NO", "PostNord SE", "Purolator", "Qxpress", "Qyun Express",
+    "Royal Mail", "Royal Shipments", "Sagawa (EN)", "Sagawa (JA)", "Sendle", "SF Express",
+    "SFC Fulfillment", "SHREE NANDAN COURIER", "Singapore Post", "Southwest Air Cargo",
+    "StarTrack", "Step Forward Freight", "Swiss Post", "TForce Final Mile", "Tinghao", "TNT",
+    "Toll IPEC", "United Delivery Service", "UPS", "USPS", "Venipak", "We Post", "Whistl", "Wizmo",
+    "WMYC", "Xpedigo", "XPO Logistics", "Yamato (EN)", "Yamato (JA)", "YiFan Express",
+    "YunExpress",
+    # and for shops in the United States:
+    "Alliance Air Freight", "Pilot Freight", "LSO", "Old Dominion", "Pandion", "R+L Carriers",
+})  # fmt: skip
 # Shopify builds tracking URLs for carriers on its list (exact case). The URL shapes are the
 # carriers' public tracking pages; Shopify's exact templates are not documented.
 CARRIER_TRACKING_URLS = {
@@ -352,6 +381,11 @@ class Fulfillment:
     def name(self) -> str:
         """`#1001.1`, `#1001.2`, ..."""
         return f"{self.order.name}.{self.sequence}"
+
+    @property
+    def company_recognized(self) -> bool:
+        """Whether the shop knows the tracking company (it builds no links for others)."""
+        return self.company in SUPPORTED_TRACKING_COMPANIES
 
     def tracking(self) -> list[dict]:
         """One {company, number, url} per tracking number (or one with no number)."""
@@ -2434,6 +2468,7 @@ class Shop:
             "created_at": _iso(fulfillment.created_at),
             "updated_at": _iso(fulfillment.updated_at),
             "tracking_company": fulfillment.company,
+            "tracking_company_recognized": fulfillment.company_recognized,
             "tracking_numbers": list(fulfillment.numbers),
             "tracking_urls": list(fulfillment.urls),
             "line_items": [

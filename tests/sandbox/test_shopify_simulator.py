@@ -444,6 +444,26 @@ def test_tracking_info_update_replaces_tracking(sim, shop, receiver):
     assert payload["tracking_numbers"] == ["794644790138"]
 
 
+def test_only_listed_tracking_companies_are_recognized_in_their_exact_case(sim, shop):
+    def company_of(company: str) -> dict:
+        order = place(shop)
+        fo = order["fulfillment_orders"][0]["id"]
+        tracking = {"company": company, "numbers": ["3318810025"]}
+        result = gql(sim, FULFILL, fulfill_input((fo, None), tracking=tracking)).json()
+        assert result["data"]["fulfillmentCreate"]["userErrors"] == []
+        [fulfillment] = shop.fulfillments(order["id"])
+        return fulfillment
+
+    listed = company_of("DHL Express")
+    assert listed["tracking_company_recognized"] is True
+    assert listed["tracking_urls"] and "3318810025" in listed["tracking_urls"][0]
+    for unknown in ("DHL", "dhl express"):  # accepted as given, but the shop doesn't know it
+        kept = company_of(unknown)
+        assert kept["tracking_company"] == unknown
+        assert kept["tracking_company_recognized"] is False
+        assert kept["tracking_urls"] == []
+
+
 def test_merchant_actions_and_cancel(sim, shop, receiver):
     shop.add_webhook("fulfillments/update", receiver.url)
     order = place(shop)
