@@ -48,6 +48,39 @@ ASSUMED_QUERY_COST = 100  # until Shopify tells us, a read is assumed to cost th
 # that fills any of them is read on its own, with the larger numbers of READ_FULFILLMENTS.
 LISTED_FULFILLMENTS, LISTED_NUMBERS, LISTED_LINES = 3, 3, 10
 
+# Shopify's supported tracking companies for shops in any country, spelled as Shopify lists them
+# (FulfillmentTrackingInfo.company, "Supported tracking companies": shopify.dev/docs/api/
+# admin-graphql/latest/objects/FulfillmentTrackingInfo; the same list is in the 2026-01 schema,
+# nozzlegear/ShopifySharp graphql-schemas/2026-01.schema.graphql). Capitalization matters: a
+# listed name gets its tracking URLs built and its shipment followed by the shop; any other name
+# is kept as given and is clickable only through the URL we send.
+TRACKING_COMPANIES = (
+    "4PX", "AGS", "Amazon", "Amazon Logistics UK", "An Post", "Anjun Logistics", "APC",
+    "Asendia USA", "Australia Post", "Bonshaw", "BPost", "BPost International", "Canada Post",
+    "Canpar", "CDL Last Mile", "China Post", "Chronopost", "Chukou1", "Colissimo", "Comingle",
+    "Coordinadora", "Correios", "Correos", "CTT", "CTT Express", "Cyprus Post", "Delnext",
+    "Deutsche Post", "DHL eCommerce", "DHL eCommerce Asia", "DHL Express", "DPD", "DPD Local",
+    "DPD UK", "DTD Express", "DX", "Eagle", "Estes", "Evri", "FedEx", "First Global Logistics",
+    "First Line", "FSC", "Fulfilla", "GLS", "Guangdong Weisuyi Information Technology (WSE)",
+    "Heppner Internationale Spedition GmbH & Co.", "Iceland Post", "IDEX", "Israel Post",
+    "Japan Post (EN)", "Japan Post (JA)", "La Poste Colissimo", "La Poste Burkina Faso",
+    "Lasership", "Latvia Post", "Lietuvos Paštas", "Logisters", "Lone Star Overnight",
+    "M3 Logistics", "Meteor Space", "Mondial Relay", "New Zealand Post", "NinjaVan",
+    "North Russia Supply Chain (Shenzhen) Co.", "OnTrac", "Packeta", "Pago Logistics",
+    "Ping An Da Tengfei Express", "Pitney Bowes", "Portal PostNord", "Poste Italiane", "PostNL",
+    "PostNord DK", "PostNord NO", "PostNord SE", "Purolator", "Qxpress", "Qyun Express",
+    "Royal Mail", "Royal Shipments", "Sagawa (EN)", "Sagawa (JA)", "Sendle", "SF Express",
+    "SFC Fulfillment", "SHREE NANDAN COURIER", "Singapore Post", "Southwest Air Cargo",
+    "StarTrack", "Step Forward Freight", "Swiss Post", "TForce Final Mile", "Tinghao", "TNT",
+    "Toll IPEC", "United Delivery Service", "UPS", "USPS", "Venipak", "We Post", "Whistl", "Wizmo",
+    "WMYC", "Xpedigo", "XPO Logistics", "Yamato (EN)", "Yamato (JA)", "YiFan Express",
+    "YunExpress",
+)  # fmt: skip
+# Our carriers (gateway/tracking.py) by their names on that list; tracking.canonical_carrier
+# reads each of these back as ours when a seller's Shopify store reports it.
+OUR_CARRIERS = {"UPS": "UPS", "USPS": "USPS", "FedEx": "FedEx", "DHL": "DHL Express"}
+_LISTED = {name.lower(): name for name in TRACKING_COMPANIES}
+
 
 def api_version(config: Settings) -> str:
     """The Admin API version the gateway speaks (quarterly: YYYY-01/04/07/10)."""
@@ -470,9 +503,14 @@ def _raise_user_errors(result: dict[str, Any] | None) -> None:
         raise PlatformError(f"Shopify refused it: {messages}", permanent=True)
 
 
+def tracking_company(carrier: str) -> str:
+    """Our carrier as Shopify's list spells it; a carrier it doesn't list, as given."""
+    return OUR_CARRIERS.get(carrier) or _LISTED.get(carrier.strip().lower(), carrier)
+
+
 def _tracking_input(fulfillment: Fulfillment) -> dict[str, Any]:
     tracking: dict[str, Any] = {
-        "company": fulfillment.carrier,
+        "company": tracking_company(fulfillment.carrier),
         "numbers": fulfillment.tracking_numbers,
     }
     if fulfillment.tracking_urls:

@@ -14,6 +14,7 @@ from rq import Queue
 UPS_1 = "1Z5R89390357567127"
 UPS_2 = "1ZV5W4500395539416"
 FEDEX = "449044304137821"
+DHL = "3318810025"
 ADDRESS = {
     "first_name": "Ada",
     "last_name": "Lovelace",
@@ -235,3 +236,32 @@ def test_a_dummy_tracking_number_is_held_told_and_released_by_the_correction(
     released = current()["fulfillments"][0]
     assert released["status"] == "active" and released["tracking_numbers"] == [UPS_1]
     wait_for(lambda: _numbers(buyer_shop, placed["id"]) == [UPS_1], what="the forward")
+
+
+def test_a_carrier_reaches_the_buyers_shop_by_a_name_it_recognizes(
+    client, live_server, worker, shopify_sim, connect, partnership
+):
+    buyer_shop, seller_shop, buyer, _ = _connect_two_shops(
+        shopify_sim, live_server, connect, partnership
+    )
+    placed = buyer_shop.place_order(
+        line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
+        shipping_address=ADDRESS,
+    )
+    order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
+    wait_for(
+        lambda: client.get(
+            f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])
+        ).get_json()["seller_order_ref"],
+        what="the order in the seller's shop",
+    )
+    (seller_order,) = seller_shop.orders()
+
+    seller_shop.fulfill(
+        seller_order["id"], lines=[("AC-100", 1)], company="DHL Express", numbers=[DHL]
+    )
+
+    forwarded = wait_for(lambda: buyer_shop.fulfillments(placed["id"]), what="the forward")[0]
+    assert forwarded["tracking_numbers"] == [DHL]
+    assert forwarded["tracking_company"] == "DHL Express"  # ours is "DHL": Shopify lists it so
+    assert forwarded["tracking_company_recognized"] is True

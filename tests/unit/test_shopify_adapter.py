@@ -22,6 +22,7 @@ from gateway.platforms.shopify import MAX_PACING_WAIT, THROTTLE_RETRIES, Shopify
 from gateway.runtime import connect
 from gateway.settings import Settings
 from gateway.store import key
+from gateway.tracking import canonical_carrier
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "shopify"
 SHOP = "acme.myshopify.com"
@@ -456,6 +457,42 @@ def test_forward_updates_tracking_when_the_buyer_ref_is_known(adapter, rsps, url
             "urls": [UPS_URL % UPS_1, UPS_URL % UPS_2],
         },
     }
+
+
+@pytest.mark.parametrize(
+    ("carrier", "company"),
+    [
+        ("DHL", "DHL Express"),  # Shopify lists DHL's express service, which our DHL checks
+        ("UPS", "UPS"),
+        ("USPS", "USPS"),
+        ("FedEx", "FedEx"),
+        ("royal mail", "Royal Mail"),  # another listed carrier, in Shopify's exact case
+        ("Acme Freight", "Acme Freight"),  # not listed: as given, with our URLs
+    ],
+)
+def test_forward_names_the_carrier_as_shopifys_tracking_companies_do(
+    adapter, rsps, url, carrier, company
+):
+    rsps.post(url, json=load("graphql_tracking_update"))
+    buyer_ref = "gid://shopify/Fulfillment/255858046"
+    fulfillment = replace(make_fulfillment(buyer_ref=buyer_ref), carrier=carrier)
+
+    adapter.forward_fulfillment(make_order(), fulfillment)
+
+    tracking = sent(rsps, 0)["variables"]["tracking"]
+    assert tracking["company"] == company
+    assert tracking["urls"] == [UPS_URL % UPS_1, UPS_URL % UPS_2]
+
+
+def test_shopifys_names_for_our_carriers_read_back_as_ours():
+    for ours, theirs in shopify.OUR_CARRIERS.items():
+        assert theirs in shopify.TRACKING_COMPANIES
+        assert canonical_carrier(theirs) == ours
+    # Every listed company our carrier names take for one of ours is the one we send it as:
+    # DHL's eCommerce services, for one, are not DHL Express.
+    for name in shopify.TRACKING_COMPANIES:
+        ours = canonical_carrier(name)
+        assert ours is None or shopify.OUR_CARRIERS[ours] == name, name
 
 
 def test_forward_tracking_update_user_errors_are_permanent(adapter, rsps, url):
