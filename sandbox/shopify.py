@@ -103,6 +103,11 @@ TOPICS = {
     "ORDERS_UPDATED": "orders/updated",
 }
 TOPIC_ENUMS = {rest: enum for enum, rest in TOPICS.items()}
+# How a subscription names its delivery headers: "webhooks" as Shopify's webhooks do
+# (X-Shopify-Topic, ...: shopify.dev/docs/apps/build/webhooks/delivery-structure), "events" as
+# its Events deliveries do, with no X- prefix and the subscription's name as Shopify-Handle
+# (shopify.dev/docs/apps/build/events/delivery-structure). Body and signature are the same.
+HEADER_STYLES = {"webhooks": ("X-Shopify-", "Name"), "events": ("Shopify-", "Handle")}
 
 # The tracking companies a shop recognizes (FulfillmentTrackingInfo.company, "Supported tracking
 # companies", shopify.dev/docs/api/admin-graphql/latest/objects/FulfillmentTrackingInfo): those
@@ -473,6 +478,7 @@ class WebhookSubscription:
     include_fields: list[str] = field(default_factory=list)
     filter: str | None = None
     format: str = "JSON"
+    header_style: str = "webhooks"  # a key of HEADER_STYLES
 
 
 # ---- search syntax (`query:` arguments) ----------------------------------------------------------
@@ -1520,6 +1526,15 @@ class _Delivery(WebhookJob):
             dispatcher.schedule(retry, sim.retry_delays[self.attempt - 1])
 
 
+def _delivery_header(delivery: _Delivery, name: str) -> str:
+    """One of a delivery's Shopify headers, in whichever style its subscription names them."""
+    return next(
+        delivery.headers[f"{prefix}{name}"]
+        for prefix, _ in HEADER_STYLES.values()
+        if f"{prefix}{name}" in delivery.headers
+    )
+
+
 def sign(body: bytes, secret: str) -> str:
     """X-Shopify-Hmac-Sha256: base64 HMAC-SHA256 of the raw body with the app's client secret."""
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
@@ -1716,11 +1731,15 @@ class Shop:
         name: str | None = None,
         include_fields: list[str] | None = None,
         api_version: str = DEFAULT_API_VERSION,
+        header_style: str = "webhooks",
     ) -> str:
-        """Subscribe `url` to a topic (`orders/create` or `ORDERS_CREATE`); returns its gid."""
+        """Subscribe `url` to a topic (`orders/create` or `ORDERS_CREATE`); returns its gid.
+        `header_style` "events" names the delivery headers as Shopify's Events do."""
         rest_topic = TOPICS.get(topic, topic)
         if rest_topic not in TOPIC_ENUMS:
             raise ValueError(f"unsupported topic {topic!r}; known: {sorted(TOPIC_ENUMS)}")
+        if header_style not in HEADER_STYLES:
+            raise ValueError(f"header_style must be one of {sorted(HEADER_STYLES)}")
         now = self.sim.clock.now()
         subscription = WebhookSubscription(
             id=self.sim.next_id(),
@@ -1731,6 +1750,7 @@ class Shop:
             created_at=now,
             updated_at=now,
             include_fields=list(include_fields or []),
+            header_style=header_style,
         )
         with self.lock:
             self.subscriptions[subscription.id] = subscription
@@ -1758,6 +1778,7 @@ class Shop:
                     "url": s.uri,
                     "name": s.name,
                     "api_version": s.api_version,
+                    "header_style": s.header_style,
                 }
                 for s in self.subscriptions.values()
             ]
@@ -2379,16 +2400,17 @@ class Shop:
             if subscription.include_fields:
                 body_data = {k: v for k, v in payload.items() if k in subscription.include_fields}
             body = json.dumps(body_data, separators=(",", ":"), ensure_ascii=False).encode()
+            prefix, name = HEADER_STYLES[subscription.header_style]
             headers = {
                 "Content-Type": "application/json",
-                "X-Shopify-Topic": topic,
-                "X-Shopify-Hmac-Sha256": sign(body, self.client_secret),
-                "X-Shopify-Shop-Domain": self.domain,
-                "X-Shopify-API-Version": subscription.api_version,
-                "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-                "X-Shopify-Event-Id": event_id,
-                "X-Shopify-Triggered-At": triggered_at,
-                "X-Shopify-Name": subscription.name,
+                f"{prefix}Topic": topic,
+                f"{prefix}Hmac-Sha256": sign(body, self.client_secret),
+                f"{prefix}Shop-Domain": self.domain,
+                f"{prefix}API-Version": subscription.api_version,
+                f"{prefix}Webhook-Id": str(uuid.uuid4()),
+                f"{prefix}Event-Id": event_id,
+                f"{prefix}Triggered-At": triggered_at,
+                f"{prefix}{name}": subscription.name,
                 "User-Agent": "Shopify-Captain-Hook",
             }
             delivery = _Delivery(self, topic, subscription.uri, body, headers, body_data)
@@ -2677,8 +2699,8 @@ class ShopifySimulator(StoreSimulator[Shop]):
                     "shop": delivery.shop.domain,
                     "topic": delivery.topic,
                     "url": delivery.url,
-                    "webhook_id": delivery.headers["X-Shopify-Webhook-Id"],
-                    "event_id": delivery.headers["X-Shopify-Event-Id"],
+                    "webhook_id": _delivery_header(delivery, "Webhook-Id"),
+                    "event_id": _delivery_header(delivery, "Event-Id"),
                     "attempt": delivery.attempt,
                     "duplicate": delivery.duplicate,
                     "status": status,
@@ -3032,9 +3054,13 @@ def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
     if path == "" and method == "GET":
         return json_response(_shop_info(shop))
     if path == "/webhooks" and method == "POST":
-        return json_response(
-            {"id": shop.add_webhook(data["topic"], data["url"], data.get("name"))}, 201
+        gid = shop.add_webhook(
+            data["topic"],
+            data["url"],
+            data.get("name"),
+            header_style=data.get("header_style", "webhooks"),
         )
+        return json_response({"id": gid}, 201)
     if path == "/webhooks" and method == "GET":
         return json_response(shop.webhooks())
     if path == "/orders" and method == "POST":
@@ -3097,7 +3123,8 @@ def _shop_info(shop: Shop) -> dict:
 CLI_HELP = """\
 Control API (JSON bodies), all under /_sim:
   GET  /shops                          POST /shops {domain, access_token, client_secret}
-  GET  /shops/<domain>                 POST /shops/<domain>/webhooks {topic, url}
+  GET  /shops/<domain>                 POST /shops/<domain>/webhooks {topic, url,
+                                                                    header_style?}
   POST /shops/<domain>/orders {line_items:[{sku,quantity,title,price}], shipping_address, email}
   GET  /shops/<domain>/orders          POST /shops/<domain>/orders/get {order_id}
   POST /shops/<domain>/bulk_orders {n}

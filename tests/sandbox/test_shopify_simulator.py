@@ -715,6 +715,31 @@ def test_webhook_headers_and_hmac_over_exact_bytes(sim, shop, receiver):
     assert logged["status"] == 200 and logged["webhook_id"] == headers["x-shopify-webhook-id"]
 
 
+def test_an_events_style_subscription_sends_the_same_headers_without_the_x_prefix(
+    sim, shop, receiver
+):
+    shop.add_webhook("orders/create", receiver.url, name="gateway-orders", header_style="events")
+    shop.place_order(line_items=[{"sku": "AC-100", "quantity": 1}], shipping_address=ADDRESS)
+    assert sim.wait_for_webhooks()
+    [request] = receiver.requests
+    headers, body = request["headers"], request["body"]
+    assert not [name for name in headers if name.startswith("x-shopify-")]
+    expected = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    assert hmac.compare_digest(headers["shopify-hmac-sha256"], expected)
+    assert headers["shopify-topic"] == "orders/create"
+    assert headers["shopify-shop-domain"] == "acme.myshopify.com"
+    assert headers["shopify-api-version"] == "2026-01"
+    assert headers["shopify-handle"] == "gateway-orders"
+    assert len(headers["shopify-webhook-id"]) == 36
+    assert len(headers["shopify-event-id"]) == 36
+    assert datetime.fromisoformat(headers["shopify-triggered-at"])
+    [logged] = sim.deliveries(topic="orders/create")
+    assert logged["webhook_id"] == headers["shopify-webhook-id"]
+    assert shop.webhooks()[0]["header_style"] == "events"
+    with pytest.raises(ValueError, match="header_style"):
+        shop.add_webhook("orders/create", receiver.url, header_style="pubsub")
+
+
 def test_webhook_drop_and_duplicate_modes(sim, shop, receiver):
     shop.add_webhook("orders/create", receiver.url)
     sim.set_webhook_mode("drop")
