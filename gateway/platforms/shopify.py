@@ -604,6 +604,15 @@ class ShopifyConnection(StrictSchema):
     location_id = text(100)
 
 
+def _header(call: WebhookCall, name: str) -> str:
+    """A Shopify delivery header in either spelling: `X-Shopify-<name>` as webhooks send it
+    (shopify.dev/docs/apps/build/webhooks/delivery-structure), or `Shopify-<name>` as Events
+    deliveries do, same values and signature (shopify.dev/docs/apps/build/events/
+    delivery-structure and /verify-deliveries; Shopify/shopify-app-js, packages/apps/shopify-api/
+    lib/types.ts `ShopifyEventsHeader`, lib/webhooks/validate.ts)."""
+    return call.header(f"X-Shopify-{name}") or call.header(f"Shopify-{name}")
+
+
 class Shopify(Platform):
     name = "shopify"
     label = "Shopify"
@@ -613,7 +622,10 @@ class Shopify(Platform):
         "fulfillments/create": SYNC_SELLER,
         "fulfillments/update": SYNC_SELLER,
     }
-    webhook_auth = "X-Shopify-Hmac-Sha256 over the raw body; store by X-Shopify-Shop-Domain"
+    webhook_auth = (
+        "X-Shopify-Hmac-Sha256 (or Shopify-Hmac-Sha256) over the raw body; store by "
+        "X-Shopify-Shop-Domain (or Shopify-Shop-Domain)"
+    )
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:
         return connection["shop_domain"]
@@ -624,22 +636,20 @@ class Shopify(Platform):
         return ShopifyAdapter(partner["connection"], port, config)
 
     def webhook_store(self, call: WebhookCall) -> str | None:
-        return call.header("X-Shopify-Shop-Domain").strip().lower() or None
+        return _header(call, "Shop-Domain").strip().lower() or None
 
     def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
-        return verify_webhook(
-            connection["webhook_secret"], call.raw, call.header("X-Shopify-Hmac-Sha256")
-        )
+        return verify_webhook(connection["webhook_secret"], call.raw, _header(call, "Hmac-Sha256"))
 
     def delivery_id(self, call: WebhookCall) -> str | None:
         return (
-            call.header("X-Shopify-Webhook-Id")
-            or call.header("X-Shopify-Event-Id")
+            _header(call, "Webhook-Id")
+            or _header(call, "Event-Id")
             or hashlib.sha256(self.topic(call).encode() + call.raw).hexdigest()
         )
 
     def topic(self, call: WebhookCall) -> str:
-        return call.header("X-Shopify-Topic")
+        return _header(call, "Topic")
 
     def order_ref(self, topic: str, call: WebhookCall) -> str | None:
         body = call.body()

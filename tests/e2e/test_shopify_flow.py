@@ -26,7 +26,7 @@ ADDRESS = {
 }
 
 
-def _connect_two_shops(shopify_sim, live_server, connect, partnership):
+def _connect_two_shops(shopify_sim, live_server, connect, partnership, header_style="webhooks"):
     base = shopify_sim.base_url
     buyer_shop = shopify_sim.add_shop("corner.myshopify.com", "shpat_corner", "corner-secret")
     seller_shop = shopify_sim.add_shop("acme.myshopify.com", "shpat_acme", "acme-secret")
@@ -52,9 +52,9 @@ def _connect_two_shops(shopify_sim, live_server, connect, partnership):
     )
     partnership(buyer, seller, {"MUG-BLUE": "AC-100", "MUG-RED": "AC-200"})
     hook = f"{live_server}/webhooks/shopify"
-    buyer_shop.add_webhook("orders/create", hook)
+    buyer_shop.add_webhook("orders/create", hook, header_style=header_style)
     for topic in ("orders/create", "fulfillments/create", "fulfillments/update"):
-        seller_shop.add_webhook(topic, hook)
+        seller_shop.add_webhook(topic, hook, header_style=header_style)
     return buyer_shop, seller_shop, buyer, seller
 
 
@@ -265,3 +265,30 @@ def test_a_carrier_reaches_the_buyers_shop_by_a_name_it_recognizes(
     assert forwarded["tracking_numbers"] == [DHL]
     assert forwarded["tracking_company"] == "DHL Express"  # ours is "DHL": Shopify lists it so
     assert forwarded["tracking_company_recognized"] is True
+
+
+def test_deliveries_with_headers_named_as_shopify_events_name_them_work_alike(
+    client, live_server, worker, shopify_sim, connect, partnership
+):
+    buyer_shop, seller_shop, buyer, _ = _connect_two_shops(
+        shopify_sim, live_server, connect, partnership, header_style="events"
+    )
+    placed = buyer_shop.place_order(
+        line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
+        shipping_address=ADDRESS,
+    )
+    order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
+    wait_for(
+        lambda: client.get(
+            f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])
+        ).get_json()["seller_order_ref"],
+        what="the order in the seller's shop",
+    )
+    (seller_order,) = seller_shop.orders()
+
+    seller_shop.fulfill(seller_order["id"], lines=[("AC-100", 1)], company="UPS", numbers=[UPS_1])
+
+    wait_for(lambda: _numbers(buyer_shop, placed["id"]) == [UPS_1], what="the forward")
+    assert shopify_sim.wait_for_webhooks()
+    answered = {(d["topic"], d["status"]) for d in shopify_sim.deliveries()}
+    assert answered == {("orders/create", 200), ("fulfillments/create", 200)}
