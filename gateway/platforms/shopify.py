@@ -142,10 +142,29 @@ query GatewayCreatedOrders($q: String!, $after: String, $first: Int!) {
   }
 }"""
 
+# Our id on each order we create in a seller's store, as a custom ID: an `id` metafield (values
+# unique) in the app's reserved namespace, which orderByIdentifier reads directly (since 2025-04;
+# shopify.dev/docs/apps/build/custom-data/metafields/working-with-custom-ids, changelog
+# "custom-ids-more-lookups"). A `query:` search (the `gateway-<id>` tag) goes through Shopify's
+# search index, which can be behind a just-created order: a retry in that window would create the
+# order again. orderCreate takes no idempotency key: the @idempotent directive works only on the
+# mutations whose description says so, and orderCreate's doesn't (2026-01 schema,
+# nozzlegear/ShopifySharp graphql-schemas/2026-01.schema.graphql; shopify.dev/docs/api/usage/
+# idempotent-requests).
+ORDER_ID_KEY = {"namespace": "$app", "key": "gateway_order_id"}
+
+DEFINE_ORDER_ID = """
+mutation GatewayDefineOrderId($definition: MetafieldDefinitionInput!) {
+  metafieldDefinitionCreate(definition: $definition) {
+    createdDefinition { id }
+    userErrors { field message code }
+  }
+}"""
+
 FIND_CREATED_ORDER = """
-query GatewayFindCreatedOrder($q: String!) {
-  orders(first: 1, query: $q) {
-    nodes { id legacyResourceId lineItems(first: 250) { nodes { id sku quantity } } }
+query GatewayFindCreatedOrder($identifier: OrderIdentifierInput!) {
+  orderByIdentifier(identifier: $identifier) {
+    id legacyResourceId lineItems(first: 250) { nodes { id sku quantity } }
   }
 }"""
 
@@ -227,13 +246,18 @@ class ShopifyAdapter:
     def create_order(self, order: Order) -> CreatedOrder:
         """orderCreate in the seller's store: inventory bypassed, no receipt to anyone.
 
-        Exactly once: the order is tagged with our id, and an earlier attempt's order (created,
-        but not recorded before a crash) is found by that tag instead of created again.
+        Exactly once: the order carries our id as a custom ID, and an earlier attempt's order
+        (created, but its answer lost or not recorded before a crash) is found by it instead of
+        created again, however far behind Shopify's search index is.
         """
         tag = f"gateway-{order.id}"
-        found = self.execute(FIND_CREATED_ORDER, {"q": f"tag:'{tag}'"})["orders"]["nodes"]
+        custom_id = {**ORDER_ID_KEY, "value": order.id}
+        self._define_order_id()
+        found = self.execute(FIND_CREATED_ORDER, {"identifier": {"customId": custom_id}})[
+            "orderByIdentifier"
+        ]
         if found:
-            return CreatedOrder(found[0]["legacyResourceId"], _line_refs(order, found[0]))
+            return CreatedOrder(found["legacyResourceId"], _line_refs(order, found))
         variables = {
             "order": {
                 "lineItems": [
@@ -248,6 +272,7 @@ class ShopifyAdapter:
                 ],
                 "shippingAddress": _shopify_address(order.shipping_address),
                 "sourceIdentifier": order.id,
+                "metafields": [{**custom_id, "type": "id"}],
                 "tags": ["fulfillment-gateway", tag],
                 "note": f"Dropship order {order.buyer_order_ref} via the fulfillment gateway",
             },
@@ -263,6 +288,24 @@ class ShopifyAdapter:
         _raise_user_errors(result)
         created = result["order"]
         return CreatedOrder(ref=created["legacyResourceId"], line_refs=_line_refs(order, created))
+
+    def _define_order_id(self) -> None:
+        """The `id` metafield definition our custom ID is looked up through, on the store's
+        orders; TAKEN: an earlier call made it."""
+        result = self.execute(
+            DEFINE_ORDER_ID,
+            {
+                "definition": {
+                    **ORDER_ID_KEY,
+                    "name": "Fulfillment gateway order",
+                    "ownerType": "ORDER",
+                    "type": "id",
+                }
+            },
+        )["metafieldDefinitionCreate"]
+        if result and all(error.get("code") == "TAKEN" for error in result["userErrors"]):
+            return
+        _raise_user_errors(result)
 
     def read_fulfillments(self, ref: str) -> list[ObservedFulfillment]:
         """The seller order's fulfillments as Shopify has them now."""

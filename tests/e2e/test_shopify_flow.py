@@ -292,3 +292,30 @@ def test_deliveries_with_headers_named_as_shopify_events_name_them_work_alike(
     assert shopify_sim.wait_for_webhooks()
     answered = {(d["topic"], d["status"]) for d in shopify_sim.deliveries()}
     assert answered == {("orders/create", 200), ("fulfillments/create", 200)}
+
+
+def test_an_order_whose_answer_was_lost_is_created_once_though_the_search_index_lags(
+    client, live_server, worker, shopify_sim, connect, partnership
+):
+    buyer_shop, seller_shop, buyer, _ = _connect_two_shops(
+        shopify_sim, live_server, connect, partnership
+    )
+    seller_shop.set_search_lag(3600)  # new orders reach the shop's search an hour late
+    seller_shop.lose_next_answer("orderCreate")  # created, but the answer never reaches us
+    buyer_shop.place_order(
+        line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
+        shipping_address=ADDRESS,
+    )
+    order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
+
+    seller_ref = wait_for(
+        lambda: client.get(
+            f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])
+        ).get_json()["seller_order_ref"],
+        what="the order in the seller's shop",
+    )
+
+    (seller_order,) = seller_shop.orders()  # the retry found it: one order, not two
+    assert seller_order["legacy_id"] == seller_ref
+    creates = shopify_sim.calls(shop="acme.myshopify.com", field="orderCreate")
+    assert [call["status"] for call in creates] == [502]

@@ -198,10 +198,34 @@ def test_read_order_of_an_unknown_order_is_none(adapter, rsps, url):
 # ---- create_order --------------------------------------------------------------------------------
 
 
-NOT_CREATED_YET = {"data": {"orders": {"nodes": []}}}
+DEFINED = {
+    "data": {
+        "metafieldDefinitionCreate": {
+            "createdDefinition": {"id": "gid://shopify/MetafieldDefinition/1071567612"},
+            "userErrors": [],
+        }
+    }
+}
+ALREADY_DEFINED = {
+    "data": {
+        "metafieldDefinitionCreate": {
+            "createdDefinition": None,
+            "userErrors": [
+                {
+                    "field": ["definition", "key"],
+                    "message": "Key is in use for Order metafields on the 'app--1' namespace.",
+                    "code": "TAKEN",
+                }
+            ],
+        }
+    }
+}
+NOT_CREATED_YET = {"data": {"orderByIdentifier": None}}
+OUR_CUSTOM_ID = {"namespace": "$app", "key": "gateway_order_id", "value": "ord_test"}
 
 
 def test_create_order_bypasses_inventory_sends_no_receipt_and_maps_lines_by_sku(adapter, rsps, url):
+    rsps.post(url, json=DEFINED)
     rsps.post(url, json=NOT_CREATED_YET)
     rsps.post(url, json=load("graphql_order_create"))  # its lines come back in reverse order
 
@@ -214,10 +238,23 @@ def test_create_order_bypasses_inventory_sends_no_receipt_and_maps_lines_by_sku(
             "li_2": "gid://shopify/LineItem/13822279499999",  # AC-200
         },
     )
-    assert sent(rsps, 0)["variables"] == {"q": "tag:'gateway-ord_test'"}
-    body = sent(rsps, 1)
+    # Looked up by our custom ID, not by a search (Shopify's search index can be behind).
+    definition = sent(rsps, 0)
+    assert "metafieldDefinitionCreate" in definition["query"]
+    assert definition["variables"]["definition"] == {
+        "namespace": "$app",
+        "key": "gateway_order_id",
+        "name": "Fulfillment gateway order",
+        "ownerType": "ORDER",
+        "type": "id",
+    }
+    look = sent(rsps, 1)
+    assert "orderByIdentifier" in look["query"] and "query:" not in look["query"]
+    assert look["variables"] == {"identifier": {"customId": OUR_CUSTOM_ID}}
+    body = sent(rsps, 2)
     assert "orderCreate" in body["query"]
     variables = body["variables"]
+    assert variables["order"]["metafields"] == [{**OUR_CUSTOM_ID, "type": "id"}]
     assert "gateway-ord_test" in variables["order"]["tags"]
     assert variables["options"]["inventoryBehaviour"] == "BYPASS"
     assert variables["options"]["sendReceipt"] is False
@@ -242,26 +279,54 @@ def test_create_order_bypasses_inventory_sends_no_receipt_and_maps_lines_by_sku(
 
 
 def test_create_order_without_customer_email_sends_none(adapter, rsps, url):
+    rsps.post(url, json=ALREADY_DEFINED)
     rsps.post(url, json=NOT_CREATED_YET)
     rsps.post(url, json=load("graphql_order_create"))
 
     adapter.create_order(make_order(customer_email=None))
 
-    assert "email" not in sent(rsps, 1)["variables"]["order"]
+    assert "email" not in sent(rsps, 2)["variables"]["order"]
 
 
 def test_create_order_finds_an_earlier_attempts_order_instead_of_creating_again(adapter, rsps, url):
     created = load("graphql_order_create")["data"]["orderCreate"]["order"]
-    rsps.post(url, json={"data": {"orders": {"nodes": [created]}}})
+    rsps.post(url, json=ALREADY_DEFINED)  # an earlier call made the definition: fine
+    rsps.post(url, json={"data": {"orderByIdentifier": created}})
 
     found = adapter.create_order(make_order())
 
     assert found.ref == "5523429081345"
     assert found.line_refs["li_1"] == "gid://shopify/LineItem/13822279467265"
-    assert len(rsps.calls) == 1  # no orderCreate
+    assert len(rsps.calls) == 2  # no orderCreate
+
+
+def test_create_order_stops_at_a_definition_shopify_refuses(adapter, rsps, url):
+    refused = {
+        "data": {
+            "metafieldDefinitionCreate": {
+                "createdDefinition": None,
+                "userErrors": [
+                    {
+                        "field": ["definition"],
+                        "message": "Definitions limit reached for this owner type",
+                        "code": "RESOURCE_TYPE_LIMIT_EXCEEDED",
+                    }
+                ],
+            }
+        }
+    }
+    rsps.post(url, json=refused)
+
+    with pytest.raises(PlatformError) as raised:
+        adapter.create_order(make_order())
+
+    assert raised.value.permanent is True
+    assert "Definitions limit reached" in str(raised.value)
+    assert len(rsps.calls) == 1  # neither looked up nor created
 
 
 def test_create_order_user_errors_are_permanent_and_keep_every_message(adapter, rsps, url):
+    rsps.post(url, json=DEFINED)
     rsps.post(url, json=NOT_CREATED_YET)
     rsps.post(url, json=load("graphql_order_create_user_errors"))
 
