@@ -86,6 +86,9 @@ RATE_LIMIT_DOCS = "https://shopify.dev/api/usage/rate-limits"
 INVALID_TOKEN_MESSAGE = (
     "[API] Invalid API key or access token (unrecognized login or wrong password)"
 )
+# The app every simulated shop's access token belongs to: `$app` namespaces are its reserved
+# `app--{id}` ones (shopify.dev/docs/apps/build/custom-data/ownership).
+APP_ID = 7_000_000_000
 VERSION_PATTERN = re.compile(r"^(\d{4}-(0[1-9]|1[0-2])|unstable)$")
 GRAPHQL_PATH = re.compile(r"^/admin/api/([^/]+)/graphql\.json$")
 
@@ -103,7 +106,41 @@ TOPICS = {
     "ORDERS_UPDATED": "orders/updated",
 }
 TOPIC_ENUMS = {rest: enum for enum, rest in TOPICS.items()}
+# How a subscription names its delivery headers: "webhooks" as Shopify's webhooks do
+# (X-Shopify-Topic, ...: shopify.dev/docs/apps/build/webhooks/delivery-structure), "events" as
+# its Events deliveries do, with no X- prefix and the subscription's name as Shopify-Handle
+# (shopify.dev/docs/apps/build/events/delivery-structure). Body and signature are the same.
+HEADER_STYLES = {"webhooks": ("X-Shopify-", "Name"), "events": ("Shopify-", "Handle")}
 
+# The tracking companies a shop recognizes (FulfillmentTrackingInfo.company, "Supported tracking
+# companies", shopify.dev/docs/api/admin-graphql/latest/objects/FulfillmentTrackingInfo): those
+# listed for shops in any country, and those for shops in the United States, where simulated
+# shops are. Exact case: "DHL Express" is known, "DHL" and "dhl express" are not. Any other
+# company is stored as given, with no URL but the ones sent.
+SUPPORTED_TRACKING_COMPANIES = frozenset({
+    "4PX", "AGS", "Amazon", "Amazon Logistics UK", "An Post", "Anjun Logistics", "APC",
+    "Asendia USA", "Australia Post", "Bonshaw", "BPost", "BPost International", "Canada Post",
+    "Canpar", "CDL Last Mile", "China Post", "Chronopost", "Chukou1", "Colissimo", "Comingle",
+    "Coordinadora", "Correios", "Correos", "CTT", "CTT Express", "Cyprus Post", "Delnext",
+    "Deutsche Post", "DHL eCommerce", "DHL eCommerce Asia", "DHL Express", "DPD", "DPD Local",
+    "DPD UK", "DTD Express", "DX", "Eagle", "Estes", "Evri", "FedEx", "First Global Logistics",
+    "First Line", "FSC", "Fulfilla", "GLS", "Guangdong Weisuyi Information Technology (WSE)",
+    "Heppner Internationale Spedition GmbH & Co.", "Iceland Post", "IDEX", "Israel Post",
+    "Japan Post (EN)", "Japan Post (JA)", "La Poste Colissimo", "La Poste Burkina Faso",
+    "Lasership", "Latvia Post", "Lietuvos Paštas", "Logisters", "Lone Star Overnight",
+    "M3 Logistics", "Meteor Space", "Mondial Relay", "New Zealand Post", "NinjaVan",
+    "North Russia Supply Chain (Shenzhen) Co.", "OnTrac", "Packeta", "Pago Logistics",
+    "Ping An Da Tengfei Express", "Pitney Bowes", "Portal PostNord", "Poste Italiane", "PostNL",
+    "PostNord DK", "PostNord NO", "PostNord SE", "Purolator", "Qxpress", "Qyun Express",
+    "Royal Mail", "Royal Shipments", "Sagawa (EN)", "Sagawa (JA)", "Sendle", "SF Express",
+    "SFC Fulfillment", "SHREE NANDAN COURIER", "Singapore Post", "Southwest Air Cargo",
+    "StarTrack", "Step Forward Freight", "Swiss Post", "TForce Final Mile", "Tinghao", "TNT",
+    "Toll IPEC", "United Delivery Service", "UPS", "USPS", "Venipak", "We Post", "Whistl", "Wizmo",
+    "WMYC", "Xpedigo", "XPO Logistics", "Yamato (EN)", "Yamato (JA)", "YiFan Express",
+    "YunExpress",
+    # and for shops in the United States:
+    "Alliance Air Freight", "Pilot Freight", "LSO", "Old Dominion", "Pandion", "R+L Carriers",
+})  # fmt: skip
 # Shopify builds tracking URLs for carriers on its list (exact case). The URL shapes are the
 # carriers' public tracking pages; Shopify's exact templates are not documented.
 CARRIER_TRACKING_URLS = {
@@ -353,6 +390,11 @@ class Fulfillment:
         """`#1001.1`, `#1001.2`, ..."""
         return f"{self.order.name}.{self.sequence}"
 
+    @property
+    def company_recognized(self) -> bool:
+        """Whether the shop knows the tracking company (it builds no links for others)."""
+        return self.company in SUPPORTED_TRACKING_COMPANIES
+
     def tracking(self) -> list[dict]:
         """One {company, number, url} per tracking number (or one with no number)."""
         if not self.numbers:
@@ -402,6 +444,9 @@ class Order:
     line_items: list[LineItem] = field(default_factory=list)
     fulfillment_orders: list[FulfillmentOrder] = field(default_factory=list)
     fulfillments: list[Fulfillment] = field(default_factory=list)
+    # (namespace, key) -> (type, value)
+    metafields: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    searchable_at: datetime | None = None  # when `query:` searches start to find it (search lag)
 
     @property
     def display_fulfillment_status(self) -> str:
@@ -439,6 +484,7 @@ class WebhookSubscription:
     include_fields: list[str] = field(default_factory=list)
     filter: str | None = None
     format: str = "JSON"
+    header_style: str = "webhooks"  # a key of HEADER_STYLES
 
 
 # ---- search syntax (`query:` arguments) ----------------------------------------------------------
@@ -1216,8 +1262,40 @@ def _resolve_orders(_root: Any, info: Any, **args: Any) -> dict:
     shop: Shop = info.context.shop
     search = SearchQuery(args.get("query"))
     found = [o for o in shop.orders_by_id.values() if search.matches(_order_accessor(o))]
+    if args.get("query"):  # a search: orders its index doesn't have yet are not found
+        now = info.context.sim.clock.now()
+        found = [o for o in found if o.searchable_at is None or o.searchable_at <= now]
     sorter = ORDER_SORTERS.get(args.get("sortKey") or "PROCESSED_AT", BY_ID)
     return paginate(found, args, sorter)
+
+
+def _resolve_order_by_identifier(_root: Any, info: Any, identifier: dict) -> Order | None:
+    """orderByIdentifier: by id, or by a custom ID, an `id` metafield read directly, not
+    through the search index (shopify.dev/docs/apps/build/custom-data/metafields/
+    working-with-custom-ids)."""
+    shop: Shop = info.context.shop
+    if identifier.get("id") is not None:
+        number = _gid_number(identifier["id"], "Order")
+        return shop.orders_by_id.get(number) if number is not None else None
+    custom = identifier.get("customId") or {}
+    namespace = _namespace(custom.get("namespace"))
+    definition = shop.metafield_definitions.get(("ORDER", namespace, custom.get("key")))
+    # A custom ID is an `id` metafield with its definition; what Shopify answers for a key with
+    # none is not documented: null here.
+    if definition is None or definition["type"] != "id":
+        return None
+    path, wanted = (namespace, custom.get("key")), ("id", custom.get("value"))
+    return next((o for o in shop.orders_by_id.values() if o.metafields.get(path) == wanted), None)
+
+
+def _namespace(namespace: str | None) -> str:
+    """A metafield namespace as stored: `$app` (the default) and `$app:x` are the app's reserved
+    `app--{id}` and `app--{id}--x` (shopify.dev/docs/apps/build/custom-data/ownership)."""
+    if not namespace or namespace == "$app":
+        return f"app--{APP_ID}"
+    if namespace.startswith("$app:"):
+        return f"app--{APP_ID}--{namespace.removeprefix('$app:')}"
+    return namespace
 
 
 def _resolve_node(kind: str, table: str) -> Callable:
@@ -1297,6 +1375,7 @@ def _line_fulfillment_total(fli: FulfillmentLineItem, info: Any) -> dict:
 RESOLVERS: dict[str, dict[str, Callable]] = {
     "QueryRoot": {
         "order": _resolve_node("Order", "orders_by_id"),
+        "orderByIdentifier": _resolve_order_by_identifier,
         "orders": _resolve_orders,
         "fulfillment": _resolve_node("Fulfillment", "fulfillments_by_id"),
         "fulfillmentOrder": _resolve_node("FulfillmentOrder", "fulfillment_orders_by_id"),
@@ -1315,6 +1394,9 @@ RESOLVERS: dict[str, dict[str, Callable]] = {
             info.context.shop.api_tracking_update(**args)
         ),
         "fulfillmentCancel": lambda _r, info, id: info.context.shop.api_fulfillment_cancel(id),
+        "metafieldDefinitionCreate": lambda _r, info, definition: (
+            info.context.shop.api_metafield_definition_create(definition)
+        ),
         "webhookSubscriptionCreate": lambda _r, info, **args: info.context.shop.api_webhook_create(
             info.context.version, **args
         ),
@@ -1484,6 +1566,15 @@ class _Delivery(WebhookJob):
             retry = copy.copy(self)
             retry.attempt += 1
             dispatcher.schedule(retry, sim.retry_delays[self.attempt - 1])
+
+
+def _delivery_header(delivery: _Delivery, name: str) -> str:
+    """One of a delivery's Shopify headers, in whichever style its subscription names them."""
+    return next(
+        delivery.headers[f"{prefix}{name}"]
+        for prefix, _ in HEADER_STYLES.values()
+        if f"{prefix}{name}" in delivery.headers
+    )
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -1669,6 +1760,9 @@ class Shop:
         self.subscriptions: dict[int, WebhookSubscription] = {}
         self._customers: dict[str, int] = {}
         self._next_number = 1001
+        # (owner type, namespace, key) -> MetafieldDefinition fields, and whether values are unique
+        self.metafield_definitions: dict[tuple[str, str, str], dict] = {}
+        self.search_lag = 0.0  # seconds before a new order is found by `query:` searches
 
     def __repr__(self) -> str:
         return f"<Shop {self.domain}>"
@@ -1682,11 +1776,15 @@ class Shop:
         name: str | None = None,
         include_fields: list[str] | None = None,
         api_version: str = DEFAULT_API_VERSION,
+        header_style: str = "webhooks",
     ) -> str:
-        """Subscribe `url` to a topic (`orders/create` or `ORDERS_CREATE`); returns its gid."""
+        """Subscribe `url` to a topic (`orders/create` or `ORDERS_CREATE`); returns its gid.
+        `header_style` "events" names the delivery headers as Shopify's Events do."""
         rest_topic = TOPICS.get(topic, topic)
         if rest_topic not in TOPIC_ENUMS:
             raise ValueError(f"unsupported topic {topic!r}; known: {sorted(TOPIC_ENUMS)}")
+        if header_style not in HEADER_STYLES:
+            raise ValueError(f"header_style must be one of {sorted(HEADER_STYLES)}")
         now = self.sim.clock.now()
         subscription = WebhookSubscription(
             id=self.sim.next_id(),
@@ -1697,6 +1795,7 @@ class Shop:
             created_at=now,
             updated_at=now,
             include_fields=list(include_fields or []),
+            header_style=header_style,
         )
         with self.lock:
             self.subscriptions[subscription.id] = subscription
@@ -1724,6 +1823,7 @@ class Shop:
                     "url": s.uri,
                     "name": s.name,
                     "api_version": s.api_version,
+                    "header_style": s.header_style,
                 }
                 for s in self.subscriptions.values()
             ]
@@ -1755,6 +1855,16 @@ class Shop:
     def throttle_next(self, count: int = 1) -> None:
         """Answer this shop's next `count` GraphQL calls with THROTTLED."""
         self.sim.throttle_next(count, shop=self.domain)
+
+    def lose_next_answer(self, field: str) -> None:
+        """Run this shop's next call of the root `field` (orderCreate, say); lose its answer."""
+        self.sim.lose_next_answer(field, shop=self.domain)
+
+    def set_search_lag(self, seconds: float) -> None:
+        """Orders created from now on are found by `query:` searches only `seconds` later (of the
+        simulator's clock), as a search index behind its writes; lookups by id are not behind."""
+        with self.lock:
+            self.search_lag = float(seconds)
 
     # ---- merchant / customer actions -----------------------------------------------------
 
@@ -1977,6 +2087,8 @@ class Shop:
                     "PROCESSED_AT_INVALID",
                 )
             )
+        metafields, metafield_errors = self._order_metafields(order.get("metafields") or [])
+        errors += metafield_errors
         if errors:
             return {"order": None, "userErrors": errors}
         customer = order.get("customer") or {}
@@ -2008,9 +2120,60 @@ class Shop:
                 }
                 for s in order.get("shippingLines") or []
             ],
+            metafields=metafields,
         )
         self._emit_order_created(created)
         return {"order": created, "userErrors": []}
+
+    def _order_metafields(self, inputs: list[dict]) -> tuple[dict, list[dict]]:
+        """An order's metafields from its MetafieldInputs, and the userErrors they earn. The type
+        comes from the definition, else must be given; a definition with unique values (every
+        `id` one) refuses a value another order has (shopify.dev changelog "Adding unique
+        values to metafields"; how orderCreate words that is not documented)."""
+        metafields: dict[tuple[str, str], tuple[str, str]] = {}
+        errors: list[dict] = []
+        for index, given in enumerate(inputs):
+            path = ["order", "metafields", index]
+            namespace, key = _namespace(given.get("namespace")), given.get("key")
+            definition = self.metafield_definitions.get(("ORDER", namespace, key))
+            kind = definition["type"] if definition else given.get("type")
+            if not key or not kind or given.get("value") is None:
+                errors.append(_user_error(path, "Metafield needs a key, a type and a value"))
+                continue
+            value = (kind, str(given["value"]))
+            if definition and definition["unique"]:
+                taken = (o.metafields.get((namespace, key)) for o in self.orders_by_id.values())
+                if value in taken:
+                    errors.append(
+                        _user_error([*path, "value"], "Value is already taken", "INVALID")
+                    )
+                    continue
+            metafields[(namespace, key)] = value
+        return metafields, errors
+
+    def api_metafield_definition_create(self, definition: dict) -> dict:
+        """metafieldDefinitionCreate: one per owner type, namespace and key (else TAKEN); an `id`
+        type always has unique values (working-with-custom-ids)."""
+        owner, key = definition["ownerType"], definition["key"]
+        namespace = _namespace(definition.get("namespace"))
+        if (owner, namespace, key) in self.metafield_definitions:
+            message = (
+                f"Key is in use for {owner.title()} metafields on the '{namespace}' namespace."
+            )
+            error = _user_error(["definition", "key"], message, "TAKEN")
+            return {"createdDefinition": None, "userErrors": [error]}
+        unique_values = ((definition.get("capabilities") or {}).get("uniqueValues")) or {}
+        created = {
+            "id": _gid("MetafieldDefinition", self.sim.next_id()),
+            "key": key,
+            "name": definition["name"],
+            "namespace": namespace,
+            "ownerType": owner,
+            "type": definition["type"],
+            "unique": definition["type"] == "id" or bool(unique_values.get("enabled")),
+        }
+        self.metafield_definitions[(owner, namespace, key)] = created
+        return {"createdDefinition": created, "userErrors": []}
 
     def api_fulfillment_create(self, fulfillment: dict, message: str | None = None) -> dict:
         """fulfillmentCreate: all-or-nothing over the given fulfillment orders and lines."""
@@ -2226,6 +2389,11 @@ class Shop:
             shipping_address=shipping,
             billing_address=billing,
             currency=fields.pop("currency", None) or self.currency,
+            searchable_at=(
+                self.sim.clock.now() + timedelta(seconds=self.search_lag)
+                if self.search_lag
+                else None
+            ),
             **fields,
         )
         for line in lines:
@@ -2345,16 +2513,17 @@ class Shop:
             if subscription.include_fields:
                 body_data = {k: v for k, v in payload.items() if k in subscription.include_fields}
             body = json.dumps(body_data, separators=(",", ":"), ensure_ascii=False).encode()
+            prefix, name = HEADER_STYLES[subscription.header_style]
             headers = {
                 "Content-Type": "application/json",
-                "X-Shopify-Topic": topic,
-                "X-Shopify-Hmac-Sha256": sign(body, self.client_secret),
-                "X-Shopify-Shop-Domain": self.domain,
-                "X-Shopify-API-Version": subscription.api_version,
-                "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-                "X-Shopify-Event-Id": event_id,
-                "X-Shopify-Triggered-At": triggered_at,
-                "X-Shopify-Name": subscription.name,
+                f"{prefix}Topic": topic,
+                f"{prefix}Hmac-Sha256": sign(body, self.client_secret),
+                f"{prefix}Shop-Domain": self.domain,
+                f"{prefix}API-Version": subscription.api_version,
+                f"{prefix}Webhook-Id": str(uuid.uuid4()),
+                f"{prefix}Event-Id": event_id,
+                f"{prefix}Triggered-At": triggered_at,
+                f"{prefix}{name}": subscription.name,
                 "User-Agent": "Shopify-Captain-Hook",
             }
             delivery = _Delivery(self, topic, subscription.uri, body, headers, body_data)
@@ -2434,6 +2603,7 @@ class Shop:
             "created_at": _iso(fulfillment.created_at),
             "updated_at": _iso(fulfillment.updated_at),
             "tracking_company": fulfillment.company,
+            "tracking_company_recognized": fulfillment.company_recognized,
             "tracking_numbers": list(fulfillment.numbers),
             "tracking_urls": list(fulfillment.urls),
             "line_items": [
@@ -2580,6 +2750,7 @@ class ShopifySimulator(StoreSimulator[Shop]):
         self._ids = itertools.count(7_000_000_001)
         self._by_token: dict[str, Shop] = {}
         self._throttles = FailureSwitch()
+        self._lost_answers: list[tuple[str, str | None]] = []  # (root field, shop or None)
         self._documents: dict[str, tuple[Any, list[dict]]] = {}
         _schema()  # build once, early: a broken SDL fails at construction
 
@@ -2642,8 +2813,8 @@ class ShopifySimulator(StoreSimulator[Shop]):
                     "shop": delivery.shop.domain,
                     "topic": delivery.topic,
                     "url": delivery.url,
-                    "webhook_id": delivery.headers["X-Shopify-Webhook-Id"],
-                    "event_id": delivery.headers["X-Shopify-Event-Id"],
+                    "webhook_id": _delivery_header(delivery, "Webhook-Id"),
+                    "event_id": _delivery_header(delivery, "Event-Id"),
                     "attempt": delivery.attempt,
                     "duplicate": delivery.duplicate,
                     "status": status,
@@ -2673,6 +2844,21 @@ class ShopifySimulator(StoreSimulator[Shop]):
     def throttle_next(self, count: int = 1, shop: str | None = None) -> None:
         """Answer the next `count` GraphQL calls with THROTTLED, whatever the bucket says."""
         self._throttles.arm(count, 0, None, shop)
+
+    def lose_next_answer(self, field: str, shop: str | None = None) -> None:
+        """Run the next call of the root `field` (of one shop, or any), then answer it 502 as a
+        proxy that lost Shopify's answer would: the write is done, the caller never hears of it."""
+        with self._lock:
+            self._lost_answers.append((field, shop))
+
+    def _answer_lost(self, shop: Shop, fields: list[str]) -> bool:
+        """Whether this call's answer is to be lost (consuming the switch)."""
+        with self._lock:
+            for lost in self._lost_answers:
+                if lost[0] in fields and lost[1] in (None, shop.domain):
+                    self._lost_answers.remove(lost)
+                    return True
+        return False
 
     def calls(self, shop: str | None = None, field: str | None = None) -> list[dict]:
         """GraphQL calls so far: shop, fields, operation, cost, status, ... (filtered)."""
@@ -2732,6 +2918,9 @@ class ShopifySimulator(StoreSimulator[Shop]):
         payload, status, headers, meta = self.execute(
             shop, query, variables, operation_name, version, forced_throttle
         )
+        lost = status == 200 and self._answer_lost(shop, meta["fields"])
+        if lost:
+            status = 502
         self._record_call(
             shop,
             version,
@@ -2745,6 +2934,8 @@ class ShopifySimulator(StoreSimulator[Shop]):
             throttled=meta["throttled"],
             variables=variables,
         )
+        if lost:
+            return _failure(FailRule(1, status))
         response = json_response(payload, status)
         response.headers["X-Shopify-API-Version"] = version
         response.headers["X-Request-Id"] = str(uuid.uuid4())
@@ -2997,9 +3188,13 @@ def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
     if path == "" and method == "GET":
         return json_response(_shop_info(shop))
     if path == "/webhooks" and method == "POST":
-        return json_response(
-            {"id": shop.add_webhook(data["topic"], data["url"], data.get("name"))}, 201
+        gid = shop.add_webhook(
+            data["topic"],
+            data["url"],
+            data.get("name"),
+            header_style=data.get("header_style", "webhooks"),
         )
+        return json_response({"id": gid}, 201)
     if path == "/webhooks" and method == "GET":
         return json_response(shop.webhooks())
     if path == "/orders" and method == "POST":
@@ -3038,6 +3233,12 @@ def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
     if path == "/fulfillments/cancel" and method == "POST":
         shop.cancel_fulfillment(data["fulfillment_id"])
         return json_response({"ok": True})
+    if path == "/search_lag" and method == "POST":
+        shop.set_search_lag(float(data["seconds"]))
+        return json_response({"ok": True})
+    if path == "/lose_next_answer" and method == "POST":
+        shop.lose_next_answer(data["field"])
+        return json_response({"ok": True})
     if path == "/rate_limit" and method == "POST":
         shop.set_rate_limit(
             data.get("maximum_available"), data.get("restore_rate"), data.get("currently_available")
@@ -3062,7 +3263,8 @@ def _shop_info(shop: Shop) -> dict:
 CLI_HELP = """\
 Control API (JSON bodies), all under /_sim:
   GET  /shops                          POST /shops {domain, access_token, client_secret}
-  GET  /shops/<domain>                 POST /shops/<domain>/webhooks {topic, url}
+  GET  /shops/<domain>                 POST /shops/<domain>/webhooks {topic, url,
+                                                                    header_style?}
   POST /shops/<domain>/orders {line_items:[{sku,quantity,title,price}], shipping_address, email}
   GET  /shops/<domain>/orders          POST /shops/<domain>/orders/get {order_id}
   POST /shops/<domain>/bulk_orders {n}
@@ -3071,6 +3273,7 @@ Control API (JSON bodies), all under /_sim:
   POST /shops/<domain>/fulfillments/tracking {fulfillment_id, company, numbers, urls}
   POST /shops/<domain>/fulfillments/cancel {fulfillment_id}
   POST /shops/<domain>/rate_limit {maximum_available, restore_rate, currently_available}
+  POST /shops/<domain>/search_lag {seconds}     POST /shops/<domain>/lose_next_answer {field}
   POST /webhook_mode {mode, seconds?, hold?, shop?}     POST /flush_webhooks
   POST /fail_next {count, status, retry_after?, shop?}  POST /slow_next {count, seconds, shop?}
   POST /throttle_next {count, shop?}

@@ -48,6 +48,39 @@ ASSUMED_QUERY_COST = 100  # until Shopify tells us, a read is assumed to cost th
 # that fills any of them is read on its own, with the larger numbers of READ_FULFILLMENTS.
 LISTED_FULFILLMENTS, LISTED_NUMBERS, LISTED_LINES = 3, 3, 10
 
+# Shopify's supported tracking companies for shops in any country, spelled as Shopify lists them
+# (FulfillmentTrackingInfo.company, "Supported tracking companies": shopify.dev/docs/api/
+# admin-graphql/latest/objects/FulfillmentTrackingInfo; the same list is in the 2026-01 schema,
+# nozzlegear/ShopifySharp graphql-schemas/2026-01.schema.graphql). Capitalization matters: a
+# listed name gets its tracking URLs built and its shipment followed by the shop; any other name
+# is kept as given and is clickable only through the URL we send.
+TRACKING_COMPANIES = (
+    "4PX", "AGS", "Amazon", "Amazon Logistics UK", "An Post", "Anjun Logistics", "APC",
+    "Asendia USA", "Australia Post", "Bonshaw", "BPost", "BPost International", "Canada Post",
+    "Canpar", "CDL Last Mile", "China Post", "Chronopost", "Chukou1", "Colissimo", "Comingle",
+    "Coordinadora", "Correios", "Correos", "CTT", "CTT Express", "Cyprus Post", "Delnext",
+    "Deutsche Post", "DHL eCommerce", "DHL eCommerce Asia", "DHL Express", "DPD", "DPD Local",
+    "DPD UK", "DTD Express", "DX", "Eagle", "Estes", "Evri", "FedEx", "First Global Logistics",
+    "First Line", "FSC", "Fulfilla", "GLS", "Guangdong Weisuyi Information Technology (WSE)",
+    "Heppner Internationale Spedition GmbH & Co.", "Iceland Post", "IDEX", "Israel Post",
+    "Japan Post (EN)", "Japan Post (JA)", "La Poste Colissimo", "La Poste Burkina Faso",
+    "Lasership", "Latvia Post", "Lietuvos Paštas", "Logisters", "Lone Star Overnight",
+    "M3 Logistics", "Meteor Space", "Mondial Relay", "New Zealand Post", "NinjaVan",
+    "North Russia Supply Chain (Shenzhen) Co.", "OnTrac", "Packeta", "Pago Logistics",
+    "Ping An Da Tengfei Express", "Pitney Bowes", "Portal PostNord", "Poste Italiane", "PostNL",
+    "PostNord DK", "PostNord NO", "PostNord SE", "Purolator", "Qxpress", "Qyun Express",
+    "Royal Mail", "Royal Shipments", "Sagawa (EN)", "Sagawa (JA)", "Sendle", "SF Express",
+    "SFC Fulfillment", "SHREE NANDAN COURIER", "Singapore Post", "Southwest Air Cargo",
+    "StarTrack", "Step Forward Freight", "Swiss Post", "TForce Final Mile", "Tinghao", "TNT",
+    "Toll IPEC", "United Delivery Service", "UPS", "USPS", "Venipak", "We Post", "Whistl", "Wizmo",
+    "WMYC", "Xpedigo", "XPO Logistics", "Yamato (EN)", "Yamato (JA)", "YiFan Express",
+    "YunExpress",
+)  # fmt: skip
+# Our carriers (gateway/tracking.py) by their names on that list; tracking.canonical_carrier
+# reads each of these back as ours when a seller's Shopify store reports it.
+OUR_CARRIERS = {"UPS": "UPS", "USPS": "USPS", "FedEx": "FedEx", "DHL": "DHL Express"}
+_LISTED = {name.lower(): name for name in TRACKING_COMPANIES}
+
 
 def api_version(config: Settings) -> str:
     """The Admin API version the gateway speaks (quarterly: YYYY-01/04/07/10)."""
@@ -109,10 +142,29 @@ query GatewayCreatedOrders($q: String!, $after: String, $first: Int!) {
   }
 }"""
 
+# Our id on each order we create in a seller's store, as a custom ID: an `id` metafield (values
+# unique) in the app's reserved namespace, which orderByIdentifier reads directly (since 2025-04;
+# shopify.dev/docs/apps/build/custom-data/metafields/working-with-custom-ids, changelog
+# "custom-ids-more-lookups"). A `query:` search (the `gateway-<id>` tag) goes through Shopify's
+# search index, which can be behind a just-created order: a retry in that window would create the
+# order again. orderCreate takes no idempotency key: the @idempotent directive works only on the
+# mutations whose description says so, and orderCreate's doesn't (2026-01 schema,
+# nozzlegear/ShopifySharp graphql-schemas/2026-01.schema.graphql; shopify.dev/docs/api/usage/
+# idempotent-requests).
+ORDER_ID_KEY = {"namespace": "$app", "key": "gateway_order_id"}
+
+DEFINE_ORDER_ID = """
+mutation GatewayDefineOrderId($definition: MetafieldDefinitionInput!) {
+  metafieldDefinitionCreate(definition: $definition) {
+    createdDefinition { id }
+    userErrors { field message code }
+  }
+}"""
+
 FIND_CREATED_ORDER = """
-query GatewayFindCreatedOrder($q: String!) {
-  orders(first: 1, query: $q) {
-    nodes { id legacyResourceId lineItems(first: 250) { nodes { id sku quantity } } }
+query GatewayFindCreatedOrder($identifier: OrderIdentifierInput!) {
+  orderByIdentifier(identifier: $identifier) {
+    id legacyResourceId lineItems(first: 250) { nodes { id sku quantity } }
   }
 }"""
 
@@ -194,13 +246,18 @@ class ShopifyAdapter:
     def create_order(self, order: Order) -> CreatedOrder:
         """orderCreate in the seller's store: inventory bypassed, no receipt to anyone.
 
-        Exactly once: the order is tagged with our id, and an earlier attempt's order (created,
-        but not recorded before a crash) is found by that tag instead of created again.
+        Exactly once: the order carries our id as a custom ID, and an earlier attempt's order
+        (created, but its answer lost or not recorded before a crash) is found by it instead of
+        created again, however far behind Shopify's search index is.
         """
         tag = f"gateway-{order.id}"
-        found = self.execute(FIND_CREATED_ORDER, {"q": f"tag:'{tag}'"})["orders"]["nodes"]
+        custom_id = {**ORDER_ID_KEY, "value": order.id}
+        self._define_order_id()
+        found = self.execute(FIND_CREATED_ORDER, {"identifier": {"customId": custom_id}})[
+            "orderByIdentifier"
+        ]
         if found:
-            return CreatedOrder(found[0]["legacyResourceId"], _line_refs(order, found[0]))
+            return CreatedOrder(found["legacyResourceId"], _line_refs(order, found))
         variables = {
             "order": {
                 "lineItems": [
@@ -215,6 +272,7 @@ class ShopifyAdapter:
                 ],
                 "shippingAddress": _shopify_address(order.shipping_address),
                 "sourceIdentifier": order.id,
+                "metafields": [{**custom_id, "type": "id"}],
                 "tags": ["fulfillment-gateway", tag],
                 "note": f"Dropship order {order.buyer_order_ref} via the fulfillment gateway",
             },
@@ -230,6 +288,24 @@ class ShopifyAdapter:
         _raise_user_errors(result)
         created = result["order"]
         return CreatedOrder(ref=created["legacyResourceId"], line_refs=_line_refs(order, created))
+
+    def _define_order_id(self) -> None:
+        """The `id` metafield definition our custom ID is looked up through, on the store's
+        orders; TAKEN: an earlier call made it."""
+        result = self.execute(
+            DEFINE_ORDER_ID,
+            {
+                "definition": {
+                    **ORDER_ID_KEY,
+                    "name": "Fulfillment gateway order",
+                    "ownerType": "ORDER",
+                    "type": "id",
+                }
+            },
+        )["metafieldDefinitionCreate"]
+        if result and all(error.get("code") == "TAKEN" for error in result["userErrors"]):
+            return
+        _raise_user_errors(result)
 
     def read_fulfillments(self, ref: str) -> list[ObservedFulfillment]:
         """The seller order's fulfillments as Shopify has them now."""
@@ -470,9 +546,14 @@ def _raise_user_errors(result: dict[str, Any] | None) -> None:
         raise PlatformError(f"Shopify refused it: {messages}", permanent=True)
 
 
+def tracking_company(carrier: str) -> str:
+    """Our carrier as Shopify's list spells it; a carrier it doesn't list, as given."""
+    return OUR_CARRIERS.get(carrier) or _LISTED.get(carrier.strip().lower(), carrier)
+
+
 def _tracking_input(fulfillment: Fulfillment) -> dict[str, Any]:
     tracking: dict[str, Any] = {
-        "company": fulfillment.carrier,
+        "company": tracking_company(fulfillment.carrier),
         "numbers": fulfillment.tracking_numbers,
     }
     if fulfillment.tracking_urls:
@@ -566,6 +647,15 @@ class ShopifyConnection(StrictSchema):
     location_id = text(100)
 
 
+def _header(call: WebhookCall, name: str) -> str:
+    """A Shopify delivery header in either spelling: `X-Shopify-<name>` as webhooks send it
+    (shopify.dev/docs/apps/build/webhooks/delivery-structure), or `Shopify-<name>` as Events
+    deliveries do, same values and signature (shopify.dev/docs/apps/build/events/
+    delivery-structure and /verify-deliveries; Shopify/shopify-app-js, packages/apps/shopify-api/
+    lib/types.ts `ShopifyEventsHeader`, lib/webhooks/validate.ts)."""
+    return call.header(f"X-Shopify-{name}") or call.header(f"Shopify-{name}")
+
+
 class Shopify(Platform):
     name = "shopify"
     label = "Shopify"
@@ -575,7 +665,10 @@ class Shopify(Platform):
         "fulfillments/create": SYNC_SELLER,
         "fulfillments/update": SYNC_SELLER,
     }
-    webhook_auth = "X-Shopify-Hmac-Sha256 over the raw body; store by X-Shopify-Shop-Domain"
+    webhook_auth = (
+        "X-Shopify-Hmac-Sha256 (or Shopify-Hmac-Sha256) over the raw body; store by "
+        "X-Shopify-Shop-Domain (or Shopify-Shop-Domain)"
+    )
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:
         return connection["shop_domain"]
@@ -586,22 +679,20 @@ class Shopify(Platform):
         return ShopifyAdapter(partner["connection"], port, config)
 
     def webhook_store(self, call: WebhookCall) -> str | None:
-        return call.header("X-Shopify-Shop-Domain").strip().lower() or None
+        return _header(call, "Shop-Domain").strip().lower() or None
 
     def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
-        return verify_webhook(
-            connection["webhook_secret"], call.raw, call.header("X-Shopify-Hmac-Sha256")
-        )
+        return verify_webhook(connection["webhook_secret"], call.raw, _header(call, "Hmac-Sha256"))
 
     def delivery_id(self, call: WebhookCall) -> str | None:
         return (
-            call.header("X-Shopify-Webhook-Id")
-            or call.header("X-Shopify-Event-Id")
+            _header(call, "Webhook-Id")
+            or _header(call, "Event-Id")
             or hashlib.sha256(self.topic(call).encode() + call.raw).hexdigest()
         )
 
     def topic(self, call: WebhookCall) -> str:
-        return call.header("X-Shopify-Topic")
+        return _header(call, "Topic")
 
     def order_ref(self, topic: str, call: WebhookCall) -> str | None:
         body = call.body()

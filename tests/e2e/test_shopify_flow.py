@@ -14,6 +14,7 @@ from rq import Queue
 UPS_1 = "1Z5R89390357567127"
 UPS_2 = "1ZV5W4500395539416"
 FEDEX = "449044304137821"
+DHL = "3318810025"
 ADDRESS = {
     "first_name": "Ada",
     "last_name": "Lovelace",
@@ -25,7 +26,7 @@ ADDRESS = {
 }
 
 
-def _connect_two_shops(shopify_sim, live_server, connect, partnership):
+def _connect_two_shops(shopify_sim, live_server, connect, partnership, header_style="webhooks"):
     base = shopify_sim.base_url
     buyer_shop = shopify_sim.add_shop("corner.myshopify.com", "shpat_corner", "corner-secret")
     seller_shop = shopify_sim.add_shop("acme.myshopify.com", "shpat_acme", "acme-secret")
@@ -51,9 +52,9 @@ def _connect_two_shops(shopify_sim, live_server, connect, partnership):
     )
     partnership(buyer, seller, {"MUG-BLUE": "AC-100", "MUG-RED": "AC-200"})
     hook = f"{live_server}/webhooks/shopify"
-    buyer_shop.add_webhook("orders/create", hook)
+    buyer_shop.add_webhook("orders/create", hook, header_style=header_style)
     for topic in ("orders/create", "fulfillments/create", "fulfillments/update"):
-        seller_shop.add_webhook(topic, hook)
+        seller_shop.add_webhook(topic, hook, header_style=header_style)
     return buyer_shop, seller_shop, buyer, seller
 
 
@@ -235,3 +236,86 @@ def test_a_dummy_tracking_number_is_held_told_and_released_by_the_correction(
     released = current()["fulfillments"][0]
     assert released["status"] == "active" and released["tracking_numbers"] == [UPS_1]
     wait_for(lambda: _numbers(buyer_shop, placed["id"]) == [UPS_1], what="the forward")
+
+
+def test_a_carrier_reaches_the_buyers_shop_by_a_name_it_recognizes(
+    client, live_server, worker, shopify_sim, connect, partnership
+):
+    buyer_shop, seller_shop, buyer, _ = _connect_two_shops(
+        shopify_sim, live_server, connect, partnership
+    )
+    placed = buyer_shop.place_order(
+        line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
+        shipping_address=ADDRESS,
+    )
+    order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
+    wait_for(
+        lambda: client.get(
+            f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])
+        ).get_json()["seller_order_ref"],
+        what="the order in the seller's shop",
+    )
+    (seller_order,) = seller_shop.orders()
+
+    seller_shop.fulfill(
+        seller_order["id"], lines=[("AC-100", 1)], company="DHL Express", numbers=[DHL]
+    )
+
+    forwarded = wait_for(lambda: buyer_shop.fulfillments(placed["id"]), what="the forward")[0]
+    assert forwarded["tracking_numbers"] == [DHL]
+    assert forwarded["tracking_company"] == "DHL Express"  # ours is "DHL": Shopify lists it so
+    assert forwarded["tracking_company_recognized"] is True
+
+
+def test_deliveries_with_headers_named_as_shopify_events_name_them_work_alike(
+    client, live_server, worker, shopify_sim, connect, partnership
+):
+    buyer_shop, seller_shop, buyer, _ = _connect_two_shops(
+        shopify_sim, live_server, connect, partnership, header_style="events"
+    )
+    placed = buyer_shop.place_order(
+        line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
+        shipping_address=ADDRESS,
+    )
+    order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
+    wait_for(
+        lambda: client.get(
+            f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])
+        ).get_json()["seller_order_ref"],
+        what="the order in the seller's shop",
+    )
+    (seller_order,) = seller_shop.orders()
+
+    seller_shop.fulfill(seller_order["id"], lines=[("AC-100", 1)], company="UPS", numbers=[UPS_1])
+
+    wait_for(lambda: _numbers(buyer_shop, placed["id"]) == [UPS_1], what="the forward")
+    assert shopify_sim.wait_for_webhooks()
+    answered = {(d["topic"], d["status"]) for d in shopify_sim.deliveries()}
+    assert answered == {("orders/create", 200), ("fulfillments/create", 200)}
+
+
+def test_an_order_whose_answer_was_lost_is_created_once_though_the_search_index_lags(
+    client, live_server, worker, shopify_sim, connect, partnership
+):
+    buyer_shop, seller_shop, buyer, _ = _connect_two_shops(
+        shopify_sim, live_server, connect, partnership
+    )
+    seller_shop.set_search_lag(3600)  # new orders reach the shop's search an hour late
+    seller_shop.lose_next_answer("orderCreate")  # created, but the answer never reaches us
+    buyer_shop.place_order(
+        line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
+        shipping_address=ADDRESS,
+    )
+    order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
+
+    seller_ref = wait_for(
+        lambda: client.get(
+            f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])
+        ).get_json()["seller_order_ref"],
+        what="the order in the seller's shop",
+    )
+
+    (seller_order,) = seller_shop.orders()  # the retry found it: one order, not two
+    assert seller_order["legacy_id"] == seller_ref
+    creates = shopify_sim.calls(shop="acme.myshopify.com", field="orderCreate")
+    assert [call["status"] for call in creates] == [502]

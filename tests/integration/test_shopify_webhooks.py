@@ -44,22 +44,24 @@ def deliver(
     secret: str | None = BUYER_SECRET,
     webhook_id: str | None = WEBHOOK_ID,
     signature: str | None = None,
+    prefix: str = "X-Shopify-",
     **headers: str,
 ):
-    """POST a delivery as Shopify sends it; signed with `secret` unless `signature` is given."""
+    """POST a delivery as Shopify sends it; signed with `secret` unless `signature` is given.
+    `prefix` "Shopify-" names the headers as Shopify's Events deliveries do."""
     sent = {
-        "X-Shopify-Topic": topic,
-        "X-Shopify-Shop-Domain": shop,
-        "X-Shopify-API-Version": "2026-10",
-        "X-Shopify-Triggered-At": "2026-03-02T15:15:01.123456789Z",
+        f"{prefix}Topic": topic,
+        f"{prefix}Shop-Domain": shop,
+        f"{prefix}API-Version": "2026-10",
+        f"{prefix}Triggered-At": "2026-03-02T15:15:01.123456789Z",
         **headers,
     }
     if webhook_id is not None:
-        sent["X-Shopify-Webhook-Id"] = webhook_id
+        sent[f"{prefix}Webhook-Id"] = webhook_id
     if signature is None and secret is not None:
         signature = sign(secret, raw)
     if signature is not None:
-        sent["X-Shopify-Hmac-Sha256"] = signature
+        sent[f"{prefix}Hmac-Sha256"] = signature
     return client.post("/webhooks/shopify", data=raw, headers=sent, content_type="application/json")
 
 
@@ -200,6 +202,78 @@ def test_an_unhandled_topic_is_ignored_and_enqueues_nothing(client, redis, buyer
     assert answer.get_json() == {"status": "ignored"}
     assert queued(redis).count == 0
     assert not redis.exists(dedupe_key(BUYER_SHOP, WEBHOOK_ID))
+
+
+# ---- the same headers without the X- prefix (Shopify's Events deliveries) ------------------------
+
+
+@pytest.mark.parametrize("prefix", ["Shopify-", "shopify-"])
+@pytest.mark.parametrize(
+    ("topic", "fixture", "job_name", "ref"),
+    [
+        ("orders/create", "orders_create", INGEST_ORDER, "820982911946154508"),
+        ("fulfillments/update", "fulfillments_create", SYNC_SELLER_REF, "5523429081345"),
+    ],
+    ids=["orders-create", "fulfillments-update"],
+)
+def test_unprefixed_headers_are_verified_deduplicated_and_enqueued_alike(
+    client, redis, buyer, seller, prefix, topic, fixture, job_name, ref
+):
+    partner, shop, secret = (
+        (buyer, BUYER_SHOP, BUYER_SECRET)
+        if job_name == INGEST_ORDER
+        else (seller, SELLER_SHOP, SELLER_SECRET)
+    )
+    raw = raw_fixture(fixture)
+
+    answer = deliver(client, raw, topic=topic, shop=shop, secret=secret, prefix=prefix)
+    again = deliver(client, raw, topic=topic, shop=shop, secret=secret, prefix=prefix)
+
+    assert answer.status_code == 200
+    assert answer.get_json() == {"status": "accepted"}
+    assert again.get_json() == {"status": "duplicate"}
+    queue = queued(redis)
+    assert queue.count == 1
+    assert (queue.jobs[0].func_name, queue.jobs[0].args) == (job_name, (partner["id"], ref))
+    assert redis.exists(dedupe_key(shop, WEBHOOK_ID))
+
+
+def test_one_webhook_id_in_either_header_style_is_one_delivery(client, redis, buyer):
+    raw = raw_fixture("orders_create")
+    assert deliver(client, raw).get_json() == {"status": "accepted"}
+
+    again = deliver(client, raw, prefix="Shopify-")
+
+    assert again.get_json() == {"status": "duplicate"}
+    assert queued(redis).count == 1
+
+
+def test_the_unprefixed_event_id_dedupes_when_no_webhook_id_is_sent(client, redis, buyer):
+    raw = raw_fixture("orders_create")
+    headers = {"Shopify-Event-Id": "evt-98880550-7158-44d4-b7cd-2c97c8a091b5"}
+
+    first = deliver(client, raw, webhook_id=None, prefix="Shopify-", **headers)
+    second = deliver(client, raw, webhook_id=None, prefix="Shopify-", **headers)
+
+    assert (first.get_json(), second.get_json()) == (
+        {"status": "accepted"},
+        {"status": "duplicate"},
+    )
+    assert redis.exists(dedupe_key(BUYER_SHOP, headers["Shopify-Event-Id"]))
+
+
+@pytest.mark.parametrize("forgery", ["wrong-secret", "missing"])
+def test_a_forged_or_missing_unprefixed_signature_is_401(client, redis, buyer, forgery):
+    signature = _forgeries()[forgery]
+    before = snapshot(redis)
+
+    answer = deliver(
+        client, raw_fixture("orders_create"), secret=None, signature=signature, prefix="Shopify-"
+    )
+
+    assert_refused(answer, 401, "unauthorized")
+    assert snapshot(redis) == before
+    assert queued(redis).count == 0
 
 
 # ---- refusals: nothing stored, nothing enqueued --------------------------------------------------

@@ -444,6 +444,107 @@ def test_tracking_info_update_replaces_tracking(sim, shop, receiver):
     assert payload["tracking_numbers"] == ["794644790138"]
 
 
+def test_only_listed_tracking_companies_are_recognized_in_their_exact_case(sim, shop):
+    def company_of(company: str) -> dict:
+        order = place(shop)
+        fo = order["fulfillment_orders"][0]["id"]
+        tracking = {"company": company, "numbers": ["3318810025"]}
+        result = gql(sim, FULFILL, fulfill_input((fo, None), tracking=tracking)).json()
+        assert result["data"]["fulfillmentCreate"]["userErrors"] == []
+        [fulfillment] = shop.fulfillments(order["id"])
+        return fulfillment
+
+    listed = company_of("DHL Express")
+    assert listed["tracking_company_recognized"] is True
+    assert listed["tracking_urls"] and "3318810025" in listed["tracking_urls"][0]
+    for unknown in ("DHL", "dhl express"):  # accepted as given, but the shop doesn't know it
+        kept = company_of(unknown)
+        assert kept["tracking_company"] == unknown
+        assert kept["tracking_company_recognized"] is False
+        assert kept["tracking_urls"] == []
+
+
+DEFINE = """
+mutation($d: MetafieldDefinitionInput!) {
+  metafieldDefinitionCreate(definition: $d) {
+    createdDefinition { id key namespace ownerType }
+    userErrors { field message code }
+  }
+}"""
+CREATE_ORDER = """
+mutation($o: OrderCreateOrderInput!) {
+  orderCreate(order: $o) { order { id } userErrors { field message code } }
+}"""
+BY_IDENTIFIER = """
+query($i: OrderIdentifierInput!) { orderByIdentifier(identifier: $i) { id } }"""
+ORDER_IDS = """
+query($q: String) { orders(first: 5, query: $q) { nodes { id } } }"""
+CUSTOM_ID = {"namespace": "$app", "key": "gateway_order_id", "value": "ord_1"}
+WITH_CUSTOM_ID = {
+    "lineItems": [{"title": "Mug", "quantity": 1}],
+    "tags": ["gateway-ord_1"],
+    "metafields": [{**CUSTOM_ID, "type": "id"}],
+}
+
+
+def data(answer: requests.Response) -> dict:
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def test_a_custom_id_finds_a_new_order_at_once_while_searches_lag_behind(sim, shop):
+    sim.clock.freeze(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    shop.set_search_lag(60)
+
+    def by_custom_id() -> dict | None:
+        return data(gql(sim, BY_IDENTIFIER, {"i": {"customId": CUSTOM_ID}}))["orderByIdentifier"]
+
+    def searched(query: str | None) -> list[str]:
+        return [o["id"] for o in data(gql(sim, ORDER_IDS, {"q": query}))["orders"]["nodes"]]
+
+    definition = {"name": "Gateway order", "namespace": "$app", "key": "gateway_order_id"}
+    definition |= {"ownerType": "ORDER", "type": "id"}
+    made = data(gql(sim, DEFINE, {"d": definition}))["metafieldDefinitionCreate"]
+    assert made["userErrors"] == []
+    assert made["createdDefinition"]["namespace"].startswith("app--")  # $app: the app's own
+    taken = data(gql(sim, DEFINE, {"d": definition}))["metafieldDefinitionCreate"]
+    assert [(e["field"], e["code"]) for e in taken["userErrors"]] == [
+        (["definition", "key"], "TAKEN")
+    ]
+    assert by_custom_id() is None
+
+    created = data(gql(sim, CREATE_ORDER, {"o": WITH_CUSTOM_ID}))["orderCreate"]
+    assert created["userErrors"] == []
+    order_id = created["order"]["id"]
+
+    assert by_custom_id() == {"id": order_id}  # at once
+    assert searched("tag:'gateway-ord_1'") == []  # the search index is a minute behind
+    assert searched("source_name:api") == []
+    assert searched(None) == [order_id]  # a listing with no search is not
+    # The custom ID's values are unique: a second order with it is refused.
+    again = data(gql(sim, CREATE_ORDER, {"o": WITH_CUSTOM_ID}))["orderCreate"]
+    assert again["order"] is None
+    assert again["userErrors"][0]["field"] == ["order", "metafields", "0", "value"]
+    assert len(shop.orders()) == 1
+    sim.clock.advance(60)
+    assert searched("tag:'gateway-ord_1'") == [order_id]
+
+
+def test_a_lost_answer_leaves_the_write_done(sim, shop):
+    shop.lose_next_answer("orderCreate")
+    order = {"lineItems": [{"title": "Mug", "quantity": 1}]}
+
+    lost = gql(sim, CREATE_ORDER, {"o": order})
+
+    assert lost.status_code == 502
+    assert len(shop.orders()) == 1  # created all the same
+    assert [c["status"] for c in sim.calls(field="orderCreate")] == [502]
+    assert gql(sim, CREATE_ORDER, {"o": order}).status_code == 200  # once only
+    assert len(shop.orders()) == 2
+
+
 def test_merchant_actions_and_cancel(sim, shop, receiver):
     shop.add_webhook("fulfillments/update", receiver.url)
     order = place(shop)
@@ -693,6 +794,31 @@ def test_webhook_headers_and_hmac_over_exact_bytes(sim, shop, receiver):
     assert keys | {"fulfillable_quantity"} <= set(line)
     [logged] = sim.deliveries(topic="orders/create")
     assert logged["status"] == 200 and logged["webhook_id"] == headers["x-shopify-webhook-id"]
+
+
+def test_an_events_style_subscription_sends_the_same_headers_without_the_x_prefix(
+    sim, shop, receiver
+):
+    shop.add_webhook("orders/create", receiver.url, name="gateway-orders", header_style="events")
+    shop.place_order(line_items=[{"sku": "AC-100", "quantity": 1}], shipping_address=ADDRESS)
+    assert sim.wait_for_webhooks()
+    [request] = receiver.requests
+    headers, body = request["headers"], request["body"]
+    assert not [name for name in headers if name.startswith("x-shopify-")]
+    expected = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    assert hmac.compare_digest(headers["shopify-hmac-sha256"], expected)
+    assert headers["shopify-topic"] == "orders/create"
+    assert headers["shopify-shop-domain"] == "acme.myshopify.com"
+    assert headers["shopify-api-version"] == "2026-01"
+    assert headers["shopify-handle"] == "gateway-orders"
+    assert len(headers["shopify-webhook-id"]) == 36
+    assert len(headers["shopify-event-id"]) == 36
+    assert datetime.fromisoformat(headers["shopify-triggered-at"])
+    [logged] = sim.deliveries(topic="orders/create")
+    assert logged["webhook_id"] == headers["shopify-webhook-id"]
+    assert shop.webhooks()[0]["header_style"] == "events"
+    with pytest.raises(ValueError, match="header_style"):
+        shop.add_webhook("orders/create", receiver.url, header_style="pubsub")
 
 
 def test_webhook_drop_and_duplicate_modes(sim, shop, receiver):

@@ -22,6 +22,7 @@ from gateway.platforms.shopify import MAX_PACING_WAIT, THROTTLE_RETRIES, Shopify
 from gateway.runtime import connect
 from gateway.settings import Settings
 from gateway.store import key
+from gateway.tracking import canonical_carrier
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "shopify"
 SHOP = "acme.myshopify.com"
@@ -197,10 +198,34 @@ def test_read_order_of_an_unknown_order_is_none(adapter, rsps, url):
 # ---- create_order --------------------------------------------------------------------------------
 
 
-NOT_CREATED_YET = {"data": {"orders": {"nodes": []}}}
+DEFINED = {
+    "data": {
+        "metafieldDefinitionCreate": {
+            "createdDefinition": {"id": "gid://shopify/MetafieldDefinition/1071567612"},
+            "userErrors": [],
+        }
+    }
+}
+ALREADY_DEFINED = {
+    "data": {
+        "metafieldDefinitionCreate": {
+            "createdDefinition": None,
+            "userErrors": [
+                {
+                    "field": ["definition", "key"],
+                    "message": "Key is in use for Order metafields on the 'app--1' namespace.",
+                    "code": "TAKEN",
+                }
+            ],
+        }
+    }
+}
+NOT_CREATED_YET = {"data": {"orderByIdentifier": None}}
+OUR_CUSTOM_ID = {"namespace": "$app", "key": "gateway_order_id", "value": "ord_test"}
 
 
 def test_create_order_bypasses_inventory_sends_no_receipt_and_maps_lines_by_sku(adapter, rsps, url):
+    rsps.post(url, json=DEFINED)
     rsps.post(url, json=NOT_CREATED_YET)
     rsps.post(url, json=load("graphql_order_create"))  # its lines come back in reverse order
 
@@ -213,10 +238,23 @@ def test_create_order_bypasses_inventory_sends_no_receipt_and_maps_lines_by_sku(
             "li_2": "gid://shopify/LineItem/13822279499999",  # AC-200
         },
     )
-    assert sent(rsps, 0)["variables"] == {"q": "tag:'gateway-ord_test'"}
-    body = sent(rsps, 1)
+    # Looked up by our custom ID, not by a search (Shopify's search index can be behind).
+    definition = sent(rsps, 0)
+    assert "metafieldDefinitionCreate" in definition["query"]
+    assert definition["variables"]["definition"] == {
+        "namespace": "$app",
+        "key": "gateway_order_id",
+        "name": "Fulfillment gateway order",
+        "ownerType": "ORDER",
+        "type": "id",
+    }
+    look = sent(rsps, 1)
+    assert "orderByIdentifier" in look["query"] and "query:" not in look["query"]
+    assert look["variables"] == {"identifier": {"customId": OUR_CUSTOM_ID}}
+    body = sent(rsps, 2)
     assert "orderCreate" in body["query"]
     variables = body["variables"]
+    assert variables["order"]["metafields"] == [{**OUR_CUSTOM_ID, "type": "id"}]
     assert "gateway-ord_test" in variables["order"]["tags"]
     assert variables["options"]["inventoryBehaviour"] == "BYPASS"
     assert variables["options"]["sendReceipt"] is False
@@ -241,26 +279,54 @@ def test_create_order_bypasses_inventory_sends_no_receipt_and_maps_lines_by_sku(
 
 
 def test_create_order_without_customer_email_sends_none(adapter, rsps, url):
+    rsps.post(url, json=ALREADY_DEFINED)
     rsps.post(url, json=NOT_CREATED_YET)
     rsps.post(url, json=load("graphql_order_create"))
 
     adapter.create_order(make_order(customer_email=None))
 
-    assert "email" not in sent(rsps, 1)["variables"]["order"]
+    assert "email" not in sent(rsps, 2)["variables"]["order"]
 
 
 def test_create_order_finds_an_earlier_attempts_order_instead_of_creating_again(adapter, rsps, url):
     created = load("graphql_order_create")["data"]["orderCreate"]["order"]
-    rsps.post(url, json={"data": {"orders": {"nodes": [created]}}})
+    rsps.post(url, json=ALREADY_DEFINED)  # an earlier call made the definition: fine
+    rsps.post(url, json={"data": {"orderByIdentifier": created}})
 
     found = adapter.create_order(make_order())
 
     assert found.ref == "5523429081345"
     assert found.line_refs["li_1"] == "gid://shopify/LineItem/13822279467265"
-    assert len(rsps.calls) == 1  # no orderCreate
+    assert len(rsps.calls) == 2  # no orderCreate
+
+
+def test_create_order_stops_at_a_definition_shopify_refuses(adapter, rsps, url):
+    refused = {
+        "data": {
+            "metafieldDefinitionCreate": {
+                "createdDefinition": None,
+                "userErrors": [
+                    {
+                        "field": ["definition"],
+                        "message": "Definitions limit reached for this owner type",
+                        "code": "RESOURCE_TYPE_LIMIT_EXCEEDED",
+                    }
+                ],
+            }
+        }
+    }
+    rsps.post(url, json=refused)
+
+    with pytest.raises(PlatformError) as raised:
+        adapter.create_order(make_order())
+
+    assert raised.value.permanent is True
+    assert "Definitions limit reached" in str(raised.value)
+    assert len(rsps.calls) == 1  # neither looked up nor created
 
 
 def test_create_order_user_errors_are_permanent_and_keep_every_message(adapter, rsps, url):
+    rsps.post(url, json=DEFINED)
     rsps.post(url, json=NOT_CREATED_YET)
     rsps.post(url, json=load("graphql_order_create_user_errors"))
 
@@ -456,6 +522,42 @@ def test_forward_updates_tracking_when_the_buyer_ref_is_known(adapter, rsps, url
             "urls": [UPS_URL % UPS_1, UPS_URL % UPS_2],
         },
     }
+
+
+@pytest.mark.parametrize(
+    ("carrier", "company"),
+    [
+        ("DHL", "DHL Express"),  # Shopify lists DHL's express service, which our DHL checks
+        ("UPS", "UPS"),
+        ("USPS", "USPS"),
+        ("FedEx", "FedEx"),
+        ("royal mail", "Royal Mail"),  # another listed carrier, in Shopify's exact case
+        ("Acme Freight", "Acme Freight"),  # not listed: as given, with our URLs
+    ],
+)
+def test_forward_names_the_carrier_as_shopifys_tracking_companies_do(
+    adapter, rsps, url, carrier, company
+):
+    rsps.post(url, json=load("graphql_tracking_update"))
+    buyer_ref = "gid://shopify/Fulfillment/255858046"
+    fulfillment = replace(make_fulfillment(buyer_ref=buyer_ref), carrier=carrier)
+
+    adapter.forward_fulfillment(make_order(), fulfillment)
+
+    tracking = sent(rsps, 0)["variables"]["tracking"]
+    assert tracking["company"] == company
+    assert tracking["urls"] == [UPS_URL % UPS_1, UPS_URL % UPS_2]
+
+
+def test_shopifys_names_for_our_carriers_read_back_as_ours():
+    for ours, theirs in shopify.OUR_CARRIERS.items():
+        assert theirs in shopify.TRACKING_COMPANIES
+        assert canonical_carrier(theirs) == ours
+    # Every listed company our carrier names take for one of ours is the one we send it as:
+    # DHL's eCommerce services, for one, are not DHL Express.
+    for name in shopify.TRACKING_COMPANIES:
+        ours = canonical_carrier(name)
+        assert ours is None or shopify.OUR_CARRIERS[ours] == name, name
 
 
 def test_forward_tracking_update_user_errors_are_permanent(adapter, rsps, url):
