@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
+from cryptography.fernet import Fernet
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -114,6 +115,7 @@ class LocalGateway:
             "PUBLIC_URL": self.url,
             "SECRET_KEY": os.urandom(32).hex(),
             "GATEWAY_ADMIN_TOKEN": self.admin,
+            "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "MAIL_URL": "",
             "OUTBOX_DIR": str(self.folder / "outbox"),
             "PYTHONPATH": str(ROOT),
