@@ -126,6 +126,7 @@ class LocalGateway:
         self._spawn("gunicorn", [*web, "wsgi:app"], env)
         worker = [bin_dir / "rq", "worker", "--with-scheduler"]
         worker += ["--worker-class", "rq.worker.SimpleWorker", "--url", self.redis_url, "gateway"]
+        worker += ["--serializer", "rq.serializers.JSONSerializer"]  # as in the Procfile
         for n in range(self.workers):
             self._spawn(f"worker{n}", worker, env)
         wait_for("the gateway", lambda: self.api("GET", "/healthz")["workers"] == self.workers)

@@ -139,6 +139,8 @@ def worker(redis, gateway_env) -> Iterator[subprocess.Popen]:
             "--with-scheduler",
             "--worker-class",
             "rq.worker.SimpleWorker",  # as the Procfile runs it
+            "--serializer",
+            "rq.serializers.JSONSerializer",
             "-u",
             gateway_env["REDIS_URL"],
             "--logging_level",
