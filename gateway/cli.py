@@ -1,4 +1,5 @@
-"""Operator commands: `flask --app wsgi partners create ...`, `partnerships create ...`."""
+"""Operator commands: `flask --app wsgi partners create ...`, `partnerships create ...`,
+`secrets rotate`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gateway.errors import ApiError
 
 partners = AppGroup("partners", help="Manage partners.")
 partnerships = AppGroup("partnerships", help="Manage buyer-seller partnerships.")
+partner_secrets = AppGroup("secrets", help="Partners' secrets, encrypted at rest.")
 
 
 def _fail(error: ApiError) -> None:
@@ -106,8 +108,29 @@ def reconcile_command():
     click.echo(f"{done['requeued']} stuck deliveries enqueued again")
 
 
+@partner_secrets.command("rotate")
+def rotate_secrets_command():
+    """Encrypt every partner's secrets again with the first ENCRYPTION_KEYS key (plain ones from
+    before encryption too); then the other keys can be dropped."""
+    from gateway.runtime import store
+
+    current = store()
+    done, unreadable = 0, []
+    for partner_id in current.partner_ids():
+        try:
+            done += current.reseal_partner(partner_id)
+        except RuntimeError:  # under none of the keys: say which, and go on with the others
+            unreadable.append(partner_id)
+    click.echo(f"{done} partners' secrets encrypted with the first key")
+    if unreadable:
+        raise click.ClickException(
+            f"under no key of ENCRYPTION_KEYS, left as they are: {', '.join(unreadable)}"
+        )
+
+
 def init_app(app: Flask) -> None:
     """Add the commands to `flask`."""
     app.cli.add_command(partners)
     app.cli.add_command(partnerships)
+    app.cli.add_command(partner_secrets)
     app.cli.add_command(reconcile_command)

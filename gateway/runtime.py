@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 from redis import Redis
-from rq import Queue
 
-from gateway.jobs import QUEUE
+from gateway.jobs import job_queue
 from gateway.settings import Settings
 from gateway.store import Store
 
@@ -14,7 +13,7 @@ from gateway.store import Store
 def connect(config: Settings) -> Store:
     """A Store on the configured Redis (connections are opened lazily, on first use)."""
     redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    return Store(redis, Queue(QUEUE, connection=redis))
+    return Store(redis, job_queue(redis), config.encryption_keys)
 
 
 def init_app(app: Flask, config: Settings) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"  # local use only: anyone can forge links with it
+# A published Fernet key (base64 of "dev-only-encryption-key-change!!"), for local use only:
+# what it encrypts anyone can read.
+DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hhbmdlISE="
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -23,6 +28,8 @@ class Settings:
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     # Signs order-page links, sessions and CSRF tokens. Set a long random value in production.
     secret_key: str = field(default=DEV_SECRET_KEY, repr=False)
+    # Fernet keys for partners' secrets in Redis, comma-separated: the first encrypts, all decrypt.
+    encryption_keys: str = field(default=DEV_ENCRYPTION_KEY, repr=False)
     # Bearer token of the operator (admin API). Empty disables the operator API.
     admin_token: str = field(default="", repr=False)
     # Base URL used in emailed links.
@@ -54,6 +61,25 @@ class Settings:
     # Each platform's own settings (<PLATFORM>_* variables), named and read by its module
     # in gateway/platforms through `platform_setting`; the README lists them.
     platform_settings: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        """Refuse to run in production with partners' secrets under the published key."""
+        first_key = self.encryption_keys.split(",")[0].strip()
+        if first_key == DEV_ENCRYPTION_KEY and not self.development:
+            raise RuntimeError(
+                "set ENCRYPTION_KEYS: the development key would leave partners' secrets readable"
+            )
+
+    @property
+    def development(self) -> bool:
+        """PUBLIC_URL is http:// on a loopback host (./scripts/run, the tests); else production."""
+        url = urlsplit(self.public_url)
+        if url.scheme != "http" or not url.hostname:
+            return False
+        try:
+            return ipaddress.ip_address(url.hostname).is_loopback
+        except ValueError:
+            return url.hostname == "localhost"
 
     def platform_setting(self, name: str, default: str) -> str:
         """A platform's own setting, by its environment name."""

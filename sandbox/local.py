@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
+from cryptography.fernet import Fernet
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -114,6 +115,7 @@ class LocalGateway:
             "PUBLIC_URL": self.url,
             "SECRET_KEY": os.urandom(32).hex(),
             "GATEWAY_ADMIN_TOKEN": self.admin,
+            "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "MAIL_URL": "",
             "OUTBOX_DIR": str(self.folder / "outbox"),
             "PYTHONPATH": str(ROOT),
@@ -125,6 +127,7 @@ class LocalGateway:
         worker = [bin_dir / "rq", "worker", "--with-scheduler"]
         worker += ["--worker-class", "gateway.worker.GatewayWorker", "--maintenance-interval", "15"]
         worker += ["--url", self.redis_url, "gateway"]
+        worker += ["--serializer", "rq.serializers.JSONSerializer"]  # as in the Procfile
         for n in range(self.workers):
             self._spawn(f"worker{n}", worker, env)
         wait_for("the gateway", lambda: self.api("GET", "/healthz")["workers"] == self.workers)

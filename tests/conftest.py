@@ -21,6 +21,7 @@ from sandbox.local import free_port, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "test-admin-token"
+ENCRYPTION_KEY = "dGVzdC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyEhISE="  # a Fernet key for tests only
 
 
 def wait_for(
@@ -80,6 +81,7 @@ def gateway_env(redis_url, smtp_server, tmp_path_factory) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "SECRET_KEY": "test-secret-key",
         "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
+        "ENCRYPTION_KEYS": ENCRYPTION_KEY,
         "PUBLIC_URL": "http://127.0.0.1:8000",
         "MAIL_URL": smtp_server[0],
         "MAIL_FROM": "Gateway <gateway@test.example>",
@@ -139,6 +141,8 @@ def worker(redis, gateway_env) -> Iterator[subprocess.Popen]:
             "gateway.worker.GatewayWorker",  # as the Procfile runs it
             "--maintenance-interval",
             "15",
+            "--serializer",
+            "rq.serializers.JSONSerializer",
             "-u",
             gateway_env["REDIS_URL"],
             "--logging_level",

@@ -10,12 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from rq import Retry, get_current_job
+from redis import Redis
+from rq import Queue, Retry, get_current_job
+from rq.serializers import JSONSerializer
 
 if TYPE_CHECKING:
     from gateway.store import JobSpec
 
 QUEUE = "gateway"
+# Jobs (arguments, results) are kept as JSON, never pickle: whoever can write to Redis must not
+# be able to make a worker run code. The workers and the cron process use it too (Procfile).
+SERIALIZER = JSONSerializer
 JOB_TIMEOUT = 120  # seconds; a job is one platform or SMTP conversation, never long
 RESULT_TTL = 3600
 FAILURE_TTL = 7 * 24 * 3600
@@ -65,13 +70,12 @@ def context():
     job = get_current_job()
     if job is None:
         return config, connect(config)
-    return config, Store(job.connection, _queue(job.connection))
+    return config, Store(job.connection, job_queue(job.connection), config.encryption_keys)
 
 
-def _queue(connection):
-    from rq import Queue
-
-    return Queue(QUEUE, connection=connection)
+def job_queue(connection: Redis) -> Queue:
+    """The gateway's queue on this connection, its jobs kept as JSON."""
+    return Queue(QUEUE, connection=connection, serializer=SERIALIZER)
 
 
 def next_attempt_delay(

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from rq import cron
+import functools
 
-from gateway.jobs import QUEUE
+from rq import Queue, cron
+
+from gateway.jobs import QUEUE, SERIALIZER
 from gateway.jobs.reconcile import reconcile, watch_deliveries
 
 EVERY_15_MINUTES = "*/15 * * * *"  # UTC, clock-aligned; missed runs are not caught up
 WATCH_SECONDS = 10  # how often lost deliveries are looked for (store.STUCK_AFTER past due)
+
+# rq 2.12's cron enqueues through `Queue(name, connection=...)`, so with pickle, and `rq cron`
+# ignores its --serializer option: its jobs are made JSON here, as the workers expect.
+cron.Queue = functools.partial(Queue, serializer=SERIALIZER)
 
 
 def periodic_job_definitions() -> list[dict]:

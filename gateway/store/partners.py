@@ -2,25 +2,89 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable
 from typing import Any
 
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from marshmallow import Schema
 from redis import Redis, WatchError
 from rq import Queue
 
+from gateway import platforms
 from gateway.store.base import Records, key, key_hash
 
 KNOWN_STORE_SECONDS = 5.0  # how long a web process trusts its copy of a store's connection
+SEALED = "sealed"  # the field of a stored partner that holds its secrets, encrypted
+EVENT_SIGNING_SECRET = "event_signing_secret"
+
+
+def cipher(encryption_keys: str) -> MultiFernet:
+    """The cipher of ENCRYPTION_KEYS (comma-separated Fernet keys): the first encrypts, all
+    decrypt, so a new key can be put first while records still under the old one are read."""
+    try:
+        return MultiFernet([Fernet(k.strip()) for k in encryption_keys.split(",") if k.strip()])
+    except ValueError:  # the message never holds the key
+        raise ValueError(
+            "ENCRYPTION_KEYS must list one or more Fernet keys (32 url-safe base64-encoded bytes)"
+        ) from None
+
+
+@functools.cache
+def _secret_fields(schema: type[Schema]) -> tuple[str, ...]:
+    # A platform marks its connection's secrets load_only (never shown): those are encrypted.
+    fields = schema().fields.items()
+    return tuple(field.attribute or name for name, field in fields if field.load_only)
+
+
+def secret_fields(platform: str) -> tuple[str, ...]:
+    """The connection fields of a platform that are secrets."""
+    return _secret_fields(platforms.get(platform).connection_schema)
 
 
 class Partners(Records):
     """Partners, partnerships and store connections, with a few seconds' cache of lookups."""
 
-    def __init__(self, redis: Redis, queue: Queue) -> None:
+    def __init__(self, redis: Redis, queue: Queue, encryption_keys: str) -> None:
         super().__init__(redis, queue)
         self._known_stores: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._cipher = cipher(encryption_keys)
+
+    def _sealed(self, partner: dict[str, Any]) -> str:
+        """A partner as stored: its secrets taken out and encrypted together in one field."""
+        stored = dict(partner)
+        connection = dict(stored.get("connection") or {})
+        hidden: dict[str, Any] = {
+            "connection": {
+                name: connection.pop(name)
+                for name in secret_fields(stored["platform"])
+                if name in connection
+            }
+        }
+        stored["connection"] = connection
+        if EVENT_SIGNING_SECRET in stored:
+            hidden[EVENT_SIGNING_SECRET] = stored.pop(EVENT_SIGNING_SECRET)
+        stored[SEALED] = self._cipher.encrypt(json.dumps(hidden).encode()).decode()
+        return json.dumps(stored)
+
+    def _opened(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """A stored partner with its secrets back in place; a plain one (written before
+        secrets were encrypted) as it is."""
+        partner = dict(stored)
+        sealed = partner.pop(SEALED, None)
+        if sealed is None:
+            return partner
+        try:
+            hidden = json.loads(self._cipher.decrypt(sealed.encode()))
+        except InvalidToken:
+            raise RuntimeError(
+                f"partner {partner['id']}: its secrets decrypt with no key of ENCRYPTION_KEYS"
+            ) from None
+        partner["connection"] = {**partner["connection"], **hidden.pop("connection")}
+        partner.update(hidden)
+        return partner
 
     def add_partner(
         self, partner: dict[str, Any], api_key: str, lookups: Iterable[str], has_store: bool
@@ -35,7 +99,7 @@ class Partners(Records):
                     pipe.reset()
                     return False
                 pipe.multi()
-                pipe.set(key("partner", partner["id"]), json.dumps(partner))
+                pipe.set(key("partner", partner["id"]), self._sealed(partner))
                 pipe.set(key("partner-by-key", key_hash(api_key)), partner["id"])
                 if has_store:
                     pipe.sadd(key("connections"), partner["id"])
@@ -49,7 +113,36 @@ class Partners(Records):
     def partner(self, partner_id: str) -> dict[str, Any] | None:
         """A partner's record, connection secrets included (never return it as is)."""
         raw = self.redis.get(key("partner", partner_id))
-        return json.loads(raw) if raw else None
+        if raw is None:
+            return None
+        stored = json.loads(raw)
+        if SEALED not in stored:  # written before secrets were encrypted: encrypt them now
+            self.reseal_partner(partner_id)
+        return self._opened(stored)
+
+    def partner_ids(self) -> list[str]:
+        """Every partner's id."""
+        prefix = key("partner", "")
+        return sorted(k.decode().removeprefix(prefix) for k in self.redis.scan_iter(prefix + "*"))
+
+    def reseal_partner(self, partner_id: str) -> bool:
+        """Encrypt a partner's secrets again with the first key (a plain record's for the first
+        time); False when there is no such partner. A concurrent write wins and is resealed."""
+        partner_key = key("partner", partner_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(partner_key)
+                    raw = pipe.get(partner_key)
+                    if raw is None:
+                        pipe.reset()
+                        return False
+                    pipe.multi()
+                    pipe.set(partner_key, self._sealed(self._opened(json.loads(raw))))
+                    pipe.execute()
+                    return True
+                except WatchError:
+                    continue
 
     def partner_by_api_key(self, api_key: str) -> dict[str, Any] | None:
         """The partner whose API key this is."""

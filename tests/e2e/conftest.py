@@ -69,15 +69,16 @@ def diagnostics(request, redis):
     report = getattr(request.node, "report_call", None)
     if report is None or not report.failed:
         return
-    from rq import Queue
     from rq.registry import FailedJobRegistry
+
+    from gateway.jobs import job_queue
 
     for key in sorted(redis.keys("gw:timeline:*")):
         print(f"--- {key.decode()}")
         for raw in redis.lrange(key, 0, -1):
             entry = json.loads(raw)
             print(f"  {entry['at']} {entry['type']}: {entry['message']}")
-    registry = FailedJobRegistry(queue=Queue("gateway", connection=redis))
+    registry = FailedJobRegistry(queue=job_queue(redis))
     for job in registry.get_job_ids():
         failed = registry.get_queue().fetch_job(job)
         print(f"--- failed job {failed.func_name}{failed.args}\n{failed.exc_info}")

@@ -74,8 +74,7 @@ def test_a_listed_change_whose_sync_is_lost_is_asked_again_next_cycle(
     if that job is lost after the cursor moved on, the next cycle asks for it again."""
     from types import SimpleNamespace
 
-    from rq import Queue
-
+    from gateway.jobs import job_queue
     from gateway.jobs.reconcile import reconcile_store
     from gateway.jobs.routing import route_order
     from gateway.jobs.sync import sync_seller
@@ -105,7 +104,7 @@ def test_a_listed_change_whose_sync_is_lost_is_asked_again_next_cycle(
     order = order.get_json()
     seller.fulfill(order, "AC-100", 2, "UPS", "1Z5R89390357567127")
 
-    queue = Queue("gateway", connection=redis)
+    queue = job_queue(redis)
     queue.empty()
     assert reconcile_store(seller.partner["id"])["synced"] == 1
     owed = key("owed-syncs", seller.partner["id"])

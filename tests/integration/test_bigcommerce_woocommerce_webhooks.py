@@ -19,7 +19,7 @@ from conftest import admin_headers
 from rq import Queue
 from standardwebhooks import Webhook
 
-from gateway.jobs import INGEST_ORDER, QUEUE, SYNC_SELLER_REF
+from gateway.jobs import INGEST_ORDER, SYNC_SELLER_REF, job_queue
 from gateway.store import key
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -46,7 +46,7 @@ def snapshot(redis) -> dict[bytes, bytes]:
 
 
 def queued(redis) -> Queue:
-    return Queue(QUEUE, connection=redis)
+    return job_queue(redis)
 
 
 def assert_refused(answer, status: int, code: str) -> None:
@@ -150,7 +150,7 @@ def test_bc_signed_order_created_is_accepted_with_one_ingest_job(client, redis, 
     queue = queued(redis)
     assert queue.count == 1
     assert queue.jobs[0].func_name == INGEST_ORDER
-    assert queue.jobs[0].args == (bc_buyer["id"], "100")
+    assert queue.jobs[0].args == [bc_buyer["id"], "100"]
     dedupe = bc_dedupe_key(BC_BUYER_HASH, MSG_ID)
     assert redis.exists(dedupe)
     assert redis.ttl(dedupe) > 48 * 3600  # BigCommerce retries for about 48 h
@@ -259,7 +259,7 @@ def test_bc_unsigned_with_the_custom_secret_header_is_accepted(client, redis, bc
     answer = deliver_bc(client, raw, secret=None, gateway_secret=BC_BUYER_SECRET)
 
     assert answer.get_json() == {"status": "accepted"}
-    assert queued(redis).jobs[0].args == (bc_buyer["id"], "100")
+    assert queued(redis).jobs[0].args == [bc_buyer["id"], "100"]
     hash_ = json.loads(raw)["hash"]
     assert redis.exists(bc_dedupe_key(BC_BUYER_HASH, hash_))  # no webhook-id: the hash
 
@@ -336,8 +336,8 @@ def test_bc_unsigned_deliveries_dedupe_on_hash(client, redis, bc_buyer):
     assert second.get_json() == {"status": "duplicate"}
     assert third.get_json() == {"status": "accepted"}
     assert [job.args for job in queued(redis).jobs] == [
-        (bc_buyer["id"], "100"),
-        (bc_buyer["id"], "101"),
+        [bc_buyer["id"], "100"],
+        [bc_buyer["id"], "101"],
     ]
 
 
@@ -353,7 +353,7 @@ def test_bc_shipment_scopes_enqueue_a_sync_of_the_seller_order(client, redis, bc
     queue = queued(redis)
     assert queue.count == 1
     assert queue.jobs[0].func_name == SYNC_SELLER_REF
-    assert queue.jobs[0].args == (bc_seller["id"], "5001")  # data.orderId, not the shipment id
+    assert queue.jobs[0].args == [bc_seller["id"], "5001"]  # data.orderId, not the shipment id
     assert redis.exists(bc_dedupe_key(BC_SELLER_HASH, MSG_ID))
 
 
@@ -484,7 +484,7 @@ def test_woo_signed_order_created_is_accepted_with_one_ingest_job(client, redis,
     queue = queued(redis)
     assert queue.count == 1
     assert queue.jobs[0].func_name == INGEST_ORDER
-    assert queue.jobs[0].args == (woo_buyer["id"], "727")
+    assert queue.jobs[0].args == [woo_buyer["id"], "727"]
 
 
 def test_woo_a_store_url_with_a_slash_and_capitals_matches_its_source(client, redis):
@@ -506,7 +506,7 @@ def test_woo_a_store_url_with_a_slash_and_capitals_matches_its_source(client, re
     )
 
     assert answer.get_json() == {"status": "accepted"}
-    assert queued(redis).jobs[0].args == (partner["id"], "727")
+    assert queued(redis).jobs[0].args == [partner["id"], "727"]
 
 
 def _woo_forgeries() -> dict[str, str | None]:
@@ -596,8 +596,8 @@ def test_woo_a_reused_delivery_id_for_another_order_is_accepted(client, redis, w
     assert first.get_json() == {"status": "accepted"}
     assert second.get_json() == {"status": "accepted"}
     assert [job.args for job in queued(redis).jobs] == [
-        (woo_buyer["id"], "727"),
-        (woo_buyer["id"], "731"),
+        [woo_buyer["id"], "727"],
+        [woo_buyer["id"], "731"],
     ]
 
 

@@ -7,10 +7,9 @@ import email.policy
 from pathlib import Path
 
 from conftest import bearer, free_port, wait_for
-from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-from gateway.jobs import next_attempt_delay
+from gateway.jobs import job_queue, next_attempt_delay
 from gateway.jobs.reconcile import LOCK, reconcile
 from gateway.jobs.routing import route_order
 from gateway.store import key
@@ -133,7 +132,7 @@ def test_unreachable_smtp_is_retried_then_failed(client, pair, make_order, monke
 def test_reconcile_requeues_a_lost_job_once_under_its_lock(client, pair, make_order, redis):
     buyer, seller = pair()
     order = make_order(buyer, seller)
-    queue = Queue("gateway", connection=redis)
+    queue = job_queue(redis)
     queue.empty()  # the routing job is lost, as if a worker died holding it
     assert reconcile()["requeued"] == 0  # not stuck yet: it was written just now
 

@@ -7,9 +7,8 @@ import time
 
 import pytest
 from conftest import bearer
-from rq import Queue
 
-from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, QUEUE
+from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, job_queue
 from gateway.jobs.forwarding import announce_shipped, forward_fulfillment
 from gateway.jobs.reconcile import watch_deliveries
 from gateway.model import ObservedFulfillment
@@ -145,7 +144,7 @@ def test_the_shipped_notice_waits_for_the_last_fulfillment(
         == "shipped"
     )
     assert callback_receiver.requests == []
-    queue = Queue(QUEUE, connection=redis)
+    queue = job_queue(redis)
     queue.empty()
     fulfillment_id = answer.get_json()["fulfillment"]["id"]
     assert forward_fulfillment(order["id"], fulfillment_id) == "delivered"
@@ -175,7 +174,7 @@ def test_a_lost_forward_is_enqueued_again_by_the_watchdog_within_seconds(
         },
     )
     fulfillment_id = answer.get_json()["fulfillment"]["id"]
-    Queue(QUEUE, connection=redis).empty()  # the job is lost (no worker runs in this test)
+    job_queue(redis).empty()  # the job is lost (no worker runs in this test)
     member = f"{order['id']}|forward:{fulfillment_id}"
     due = redis.zscore(key("pending"), member)
     assert time.time() + STUCK_AFTER - 5 <= due <= time.time() + STUCK_AFTER + 1
@@ -185,6 +184,6 @@ def test_a_lost_forward_is_enqueued_again_by_the_watchdog_within_seconds(
     redis.zadd(key("pending"), {member: time.time() - 1})  # as STUCK_AFTER seconds later
     assert watch_deliveries() == 1
     assert redis.zscore(key("pending"), member) > time.time() + STUCK_AFTER - 5  # postponed
-    assert [job.func_name for job in Queue(QUEUE, connection=redis).jobs] == [FORWARD_FULFILLMENT]
+    assert [job.func_name for job in job_queue(redis).jobs] == [FORWARD_FULFILLMENT]
     assert forward_fulfillment(order["id"], fulfillment_id) == "delivered"
     assert [e["type"] for e in callback_receiver.events()] == ["fulfillment.created"]

@@ -10,6 +10,7 @@ import queue
 import re
 import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -19,13 +20,15 @@ import psutil
 import pytest
 import requests
 from conftest import ROOT
+from redis import Redis
+from redis.exceptions import NoPermissionError
 
 from sandbox.local import free_port, redis_server_binary
 
 # Settings other tests may have put in this process's environment: the run command must choose
 # its own.
 CLEARED = ("REDIS_URL", "PUBLIC_URL", "BIND", "SECRET_KEY", "GATEWAY_ADMIN_TOKEN", "OUTBOX_DIR")
-CLEARED += ("MAIL_URL",)
+CLEARED += ("MAIL_URL", "ENCRYPTION_KEYS")
 
 
 class Output:
@@ -118,6 +121,20 @@ def test_run_serves_where_it_says_and_stops_everything(tmp_path: Path, listen: s
 
         started = descendants(run.pid)
         names = " ".join(" ".join(p.cmdline()) for p in started)
+        # Its Redis lets no one in without the password kept in DATA_DIR, and lets the gateway
+        # do its work but not administer Redis; no secret is printed or on a command line.
+        with socket.create_connection(("127.0.0.1", redis_port), timeout=5) as anonymous:
+            anonymous.sendall(b"PING\r\n")
+            assert anonymous.recv(100).startswith(b"-NOAUTH")
+        password = (data / "redis-password").read_text().strip()
+        with Redis(port=redis_port, username="gateway", password=password) as gateway:
+            assert gateway.ping()
+            with pytest.raises(NoPermissionError):
+                gateway.flushall()
+        for secret in ("redis-password", "encryption-key", "secret-key", "admin-token"):
+            value = (data / secret).read_text().strip()
+            assert value not in output.text() and value not in names, secret
+            assert stat.S_IMODE((data / secret).stat().st_mode) == 0o600, secret
         for expected in ("redis-server", "honcho", "gunicorn", "rq worker", "rq cron"):
             assert expected in names, names
         gunicorn = next(p for p in started if "gunicorn" in " ".join(p.cmdline()))

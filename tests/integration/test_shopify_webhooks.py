@@ -15,7 +15,7 @@ import pytest
 from conftest import free_port
 from rq import Queue
 
-from gateway.jobs import INGEST_ORDER, QUEUE, SYNC_SELLER_REF
+from gateway.jobs import INGEST_ORDER, SYNC_SELLER_REF, job_queue
 from gateway.store import key
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "shopify"
@@ -71,7 +71,7 @@ def snapshot(redis) -> dict[bytes, bytes]:
 
 
 def queued(redis) -> Queue:
-    return Queue(QUEUE, connection=redis)
+    return job_queue(redis)
 
 
 def dedupe_key(shop: str, delivery_id: str) -> str:
@@ -123,7 +123,7 @@ def test_orders_create_is_accepted_with_one_ingest_job_and_a_dedupe_key(client, 
     assert queue.count == 1
     job = queue.jobs[0]
     assert job.func_name == INGEST_ORDER
-    assert job.args == (buyer["id"], "820982911946154508")
+    assert job.args == [buyer["id"], "820982911946154508"]
     dedupe = dedupe_key(BUYER_SHOP, WEBHOOK_ID)
     assert redis.exists(dedupe)
     assert redis.ttl(dedupe) > 24 * 3600  # longer than Shopify's 4 h retry window
@@ -191,7 +191,7 @@ def test_fulfillment_topics_enqueue_a_sync_of_the_seller_order(client, redis, se
     queue = queued(redis)
     assert queue.count == 1
     assert queue.jobs[0].func_name == SYNC_SELLER_REF
-    assert queue.jobs[0].args == (seller["id"], "5523429081345")
+    assert queue.jobs[0].args == [seller["id"], "5523429081345"]
     assert redis.exists(dedupe_key(SELLER_SHOP, WEBHOOK_ID))
 
 

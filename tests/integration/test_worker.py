@@ -14,22 +14,26 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from rq import Queue
 from rq.job import Job
 
+from gateway.jobs import job_queue
 from sandbox.local import ROOT, free_port, redis_server_binary, wait_for
 
 LOCK = "rq:scheduler-lock:gateway"
 
 
-def procfile_worker(url: str) -> list[str]:
-    """The Procfile's worker command, as honcho would run it."""
+def procfile_worker(url: str) -> tuple[list[str], dict[str, str]]:
+    """The Procfile's worker command and the environment it sets, as honcho would run it."""
     line = next(
         line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("worker:")
     )
-    command = shlex.split(line.removeprefix("worker:").replace('"$REDIS_URL"', url))
-    assert command[0] == "rq"
-    return [sys.executable, "-m", "rq.cli", *command[1:]]
+    words = shlex.split(line.removeprefix("worker:").replace('"$REDIS_URL"', url))
+    env = {}
+    while "=" in words[0]:
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
+    assert words[0] == "rq"
+    return [sys.executable, "-m", "rq.cli", *words[1:]], env
 
 
 class RedisOnPort:
@@ -65,11 +69,10 @@ def spawn(tmp_path, redis_server):
     started: list[subprocess.Popen] = []
 
     def start(url: str) -> subprocess.Popen:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": url}
+        command, procfile_env = procfile_worker(url)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": url, **procfile_env}
         log = open(tmp_path / f"worker{len(started)}.log", "ab")  # noqa: SIM115 (kept by the child)
-        process = subprocess.Popen(
-            procfile_worker(url), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         started.append(process)
         return process
 
@@ -83,7 +86,7 @@ def spawn(tmp_path, redis_server):
 
 def delayed_job_runs(url: str, seconds: float = 1, within: float = 25) -> bool:
     """Whether a job scheduled `seconds` ahead runs within `within` seconds."""
-    queue = Queue("gateway", connection=Redis.from_url(url))
+    queue = job_queue(Redis.from_url(url))
     job = queue.enqueue_in(timedelta(seconds=seconds), "os.getpid", result_ttl=60)
     try:
         wait_for("the delayed job", lambda: Job.fetch(job.id, queue.connection).is_finished, within)
