@@ -7,6 +7,10 @@ the store); a 429 waits `X-Rate-Limit-Time-Reset-Ms`.
 A BigCommerce shipment holds one tracking number. A fulfillment with several is forwarded as one
 shipment (its items, the first number as `tracking_number`, its link as `tracking_link`) whose
 `comments` list every number with its link, so none is lost and the customer sees them all.
+
+Sources named below: `O2` = bigcommerce/docs `reference/orders.v2.oas2.yml` (published as
+developer.bigcommerce.com/docs/rest-management/orders), `OO` = bigcommerce/docs
+`docs/store-operations/orders/index.mdx`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import hashlib
 import hmac
 import re
 import time
-from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -41,7 +44,6 @@ from gateway.platforms.base import (
     StoreOrder,
     WebhookCall,
     http,
-    minute_before,
     refuse_status,
 )
 from gateway.settings import Settings
@@ -56,7 +58,6 @@ SHIPPED_STATUS_ID = 2
 PROVIDERS = {"UPS": "ups", "USPS": "usps", "FedEx": "fedex"}
 AFTERSHIP_SLUGS = {"DHL": "dhl"}
 MAX_TRACKING_LINK = 500
-LOOKUP_PAGES = 4  # pages of recent orders searched for an earlier attempt's order
 
 
 def verify_webhook(secret: str, raw_body: bytes, headers: Any) -> bool:
@@ -117,13 +118,15 @@ class BigCommerceAdapter:
     def create_order(self, order: Order) -> CreatedOrder:
         """POST /v2/orders with custom products (no order email is sent), then map its products.
 
-        Exactly once: our order id is in the new order's `staff_notes`; an earlier attempt's
-        order (created, but not recorded before a crash) is found among the store's orders
-        created since ours, instead of created again.
+        Exactly once: the new order's `external_order_id` is our order id, so an earlier
+        attempt's order (created, but not recorded before a crash) is found with the
+        `external_order_id` filter of GET /v2/orders instead of created again (O2: a field of
+        order_Post, and a query parameter of Get All Orders).
         """
-        earlier = self._created_earlier(order)
-        if earlier is not None:
-            return CreatedOrder(ref=earlier, line_refs=self._line_refs(order, earlier))
+        earlier = self.call("GET", f"/orders?external_order_id={quote(order.id)}") or []
+        if earlier:
+            ref = str(earlier[0]["id"])
+            return CreatedOrder(ref=ref, line_refs=self._line_refs(order, ref))
         address = _bc_address(order.shipping_address, order.customer_email)
         created = self.call(
             "POST",
@@ -143,28 +146,12 @@ class BigCommerceAdapter:
                     }
                     for li in order.line_items
                 ],
+                "external_order_id": order.id,
                 "staff_notes": f"Dropship order {order.buyer_order_ref} ({order.id}), gateway",
             },
         )
         ref = str(created["id"])
         return CreatedOrder(ref=ref, line_refs=self._line_refs(order, ref))
-
-    def _created_earlier(self, order: Order) -> str | None:
-        since = quote(minute_before(order.created_at).astimezone(UTC).isoformat(timespec="seconds"))
-        for page in range(1, LOOKUP_PAGES + 1):
-            listed = (
-                self.call(
-                    "GET",
-                    f"/orders?min_date_created={since}&sort=date_created:asc&limit=250&page={page}",
-                )
-                or []
-            )
-            for candidate in listed:
-                if f"({order.id})" in (candidate.get("staff_notes") or ""):
-                    return str(candidate["id"])
-            if len(listed) < 250:
-                return None
-        return None
 
     def _line_refs(self, order: Order, ref: str) -> dict[str, str]:
         products = list(self.call("GET", f"/orders/{ref}/products") or [])

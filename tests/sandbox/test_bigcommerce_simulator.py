@@ -379,6 +379,24 @@ def test_min_date_modified_filter_and_paging_visit_each_order_once(sim, store):
     assert bad.status_code == 400
 
 
+def test_an_order_is_found_by_the_external_order_id_it_was_created_with(sim, store):
+    """orders.v2.oas2.yml: `external_order_id` is a field of a new order and a filter of
+    GET /v2/orders."""
+    create_order(sim)
+    body = {**ORDER_BODY, "external_order_id": "ord_4fKx"}
+    ours = requests.post(api(sim, "/v2/orders"), json=body, headers=auth(), timeout=5).json()
+    assert ours["external_order_id"] == "ord_4fKx"
+
+    found = requests.get(
+        api(sim, "/v2/orders"), params={"external_order_id": "ord_4fKx"}, headers=auth(), timeout=5
+    )
+    assert [o["id"] for o in found.json()] == [ours["id"]]
+    none = requests.get(
+        api(sim, "/v2/orders"), params={"external_order_id": "ord_other"}, headers=auth(), timeout=5
+    )
+    assert none.status_code == 204
+
+
 def expected_hash(payload: dict) -> str:
     unsigned = {k: payload[k] for k in ("scope", "store_id", "data", "created_at", "producer")}
     return hashlib.sha1(json.dumps(unsigned, separators=(",", ":")).encode()).hexdigest()
