@@ -1547,7 +1547,9 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
             raise BCError(400, "The field 'page' or 'limit' is invalid.") from exc
         if page < 1 or limit < 1:
             raise BCError(400, "The field 'page' or 'limit' is invalid.")
-        # UNCONFIRMED (bigcommerce.md §2): the maximum limit; capped at 250 here.
+        # 50 by default (orders.v2.oas2.yml, parameter `limit`), 250 at most: "The maximum limit
+        # is 250" in the v2 reference of each collection (developer.bigcommerce.com/api/stores/
+        # v2/orders/products, mirrored in zmaniar/Api-sub api_stores_v2_orders_products.md).
         return page, min(limit, 250)
 
     @staticmethod

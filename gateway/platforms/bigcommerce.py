@@ -58,6 +58,10 @@ SHIPPED_STATUS_ID = 2
 PROVIDERS = {"UPS": "ups", "USPS": "usps", "FedEx": "fedex"}
 AFTERSHIP_SLUGS = {"DHL": "dhl"}
 MAX_TRACKING_LINK = 500
+# GET /orders/{id}/products pages at 50 by default (O2, parameter `limit`) and at most 250 (the
+# v2 reference: "The maximum limit is 250", developer.bigcommerce.com/api/stores/v2/orders/
+# products, mirrored in zmaniar/Api-sub api_stores_v2_orders_products.md): read every page.
+PRODUCTS_PAGE = 250
 
 
 def verify_webhook(secret: str, raw_body: bytes, headers: Any) -> bool:
@@ -102,7 +106,7 @@ class BigCommerceAdapter:
         order = self.call("GET", f"/orders/{ref}", missing_ok=True)
         if order is None:
             return None
-        products = self.call("GET", f"/orders/{ref}/products") or []
+        products = self._products(ref)
         addresses = self.call("GET", f"/orders/{ref}/shipping_addresses") or []
         address = addresses[0] if addresses else order.get("billing_address") or {}
         return StoreOrder(
@@ -153,8 +157,20 @@ class BigCommerceAdapter:
         ref = str(created["id"])
         return CreatedOrder(ref=ref, line_refs=self._line_refs(order, ref))
 
+    def _products(self, ref: str) -> list[dict[str, Any]]:
+        """Every product of the order, page by page (an empty page answers 204)."""
+        products: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            path = f"/orders/{ref}/products?limit={PRODUCTS_PAGE}&page={page}"
+            listed = self.call("GET", path) or []
+            products.extend(listed)
+            if len(listed) < PRODUCTS_PAGE:
+                return products
+            page += 1
+
     def _line_refs(self, order: Order, ref: str) -> dict[str, str]:
-        products = list(self.call("GET", f"/orders/{ref}/products") or [])
+        products = self._products(ref)
         line_refs: dict[str, str] = {}
         for li in order.line_items:
             match = next((p for p in products if p.get("sku") == li.seller_sku), None)
@@ -211,7 +227,7 @@ class BigCommerceAdapter:
                 if shipment.get("comments") != fields["comments"]:  # tracking changed since
                     self.call("PUT", f"/orders/{ref}/shipments/{shipment['id']}", json=fields)
                 return f"shipment:{shipment['id']}"
-        products = {str(p["id"]): p for p in self.call("GET", f"/orders/{ref}/products") or []}
+        products = {str(p["id"]): p for p in self._products(ref)}
         items = []
         for fl in fulfillment.line_items:
             line = order.line(fl.line_item_id)

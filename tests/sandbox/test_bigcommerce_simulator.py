@@ -379,6 +379,24 @@ def test_min_date_modified_filter_and_paging_visit_each_order_once(sim, store):
     assert bad.status_code == 400
 
 
+def test_order_products_page_at_50_by_default_and_250_at_most(sim, store):
+    order = store.place_order(
+        products=[{"sku": f"SKU-{n}", "name": f"Item {n}", "quantity": 1} for n in range(260)]
+    )
+    path = api(sim, f"/v2/orders/{order['id']}/products")
+
+    def ids(**params) -> list[int]:
+        answer = requests.get(path, params=params, headers=auth(), timeout=5)
+        return [] if answer.status_code == 204 else [p["id"] for p in answer.json()]
+
+    every = [p["id"] for p in store.products(order["id"])]
+    assert ids() == every[:50]
+    assert ids(page=2) == every[50:100]
+    assert ids(limit=500) == every[:250]
+    assert ids(limit=250, page=2) == every[250:]
+    assert ids(limit=250, page=3) == []  # 204 past the end
+
+
 def test_an_order_is_found_by_the_external_order_id_it_was_created_with(sim, store):
     """orders.v2.oas2.yml: `external_order_id` is a field of a new order and a filter of
     GET /v2/orders."""

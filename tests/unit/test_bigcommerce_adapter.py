@@ -239,6 +239,45 @@ def test_read_order_of_an_unknown_order_is_none(adapter, rsps):
     assert len(rsps.calls) == 1
 
 
+def many_products(first: int, count: int) -> list[dict]:
+    """`count` products of order 100 from id `first`, each a mug of its own SKU."""
+    product = load("products")[0]
+    return [{**product, "id": first + n, "sku": f"MUG-{first + n}"} for n in range(count)]
+
+
+def test_read_order_reads_every_page_of_products(adapter, rsps):
+    rsps.get(f"{API}/orders/100", json=load("order"))
+    for page, products in ((1, many_products(1000, 250)), (2, many_products(2000, 3))):
+        rsps.get(
+            f"{API}/orders/100/products",
+            json=products,
+            match=[matchers.query_param_matcher({"limit": "250", "page": str(page)})],
+        )
+    rsps.get(f"{API}/orders/100/shipping_addresses", json=load("shipping_addresses"))
+
+    order = adapter.read_order("100")
+
+    assert len(order.lines) == 253
+    assert order.lines[-1].ref == "2002"
+
+
+def test_a_full_last_page_of_products_ends_at_the_empty_next_page(adapter, rsps):
+    rsps.get(f"{API}/orders/100", json=load("order"))
+    rsps.get(
+        f"{API}/orders/100/products",
+        json=many_products(1000, 250),
+        match=[matchers.query_param_matcher({"limit": "250", "page": "1"})],
+    )
+    rsps.get(
+        f"{API}/orders/100/products",
+        status=204,  # a page past the end: no content
+        match=[matchers.query_param_matcher({"limit": "250", "page": "2"})],
+    )
+    rsps.get(f"{API}/orders/100/shipping_addresses", json=load("shipping_addresses"))
+
+    assert len(adapter.read_order("100").lines) == 250
+
+
 # ---- create_order --------------------------------------------------------------------------------
 
 
@@ -520,6 +559,27 @@ def test_forward_refuses_a_line_the_buyer_order_does_not_have(adapter, rsps):
     assert raised.value.permanent is True
     assert "MUG-BLUE" in str(raised.value)
     assert len(rsps.calls) == 2
+
+
+def test_forward_finds_a_line_on_a_later_page_of_products(adapter, rsps):
+    order = make_order()
+    order.line_items[1].buyer_ref = "2000"  # the 251st product of the buyer's order
+    no_shipments_yet(rsps)
+    pages = {1: load("products")[:1] + many_products(1000, 249), 2: many_products(2000, 1)}
+    for page, products in pages.items():
+        rsps.get(
+            f"{API}/orders/100/products",
+            json=products,
+            match=[matchers.query_param_matcher({"limit": "250", "page": str(page)})],
+        )
+    rsps.post(f"{API}/orders/100/shipments", json=load("shipment_created"), status=201)
+
+    adapter.forward_fulfillment(order, make_fulfillment())
+
+    assert sent(rsps, 3)["items"] == [
+        {"order_product_id": 201, "quantity": 2},
+        {"order_product_id": 2000, "quantity": 1},
+    ]
 
 
 def test_forward_reads_the_address_id_from_shipping_addresses_when_products_lack_it(adapter, rsps):
