@@ -680,6 +680,18 @@ class BigCommerceStore:
         addresses_in = body.get("shipping_addresses") or []
         if not isinstance(addresses_in, list) or not all(isinstance(a, dict) for a in addresses_in):
             raise BCError(400, "The field 'shipping_addresses' is invalid.")
+        # The billing zip is required, "two or more characters" (orders.v2.oas2.yml,
+        # billingAddress_Base); each address names its country, by name or by code, either being
+        # enough (dev-docs orders-api-overview.md FAQ). The messages are the simulator's words.
+        if len(str(billing.get("zip") or "").strip()) < 2:
+            raise BCError(400, "The field 'billing_address.zip' must be two or more characters.")
+        for name, address in [("billing_address", billing)] + [
+            ("shipping_addresses", a) for a in addresses_in
+        ]:
+            if not (address.get("country") or address.get("country_iso2")):
+                raise BCError(
+                    400, f"The field '{name}.country' or '{name}.country_iso2' is required."
+                )
         order_id = next(self._order_ids)
         addresses = []
         for given in addresses_in:

@@ -62,6 +62,103 @@ MAX_TRACKING_LINK = 500
 # v2 reference: "The maximum limit is 250", developer.bigcommerce.com/api/stores/v2/orders/
 # products, mirrored in zmaniar/Api-sub api_stores_v2_orders_products.md): read every page.
 PRODUCTS_PAGE = 250
+# The billing address needs a zip of two or more characters, whatever the country (O2,
+# billingAddress_Base.zip, required); an address from a country without postcodes (Hong Kong,
+# the UAE) says so in it instead of being refused. The shipping address keeps the real (empty) one.
+NO_POSTCODE = "N/A"
+# Order addresses hold state names, not codes (O2 examples "Texas"; OO: "Abbreviated state names
+# (ex: CA instead of California) in an order address will cause tax document submission to
+# fail"). Names as BigCommerce spells them: bigcommerce/docs examples/countries.json.
+STATE_NAMES = {
+    "US": {
+        "AL": "Alabama",
+        "AK": "Alaska",
+        "AS": "American Samoa",
+        "AZ": "Arizona",
+        "AR": "Arkansas",
+        "AA": "Armed Forces Americas",
+        "AP": "Armed Forces Pacific",
+        "CA": "California",
+        "CO": "Colorado",
+        "CT": "Connecticut",
+        "DE": "Delaware",
+        "DC": "District of Columbia",
+        "FM": "Federated States Of Micronesia",
+        "FL": "Florida",
+        "GA": "Georgia",
+        "GU": "Guam",
+        "HI": "Hawaii",
+        "ID": "Idaho",
+        "IL": "Illinois",
+        "IN": "Indiana",
+        "IA": "Iowa",
+        "KS": "Kansas",
+        "KY": "Kentucky",
+        "LA": "Louisiana",
+        "ME": "Maine",
+        "MH": "Marshall Islands",
+        "MD": "Maryland",
+        "MA": "Massachusetts",
+        "MI": "Michigan",
+        "MN": "Minnesota",
+        "MS": "Mississippi",
+        "MO": "Missouri",
+        "MT": "Montana",
+        "NE": "Nebraska",
+        "NV": "Nevada",
+        "NH": "New Hampshire",
+        "NJ": "New Jersey",
+        "NM": "New Mexico",
+        "NY": "New York",
+        "NC": "North Carolina",
+        "ND": "North Dakota",
+        "MP": "Northern Mariana Islands",
+        "OH": "Ohio",
+        "OK": "Oklahoma",
+        "OR": "Oregon",
+        "PW": "Palau",
+        "PA": "Pennsylvania",
+        "PR": "Puerto Rico",
+        "RI": "Rhode Island",
+        "SC": "South Carolina",
+        "SD": "South Dakota",
+        "TN": "Tennessee",
+        "TX": "Texas",
+        "UT": "Utah",
+        "VT": "Vermont",
+        "VI": "Virgin Islands",
+        "VA": "Virginia",
+        "WA": "Washington",
+        "WV": "West Virginia",
+        "WI": "Wisconsin",
+        "WY": "Wyoming",
+    },
+    "CA": {
+        "AB": "Alberta",
+        "BC": "British Columbia",
+        "MB": "Manitoba",
+        "NL": "Newfoundland and Labrador",
+        "NB": "New Brunswick",
+        "NS": "Nova Scotia",
+        "NT": "Northwest Territories",
+        "NU": "Nunavut",
+        "ON": "Ontario",
+        "PE": "Prince Edward Island",
+        "QC": "Quebec",
+        "SK": "Saskatchewan",
+        "YT": "Yukon Territory",
+    },
+    "AU": {
+        "ACT": "Australian Capital Territory",
+        "NSW": "New South Wales",
+        "NT": "Northern Territory",
+        "QLD": "Queensland",
+        "SA": "South Australia",
+        "TAS": "Tasmania",
+        "VIC": "Victoria",
+        "WA": "Western Australia",
+    },
+}
 
 
 def verify_webhook(secret: str, raw_body: bytes, headers: Any) -> bool:
@@ -131,15 +228,15 @@ class BigCommerceAdapter:
         if earlier:
             ref = str(earlier[0]["id"])
             return CreatedOrder(ref=ref, line_refs=self._line_refs(order, ref))
-        address = _bc_address(order.shipping_address, order.customer_email)
+        shipping = _bc_address(order.shipping_address, order.customer_email)
         created = self.call(
             "POST",
             "/orders",
             json={
                 "customer_id": 0,
                 "status_id": 11,  # Awaiting Fulfillment
-                "billing_address": address,
-                "shipping_addresses": [address],
+                "billing_address": {**shipping, "zip": _billing_zip(shipping["zip"])},
+                "shipping_addresses": [shipping],
                 "products": [
                     {
                         "name": li.title,
@@ -393,22 +490,29 @@ def _our_address(address: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bc_address(address: dict[str, Any], email: str | None) -> dict[str, Any]:
+    """Our address as an order address: the country by `country_iso2` (enough without `country`:
+    dev-docs orders-api-overview.md FAQ), the state by its name."""
     first, _, last = (address.get("name") or "").partition(" ")
-    theirs = {
+    country = (address.get("country_code") or "").upper()
+    province = address.get("province") or ""
+    return {
         "first_name": first,
         "last_name": last or first,
         "company": address.get("company") or "",
         "street_1": address.get("address1") or "",
         "street_2": address.get("address2") or "",
         "city": address.get("city") or "",
-        "state": address.get("province") or "",
-        "zip": address.get("zip") or "",
-        "country": address.get("country_code") or "",
-        "country_iso2": address.get("country_code") or "",
+        "state": STATE_NAMES.get(country, {}).get(province.upper(), province),
+        "zip": (address.get("zip") or "").strip(),
+        "country_iso2": country,
         "phone": address.get("phone") or "",
         "email": email or "",
     }
-    return theirs
+
+
+def _billing_zip(zip_code: str) -> str:
+    """The zip a billing address can carry: two characters at least."""
+    return zip_code if len(zip_code) >= 2 else NO_POSTCODE
 
 
 # ---- the platform's declaration ---------------------------------------------------------------

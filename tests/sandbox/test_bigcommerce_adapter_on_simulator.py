@@ -9,7 +9,7 @@ import pytest
 from conftest import ADDRESS
 
 from gateway import platforms, runtime
-from gateway.model import Fulfillment, FulfillmentLine, now_iso
+from gateway.model import Fulfillment, FulfillmentLine, Order, now_iso
 from gateway.orders import new_order
 from gateway.platforms.bigcommerce import BigCommerceAdapter
 from sandbox.bigcommerce import BigCommerceSimulator, BigCommerceStore
@@ -74,3 +74,30 @@ def test_an_order_of_more_lines_than_a_page_is_created_and_shipped_whole(store, 
 
     [shipment] = store.shipments(int(created.ref))
     assert shipment["items"][0]["order_product_id"] == int(last.buyer_ref)
+
+
+def seller_order(address: dict) -> Order:
+    """Our order of one blue mug for the seller's store, to ship to `address`."""
+    lines = [("MUG-BLUE", "AC-100", "Blue mug", 1, None)]
+    return new_order("ptr_buyer", "ptr_seller", "1001", lines, address, "ada@example.com")
+
+
+def test_an_address_without_a_postcode_is_created_in_the_store(store, adapter):
+    hong_kong = {
+        "name": "Ada Lovelace",
+        "address1": "1 Queen's Road Central",
+        "city": "Hong Kong",
+        "country_code": "HK",
+    }
+
+    created = adapter.create_order(seller_order(hong_kong))
+
+    assert store.shipping_addresses(int(created.ref))[0]["country_iso2"] == "HK"
+
+
+def test_a_state_code_reaches_the_store_as_the_state_name(store, adapter):
+    created = adapter.create_order(seller_order(ADDRESS))  # province "IL"
+
+    billing = store.order(int(created.ref))["billing_address"]
+    shipping = store.shipping_addresses(int(created.ref))[0]
+    assert (billing["state"], shipping["state"]) == ("Illinois", "Illinois")

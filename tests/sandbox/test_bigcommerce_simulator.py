@@ -185,6 +185,42 @@ def test_created_order_exposes_products_and_shipping_addresses(sim, store):
     assert requests.get(api(sim, "/v2/orders/999999"), headers=auth(), timeout=5).status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("billing", "shipping", "field"),
+    [
+        ({"zip": ""}, {}, "billing_address.zip"),
+        ({"zip": "7"}, {}, "billing_address.zip"),
+        ({"zip": None}, {}, "billing_address.zip"),
+        ({"country": "", "country_iso2": ""}, {}, "billing_address.country"),
+        ({}, {"country": None, "country_iso2": None}, "shipping_addresses.country"),
+    ],
+)
+def test_an_order_without_a_billing_zip_or_a_country_is_refused(
+    sim, store, billing, shipping, field
+):
+    body = {
+        **ORDER_BODY,
+        "billing_address": {**ORDER_BODY["billing_address"], **billing},
+        "shipping_addresses": [{**ORDER_BODY["shipping_addresses"][0], **shipping}],
+    }
+
+    answer = requests.post(api(sim, "/v2/orders"), json=body, headers=auth(), timeout=5)
+
+    assert answer.status_code == 400
+    [error] = answer.json()  # the v2 shape: a list of {status, message}
+    assert error["status"] == 400 and field in error["message"]
+    assert store.orders() == []
+
+
+def test_a_country_by_code_alone_and_a_two_character_zip_are_enough(sim, store):
+    billing = {**ORDER_BODY["billing_address"], "zip": "99", "country": "", "country_iso2": "HK"}
+    body = {**ORDER_BODY, "billing_address": billing, "shipping_addresses": []}
+
+    answer = requests.post(api(sim, "/v2/orders"), json=body, headers=auth(), timeout=5)
+
+    assert answer.status_code == 201, answer.text
+
+
 def test_shipments_partial_then_complete_and_overship_refused(sim, store):
     order = create_order(sim)
     oid = order["id"]

@@ -353,6 +353,59 @@ def test_create_order_maps_a_product_without_sku_by_name_and_repeated_skus_once_
     assert created.line_refs == {"li_1": "301", "li_2": "303", "li_3": "302"}
 
 
+@pytest.mark.parametrize(
+    ("country", "province", "state"),
+    [
+        ("US", "IL", "Illinois"),
+        ("us", "dc", "District of Columbia"),
+        ("CA", "QC", "Quebec"),
+        ("AU", "NSW", "New South Wales"),
+        ("US", "Illinois", "Illinois"),  # a name already
+        ("GB", "Kent", "Kent"),  # a county, as given
+        ("NL", "", ""),
+    ],
+)
+def test_create_order_names_the_state_and_sends_the_country_code(
+    adapter, rsps, country, province, state
+):
+    no_earlier_order(rsps)
+    rsps.post(f"{API}/orders", json=load("order_created_in_store"), status=201)
+    rsps.get(f"{API}/orders/5001/products", json=load("products_created_in_store"))
+    order = make_order()
+    order.shipping_address = {
+        **order.shipping_address,
+        "country_code": country,
+        "province": province,
+    }
+
+    adapter.create_order(order)
+
+    body = sent(rsps, 1)
+    for address in (body["billing_address"], body["shipping_addresses"][0]):
+        assert (address["state"], address["country_iso2"]) == (state, country.upper())
+
+
+@pytest.mark.parametrize("given", [None, "", " ", "9"])
+def test_create_order_without_a_postcode_bills_to_one_that_says_so(adapter, rsps, given):
+    no_earlier_order(rsps)
+    rsps.post(f"{API}/orders", json=load("order_created_in_store"), status=201)
+    rsps.get(f"{API}/orders/5001/products", json=load("products_created_in_store"))
+    order = make_order()
+    order.shipping_address = {
+        "name": "Ada Lovelace",
+        "address1": "1 Queen's Road Central",
+        "city": "Hong Kong",
+        "zip": given,
+        "country_code": "HK",
+    }
+
+    adapter.create_order(order)
+
+    body = sent(rsps, 1)
+    assert body["billing_address"]["zip"] == "N/A"  # BigCommerce needs two characters or more
+    assert body["shipping_addresses"][0]["zip"] == (given or "").strip()
+
+
 def test_create_order_returns_an_order_an_earlier_attempt_created_without_posting(adapter, rsps):
     earlier = {**load("order_created_in_store"), "external_order_id": "ord_test"}
     rsps.get(
