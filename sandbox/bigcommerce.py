@@ -8,6 +8,7 @@ API is `{base_url}/stores/{store_hash}/v2/...` and `/v3/hooks`. Python use (test
     store.add_webhook("store/shipment/*", "http://127.0.0.1:8000/webhooks/bigcommerce",
                       headers={"X-Gateway-Secret": "secret"})
     order = store.place_order(products=[{"sku": "AC-1", "name": "Mug", "quantity": 2, "price": 9}])
+    unpaid = store.place_order(products=[...], paid=False)  # Incomplete until store.pay(id)
     store.ship(order["id"], items=[(line_id, 1)], tracking_number="1Z...", shipping_provider="ups")
     sim.stop()
 
@@ -69,6 +70,8 @@ STATUS_NAMES = {
     13: "Disputed",
     14: "Partially Refunded",
 }
+
+INCOMPLETE, AWAITING_FULFILLMENT = 0, 11
 
 SHIPPING_PROVIDERS = (
     "",
@@ -314,6 +317,7 @@ class _Order:
     external_source: str | None = None
     order_source: str = "external"
     payment_method: str = "Manual"
+    payment_status: str = ""
     is_deleted: bool = False
 
 
@@ -622,21 +626,37 @@ class BigCommerceStore:
         shipping_address: dict[str, Any] | None = None,
         email: str | None = None,
         billing_address: dict[str, Any] | None = None,
-        status_id: int = 11,
+        paid: bool = True,
         customer_message: str = "",
     ) -> dict[str, Any]:
-        """A shopper checks out (status 11 Awaiting Fulfillment); fires store/order/created."""
+        """A shopper checks out. The order is created Incomplete, before its payment, and
+        store/order/created fires then ("Completing a checkout creates an incomplete order until
+        you process the payment": bigcommerce/docs docs/storefront/headless/end-to-end-guides/
+        graphql-storefront.mdx; events/index.mdx: created "also fires for incomplete orders").
+        With `paid` the payment goes through at once (`pay`); without, the order stays
+        Incomplete until a test pays it, or cancels it with `set_status`."""
         address = _bc_address(shipping_address or {}, email)
         billing = _bc_address(billing_address or shipping_address or {}, email)
         body = {
-            "status_id": status_id,
+            "status_id": INCOMPLETE,
             "customer_id": 0,
             "billing_address": billing,
             "shipping_addresses": [address],
             "customer_message": customer_message,
             "products": [self._product_for_order(p) for p in products],
         }
-        return self.create_order(body, order_source="www")
+        with self._sim._lock:  # a paid checkout is read paid, never half-way
+            order = self.create_order(body, order_source="www")
+            return self.pay(order["id"]) if paid else order
+
+    def pay(self, order_id: int) -> dict[str, Any]:
+        """The shopper's payment is captured: the order moves to Awaiting Fulfillment ("If the
+        purchase was successful ... the order is then automatically moved to an Awaiting
+        Fulfillment status": docs/store-operations/payments/index.mdx), firing
+        store/order/updated and store/order/statusUpdated."""
+        with self._sim._lock:
+            self._order(order_id).payment_status = "captured"
+            return self.update_order(order_id, {"status_id": AWAITING_FULFILLMENT})
 
     def _product_for_order(self, product: dict[str, Any]) -> dict[str, Any]:
         if "product_id" in product:
@@ -1127,7 +1147,7 @@ class BigCommerceStore:
             "items_shipped": sum(ln.quantity_shipped for ln in o.lines),
             "payment_method": o.payment_method,
             "payment_provider_id": "",
-            "payment_status": "",
+            "payment_status": o.payment_status,
             "refunded_amount": zero,
             "order_is_digital": False,
             "store_credit_amount": zero,
@@ -1922,7 +1942,7 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
                     body.get("shipping_address"),
                     body.get("email"),
                     body.get("billing_address"),
-                    body.get("status_id", 11),
+                    bool(body.get("paid", True)),
                 )
                 return json_response(order, 201)
             return json_response(store.orders())
@@ -1945,6 +1965,8 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
                 )
             if tail == ["status"] and method in ("POST", "PUT"):
                 return json_response(store.set_status(oid, int(body["status_id"])))
+            if tail == ["pay"] and method == "POST":
+                return json_response(store.pay(oid))
             if tail == ["shipments"] and method == "POST":
                 items = body.get("items")
                 if items is not None:

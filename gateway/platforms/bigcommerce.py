@@ -28,7 +28,7 @@ import requests
 from marshmallow import fields, validate
 
 from gateway import tracking
-from gateway.model import Fulfillment, ObservedFulfillment, Order, iso_utc
+from gateway.model import CANCELLED, PAID, UNPAID, Fulfillment, ObservedFulfillment, Order, iso_utc
 from gateway.platforms import register
 from gateway.platforms.base import (
     INGEST_ORDER,
@@ -62,6 +62,17 @@ MAX_TRACKING_LINK = 500
 # v2 reference: "The maximum limit is 250", developer.bigcommerce.com/api/stores/v2/orders/
 # products, mirrored in zmaniar/Api-sub api_stores_v2_orders_products.md): read every page.
 PRODUCTS_PAGE = 250
+# What an order's status says of its payment. BigCommerce counts these six statuses "of the paid
+# type", every other status unpaid, and Refunded neither (bigcommerce/dev-docs
+# docs/api-docs/orders/orders-api-overview.md, "Order status"; the list: O2 GET /order_statuses).
+# 0 Incomplete (payment page reached, not completed), 1 Pending, 7 Awaiting Payment (authorized
+# or offline, not captured), 12 Manual Verification Required, 13 Disputed and 14 Partially
+# Refunded are unpaid: the order waits, visibly, for a status change or a person. Cancelled,
+# Declined and Refunded will never ship. The status decides alone: `payment_status` stays empty
+# or "pending" on offline and API orders that a merchant marks paid by moving them to Awaiting
+# Fulfillment, and a capture moves the order out of Awaiting Payment itself.
+PAID_STATUSES = frozenset({2, 3, 8, 9, 10, 11})
+CANCELLED_STATUSES = frozenset({4, 5, 6})
 # The billing address needs a zip of two or more characters, whatever the country (O2,
 # billingAddress_Base.zip, required); an address from a country without postcodes (Hong Kong,
 # the UAE) says so in it instead of being refused. The shipping address keeps the real (empty) one.
@@ -199,7 +210,9 @@ class BigCommerceAdapter:
     # ---- the interface -----------------------------------------------------------------------
 
     def read_order(self, ref: str) -> StoreOrder | None:
-        """The order, its products and its first shipping address."""
+        """The order, its products, its first shipping address, and what its status says of
+        its payment: `store/order/created` fires for incomplete and failed-payment orders too
+        (bigcommerce/docs docs/integrations/webhooks/events/index.mdx)."""
         order = self.call("GET", f"/orders/{ref}", missing_ok=True)
         if order is None:
             return None
@@ -214,6 +227,7 @@ class BigCommerceAdapter:
             ],
             shipping_address=_our_address(address),
             email=(order.get("billing_address") or {}).get("email") or address.get("email"),
+            payment=_payment(order.get("status_id")),
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
@@ -489,6 +503,15 @@ def _our_address(address: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in ours.items() if v}
 
 
+def _payment(status_id: Any) -> str:
+    """PAID, UNPAID or CANCELLED from an order's `status_id` (see PAID_STATUSES)."""
+    if status_id in PAID_STATUSES:
+        return PAID
+    if status_id in CANCELLED_STATUSES:
+        return CANCELLED
+    return UNPAID
+
+
 def _bc_address(address: dict[str, Any], email: str | None) -> dict[str, Any]:
     """Our address as an order address: the country by `country_iso2` (enough without `country`:
     dev-docs orders-api-overview.md FAQ), the state by its name."""
@@ -529,8 +552,14 @@ class BigCommerce(Platform):
     name = "bigcommerce"
     label = "BigCommerce"
     connection_schema = BigCommerceConnection
+    # A checkout creates its order Incomplete, before payment (bigcommerce/docs
+    # docs/storefront/headless/orders.mdx), and `store/order/created` fires then; the payment
+    # shows later as a status change, which reads the order again (events/index.mdx:
+    # statusUpdated "fires only if the order status has changed"). Status changes of an order
+    # already routed cost no read: ingest_order returns before reading a known, settled order.
     topics = {
         "store/order/created": INGEST_ORDER,
+        "store/order/statusUpdated": INGEST_ORDER,
         "store/shipment/created": SYNC_SELLER,
         "store/shipment/updated": SYNC_SELLER,
     }

@@ -517,6 +517,34 @@ def test_order_status_change_fires_updated_and_status_updated(sim, store, receiv
     assert bodies[0]["data"]["status"] == {"previous_status_id": 11, "new_status_id": 9}
 
 
+def test_a_checkout_creates_its_order_incomplete_and_the_payment_moves_it_on(sim, store, receiver):
+    store.add_webhook("store/order/created", receiver.url)
+    store.add_webhook("store/order/statusUpdated", receiver.url)
+
+    order = store.place_order(products=[{"sku": "A", "quantity": 1}], paid=False)
+
+    assert (order["status_id"], order["status"], order["payment_status"]) == (0, "Incomplete", "")
+    [created] = receiver.wait_for(1)
+    assert json.loads(created["body"])["scope"] == "store/order/created"
+
+    paid = store.pay(order["id"])
+
+    assert (paid["status_id"], paid["payment_status"]) == (11, "captured")
+    status = json.loads(receiver.wait_for(2)[1]["body"])
+    assert status["scope"] == "store/order/statusUpdated"
+    assert status["data"]["status"] == {"previous_status_id": 0, "new_status_id": 11}
+
+
+def test_a_paid_checkout_fires_created_then_its_status_change(sim, store, receiver):
+    store.add_webhook("store/order/*", receiver.url)
+
+    order = store.place_order(products=[{"sku": "A", "quantity": 1}])
+
+    assert order["status_id"] == 11
+    scopes = [json.loads(r["body"])["scope"] for r in receiver.wait_for(3)]
+    assert scopes == ["store/order/created", "store/order/updated", "store/order/statusUpdated"]
+
+
 def test_drop_duplicate_delay_and_reorder_modes(sim, store, receiver):
     store.add_webhook("store/order/created", receiver.url)
     sim.webhook_mode = "drop"
@@ -644,6 +672,14 @@ def test_cli_and_control_endpoints():
         assert seen.json()["status_id"] == 2
         calls = requests.get(f"{base}/_sim/calls", params={"store": "h1"}, timeout=5).json()
         assert calls["count"] == 1
+        unpaid = requests.post(
+            f"{base}/_sim/stores/h1/orders",
+            json={"products": [{"sku": "X-2", "quantity": 1}], "paid": False},
+            timeout=5,
+        ).json()
+        assert unpaid["status_id"] == 0
+        paid = requests.post(f"{base}/_sim/stores/h1/orders/{unpaid['id']}/pay", timeout=5)
+        assert paid.json()["status_id"] == 11
         assert requests.post(f"{base}/_sim/webhook_mode", json={"mode": "drop"}, timeout=5).ok
         clock = requests.post(
             f"{base}/_sim/clock", json={"set": "2026-01-01T00:00:00Z"}, timeout=5

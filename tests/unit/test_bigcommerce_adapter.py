@@ -19,6 +19,9 @@ from responses import matchers
 from standardwebhooks import Webhook
 
 from gateway.model import (
+    CANCELLED,
+    PAID,
+    UNPAID,
     Delivery,
     Fulfillment,
     FulfillmentLine,
@@ -237,6 +240,34 @@ def test_read_order_of_an_unknown_order_is_none(adapter, rsps):
 
     assert adapter.read_order("999") is None
     assert len(rsps.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("status_id", "payment"),
+    [
+        (0, UNPAID),  # Incomplete: store/order/created fires for these too
+        (1, UNPAID),  # Pending
+        (7, UNPAID),  # Awaiting Payment
+        (12, UNPAID),  # Manual Verification Required
+        (13, UNPAID),  # Disputed
+        (14, UNPAID),  # Partially Refunded: unpaid to BigCommerce, a person decides
+        (11, PAID),  # Awaiting Fulfillment
+        (9, PAID),  # Awaiting Shipment
+        (8, PAID),  # Awaiting Pickup
+        (3, PAID),  # Partially Shipped
+        (2, PAID),  # Shipped
+        (10, PAID),  # Completed
+        (5, CANCELLED),  # Cancelled
+        (6, CANCELLED),  # Declined
+        (4, CANCELLED),  # Refunded
+    ],
+)
+def test_read_order_tells_the_payment_by_the_status(adapter, rsps, status_id, payment):
+    rsps.get(f"{API}/orders/100", json={**load("order"), "status_id": status_id})
+    rsps.get(f"{API}/orders/100/products", json=load("products"))
+    rsps.get(f"{API}/orders/100/shipping_addresses", json=load("shipping_addresses"))
+
+    assert adapter.read_order("100").payment == payment
 
 
 def many_products(first: int, count: int) -> list[dict]:
