@@ -411,6 +411,7 @@ class BigCommerceStore:
         # 2 Shipped when shipments are created. The simulator does by default; turn this off to
         # test an adapter that sets status_id itself.
         self.auto_ship_status = True
+        self._emails: list[dict[str, Any]] = []
         self.webhook_mode: WebhookMode | None = None  # None: the simulator-wide mode applies
         self._apps: dict[str, BCApp] = {app.token: app}
         self._hooks: dict[int, BCHook] = {}
@@ -852,6 +853,7 @@ class BigCommerceStore:
     def _order_changed(self, order: _Order, previous_status: int) -> None:
         self._emit("store/order/updated", {"type": "order", "id": order.id})
         if order.status_id != previous_status:
+            self._email_status(order, previous_status)
             self._emit(
                 "store/order/statusUpdated",
                 {
@@ -863,6 +865,36 @@ class BigCommerceStore:
                     },
                 },
             )
+
+    # -- customer emails ---------------------------------------------------------------------
+
+    def emails(self) -> list[dict[str, Any]]:
+        """Every email the store sent a customer, oldest first: {to, order_id, kind, status}."""
+        with self._sim._lock:
+            return [dict(e) for e in self._emails]
+
+    def _email_customer(self, order: _Order, kind: str) -> None:
+        """Record an email BigCommerce sends the order's customer: for a guest order (ours),
+        the billing address's email (caller holds the lock)."""
+        self._emails.append(
+            {
+                "to": order.billing_address.get("email", ""),
+                "order_id": order.id,
+                "kind": kind,
+                "status": STATUS_NAMES[order.status_id],
+                "at": self._now().isoformat(),
+            }
+        )
+
+    def _email_status(self, order: _Order, previous_status: int) -> None:
+        """The email a status change sends. A storefront order leaving Incomplete sends its
+        order confirmation ("sent immediately after" a storefront order; never for a V2 API
+        order: orders.v2.oas2.yml, Create an Order). Other changes email the customer on the
+        statuses the store picks (Settings > Order notifications > "Email customers when",
+        store-wide: support.bigcommerce.com/s/article/Customer-Order-Notifications); which are
+        on by default is not documented, so here every one is: the most a store would send."""
+        first = previous_status == INCOMPLETE and order.order_source == "www"
+        self._email_customer(order, "order_confirmation" if first else "status_changed")
 
     def _order(self, order_id: int) -> _Order:
         order = self._orders.get(order_id)
@@ -988,6 +1020,9 @@ class BigCommerceStore:
                 "store/shipment/created",
                 {"type": "shipment", "id": shipment.id, "orderId": order.id},
             )
+            # "Creating order shipments triggers email notifications" (bigcommerce/docs
+            # docs/store-operations/orders/index.mdx), besides the status change's own.
+            self._email_customer(order, "shipment")
             self._order_changed(order, previous)
             return self._shipment_json(order, shipment)
 
@@ -1946,6 +1981,8 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
                 )
                 return json_response(order, 201)
             return json_response(store.orders())
+        if parts == ["emails"]:
+            return json_response(store.emails())
         if parts == ["bulk"] and method == "POST":
             ids = store.bulk_load_orders(
                 int(body.get("n", 1)), step_seconds=float(body.get("step_seconds", 0))

@@ -1,6 +1,7 @@
 """A BigCommerce buyer's orders as a checkout makes them: created Incomplete, paid (or
 cancelled) later. Each waits, visibly, until paid; the payment's status change routes it, or
-the reconciliation when that webhook is lost; a cancelled one never reaches the seller."""
+the reconciliation when that webhook is lost; a cancelled one never reaches the seller. And a
+BigCommerce seller's store, which emails its order's customer, never emails the buyer's."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from gateway import runtime
 from sandbox.bigcommerce import BigCommerceSimulator
 
 CANCELLED = 5  # BigCommerce's status_id
+UPS, FEDEX = "1Z5R89390357567127", "449044304137821"
 
 
 @pytest.fixture
@@ -146,3 +148,18 @@ def test_status_changes_of_a_routed_order_cost_no_call_to_the_buyers_store(
     assert delivery["status"] == 200  # the gateway took it
     drain(redis)
     assert sim.calls(store=buyer.store.store_hash) == []
+
+
+def test_the_sellers_store_never_emails_the_buyers_customer(client, worker, pair):
+    buyer, seller = pair
+    ref = checkout(buyer, paid=True)  # ada@example.com, a customer of the buyer's store
+    order = routed(client, buyer)
+
+    seller.fulfill(order, "AC-100", 2, "UPS", UPS)
+    seller.fulfill(order, "AC-200", 1, "FedEx", FEDEX)
+
+    wait_for(lambda: buyer.sees_shipped(str(ref)), 20, "the buyer's order to show shipped")
+    told = seller.store.emails()
+    assert {e["kind"] for e in told} >= {"shipment", "status_changed"}
+    assert {e["to"] for e in told} == {seller.partner["email"]}  # the seller's own inbox
+    assert "ada@example.com" in {e["to"] for e in buyer.store.emails()}  # her store tells her

@@ -315,6 +315,35 @@ def test_shipments_partial_then_complete_and_overship_refused(sim, store):
     assert store.order(oid)["status_id"] == 2, "deleting a shipment does not leave Shipped"
 
 
+def test_the_store_emails_the_billing_address_of_each_shipment_and_status_change(sim, store):
+    order = create_order(sim)  # through the V2 API: no order confirmation
+    assert store.emails() == []
+    line = store.products(order["id"])[0]
+
+    store.ship(order["id"], [(line["id"], 1)], "1Z5R89390357567127", "ups")
+    store.set_status(order["id"], 10)
+
+    sent = [(e["to"], e["kind"], e["status"]) for e in store.emails()]
+    assert sent == [
+        ("janedoe@example.com", "shipment", "Partially Shipped"),
+        ("janedoe@example.com", "status_changed", "Partially Shipped"),
+        ("janedoe@example.com", "status_changed", "Completed"),
+    ]  # the billing address's, not the shipping address's (elsie@example.com)
+
+
+def test_a_storefront_checkout_confirms_the_order_once_paid(sim, store):
+    order = store.place_order(
+        products=[{"sku": "A", "quantity": 1}], email="ada@example.com", paid=False
+    )
+    assert store.emails() == []
+
+    store.pay(order["id"])
+
+    assert [(e["to"], e["kind"]) for e in store.emails()] == [
+        ("ada@example.com", "order_confirmation")
+    ]
+
+
 def test_rate_limit_headers_on_every_answer_and_429_when_exhausted(sim):
     sim.add_store("small", token=TOKEN, client_secret=SECRET, quota=3, window_ms=800)
     url = api(sim, "/v2/orders", "small")
@@ -680,6 +709,8 @@ def test_cli_and_control_endpoints():
         assert unpaid["status_id"] == 0
         paid = requests.post(f"{base}/_sim/stores/h1/orders/{unpaid['id']}/pay", timeout=5)
         assert paid.json()["status_id"] == 11
+        emails = requests.get(f"{base}/_sim/stores/h1/emails", timeout=5).json()
+        assert [e["kind"] for e in emails][-1] == "order_confirmation"
         assert requests.post(f"{base}/_sim/webhook_mode", json={"mode": "drop"}, timeout=5).ok
         clock = requests.post(
             f"{base}/_sim/clock", json={"set": "2026-01-01T00:00:00Z"}, timeout=5

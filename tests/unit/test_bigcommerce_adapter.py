@@ -49,6 +49,7 @@ BASE = "http://bc.test"
 API = f"{BASE}/stores/{STORE_HASH}/v2"
 TOKEN = "bc_test_access_token"
 PACE_KEY = f"pace:bigcommerce:{STORE_HASH}"
+OWNER_EMAIL = "orders@acme.example"  # the contact of the partner who owns the store
 
 BUYER_ORDER_REF = "100"
 UPS_1 = "1Z5R89390357567127"
@@ -95,7 +96,7 @@ def store(redis, config):
 @pytest.fixture
 def adapter(store, config) -> BigCommerceAdapter:
     connection = {"store_hash": STORE_HASH, "access_token": TOKEN, "api_base_url": BASE + "/"}
-    return BigCommerceAdapter(connection, store, config)
+    return BigCommerceAdapter(connection, store, config, OWNER_EMAIL)
 
 
 @pytest.fixture
@@ -346,7 +347,7 @@ def test_create_order_posts_custom_products_and_maps_them_by_sku(adapter, rsps):
         "zip": "62701",
     }
     assert billing["country_iso2"] == "US"
-    assert billing["email"] == "ada@example.com"
+    assert billing["email"] == OWNER_EMAIL  # BigCommerce emails the billing address
     assert body["shipping_addresses"] == [billing]
     assert "ord_test" in body["staff_notes"]  # for the seller, who reads the order
     assert rsps.calls[1].request.headers["X-Auth-Token"] == TOKEN
@@ -1141,7 +1142,9 @@ def test_an_answer_that_is_not_json_is_an_error(adapter, rsps):
 
 
 def test_the_default_base_is_the_bigcommerce_api(store, config, rsps):
-    adapter = BigCommerceAdapter({"store_hash": "xyz9", "access_token": TOKEN}, store, config)
+    adapter = BigCommerceAdapter(
+        {"store_hash": "xyz9", "access_token": TOKEN}, store, config, OWNER_EMAIL
+    )
     rsps.get("https://api.bigcommerce.com/stores/xyz9/v2/orders/1", status=404)
 
     assert adapter.read_order("1") is None
