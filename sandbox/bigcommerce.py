@@ -9,6 +9,7 @@ API is `{base_url}/stores/{store_hash}/v2/...` and `/v3/hooks`. Python use (test
                       headers={"X-Gateway-Secret": "secret"})
     order = store.place_order(products=[{"sku": "AC-1", "name": "Mug", "quantity": 2, "price": 9}])
     unpaid = store.place_order(products=[...], paid=False)  # Incomplete until store.pay(id)
+    store.emails()  # every email the store sent a customer (to an order's billing email)
     store.ship(order["id"], items=[(line_id, 1)], tracking_number="1Z...", shipping_provider="ups")
     sim.stop()
 
