@@ -8,6 +8,8 @@ API is `{base_url}/stores/{store_hash}/v2/...` and `/v3/hooks`. Python use (test
     store.add_webhook("store/shipment/*", "http://127.0.0.1:8000/webhooks/bigcommerce",
                       headers={"X-Gateway-Secret": "secret"})
     order = store.place_order(products=[{"sku": "AC-1", "name": "Mug", "quantity": 2, "price": 9}])
+    unpaid = store.place_order(products=[...], paid=False)  # Incomplete until store.pay(id)
+    store.emails()  # every email the store sent a customer (to an order's billing email)
     store.ship(order["id"], items=[(line_id, 1)], tracking_number="1Z...", shipping_provider="ups")
     sim.stop()
 
@@ -69,6 +71,8 @@ STATUS_NAMES = {
     13: "Disputed",
     14: "Partially Refunded",
 }
+
+INCOMPLETE, AWAITING_FULFILLMENT = 0, 11
 
 SHIPPING_PROVIDERS = (
     "",
@@ -314,6 +318,7 @@ class _Order:
     external_source: str | None = None
     order_source: str = "external"
     payment_method: str = "Manual"
+    payment_status: str = ""
     is_deleted: bool = False
 
 
@@ -407,6 +412,7 @@ class BigCommerceStore:
         # 2 Shipped when shipments are created. The simulator does by default; turn this off to
         # test an adapter that sets status_id itself.
         self.auto_ship_status = True
+        self._emails: list[dict[str, Any]] = []
         self.webhook_mode: WebhookMode | None = None  # None: the simulator-wide mode applies
         self._apps: dict[str, BCApp] = {app.token: app}
         self._hooks: dict[int, BCHook] = {}
@@ -622,21 +628,37 @@ class BigCommerceStore:
         shipping_address: dict[str, Any] | None = None,
         email: str | None = None,
         billing_address: dict[str, Any] | None = None,
-        status_id: int = 11,
+        paid: bool = True,
         customer_message: str = "",
     ) -> dict[str, Any]:
-        """A shopper checks out (status 11 Awaiting Fulfillment); fires store/order/created."""
+        """A shopper checks out. The order is created Incomplete, before its payment, and
+        store/order/created fires then ("Completing a checkout creates an incomplete order until
+        you process the payment": bigcommerce/docs docs/storefront/headless/end-to-end-guides/
+        graphql-storefront.mdx; events/index.mdx: created "also fires for incomplete orders").
+        With `paid` the payment goes through at once (`pay`); without, the order stays
+        Incomplete until a test pays it, or cancels it with `set_status`."""
         address = _bc_address(shipping_address or {}, email)
         billing = _bc_address(billing_address or shipping_address or {}, email)
         body = {
-            "status_id": status_id,
+            "status_id": INCOMPLETE,
             "customer_id": 0,
             "billing_address": billing,
             "shipping_addresses": [address],
             "customer_message": customer_message,
             "products": [self._product_for_order(p) for p in products],
         }
-        return self.create_order(body, order_source="www")
+        with self._sim._lock:  # a paid checkout is read paid, never half-way
+            order = self.create_order(body, order_source="www")
+            return self.pay(order["id"]) if paid else order
+
+    def pay(self, order_id: int) -> dict[str, Any]:
+        """The shopper's payment is captured: the order moves to Awaiting Fulfillment ("If the
+        purchase was successful ... the order is then automatically moved to an Awaiting
+        Fulfillment status": docs/store-operations/payments/index.mdx), firing
+        store/order/updated and store/order/statusUpdated."""
+        with self._sim._lock:
+            self._order(order_id).payment_status = "captured"
+            return self.update_order(order_id, {"status_id": AWAITING_FULFILLMENT})
 
     def _product_for_order(self, product: dict[str, Any]) -> dict[str, Any]:
         if "product_id" in product:
@@ -680,6 +702,18 @@ class BigCommerceStore:
         addresses_in = body.get("shipping_addresses") or []
         if not isinstance(addresses_in, list) or not all(isinstance(a, dict) for a in addresses_in):
             raise BCError(400, "The field 'shipping_addresses' is invalid.")
+        # The billing zip is required, "two or more characters" (orders.v2.oas2.yml,
+        # billingAddress_Base); each address names its country, by name or by code, either being
+        # enough (dev-docs orders-api-overview.md FAQ). The messages are the simulator's words.
+        if len(str(billing.get("zip") or "").strip()) < 2:
+            raise BCError(400, "The field 'billing_address.zip' must be two or more characters.")
+        for name, address in [("billing_address", billing)] + [
+            ("shipping_addresses", a) for a in addresses_in
+        ]:
+            if not (address.get("country") or address.get("country_iso2")):
+                raise BCError(
+                    400, f"The field '{name}.country' or '{name}.country_iso2' is required."
+                )
         order_id = next(self._order_ids)
         addresses = []
         for given in addresses_in:
@@ -820,6 +854,7 @@ class BigCommerceStore:
     def _order_changed(self, order: _Order, previous_status: int) -> None:
         self._emit("store/order/updated", {"type": "order", "id": order.id})
         if order.status_id != previous_status:
+            self._email_status(order, previous_status)
             self._emit(
                 "store/order/statusUpdated",
                 {
@@ -831,6 +866,36 @@ class BigCommerceStore:
                     },
                 },
             )
+
+    # -- customer emails ---------------------------------------------------------------------
+
+    def emails(self) -> list[dict[str, Any]]:
+        """Every email the store sent a customer, oldest first: {to, order_id, kind, status}."""
+        with self._sim._lock:
+            return [dict(e) for e in self._emails]
+
+    def _email_customer(self, order: _Order, kind: str) -> None:
+        """Record an email BigCommerce sends the order's customer: for a guest order (ours),
+        the billing address's email (caller holds the lock)."""
+        self._emails.append(
+            {
+                "to": order.billing_address.get("email", ""),
+                "order_id": order.id,
+                "kind": kind,
+                "status": STATUS_NAMES[order.status_id],
+                "at": self._now().isoformat(),
+            }
+        )
+
+    def _email_status(self, order: _Order, previous_status: int) -> None:
+        """The email a status change sends. A storefront order leaving Incomplete sends its
+        order confirmation ("sent immediately after" a storefront order; never for a V2 API
+        order: orders.v2.oas2.yml, Create an Order). Other changes email the customer on the
+        statuses the store picks (Settings > Order notifications > "Email customers when",
+        store-wide: support.bigcommerce.com/s/article/Customer-Order-Notifications); which are
+        on by default is not documented, so here every one is: the most a store would send."""
+        first = previous_status == INCOMPLETE and order.order_source == "www"
+        self._email_customer(order, "order_confirmation" if first else "status_changed")
 
     def _order(self, order_id: int) -> _Order:
         order = self._orders.get(order_id)
@@ -956,6 +1021,9 @@ class BigCommerceStore:
                 "store/shipment/created",
                 {"type": "shipment", "id": shipment.id, "orderId": order.id},
             )
+            # "Creating order shipments triggers email notifications" (bigcommerce/docs
+            # docs/store-operations/orders/index.mdx), besides the status change's own.
+            self._email_customer(order, "shipment")
             self._order_changed(order, previous)
             return self._shipment_json(order, shipment)
 
@@ -1115,7 +1183,7 @@ class BigCommerceStore:
             "items_shipped": sum(ln.quantity_shipped for ln in o.lines),
             "payment_method": o.payment_method,
             "payment_provider_id": "",
-            "payment_status": "",
+            "payment_status": o.payment_status,
             "refunded_amount": zero,
             "order_is_digital": False,
             "store_credit_amount": zero,
@@ -1547,7 +1615,9 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
             raise BCError(400, "The field 'page' or 'limit' is invalid.") from exc
         if page < 1 or limit < 1:
             raise BCError(400, "The field 'page' or 'limit' is invalid.")
-        # UNCONFIRMED (bigcommerce.md §2): the maximum limit; capped at 250 here.
+        # 50 by default (orders.v2.oas2.yml, parameter `limit`), 250 at most: "The maximum limit
+        # is 250" in the v2 reference of each collection (developer.bigcommerce.com/api/stores/
+        # v2/orders/products, mirrored in zmaniar/Api-sub api_stores_v2_orders_products.md).
         return page, min(limit, 250)
 
     @staticmethod
@@ -1908,10 +1978,12 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
                     body.get("shipping_address"),
                     body.get("email"),
                     body.get("billing_address"),
-                    body.get("status_id", 11),
+                    bool(body.get("paid", True)),
                 )
                 return json_response(order, 201)
             return json_response(store.orders())
+        if parts == ["emails"]:
+            return json_response(store.emails())
         if parts == ["bulk"] and method == "POST":
             ids = store.bulk_load_orders(
                 int(body.get("n", 1)), step_seconds=float(body.get("step_seconds", 0))
@@ -1931,6 +2003,8 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
                 )
             if tail == ["status"] and method in ("POST", "PUT"):
                 return json_response(store.set_status(oid, int(body["status_id"])))
+            if tail == ["pay"] and method == "POST":
+                return json_response(store.pay(oid))
             if tail == ["shipments"] and method == "POST":
                 items = body.get("items")
                 if items is not None:

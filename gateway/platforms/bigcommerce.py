@@ -7,6 +7,10 @@ the store); a 429 waits `X-Rate-Limit-Time-Reset-Ms`.
 A BigCommerce shipment holds one tracking number. A fulfillment with several is forwarded as one
 shipment (its items, the first number as `tracking_number`, its link as `tracking_link`) whose
 `comments` list every number with its link, so none is lost and the customer sees them all.
+
+Sources named below: `O2` = bigcommerce/docs `reference/orders.v2.oas2.yml` (published as
+developer.bigcommerce.com/docs/rest-management/orders), `OO` = bigcommerce/docs
+`docs/store-operations/orders/index.mdx`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import hashlib
 import hmac
 import re
 import time
-from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +28,7 @@ import requests
 from marshmallow import fields, validate
 
 from gateway import tracking
-from gateway.model import Fulfillment, ObservedFulfillment, Order, iso_utc
+from gateway.model import CANCELLED, PAID, UNPAID, Fulfillment, ObservedFulfillment, Order, iso_utc
 from gateway.platforms import register
 from gateway.platforms.base import (
     INGEST_ORDER,
@@ -41,7 +44,6 @@ from gateway.platforms.base import (
     StoreOrder,
     WebhookCall,
     http,
-    minute_before,
     refuse_status,
 )
 from gateway.settings import Settings
@@ -56,7 +58,118 @@ SHIPPED_STATUS_ID = 2
 PROVIDERS = {"UPS": "ups", "USPS": "usps", "FedEx": "fedex"}
 AFTERSHIP_SLUGS = {"DHL": "dhl"}
 MAX_TRACKING_LINK = 500
-LOOKUP_PAGES = 4  # pages of recent orders searched for an earlier attempt's order
+# GET /orders/{id}/products pages at 50 by default (O2, parameter `limit`) and at most 250 (the
+# v2 reference: "The maximum limit is 250", developer.bigcommerce.com/api/stores/v2/orders/
+# products, mirrored in zmaniar/Api-sub api_stores_v2_orders_products.md): read every page.
+PRODUCTS_PAGE = 250
+# What an order's status says of its payment. BigCommerce counts these six statuses "of the paid
+# type", every other status unpaid, and Refunded neither (bigcommerce/dev-docs
+# docs/api-docs/orders/orders-api-overview.md, "Order status"; the list: O2 GET /order_statuses).
+# 0 Incomplete (payment page reached, not completed), 1 Pending, 7 Awaiting Payment (authorized
+# or offline, not captured), 12 Manual Verification Required, 13 Disputed and 14 Partially
+# Refunded are unpaid: the order waits, visibly, for a status change or a person. Cancelled,
+# Declined and Refunded will never ship. The status decides alone: `payment_status` stays empty
+# or "pending" on offline and API orders that a merchant marks paid by moving them to Awaiting
+# Fulfillment, and a capture moves the order out of Awaiting Payment itself.
+PAID_STATUSES = frozenset({2, 3, 8, 9, 10, 11})
+CANCELLED_STATUSES = frozenset({4, 5, 6})
+# The billing address needs a zip of two or more characters, whatever the country (O2,
+# billingAddress_Base.zip, required); an address from a country without postcodes (Hong Kong,
+# the UAE) says so in it instead of being refused. The shipping address keeps the real (empty) one.
+NO_POSTCODE = "N/A"
+# Order addresses hold state names, not codes (O2 examples "Texas"; OO: "Abbreviated state names
+# (ex: CA instead of California) in an order address will cause tax document submission to
+# fail"). Names as BigCommerce spells them: bigcommerce/docs examples/countries.json.
+STATE_NAMES = {
+    "US": {
+        "AL": "Alabama",
+        "AK": "Alaska",
+        "AS": "American Samoa",
+        "AZ": "Arizona",
+        "AR": "Arkansas",
+        "AA": "Armed Forces Americas",
+        "AP": "Armed Forces Pacific",
+        "CA": "California",
+        "CO": "Colorado",
+        "CT": "Connecticut",
+        "DE": "Delaware",
+        "DC": "District of Columbia",
+        "FM": "Federated States Of Micronesia",
+        "FL": "Florida",
+        "GA": "Georgia",
+        "GU": "Guam",
+        "HI": "Hawaii",
+        "ID": "Idaho",
+        "IL": "Illinois",
+        "IN": "Indiana",
+        "IA": "Iowa",
+        "KS": "Kansas",
+        "KY": "Kentucky",
+        "LA": "Louisiana",
+        "ME": "Maine",
+        "MH": "Marshall Islands",
+        "MD": "Maryland",
+        "MA": "Massachusetts",
+        "MI": "Michigan",
+        "MN": "Minnesota",
+        "MS": "Mississippi",
+        "MO": "Missouri",
+        "MT": "Montana",
+        "NE": "Nebraska",
+        "NV": "Nevada",
+        "NH": "New Hampshire",
+        "NJ": "New Jersey",
+        "NM": "New Mexico",
+        "NY": "New York",
+        "NC": "North Carolina",
+        "ND": "North Dakota",
+        "MP": "Northern Mariana Islands",
+        "OH": "Ohio",
+        "OK": "Oklahoma",
+        "OR": "Oregon",
+        "PW": "Palau",
+        "PA": "Pennsylvania",
+        "PR": "Puerto Rico",
+        "RI": "Rhode Island",
+        "SC": "South Carolina",
+        "SD": "South Dakota",
+        "TN": "Tennessee",
+        "TX": "Texas",
+        "UT": "Utah",
+        "VT": "Vermont",
+        "VI": "Virgin Islands",
+        "VA": "Virginia",
+        "WA": "Washington",
+        "WV": "West Virginia",
+        "WI": "Wisconsin",
+        "WY": "Wyoming",
+    },
+    "CA": {
+        "AB": "Alberta",
+        "BC": "British Columbia",
+        "MB": "Manitoba",
+        "NL": "Newfoundland and Labrador",
+        "NB": "New Brunswick",
+        "NS": "Nova Scotia",
+        "NT": "Northwest Territories",
+        "NU": "Nunavut",
+        "ON": "Ontario",
+        "PE": "Prince Edward Island",
+        "QC": "Quebec",
+        "SK": "Saskatchewan",
+        "YT": "Yukon Territory",
+    },
+    "AU": {
+        "ACT": "Australian Capital Territory",
+        "NSW": "New South Wales",
+        "NT": "Northern Territory",
+        "QLD": "Queensland",
+        "SA": "South Australia",
+        "TAS": "Tasmania",
+        "VIC": "Victoria",
+        "WA": "Western Australia",
+    },
+}
 
 
 def verify_webhook(secret: str, raw_body: bytes, headers: Any) -> bool:
@@ -83,9 +196,13 @@ def verify_webhook(secret: str, raw_body: bytes, headers: Any) -> bool:
 
 
 class BigCommerceAdapter:
-    """One store's connection: `store_hash`, `access_token`, optional `api_base_url`."""
+    """One store's connection: `store_hash`, `access_token`, optional `api_base_url`; and the
+    email of the partner who owns the store, which the orders we create there bill to."""
 
-    def __init__(self, connection: dict[str, Any], port: PlatformPort, config: Settings) -> None:
+    def __init__(
+        self, connection: dict[str, Any], port: PlatformPort, config: Settings, owner_email: str
+    ) -> None:
+        self.owner_email = owner_email
         self.store_hash = connection["store_hash"]
         base = (connection.get("api_base_url") or "https://api.bigcommerce.com").rstrip("/")
         self.base = f"{base}/stores/{self.store_hash}/v2"
@@ -97,11 +214,13 @@ class BigCommerceAdapter:
     # ---- the interface -----------------------------------------------------------------------
 
     def read_order(self, ref: str) -> StoreOrder | None:
-        """The order, its products and its first shipping address."""
+        """The order, its products, its first shipping address, and what its status says of
+        its payment: `store/order/created` fires for incomplete and failed-payment orders too
+        (bigcommerce/docs docs/integrations/webhooks/events/index.mdx)."""
         order = self.call("GET", f"/orders/{ref}", missing_ok=True)
         if order is None:
             return None
-        products = self.call("GET", f"/orders/{ref}/products") or []
+        products = self._products(ref)
         addresses = self.call("GET", f"/orders/{ref}/shipping_addresses") or []
         address = addresses[0] if addresses else order.get("billing_address") or {}
         return StoreOrder(
@@ -112,27 +231,36 @@ class BigCommerceAdapter:
             ],
             shipping_address=_our_address(address),
             email=(order.get("billing_address") or {}).get("email") or address.get("email"),
+            payment=_payment(order.get("status_id")),
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
         """POST /v2/orders with custom products (no order email is sent), then map its products.
 
-        Exactly once: our order id is in the new order's `staff_notes`; an earlier attempt's
-        order (created, but not recorded before a crash) is found among the store's orders
-        created since ours, instead of created again.
+        Exactly once: the new order's `external_order_id` is our order id, so an earlier
+        attempt's order (created, but not recorded before a crash) is found with the
+        `external_order_id` filter of GET /v2/orders instead of created again (O2: a field of
+        order_Post, and a query parameter of Get All Orders).
+
+        White label: the store emails the order's billing address at each shipment and status
+        change (OO: "Creating order shipments triggers email notifications"; the customer
+        notifications of support.bigcommerce.com/s/article/Customer-Order-Notifications are
+        store-wide, with no per-order switch in the API), so the order bills to the seller's own
+        email: the buyer's end customer never hears from the seller's store.
         """
-        earlier = self._created_earlier(order)
-        if earlier is not None:
-            return CreatedOrder(ref=earlier, line_refs=self._line_refs(order, earlier))
-        address = _bc_address(order.shipping_address, order.customer_email)
+        earlier = self.call("GET", f"/orders?external_order_id={quote(order.id)}") or []
+        if earlier:
+            ref = str(earlier[0]["id"])
+            return CreatedOrder(ref=ref, line_refs=self._line_refs(order, ref))
+        shipping = _bc_address(order.shipping_address, self.owner_email)
         created = self.call(
             "POST",
             "/orders",
             json={
                 "customer_id": 0,
                 "status_id": 11,  # Awaiting Fulfillment
-                "billing_address": address,
-                "shipping_addresses": [address],
+                "billing_address": {**shipping, "zip": _billing_zip(shipping["zip"])},
+                "shipping_addresses": [shipping],
                 "products": [
                     {
                         "name": li.title,
@@ -143,31 +271,27 @@ class BigCommerceAdapter:
                     }
                     for li in order.line_items
                 ],
+                "external_order_id": order.id,
                 "staff_notes": f"Dropship order {order.buyer_order_ref} ({order.id}), gateway",
             },
         )
         ref = str(created["id"])
         return CreatedOrder(ref=ref, line_refs=self._line_refs(order, ref))
 
-    def _created_earlier(self, order: Order) -> str | None:
-        since = quote(minute_before(order.created_at).astimezone(UTC).isoformat(timespec="seconds"))
-        for page in range(1, LOOKUP_PAGES + 1):
-            listed = (
-                self.call(
-                    "GET",
-                    f"/orders?min_date_created={since}&sort=date_created:asc&limit=250&page={page}",
-                )
-                or []
-            )
-            for candidate in listed:
-                if f"({order.id})" in (candidate.get("staff_notes") or ""):
-                    return str(candidate["id"])
-            if len(listed) < 250:
-                return None
-        return None
+    def _products(self, ref: str) -> list[dict[str, Any]]:
+        """Every product of the order, page by page (an empty page answers 204)."""
+        products: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            path = f"/orders/{ref}/products?limit={PRODUCTS_PAGE}&page={page}"
+            listed = self.call("GET", path) or []
+            products.extend(listed)
+            if len(listed) < PRODUCTS_PAGE:
+                return products
+            page += 1
 
     def _line_refs(self, order: Order, ref: str) -> dict[str, str]:
-        products = list(self.call("GET", f"/orders/{ref}/products") or [])
+        products = self._products(ref)
         line_refs: dict[str, str] = {}
         for li in order.line_items:
             match = next((p for p in products if p.get("sku") == li.seller_sku), None)
@@ -224,7 +348,7 @@ class BigCommerceAdapter:
                 if shipment.get("comments") != fields["comments"]:  # tracking changed since
                     self.call("PUT", f"/orders/{ref}/shipments/{shipment['id']}", json=fields)
                 return f"shipment:{shipment['id']}"
-        products = {str(p["id"]): p for p in self.call("GET", f"/orders/{ref}/products") or []}
+        products = {str(p["id"]): p for p in self._products(ref)}
         items = []
         for fl in fulfillment.line_items:
             line = order.line(fl.line_item_id)
@@ -389,23 +513,39 @@ def _our_address(address: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in ours.items() if v}
 
 
-def _bc_address(address: dict[str, Any], email: str | None) -> dict[str, Any]:
+def _payment(status_id: Any) -> str:
+    """PAID, UNPAID or CANCELLED from an order's `status_id` (see PAID_STATUSES)."""
+    if status_id in PAID_STATUSES:
+        return PAID
+    if status_id in CANCELLED_STATUSES:
+        return CANCELLED
+    return UNPAID
+
+
+def _bc_address(address: dict[str, Any], email: str) -> dict[str, Any]:
+    """Our address as an order address: the country by `country_iso2` (enough without `country`:
+    dev-docs orders-api-overview.md FAQ), the state by its name."""
     first, _, last = (address.get("name") or "").partition(" ")
-    theirs = {
+    country = (address.get("country_code") or "").upper()
+    province = address.get("province") or ""
+    return {
         "first_name": first,
         "last_name": last or first,
         "company": address.get("company") or "",
         "street_1": address.get("address1") or "",
         "street_2": address.get("address2") or "",
         "city": address.get("city") or "",
-        "state": address.get("province") or "",
-        "zip": address.get("zip") or "",
-        "country": address.get("country_code") or "",
-        "country_iso2": address.get("country_code") or "",
+        "state": STATE_NAMES.get(country, {}).get(province.upper(), province),
+        "zip": (address.get("zip") or "").strip(),
+        "country_iso2": country,
         "phone": address.get("phone") or "",
-        "email": email or "",
+        "email": email,
     }
-    return theirs
+
+
+def _billing_zip(zip_code: str) -> str:
+    """The zip a billing address can carry: two characters at least."""
+    return zip_code if len(zip_code) >= 2 else NO_POSTCODE
 
 
 # ---- the platform's declaration ---------------------------------------------------------------
@@ -422,8 +562,14 @@ class BigCommerce(Platform):
     name = "bigcommerce"
     label = "BigCommerce"
     connection_schema = BigCommerceConnection
+    # A checkout creates its order Incomplete, before payment (bigcommerce/docs
+    # docs/storefront/headless/orders.mdx), and `store/order/created` fires then; the payment
+    # shows later as a status change, which reads the order again (events/index.mdx:
+    # statusUpdated "fires only if the order status has changed"). Status changes of an order
+    # already routed cost no read: ingest_order returns before reading a known, settled order.
     topics = {
         "store/order/created": INGEST_ORDER,
+        "store/order/statusUpdated": INGEST_ORDER,
         "store/shipment/created": SYNC_SELLER,
         "store/shipment/updated": SYNC_SELLER,
     }
@@ -435,7 +581,7 @@ class BigCommerce(Platform):
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
     ) -> BigCommerceAdapter:
-        return BigCommerceAdapter(partner["connection"], port, config)
+        return BigCommerceAdapter(partner["connection"], port, config, partner["email"])
 
     def webhook_store(self, call: WebhookCall) -> str | None:
         # The store is named inside the body (`producer`): parsed to find the secret, and

@@ -183,7 +183,7 @@ class BigCommerceSide(Side):
             self.name, f"tok{self.name}", f"{self.name}-secret"
         )
         scopes = (
-            ["store/order/created"]
+            ["store/order/created", "store/order/statusUpdated"]
             if self.role == "buyer"
             else ["store/shipment/created", "store/shipment/updated"]
         )

@@ -357,10 +357,22 @@ def test_bc_shipment_scopes_enqueue_a_sync_of_the_seller_order(client, redis, bc
     assert redis.exists(bc_dedupe_key(BC_SELLER_HASH, MSG_ID))
 
 
+def test_bc_an_order_status_update_reads_the_order_again(client, redis, bc_buyer):
+    """A checkout's order is created before its payment: its move to a paid status (or to
+    Cancelled) comes as store/order/statusUpdated, which ingests the order again."""
+    body = json.loads(raw_fixture("bigcommerce", "webhook_order_status_updated"))
+    body["data"]["status"] = {"previous_status_id": 0, "new_status_id": 11}
+
+    answer = deliver_bc(client, json.dumps(body).encode())
+
+    assert answer.get_json() == {"status": "accepted"}
+    [job] = queued(redis).jobs
+    assert (job.func_name, job.args) == (INGEST_ORDER, (bc_buyer["id"], "100"))
+
+
 @pytest.mark.parametrize(
     "scope",
     [
-        "store/order/statusUpdated",
         "store/order/updated",
         "store/order/archived",
         "store/shipment/deleted",

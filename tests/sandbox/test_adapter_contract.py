@@ -61,7 +61,11 @@ def open_store(platform, simulator, app) -> Callable[[str], tuple[Side, Adapter]
 
     def open_(role: str) -> tuple[Side, Adapter]:
         opened = side(env, platform, role)
-        partner = {"platform": platform, "connection": opened.open_store()}
+        partner = {
+            "platform": platform,
+            "email": f"{role}@example.com",
+            "connection": opened.open_store(),
+        }
         return opened, platforms.adapter_for(partner, port, config)
 
     return open_

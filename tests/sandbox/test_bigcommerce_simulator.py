@@ -185,6 +185,42 @@ def test_created_order_exposes_products_and_shipping_addresses(sim, store):
     assert requests.get(api(sim, "/v2/orders/999999"), headers=auth(), timeout=5).status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("billing", "shipping", "field"),
+    [
+        ({"zip": ""}, {}, "billing_address.zip"),
+        ({"zip": "7"}, {}, "billing_address.zip"),
+        ({"zip": None}, {}, "billing_address.zip"),
+        ({"country": "", "country_iso2": ""}, {}, "billing_address.country"),
+        ({}, {"country": None, "country_iso2": None}, "shipping_addresses.country"),
+    ],
+)
+def test_an_order_without_a_billing_zip_or_a_country_is_refused(
+    sim, store, billing, shipping, field
+):
+    body = {
+        **ORDER_BODY,
+        "billing_address": {**ORDER_BODY["billing_address"], **billing},
+        "shipping_addresses": [{**ORDER_BODY["shipping_addresses"][0], **shipping}],
+    }
+
+    answer = requests.post(api(sim, "/v2/orders"), json=body, headers=auth(), timeout=5)
+
+    assert answer.status_code == 400
+    [error] = answer.json()  # the v2 shape: a list of {status, message}
+    assert error["status"] == 400 and field in error["message"]
+    assert store.orders() == []
+
+
+def test_a_country_by_code_alone_and_a_two_character_zip_are_enough(sim, store):
+    billing = {**ORDER_BODY["billing_address"], "zip": "99", "country": "", "country_iso2": "HK"}
+    body = {**ORDER_BODY, "billing_address": billing, "shipping_addresses": []}
+
+    answer = requests.post(api(sim, "/v2/orders"), json=body, headers=auth(), timeout=5)
+
+    assert answer.status_code == 201, answer.text
+
+
 def test_shipments_partial_then_complete_and_overship_refused(sim, store):
     order = create_order(sim)
     oid = order["id"]
@@ -277,6 +313,35 @@ def test_shipments_partial_then_complete_and_overship_refused(sim, store):
     assert deleted.status_code == 204
     assert store.products(oid)[0]["quantity_shipped"] == 1
     assert store.order(oid)["status_id"] == 2, "deleting a shipment does not leave Shipped"
+
+
+def test_the_store_emails_the_billing_address_of_each_shipment_and_status_change(sim, store):
+    order = create_order(sim)  # through the V2 API: no order confirmation
+    assert store.emails() == []
+    line = store.products(order["id"])[0]
+
+    store.ship(order["id"], [(line["id"], 1)], "1Z5R89390357567127", "ups")
+    store.set_status(order["id"], 10)
+
+    sent = [(e["to"], e["kind"], e["status"]) for e in store.emails()]
+    assert sent == [
+        ("janedoe@example.com", "shipment", "Partially Shipped"),
+        ("janedoe@example.com", "status_changed", "Partially Shipped"),
+        ("janedoe@example.com", "status_changed", "Completed"),
+    ]  # the billing address's, not the shipping address's (elsie@example.com)
+
+
+def test_a_storefront_checkout_confirms_the_order_once_paid(sim, store):
+    order = store.place_order(
+        products=[{"sku": "A", "quantity": 1}], email="ada@example.com", paid=False
+    )
+    assert store.emails() == []
+
+    store.pay(order["id"])
+
+    assert [(e["to"], e["kind"]) for e in store.emails()] == [
+        ("ada@example.com", "order_confirmation")
+    ]
 
 
 def test_rate_limit_headers_on_every_answer_and_429_when_exhausted(sim):
@@ -379,6 +444,42 @@ def test_min_date_modified_filter_and_paging_visit_each_order_once(sim, store):
     assert bad.status_code == 400
 
 
+def test_order_products_page_at_50_by_default_and_250_at_most(sim, store):
+    order = store.place_order(
+        products=[{"sku": f"SKU-{n}", "name": f"Item {n}", "quantity": 1} for n in range(260)]
+    )
+    path = api(sim, f"/v2/orders/{order['id']}/products")
+
+    def ids(**params) -> list[int]:
+        answer = requests.get(path, params=params, headers=auth(), timeout=5)
+        return [] if answer.status_code == 204 else [p["id"] for p in answer.json()]
+
+    every = [p["id"] for p in store.products(order["id"])]
+    assert ids() == every[:50]
+    assert ids(page=2) == every[50:100]
+    assert ids(limit=500) == every[:250]
+    assert ids(limit=250, page=2) == every[250:]
+    assert ids(limit=250, page=3) == []  # 204 past the end
+
+
+def test_an_order_is_found_by_the_external_order_id_it_was_created_with(sim, store):
+    """orders.v2.oas2.yml: `external_order_id` is a field of a new order and a filter of
+    GET /v2/orders."""
+    create_order(sim)
+    body = {**ORDER_BODY, "external_order_id": "ord_4fKx"}
+    ours = requests.post(api(sim, "/v2/orders"), json=body, headers=auth(), timeout=5).json()
+    assert ours["external_order_id"] == "ord_4fKx"
+
+    found = requests.get(
+        api(sim, "/v2/orders"), params={"external_order_id": "ord_4fKx"}, headers=auth(), timeout=5
+    )
+    assert [o["id"] for o in found.json()] == [ours["id"]]
+    none = requests.get(
+        api(sim, "/v2/orders"), params={"external_order_id": "ord_other"}, headers=auth(), timeout=5
+    )
+    assert none.status_code == 204
+
+
 def expected_hash(payload: dict) -> str:
     unsigned = {k: payload[k] for k in ("scope", "store_id", "data", "created_at", "producer")}
     return hashlib.sha1(json.dumps(unsigned, separators=(",", ":")).encode()).hexdigest()
@@ -443,6 +544,34 @@ def test_order_status_change_fires_updated_and_status_updated(sim, store, receiv
     bodies = sorted((json.loads(r["body"]) for r in receiver.wait_for(2)), key=lambda p: p["scope"])
     assert [p["scope"] for p in bodies] == ["store/order/statusUpdated", "store/order/updated"]
     assert bodies[0]["data"]["status"] == {"previous_status_id": 11, "new_status_id": 9}
+
+
+def test_a_checkout_creates_its_order_incomplete_and_the_payment_moves_it_on(sim, store, receiver):
+    store.add_webhook("store/order/created", receiver.url)
+    store.add_webhook("store/order/statusUpdated", receiver.url)
+
+    order = store.place_order(products=[{"sku": "A", "quantity": 1}], paid=False)
+
+    assert (order["status_id"], order["status"], order["payment_status"]) == (0, "Incomplete", "")
+    [created] = receiver.wait_for(1)
+    assert json.loads(created["body"])["scope"] == "store/order/created"
+
+    paid = store.pay(order["id"])
+
+    assert (paid["status_id"], paid["payment_status"]) == (11, "captured")
+    status = json.loads(receiver.wait_for(2)[1]["body"])
+    assert status["scope"] == "store/order/statusUpdated"
+    assert status["data"]["status"] == {"previous_status_id": 0, "new_status_id": 11}
+
+
+def test_a_paid_checkout_fires_created_then_its_status_change(sim, store, receiver):
+    store.add_webhook("store/order/*", receiver.url)
+
+    order = store.place_order(products=[{"sku": "A", "quantity": 1}])
+
+    assert order["status_id"] == 11
+    scopes = [json.loads(r["body"])["scope"] for r in receiver.wait_for(3)]
+    assert scopes == ["store/order/created", "store/order/updated", "store/order/statusUpdated"]
 
 
 def test_drop_duplicate_delay_and_reorder_modes(sim, store, receiver):
@@ -572,6 +701,16 @@ def test_cli_and_control_endpoints():
         assert seen.json()["status_id"] == 2
         calls = requests.get(f"{base}/_sim/calls", params={"store": "h1"}, timeout=5).json()
         assert calls["count"] == 1
+        unpaid = requests.post(
+            f"{base}/_sim/stores/h1/orders",
+            json={"products": [{"sku": "X-2", "quantity": 1}], "paid": False},
+            timeout=5,
+        ).json()
+        assert unpaid["status_id"] == 0
+        paid = requests.post(f"{base}/_sim/stores/h1/orders/{unpaid['id']}/pay", timeout=5)
+        assert paid.json()["status_id"] == 11
+        emails = requests.get(f"{base}/_sim/stores/h1/emails", timeout=5).json()
+        assert [e["kind"] for e in emails][-1] == "order_confirmation"
         assert requests.post(f"{base}/_sim/webhook_mode", json={"mode": "drop"}, timeout=5).ok
         clock = requests.post(
             f"{base}/_sim/clock", json={"set": "2026-01-01T00:00:00Z"}, timeout=5

@@ -19,6 +19,9 @@ from responses import matchers
 from standardwebhooks import Webhook
 
 from gateway.model import (
+    CANCELLED,
+    PAID,
+    UNPAID,
     Delivery,
     Fulfillment,
     FulfillmentLine,
@@ -46,6 +49,7 @@ BASE = "http://bc.test"
 API = f"{BASE}/stores/{STORE_HASH}/v2"
 TOKEN = "bc_test_access_token"
 PACE_KEY = f"pace:bigcommerce:{STORE_HASH}"
+OWNER_EMAIL = "orders@acme.example"  # the contact of the partner who owns the store
 
 BUYER_ORDER_REF = "100"
 UPS_1 = "1Z5R89390357567127"
@@ -92,7 +96,7 @@ def store(redis, config):
 @pytest.fixture
 def adapter(store, config) -> BigCommerceAdapter:
     connection = {"store_hash": STORE_HASH, "access_token": TOKEN, "api_base_url": BASE + "/"}
-    return BigCommerceAdapter(connection, store, config)
+    return BigCommerceAdapter(connection, store, config, OWNER_EMAIL)
 
 
 @pytest.fixture
@@ -239,37 +243,83 @@ def test_read_order_of_an_unknown_order_is_none(adapter, rsps):
     assert len(rsps.calls) == 1
 
 
-# ---- create_order --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("status_id", "payment"),
+    [
+        (0, UNPAID),  # Incomplete: store/order/created fires for these too
+        (1, UNPAID),  # Pending
+        (7, UNPAID),  # Awaiting Payment
+        (12, UNPAID),  # Manual Verification Required
+        (13, UNPAID),  # Disputed
+        (14, UNPAID),  # Partially Refunded: unpaid to BigCommerce, a person decides
+        (11, PAID),  # Awaiting Fulfillment
+        (9, PAID),  # Awaiting Shipment
+        (8, PAID),  # Awaiting Pickup
+        (3, PAID),  # Partially Shipped
+        (2, PAID),  # Shipped
+        (10, PAID),  # Completed
+        (5, CANCELLED),  # Cancelled
+        (6, CANCELLED),  # Declined
+        (4, CANCELLED),  # Refunded
+    ],
+)
+def test_read_order_tells_the_payment_by_the_status(adapter, rsps, status_id, payment):
+    rsps.get(f"{API}/orders/100", json={**load("order"), "status_id": status_id})
+    rsps.get(f"{API}/orders/100/products", json=load("products"))
+    rsps.get(f"{API}/orders/100/shipping_addresses", json=load("shipping_addresses"))
 
-LOOKUP_SINCE = "2026-03-02T15:14:05+00:00"  # a minute before make_order's created_at
+    assert adapter.read_order("100").payment == payment
 
 
-def lookup(page: int = 1):
-    """The look-up for an order an earlier attempt created, page `page`."""
-    return matchers.query_param_matcher(
-        {
-            "min_date_created": LOOKUP_SINCE,
-            "sort": "date_created:asc",
-            "limit": "250",
-            "page": str(page),
-        }
+def many_products(first: int, count: int) -> list[dict]:
+    """`count` products of order 100 from id `first`, each a mug of its own SKU."""
+    product = load("products")[0]
+    return [{**product, "id": first + n, "sku": f"MUG-{first + n}"} for n in range(count)]
+
+
+def test_read_order_reads_every_page_of_products(adapter, rsps):
+    rsps.get(f"{API}/orders/100", json=load("order"))
+    for page, products in ((1, many_products(1000, 250)), (2, many_products(2000, 3))):
+        rsps.get(
+            f"{API}/orders/100/products",
+            json=products,
+            match=[matchers.query_param_matcher({"limit": "250", "page": str(page)})],
+        )
+    rsps.get(f"{API}/orders/100/shipping_addresses", json=load("shipping_addresses"))
+
+    order = adapter.read_order("100")
+
+    assert len(order.lines) == 253
+    assert order.lines[-1].ref == "2002"
+
+
+def test_a_full_last_page_of_products_ends_at_the_empty_next_page(adapter, rsps):
+    rsps.get(f"{API}/orders/100", json=load("order"))
+    rsps.get(
+        f"{API}/orders/100/products",
+        json=many_products(1000, 250),
+        match=[matchers.query_param_matcher({"limit": "250", "page": "1"})],
     )
+    rsps.get(
+        f"{API}/orders/100/products",
+        status=204,  # a page past the end: no content
+        match=[matchers.query_param_matcher({"limit": "250", "page": "2"})],
+    )
+    rsps.get(f"{API}/orders/100/shipping_addresses", json=load("shipping_addresses"))
+
+    assert len(adapter.read_order("100").lines) == 250
+
+
+# ---- create_order --------------------------------------------------------------------------------
 
 
 def no_earlier_order(rsps) -> None:
-    rsps.get(f"{API}/orders", status=204, match=[lookup()])  # no orders: 204, no body
-
-
-def store_orders(count: int, first_id: int = 6000) -> list[dict]:
-    """Orders in the seller's store that are not ours (other gateway orders, store sales)."""
-    return [
-        {
-            **load("order_created_in_store"),
-            "id": first_id + n,
-            "staff_notes": f"Dropship order {n} (ord_other{n}), gateway" if n % 2 else "",
-        }
-        for n in range(count)
-    ]
+    """No order of the store carries our id: 204, no body."""
+    rsps.get(
+        f"{API}/orders",
+        status=204,
+        match=[matchers.query_param_matcher({"external_order_id": "ord_test"})],
+    )
 
 
 def test_create_order_posts_custom_products_and_maps_them_by_sku(adapter, rsps):
@@ -281,8 +331,8 @@ def test_create_order_posts_custom_products_and_maps_them_by_sku(adapter, rsps):
 
     assert created == CreatedOrder(ref="5001", line_refs={"li_1": "301", "li_2": "302"})
     assert [c.request.method for c in rsps.calls] == ["GET", "POST", "GET"]
-    assert "min_date_created=2026-03-02T15%3A14%3A05%2B00%3A00" in rsps.calls[0].request.url
     body = sent(rsps, 1)
+    assert body["external_order_id"] == "ord_test"  # what a later attempt looks for
     assert body["customer_id"] == 0  # a guest order
     assert body["products"] == [
         {"name": "Blue mug", "sku": "AC-100", "quantity": 2, "price_inc_tax": 0, "price_ex_tax": 0},
@@ -297,9 +347,9 @@ def test_create_order_posts_custom_products_and_maps_them_by_sku(adapter, rsps):
         "zip": "62701",
     }
     assert billing["country_iso2"] == "US"
-    assert billing["email"] == "ada@example.com"
+    assert billing["email"] == OWNER_EMAIL  # BigCommerce emails the billing address
     assert body["shipping_addresses"] == [billing]
-    assert "ord_test" in body["staff_notes"]  # what a later attempt looks for
+    assert "ord_test" in body["staff_notes"]  # for the seller, who reads the order
     assert rsps.calls[1].request.headers["X-Auth-Token"] == TOKEN
 
 
@@ -335,20 +385,66 @@ def test_create_order_maps_a_product_without_sku_by_name_and_repeated_skus_once_
     assert created.line_refs == {"li_1": "301", "li_2": "303", "li_3": "302"}
 
 
-def test_create_order_posts_when_a_short_page_of_orders_has_none_of_ours(adapter, rsps):
-    rsps.get(f"{API}/orders", json=store_orders(249), match=[lookup()])  # one short of full
+@pytest.mark.parametrize(
+    ("country", "province", "state"),
+    [
+        ("US", "IL", "Illinois"),
+        ("us", "dc", "District of Columbia"),
+        ("CA", "QC", "Quebec"),
+        ("AU", "NSW", "New South Wales"),
+        ("US", "Illinois", "Illinois"),  # a name already
+        ("GB", "Kent", "Kent"),  # a county, as given
+        ("NL", "", ""),
+    ],
+)
+def test_create_order_names_the_state_and_sends_the_country_code(
+    adapter, rsps, country, province, state
+):
+    no_earlier_order(rsps)
     rsps.post(f"{API}/orders", json=load("order_created_in_store"), status=201)
     rsps.get(f"{API}/orders/5001/products", json=load("products_created_in_store"))
+    order = make_order()
+    order.shipping_address = {
+        **order.shipping_address,
+        "country_code": country,
+        "province": province,
+    }
 
-    created = adapter.create_order(make_order())
+    adapter.create_order(order)
 
-    assert created.ref == "5001"
-    assert [c.request.method for c in rsps.calls] == ["GET", "POST", "GET"]
+    body = sent(rsps, 1)
+    for address in (body["billing_address"], body["shipping_addresses"][0]):
+        assert (address["state"], address["country_iso2"]) == (state, country.upper())
+
+
+@pytest.mark.parametrize("given", [None, "", " ", "9"])
+def test_create_order_without_a_postcode_bills_to_one_that_says_so(adapter, rsps, given):
+    no_earlier_order(rsps)
+    rsps.post(f"{API}/orders", json=load("order_created_in_store"), status=201)
+    rsps.get(f"{API}/orders/5001/products", json=load("products_created_in_store"))
+    order = make_order()
+    order.shipping_address = {
+        "name": "Ada Lovelace",
+        "address1": "1 Queen's Road Central",
+        "city": "Hong Kong",
+        "zip": given,
+        "country_code": "HK",
+    }
+
+    adapter.create_order(order)
+
+    body = sent(rsps, 1)
+    assert body["billing_address"]["zip"] == "N/A"  # BigCommerce needs two characters or more
+    assert body["shipping_addresses"][0]["zip"] == (given or "").strip()
 
 
 def test_create_order_returns_an_order_an_earlier_attempt_created_without_posting(adapter, rsps):
-    earlier = load("order_created_in_store")  # staff_notes name ord_test
-    rsps.get(f"{API}/orders", json=[*store_orders(2), earlier], match=[lookup()])
+    earlier = {**load("order_created_in_store"), "external_order_id": "ord_test"}
+    rsps.get(
+        f"{API}/orders",
+        json=[earlier],
+        match=[matchers.query_param_matcher({"external_order_id": "ord_test"})],
+    )
     rsps.get(f"{API}/orders/5001/products", json=load("products_created_in_store"))
     # no POST registered: creating the order again would fail the test
 
@@ -359,33 +455,6 @@ def test_create_order_returns_an_order_an_earlier_attempt_created_without_postin
         ("GET", f"{API}/orders"),
         ("GET", f"{API}/orders/5001/products"),
     ]
-
-
-def test_create_order_reads_the_next_page_after_a_full_one(adapter, rsps):
-    rsps.get(f"{API}/orders", json=store_orders(250), match=[lookup()])  # full, none ours
-    rsps.get(
-        f"{API}/orders",
-        json=[*store_orders(1, 7000), load("order_created_in_store")],
-        match=[lookup(2)],
-    )
-    rsps.get(f"{API}/orders/5001/products", json=load("products_created_in_store"))
-
-    created = adapter.create_order(make_order())
-
-    assert created == CreatedOrder(ref="5001", line_refs={"li_1": "301", "li_2": "302"})
-    assert [c.request.method for c in rsps.calls] == ["GET", "GET", "GET"]  # no POST
-
-
-def test_create_order_looks_through_at_most_four_pages_then_posts(adapter, rsps):
-    for page in range(1, 5):
-        rsps.get(f"{API}/orders", json=store_orders(250, 6000 + 250 * page), match=[lookup(page)])
-    rsps.post(f"{API}/orders", json=load("order_created_in_store"), status=201)
-    rsps.get(f"{API}/orders/5001/products", json=load("products_created_in_store"))
-
-    created = adapter.create_order(make_order())
-
-    assert created.ref == "5001"
-    assert [c.request.method for c in rsps.calls] == ["GET"] * 4 + ["POST", "GET"]  # no page 5
 
 
 # ---- read_fulfillments ---------------------------------------------------------------------------
@@ -575,6 +644,27 @@ def test_forward_refuses_a_line_the_buyer_order_does_not_have(adapter, rsps):
     assert raised.value.permanent is True
     assert "MUG-BLUE" in str(raised.value)
     assert len(rsps.calls) == 2
+
+
+def test_forward_finds_a_line_on_a_later_page_of_products(adapter, rsps):
+    order = make_order()
+    order.line_items[1].buyer_ref = "2000"  # the 251st product of the buyer's order
+    no_shipments_yet(rsps)
+    pages = {1: load("products")[:1] + many_products(1000, 249), 2: many_products(2000, 1)}
+    for page, products in pages.items():
+        rsps.get(
+            f"{API}/orders/100/products",
+            json=products,
+            match=[matchers.query_param_matcher({"limit": "250", "page": str(page)})],
+        )
+    rsps.post(f"{API}/orders/100/shipments", json=load("shipment_created"), status=201)
+
+    adapter.forward_fulfillment(order, make_fulfillment())
+
+    assert sent(rsps, 3)["items"] == [
+        {"order_product_id": 201, "quantity": 2},
+        {"order_product_id": 2000, "quantity": 1},
+    ]
 
 
 def test_forward_reads_the_address_id_from_shipping_addresses_when_products_lack_it(adapter, rsps):
@@ -1052,7 +1142,9 @@ def test_an_answer_that_is_not_json_is_an_error(adapter, rsps):
 
 
 def test_the_default_base_is_the_bigcommerce_api(store, config, rsps):
-    adapter = BigCommerceAdapter({"store_hash": "xyz9", "access_token": TOKEN}, store, config)
+    adapter = BigCommerceAdapter(
+        {"store_hash": "xyz9", "access_token": TOKEN}, store, config, OWNER_EMAIL
+    )
     rsps.get("https://api.bigcommerce.com/stores/xyz9/v2/orders/1", status=404)
 
     assert adapter.read_order("1") is None
