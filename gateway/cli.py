@@ -1,4 +1,5 @@
-"""Operator commands: `flask --app wsgi partners create ...`, `partnerships create ...`."""
+"""Operator commands: `flask --app wsgi partners create ...`, `partnerships create ...`,
+`orders revoke-links ...`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gateway.errors import ApiError
 
 partners = AppGroup("partners", help="Manage partners.")
 partnerships = AppGroup("partnerships", help="Manage buyer-seller partnerships.")
+orders = AppGroup("orders", help="Manage orders.")
 
 
 def _fail(error: ApiError) -> None:
@@ -79,6 +81,18 @@ def create_partnership_command(buyer_id, seller_id, skus):
     )
 
 
+@orders.command("revoke-links")
+@click.argument("order_id")
+def revoke_links_command(order_id):
+    """End every link to the order's page, for both roles, and the sessions they opened."""
+    from gateway import links
+    from gateway.runtime import store
+
+    if not links.revoke(store(), order_id, "by the operator, from the command line"):
+        raise click.ClickException(f"no order {order_id}")
+    click.echo(f"revoked every link to order {order_id}; new ones can be asked for")
+
+
 @click.command("reconcile")
 @with_appcontext
 def reconcile_command():
@@ -110,4 +124,5 @@ def init_app(app: Flask) -> None:
     """Add the commands to `flask`."""
     app.cli.add_command(partners)
     app.cli.add_command(partnerships)
+    app.cli.add_command(orders)
     app.cli.add_command(reconcile_command)

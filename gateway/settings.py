@@ -33,8 +33,10 @@ class Settings:
     mail_from: str = "Fulfillment Gateway <gateway@localhost>"
     # Where messages go as .eml files when no MAIL_URL is set.
     outbox_dir: str = str(ROOT / "data" / "outbox")
-    # How long an order-page link stays valid, in days.
+    # How long a buyer's order-page link (and the session it opens) stays valid, in days.
     link_ttl_days: int = 30
+    # How long a seller's order-page link stays valid, in days: it can record fulfillments.
+    seller_link_ttl_days: int = 7
     # Seconds between the attempts to deliver an event or fulfillment to a buyer (one per retry).
     delivery_retry_schedule: tuple[int, ...] = (10, 30, 120, 600, 1800, 3600, 7200, 14400)
     # Seconds between the attempts to send a seller email.

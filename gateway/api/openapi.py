@@ -226,6 +226,19 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         },
     )
     spec.path(
+        "/api/v1/orders/{order_id}/links/revoke",
+        operations={
+            "post": _op(
+                "End every link to the order page, both roles', and the sessions they opened "
+                "(operator)",
+                None,
+                {"204": None},
+                ("401", "403", "404", "503"),
+                order_id,
+            )
+        },
+    )
+    spec.path(
         "/api/v1/orders/{order_id}/resync",
         operations={
             "post": _op(

@@ -134,7 +134,17 @@ def post_link(order_id: str):
     elif data.get("role", role) != role:
         raise ApiError(403, "forbidden", f"You are this order's {role}; ask for a {role} link.")
     partner_id = order.buyer_id if role == "buyer" else order.seller_id
-    return jsonify(links.order_link(settings(), order.id, role, partner_id)), 201
+    return jsonify(links.order_link(settings(), store(), order.id, role, partner_id)), 201
+
+
+@api.post("/orders/<order_id>/links/revoke")
+def post_revoke_links(order_id: str):
+    """End every link to the order page, for both roles, and the sessions they opened."""
+    caller = authenticate()
+    require_operator(caller)
+    if not links.revoke(store(), order_id, "by the operator's key"):
+        raise ApiError(404, "not_found", "No such order.")
+    return "", 204
 
 
 @api.post("/orders/<order_id>/resync")

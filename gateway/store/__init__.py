@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gateway.store.base import PREFIX, Change, JobSpec, event, key, key_hash
 from gateway.store.deliveries import STUCK_AFTER, Deliveries
+from gateway.store.links import Links
 from gateway.store.locks import Locks
 from gateway.store.metrics import Metrics
 from gateway.store.orders import Orders
@@ -27,5 +28,5 @@ __all__ = [
 ]
 
 
-class Store(Partners, Orders, Deliveries, Reconciliation, Metrics, Locks):
+class Store(Partners, Orders, Deliveries, Reconciliation, Metrics, Locks, Links):
     """The gateway's records in Redis: one object with every topic's keys and transactions."""
