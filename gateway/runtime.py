@@ -14,7 +14,7 @@ from gateway.store import Store
 def connect(config: Settings) -> Store:
     """A Store on the configured Redis (connections are opened lazily, on first use)."""
     redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    return Store(redis, Queue(QUEUE, connection=redis))
+    return Store(redis, Queue(QUEUE, connection=redis), config.timeline_max_entries)
 
 
 def init_app(app: Flask, config: Settings) -> None:

@@ -51,6 +51,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # How long an Idempotency-Key answer is kept, in seconds.
     idempotency_ttl: int = 24 * 3600
+    # Entries an order's timeline keeps: its first (the order's creation) and the newest.
+    timeline_max_entries: int = 500
     # Extra Flask config (tests); not read from the environment.
     flask: Mapping[str, object] = field(default_factory=dict, repr=False)
     # Each platform's own settings (<PLATFORM>_* variables), named and read by its module

@@ -65,7 +65,7 @@ def context():
     job = get_current_job()
     if job is None:
         return config, connect(config)
-    return config, Store(job.connection, _queue(job.connection))
+    return config, Store(job.connection, _queue(job.connection), config.timeline_max_entries)
 
 
 def _queue(connection):

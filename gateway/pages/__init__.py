@@ -82,6 +82,8 @@ def _page(
         seller=seller,
         lines=[(li, done[li.id], li.quantity - done[li.id]) for li in order.line_items],
         timeline=list(reversed(store().timeline(order.id))),
+        timeline_dropped=store().timeline_dropped(order.id),
+        timeline_cap=store().timeline_cap,
         may_fulfill=may_fulfill,
         waiting=not_released(order),
         carriers=[*tracking.CARRIERS, OTHER],

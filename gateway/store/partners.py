@@ -18,8 +18,8 @@ KNOWN_STORE_SECONDS = 5.0  # how long a web process trusts its copy of a store's
 class Partners(Records):
     """Partners, partnerships and store connections, with a few seconds' cache of lookups."""
 
-    def __init__(self, redis: Redis, queue: Queue) -> None:
-        super().__init__(redis, queue)
+    def __init__(self, redis: Redis, queue: Queue, timeline_cap: int) -> None:
+        super().__init__(redis, queue, timeline_cap)
         self._known_stores: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def add_partner(
