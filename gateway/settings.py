@@ -51,6 +51,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # How long an Idempotency-Key answer is kept, in seconds.
     idempotency_ttl: int = 24 * 3600
+    # Seconds after a resync of an order during which another resync of it is coalesced.
+    resync_cooldown: int = 60
     # Entries an order's timeline keeps: its first (the order's creation) and the newest.
     timeline_max_entries: int = 500
     # Extra Flask config (tests); not read from the environment.

@@ -242,7 +242,8 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         "/api/v1/orders/{order_id}/resync",
         operations={
             "post": _op(
-                "Read the seller store's fulfillments now and retry failed deliveries",
+                "Read the seller store's fulfillments now and retry failed deliveries; another "
+                "within RESYNC_COOLDOWN seconds is coalesced into it (status: coalesced)",
                 None,
                 {"202": None},
                 ("401", "404", "503"),

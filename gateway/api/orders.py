@@ -149,11 +149,17 @@ def post_revoke_links(order_id: str):
 
 @api.post("/orders/<order_id>/resync")
 def post_resync(order_id: str):
-    """Read the seller store's fulfillments now, shipped or not; retry failed deliveries."""
+    """Read the seller store's fulfillments now, shipped or not; retry failed deliveries.
+    Another resync of the order within RESYNC_COOLDOWN seconds is coalesced into this one."""
     order, _ = visible_order(authenticate(), order_id)
     seller = store().partner(order.seller_id)
     jobs = resync_jobs(order, seller["platform"])
-    store().change_order(order.id, lambda current: reopen_failed(current, jobs))
+    done = store().resync_order(
+        order.id, settings().resync_cooldown, lambda current: reopen_failed(current, jobs)
+    )
+    if done is not None and done.result:
+        body = {"status": "coalesced", "order_id": order.id, "retry_after": done.result}
+        return jsonify(body), 202
     return jsonify({"status": "accepted", "order_id": order.id}), 202
 
 

@@ -107,6 +107,24 @@ class Orders(Records):
                 except WatchError:
                     continue
 
+    def resync_order(
+        self, order_id: str, cooldown: int, decide: Callable[[Order], Change]
+    ) -> Change | None:
+        """`change_order` for a resync, at most once per `cooldown` seconds per order: within
+        it, nothing is written and the Change's result is the seconds left. None: no order."""
+        mark = key("resynced", order_id)
+
+        def once(order: Order) -> Change:
+            left = self.redis.ttl(mark)  # read under WATCH: a concurrent resync forces a retry
+            if left > 0:
+                return Change(result=left)
+            change = decide(order)
+            if cooldown > 0:
+                change.writes.append(lambda pipe: pipe.set(mark, 1, ex=cooldown))
+            return change
+
+        return self.change_order(order_id, once, watch=(mark,))
+
     def _write_order(
         self,
         pipe: Pipeline,

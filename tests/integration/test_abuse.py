@@ -3,11 +3,14 @@ capped timelines. Real Redis; the limits are set low through the app's settings.
 
 from __future__ import annotations
 
-from conftest import bearer
+import time
+from dataclasses import replace
+
+from conftest import admin_headers, bearer
 from rq import Queue
 
 from gateway import create_app
-from gateway.jobs import QUEUE
+from gateway.jobs import QUEUE, SYNC_SELLER
 from gateway.runtime import connect
 from gateway.settings import Settings
 from gateway.store import Change, event, key
@@ -41,6 +44,42 @@ def order_keys(redis, order_id: str) -> tuple:
         redis.lrange(key("timeline", order_id), 0, -1),
         Queue(QUEUE, connection=redis).count,
     )
+
+
+# ---- resync cooldown ---------------------------------------------------------------------------
+
+
+def test_a_resync_within_the_cooldown_is_coalesced(client, pair, make_order, redis):
+    connection = {"shop_domain": SHOP, "access_token": "shpat_x", "webhook_secret": SHOP_SECRET}
+    buyer, seller = pair(seller_platform="shopify", seller_connection=connection)
+    order = make_order(buyer, seller)
+    store = connect(Settings.from_env())
+    store.change_order(order["id"], lambda o: Change(order=replace(o, seller_order_ref="5001")))
+    queue = Queue(QUEUE, connection=redis)
+    app = app_with(resync_cooldown=2)
+    api = app.test_client()
+    path = f"/api/v1/orders/{order['id']}/resync"
+
+    def store_reads() -> int:
+        return sum(job.func_name == SYNC_SELLER for job in queue.get_jobs())
+
+    first = api.post(path, headers=bearer(buyer["api_key"]))
+    assert first.status_code == 202 and first.get_json()["status"] == "accepted"
+    timeline = redis.lrange(key("timeline", order["id"]), 0, -1)
+    assert store_reads() == 1
+
+    for headers in (bearer(seller["api_key"]), admin_headers()):
+        again = api.post(path, headers=headers)
+        assert again.status_code == 202
+        body = again.get_json()
+        assert body["status"] == "coalesced" and body["order_id"] == order["id"]
+        assert 1 <= body["retry_after"] <= 2
+    assert redis.lrange(key("timeline", order["id"]), 0, -1) == timeline
+    assert store_reads() == 1
+
+    time.sleep(2.1)  # the cooldown is over: the next resync reads the store again
+    assert api.post(path, headers=bearer(buyer["api_key"])).get_json()["status"] == "accepted"
+    assert store_reads() == 2
 
 
 # ---- capped timelines ---------------------------------------------------------------------------
