@@ -9,6 +9,18 @@ from rq import Queue
 from gateway.jobs import QUEUE
 from gateway.settings import Settings
 from gateway.store import Store
+from gateway.store.ratelimits import rate_limit_items
+
+
+def check_limits(config: Settings) -> None:
+    """Refuse to start on a rate limit, cooldown or timeline cap the gateway can't apply."""
+    for name in ("rate_limit_partner", "rate_limit_person"):
+        try:
+            rate_limit_items(getattr(config, name))
+        except ValueError:
+            raise RuntimeError(f"{name.upper()}: write limits as 50/second;2000/minute") from None
+    if config.timeline_max_entries < 2 or config.resync_cooldown < 0:
+        raise RuntimeError("TIMELINE_MAX_ENTRIES must be 2 or more, RESYNC_COOLDOWN 0 or more")
 
 
 def connect(config: Settings) -> Store:
@@ -19,6 +31,7 @@ def connect(config: Settings) -> Store:
 
 def init_app(app: Flask, config: Settings) -> None:
     """Keep the settings and one store (one connection pool) on the app."""
+    check_limits(config)
     app.extensions["gateway.settings"] = config
     app.extensions["gateway.store"] = connect(config)
 

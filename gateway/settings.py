@@ -51,6 +51,10 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # How long an Idempotency-Key answer is kept, in seconds.
     idempotency_ttl: int = 24 * 3600
+    # Requests one partner key may make to the JSON API ("50/second;2000/minute"; empty: none).
+    rate_limit_partner: str = "50/second;2000/minute"
+    # Order-page form posts one person (a link's holder, per order) may make; empty: no limit.
+    rate_limit_person: str = "5/second;60/minute"
     # Seconds after a resync of an order during which another resync of it is coalesced.
     resync_cooldown: int = 60
     # Entries an order's timeline keeps: its first (the order's creation) and the newest.

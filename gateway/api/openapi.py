@@ -20,6 +20,7 @@ ERRORS = {
     "413": "Body over 1 MiB",
     "415": "Body not JSON",
     "422": "Validation failed",
+    "429": "Over the partner key's rate limit; Retry-After says when to try again",
     "503": "Store or queue unavailable",
 }
 
@@ -33,6 +34,7 @@ def _op(
     body_required: bool = True,
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}], "responses": {}}
+    errors = (*errors, "429")  # any partner key is counted, even where only the operator may act
     if body:
         operation["requestBody"] = {
             "required": body_required,

@@ -136,6 +136,12 @@ def create_fulfillment(order_id: str):
     order = store().order(order_id) if role else None
     if order is None:
         abort(403)
+    # Counted per person: the holder of this order's link, whatever their address.
+    retry_after = store().over_limit(settings().rate_limit_person, "person", order_id, role)
+    if retry_after is not None:
+        text = f"Wait {retry_after} seconds, then send the form again."
+        page = render_template("message.html", title="Too many requests", text=text)
+        return page, 429, {"Retry-After": str(retry_after)}
     payload, errors = _payload_from_form(order)
     if not errors:
         try:

@@ -13,6 +13,7 @@ from gateway.store.locks import Locks
 from gateway.store.metrics import Metrics
 from gateway.store.orders import Orders
 from gateway.store.partners import KNOWN_STORE_SECONDS, Partners
+from gateway.store.ratelimits import RateLimits
 from gateway.store.reconciliation import Reconciliation
 
 __all__ = [
@@ -28,5 +29,5 @@ __all__ = [
 ]
 
 
-class Store(Partners, Orders, Deliveries, Reconciliation, Metrics, Locks, Links):
+class Store(Partners, Orders, Deliveries, Reconciliation, Metrics, Locks, Links, RateLimits):
     """The gateway's records in Redis: one object with every topic's keys and transactions."""

@@ -3,9 +3,15 @@ capped timelines. Real Redis; the limits are set low through the app's settings.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import re
 import time
 from dataclasses import replace
 
+import pytest
 from conftest import admin_headers, bearer
 from rq import Queue
 
@@ -44,6 +50,110 @@ def order_keys(redis, order_id: str) -> tuple:
         redis.lrange(key("timeline", order_id), 0, -1),
         Queue(QUEUE, connection=redis).count,
     )
+
+
+# ---- per partner key ---------------------------------------------------------------------------
+
+
+def test_a_partner_over_its_limit_gets_429_with_retry_after_and_nothing_is_stored(
+    client, pair, make_order, redis
+):
+    buyer, seller = pair()
+    order = make_order(buyer, seller)
+    limited = app_with(rate_limit_partner="3/minute").test_client()
+    path = f"/api/v1/orders/{order['id']}"
+    for _ in range(3):
+        assert limited.get(path, headers=bearer(seller["api_key"])).status_code == 200
+    before = order_keys(redis, order["id"])
+    assert_rate_limited(limited.get(path, headers=bearer(seller["api_key"])))
+    body = {
+        "line_items": [{"sku": "AC-100", "quantity": 1}],
+        "carrier": "UPS",
+        "tracking_numbers": [UPS],
+    }
+    fulfilled = limited.post(f"{path}/fulfillments", json=body, headers=bearer(seller["api_key"]))
+    assert_rate_limited(fulfilled)
+    assert order_keys(redis, order["id"]) == before
+
+    # Each key has its own count; the operator's key is not limited.
+    assert limited.get(path, headers=bearer(buyer["api_key"])).status_code == 200
+    for _ in range(10):
+        assert limited.get(path, headers=admin_headers()).status_code == 200
+    # An unknown key is still told so, not counted.
+    assert limited.get(path, headers=bearer("not-a-key")).status_code == 401
+
+
+def test_platform_webhooks_are_not_limited_by_the_partners_limit(make_partner, redis):
+    connection = {"shop_domain": SHOP, "access_token": "shpat_x", "webhook_secret": SHOP_SECRET}
+    seller = make_partner("shopify", connection=connection)
+    limited = app_with(rate_limit_partner="2/minute").test_client()
+    for _ in range(2):
+        assert limited.get("/api/v1/orders", headers=bearer(seller["api_key"])).status_code == 200
+    assert_rate_limited(limited.get("/api/v1/orders", headers=bearer(seller["api_key"])))
+    for n in range(5):
+        raw = json.dumps({"id": 100 + n, "order_id": 4242}).encode()
+        signature = hmac.new(SHOP_SECRET.encode(), raw, hashlib.sha256).digest()
+        answer = limited.post(
+            "/webhooks/shopify",
+            data=raw,
+            content_type="application/json",
+            headers={
+                "X-Shopify-Topic": "fulfillments/create",
+                "X-Shopify-Shop-Domain": SHOP,
+                "X-Shopify-Webhook-Id": f"delivery-{n}",
+                "X-Shopify-Hmac-Sha256": base64.b64encode(signature).decode(),
+            },
+        )
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+
+
+def test_rate_limits_are_settings_checked_at_start():
+    with pytest.raises(RuntimeError, match="RATE_LIMIT_PARTNER"):
+        app_with(rate_limit_partner="lots")
+    with pytest.raises(RuntimeError, match="TIMELINE_MAX_ENTRIES"):
+        app_with(timeline_max_entries=1)
+    assert app_with(rate_limit_partner="", rate_limit_person="")  # empty: no limit
+
+
+# ---- per person, on the order page --------------------------------------------------------------
+
+
+def test_order_page_posts_are_limited_per_link_holder(client, pair, make_order, redis):
+    buyer, seller = pair()
+    order = make_order(buyer, seller)
+    other = make_order(buyer, seller, ref="1002")
+    app = app_with(rate_limit_person="2/minute")
+    browser = app.test_client()
+
+    def open_order(order_id: str) -> str:
+        link = client.post(
+            f"/api/v1/orders/{order_id}/links", headers=bearer(seller["api_key"])
+        ).get_json()["url"]
+        assert browser.get(link.removeprefix(PUBLIC)).status_code == 303
+        page = browser.get(f"/orders/{order_id}").get_data(as_text=True)
+        return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    csrf = open_order(order["id"])
+    line_id = order["line_items"][0]["id"]
+    bad = {"csrf_token": csrf, f"quantity-{line_id}": "1", "carrier": "UPS"}  # no tracking
+    for _ in range(2):
+        assert browser.post(f"/orders/{order['id']}/fulfillments", data=bad).status_code == 422
+    before = order_keys(redis, order["id"])
+    good = {**bad, "tracking_numbers": UPS}
+    answer = browser.post(f"/orders/{order['id']}/fulfillments", data=good)
+    assert answer.status_code == 429
+    assert 1 <= int(answer.headers["Retry-After"]) <= 60
+    assert "Too many requests" in answer.get_data(as_text=True)
+    assert order_keys(redis, order["id"]) == before
+
+    # Another order's link, held in the same browser, is another person's count.
+    csrf = open_order(other["id"])
+    other_line = other["line_items"][0]["id"]
+    posted = browser.post(
+        f"/orders/{other['id']}/fulfillments",
+        data={**good, "csrf_token": csrf, f"quantity-{other_line}": "1"},
+    )
+    assert posted.status_code == 303
 
 
 # ---- resync cooldown ---------------------------------------------------------------------------
