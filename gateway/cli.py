@@ -1,5 +1,5 @@
 """Operator commands: `flask --app wsgi partners create ...`, `partnerships create ...`,
-`secrets rotate`."""
+`secrets rotate`, `orders revoke-links ...`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from gateway.errors import ApiError
 partners = AppGroup("partners", help="Manage partners.")
 partnerships = AppGroup("partnerships", help="Manage buyer-seller partnerships.")
 partner_secrets = AppGroup("secrets", help="Partners' secrets, encrypted at rest.")
+orders = AppGroup("orders", help="Manage orders.")
 
 
 def _fail(error: ApiError) -> None:
@@ -81,6 +82,18 @@ def create_partnership_command(buyer_id, seller_id, skus):
     )
 
 
+@orders.command("revoke-links")
+@click.argument("order_id")
+def revoke_links_command(order_id):
+    """End every link to the order's page, for both roles, and the sessions they opened."""
+    from gateway import links
+    from gateway.runtime import store
+
+    if not links.revoke(store(), order_id, "by the operator, from the command line"):
+        raise click.ClickException(f"no order {order_id}")
+    click.echo(f"revoked every link to order {order_id}; new ones can be asked for")
+
+
 @click.command("reconcile")
 @with_appcontext
 def reconcile_command():
@@ -133,4 +146,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(partners)
     app.cli.add_command(partnerships)
     app.cli.add_command(partner_secrets)
+    app.cli.add_command(orders)
     app.cli.add_command(reconcile_command)

@@ -33,6 +33,22 @@ def validation_failed(details: dict[str, list[str]], message: str = "") -> ApiEr
     return ApiError(422, "validation_failed", message or "Some fields are not valid.", details)
 
 
+class RateLimitError(ApiError):
+    """429 rate_limited, with the seconds to wait in Retry-After."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            429, "rate_limited", f"Too many requests; try again in {retry_after} seconds."
+        )
+        self.retry_after = retry_after
+
+    def response(self) -> tuple[Any, int]:
+        """The JSON answer, with Retry-After."""
+        answer, status = super().response()
+        answer.headers["Retry-After"] = str(self.retry_after)
+        return answer, status
+
+
 _HTTP_CODES = {
     400: ("bad_request", "The request could not be read."),
     401: ("unauthorized", "Missing or invalid credentials."),

@@ -8,16 +8,34 @@ from redis import Redis
 from gateway.jobs import job_queue
 from gateway.settings import Settings
 from gateway.store import Store
+from gateway.store.ratelimits import rate_limit_items
+
+
+def check_limits(config: Settings) -> None:
+    """Refuse to start on a rate limit, cooldown or timeline cap the gateway can't apply."""
+    for name in ("rate_limit_partner", "rate_limit_person"):
+        try:
+            rate_limit_items(getattr(config, name))
+        except ValueError:
+            raise RuntimeError(f"{name.upper()}: write limits as 50/second;2000/minute") from None
+    if config.timeline_max_entries < 2 or config.resync_cooldown < 0:
+        raise RuntimeError("TIMELINE_MAX_ENTRIES must be 2 or more, RESYNC_COOLDOWN 0 or more")
 
 
 def connect(config: Settings) -> Store:
     """A Store on the configured Redis (connections are opened lazily, on first use)."""
     redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    return Store(redis, job_queue(redis), config.encryption_keys)
+    return Store(
+        redis,
+        job_queue(redis),
+        timeline_cap=config.timeline_max_entries,
+        encryption_keys=config.encryption_keys,
+    )
 
 
 def init_app(app: Flask, config: Settings) -> None:
     """Keep the settings and one store (one connection pool) on the app."""
+    check_limits(config)
     app.extensions["gateway.settings"] = config
     app.extensions["gateway.store"] = connect(config)
 

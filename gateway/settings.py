@@ -40,8 +40,10 @@ class Settings:
     mail_from: str = "Fulfillment Gateway <gateway@localhost>"
     # Where messages go as .eml files when no MAIL_URL is set.
     outbox_dir: str = str(ROOT / "data" / "outbox")
-    # How long an order-page link stays valid, in days.
+    # How long a buyer's order-page link (and the session it opens) stays valid, in days.
     link_ttl_days: int = 30
+    # How long a seller's order-page link stays valid, in days: it can record fulfillments.
+    seller_link_ttl_days: int = 7
     # Seconds between the attempts to deliver an event or fulfillment to a buyer (one per retry).
     delivery_retry_schedule: tuple[int, ...] = (10, 30, 120, 600, 1800, 3600, 7200, 14400)
     # Seconds between the attempts to send a seller email.
@@ -56,6 +58,14 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # How long an Idempotency-Key answer is kept, in seconds.
     idempotency_ttl: int = 24 * 3600
+    # Requests one partner key may make to the JSON API ("50/second;2000/minute"; empty: none).
+    rate_limit_partner: str = "50/second;2000/minute"
+    # Order-page form posts one person (a link's holder, per order) may make; empty: no limit.
+    rate_limit_person: str = "5/second;60/minute"
+    # Seconds after a resync of an order during which another resync of it is coalesced.
+    resync_cooldown: int = 60
+    # Entries an order's timeline keeps: its first (the order's creation) and the newest.
+    timeline_max_entries: int = 500
     # Extra Flask config (tests); not read from the environment.
     flask: Mapping[str, object] = field(default_factory=dict, repr=False)
     # Each platform's own settings (<PLATFORM>_* variables), named and read by its module

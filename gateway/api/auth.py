@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import current_app, request
 
-from gateway.errors import ApiError
+from gateway.errors import ApiError, RateLimitError
 from gateway.model import Order
 from gateway.runtime import settings, store
 
@@ -39,7 +39,8 @@ class Caller:
 
 
 def authenticate() -> Caller:
-    """The caller named by the Bearer token, or 401."""
+    """The caller named by the Bearer token, or 401; 429 for a partner over its rate limit
+    (the operator's key is not limited)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -52,6 +53,9 @@ def authenticate() -> Caller:
     if partner is None:
         current_app.logger.info("refused an unknown API key on %s", request.path)
         raise ApiError(401, "unauthorized", "Unknown API key.")
+    retry_after = store().over_limit(settings().rate_limit_partner, "partner", partner["id"])
+    if retry_after is not None:
+        raise RateLimitError(retry_after)
     return Caller(partner)
 
 

@@ -20,6 +20,7 @@ ERRORS = {
     "413": "Body over 1 MiB",
     "415": "Body not JSON",
     "422": "Validation failed",
+    "429": "Over the partner key's rate limit; Retry-After says when to try again",
     "503": "Store or queue unavailable",
 }
 
@@ -33,6 +34,7 @@ def _op(
     body_required: bool = True,
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}], "responses": {}}
+    errors = (*errors, "429")  # any partner key is counted, even where only the operator may act
     if body:
         operation["requestBody"] = {
             "required": body_required,
@@ -226,10 +228,24 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         },
     )
     spec.path(
+        "/api/v1/orders/{order_id}/links/revoke",
+        operations={
+            "post": _op(
+                "End every link to the order page, both roles', and the sessions they opened "
+                "(operator)",
+                None,
+                {"204": None},
+                ("401", "403", "404", "503"),
+                order_id,
+            )
+        },
+    )
+    spec.path(
         "/api/v1/orders/{order_id}/resync",
         operations={
             "post": _op(
-                "Read the seller store's fulfillments now and retry failed deliveries",
+                "Read the seller store's fulfillments now and retry failed deliveries; another "
+                "within RESYNC_COOLDOWN seconds is coalesced into it (status: coalesced)",
                 None,
                 {"202": None},
                 ("401", "404", "503"),

@@ -134,16 +134,32 @@ def post_link(order_id: str):
     elif data.get("role", role) != role:
         raise ApiError(403, "forbidden", f"You are this order's {role}; ask for a {role} link.")
     partner_id = order.buyer_id if role == "buyer" else order.seller_id
-    return jsonify(links.order_link(settings(), order.id, role, partner_id)), 201
+    return jsonify(links.order_link(settings(), store(), order.id, role, partner_id)), 201
+
+
+@api.post("/orders/<order_id>/links/revoke")
+def post_revoke_links(order_id: str):
+    """End every link to the order page, for both roles, and the sessions they opened."""
+    caller = authenticate()
+    require_operator(caller)
+    if not links.revoke(store(), order_id, "by the operator's key"):
+        raise ApiError(404, "not_found", "No such order.")
+    return "", 204
 
 
 @api.post("/orders/<order_id>/resync")
 def post_resync(order_id: str):
-    """Read the seller store's fulfillments now, shipped or not; retry failed deliveries."""
+    """Read the seller store's fulfillments now, shipped or not; retry failed deliveries.
+    Another resync of the order within RESYNC_COOLDOWN seconds is coalesced into this one."""
     order, _ = visible_order(authenticate(), order_id)
     seller = store().partner(order.seller_id)
     jobs = resync_jobs(order, seller["platform"])
-    store().change_order(order.id, lambda current: reopen_failed(current, jobs))
+    done = store().resync_order(
+        order.id, settings().resync_cooldown, lambda current: reopen_failed(current, jobs)
+    )
+    if done is not None and done.result:
+        body = {"status": "coalesced", "order_id": order.id, "retry_after": done.result}
+        return jsonify(body), 202
     return jsonify({"status": "accepted", "order_id": order.id}), 202
 
 

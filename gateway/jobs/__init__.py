@@ -70,7 +70,12 @@ def context():
     job = get_current_job()
     if job is None:
         return config, connect(config)
-    return config, Store(job.connection, job_queue(job.connection), config.encryption_keys)
+    return config, Store(
+        job.connection,
+        job_queue(job.connection),
+        timeline_cap=config.timeline_max_entries,
+        encryption_keys=config.encryption_keys,
+    )
 
 
 def job_queue(connection: Redis) -> Queue:

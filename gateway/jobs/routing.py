@@ -28,7 +28,7 @@ def route_order(order_id: str) -> str:
             ref = order.seller_order_ref or _create_in_store(store, config, order, seller)
             notes.append(f"order {ref} is in the seller's {platform.name} store")
         if not platform.fulfillments_from_store:  # they fulfil through our form: send the link
-            notes.append(_email_seller(config, order, seller))
+            notes.append(_email_seller(config, store, order, seller))
         return Sent(ref, "; ".join(notes))
 
     return attempt(
@@ -61,8 +61,8 @@ def _create_in_store(store: Store, config: Settings, order: Order, seller: dict)
     return created.ref
 
 
-def _email_seller(config: Settings, order: Order, seller: dict) -> str:
-    link = links.order_link(config, order.id, "seller", seller["id"])
+def _email_seller(config: Settings, store: Store, order: Order, seller: dict) -> str:
+    link = links.order_link(config, store, order.id, "seller", seller["id"])
     lines = "\n".join(f"  {li.quantity} x {li.seller_sku}  {li.title}" for li in order.line_items)
     text = (
         f"Hello {seller['name']},\n\n"

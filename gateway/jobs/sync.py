@@ -95,7 +95,7 @@ def tell_seller_held(order_id: str, fulfillment_id: str) -> str:
     if fulfillment is None or fulfillment.status != "held":
         return "nothing to tell"
     seller = store.partner(order.seller_id)
-    link = links.order_link(config, order.id, "seller", seller["id"])
+    link = links.order_link(config, store, order.id, "seller", seller["id"])
     text = (
         f"Hello {seller['name']},\n\n"
         f"A fulfillment you recorded for order {order.buyer_order_ref} is held and was not passed "

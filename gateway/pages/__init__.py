@@ -34,8 +34,31 @@ OTHER = "Other"
 SESSION_ORDERS = 20  # order pages a browser session keeps open at once
 
 
+REFUSED = {
+    links.INVALID: "The link is wrong or has expired. Ask for a new one.",
+    links.EXPIRED: "This link has expired. Ask for a new one.",
+    links.REVOKED: "This link was revoked, with every other link to this order. Ask for a new one.",
+}
+
+
 def _role(order_id: str) -> str | None:
-    return (session.get("orders") or {}).get(order_id)
+    """The role this session holds on the order, None if none; LinkRefused (the role then
+    forgotten) once the link that gave it has expired or been revoked."""
+    grant = links.Grant.from_session(order_id, (session.get("orders") or {}).get(order_id))
+    if grant is None:
+        return None
+    try:
+        links.check(store(), grant)
+    except links.LinkRefused:
+        session["orders"] = {k: v for k, v in session["orders"].items() if k != order_id}
+        raise
+    return grant.role
+
+
+def _refused(refusal: links.LinkRefused):
+    return render_template(
+        "message.html", title="This link is not valid", text=REFUSED[refusal.reason]
+    ), 403
 
 
 def _page(
@@ -59,6 +82,8 @@ def _page(
         seller=seller,
         lines=[(li, done[li.id], li.quantity - done[li.id]) for li in order.line_items],
         timeline=list(reversed(store().timeline(order.id))),
+        timeline_dropped=store().timeline_dropped(order.id),
+        timeline_cap=store().timeline_cap,
         may_fulfill=may_fulfill,
         waiting=not_released(order),
         carriers=[*tracking.CARRIERS, OTHER],
@@ -74,19 +99,19 @@ def order_page(order_id: str):
     """Show the order to the holder of its link (the token is then kept in the session)."""
     token = request.args.get("t")
     if token is not None:
-        claims = links.read_token(settings(), token)
-        if claims is None or claims["o"] != order_id:
-            return render_template(
-                "message.html",
-                title="This link is not valid",
-                text="The link is wrong or has expired. Ask for a new one.",
-            ), 403
+        try:
+            grant = links.open_link(settings(), store(), token, order_id)
+        except links.LinkRefused as refusal:
+            return _refused(refusal)
         opened = {k: v for k, v in (session.get("orders") or {}).items() if k != order_id}
-        opened[order_id] = claims["r"]
+        opened[order_id] = grant.to_session()  # the role, no longer than the link's life
         # The cookie keeps the most recent orders only, well under browsers' 4 KB.
         session["orders"] = dict(list(opened.items())[-SESSION_ORDERS:])
         return redirect(url_for("pages.order_page", order_id=order_id), code=303)
-    role = _role(order_id)
+    try:
+        role = _role(order_id)
+    except links.LinkRefused as refusal:
+        return _refused(refusal)
     order = store().order(order_id) if role else None
     if order is None:
         return render_template(
@@ -104,10 +129,19 @@ def create_fulfillment(order_id: str):
         validate_csrf(request.form.get("csrf_token"))
     except (CSRFError, CSRFValidationError):
         abort(400, "The form expired; reload the page and try again.")
-    role = _role(order_id)
+    try:
+        role = _role(order_id)
+    except links.LinkRefused as refusal:
+        return _refused(refusal)
     order = store().order(order_id) if role else None
     if order is None:
         abort(403)
+    # Counted per person: the holder of this order's link, whatever their address.
+    retry_after = store().over_limit(settings().rate_limit_person, "person", order_id, role)
+    if retry_after is not None:
+        text = f"Wait {retry_after} seconds, then send the form again."
+        page = render_template("message.html", title="Too many requests", text=text)
+        return page, 429, {"Retry-After": str(retry_after)}
     payload, errors = _payload_from_form(order)
     if not errors:
         try:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from gateway.store.base import PREFIX, Change, JobSpec, event, key, key_hash
 from gateway.store.deliveries import ATTEMPT_SECONDS, STUCK_AFTER, Deliveries
+from gateway.store.links import Links
 from gateway.store.locks import Locks
 from gateway.store.metrics import Metrics
 from gateway.store.orders import Orders
 from gateway.store.partners import KNOWN_STORE_SECONDS, Partners
+from gateway.store.ratelimits import RateLimits
 from gateway.store.reconciliation import Reconciliation
 
 __all__ = [
@@ -28,5 +30,5 @@ __all__ = [
 ]
 
 
-class Store(Partners, Orders, Deliveries, Reconciliation, Metrics, Locks):
+class Store(Partners, Orders, Deliveries, Reconciliation, Metrics, Locks, Links, RateLimits):
     """The gateway's records in Redis: one object with every topic's keys and transactions."""

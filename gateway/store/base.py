@@ -57,9 +57,10 @@ def event(kind: str, message: str, **data: Any) -> dict[str, Any]:
 class Records:
     """The Redis connection and the job queue that every part of the store works with."""
 
-    def __init__(self, redis: Redis, queue: Queue) -> None:
+    def __init__(self, redis: Redis, queue: Queue, timeline_cap: int) -> None:
         self.redis = redis
         self.queue = queue
+        self.timeline_cap = timeline_cap  # entries an order's timeline keeps (see Orders)
 
     def enqueue(self, job: JobSpec, pipe: Pipeline | None = None) -> Job:
         """Enqueue a job, inside the caller's transaction when a pipeline is given."""

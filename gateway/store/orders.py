@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from functools import cached_property
 from typing import Any
 
-from redis import WatchError
+from redis import Redis, WatchError
 from redis.client import Pipeline
+from redis.commands.core import Script
 
 from gateway.model import SHIPPED, Order
 from gateway.store.base import Change, JobSpec, Records, key
 from gateway.store.deliveries import index_pending
+
+# Appends timeline entries (ARGV[2..]) and keeps at most ARGV[1] of them, in one step: the first,
+# which records how the order came in, and the newest. KEYS[2] counts the entries dropped.
+APPEND_TIMELINE = """
+local length = redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+local cap = tonumber(ARGV[1])
+if length > cap then
+    local first = redis.call('LINDEX', KEYS[1], 0)
+    redis.call('LTRIM', KEYS[1], length - cap + 1, -1)
+    redis.call('LPUSH', KEYS[1], first)
+    redis.call('INCRBY', KEYS[2], length - cap)
+end
+return length
+"""
 
 
 class Orders(Records):
@@ -91,6 +107,24 @@ class Orders(Records):
                 except WatchError:
                     continue
 
+    def resync_order(
+        self, order_id: str, cooldown: int, decide: Callable[[Order], Change]
+    ) -> Change | None:
+        """`change_order` for a resync, at most once per `cooldown` seconds per order: within
+        it, nothing is written and the Change's result is the seconds left. None: no order."""
+        mark = key("resynced", order_id)
+
+        def once(order: Order) -> Change:
+            left = self.redis.ttl(mark)  # read under WATCH: a concurrent resync forces a retry
+            if left > 0:
+                return Change(result=left)
+            change = decide(order)
+            if cooldown > 0:
+                change.writes.append(lambda pipe: pipe.set(mark, 1, ex=cooldown))
+            return change
+
+        return self.change_order(order_id, once, watch=(mark,))
+
     def _write_order(
         self,
         pipe: Pipeline,
@@ -117,8 +151,8 @@ class Orders(Records):
                 pipe.sadd(waiting, order.id)
             else:
                 pipe.srem(waiting, order.id)
-        for entry in events:
-            pipe.rpush(key("timeline", order_id), json.dumps(entry))
+        if events:
+            self._append_timeline(pipe, order_id, events)
         for job in jobs:
             self.enqueue(job, pipe)
 
@@ -130,9 +164,27 @@ class Orders(Records):
         """The order's timeline, oldest first."""
         return [json.loads(raw) for raw in self.redis.lrange(key("timeline", order_id), 0, -1)]
 
+    def timeline_dropped(self, order_id: str) -> int:
+        """How many entries the order's timeline dropped to stay within its cap."""
+        return int(self.redis.get(key("timeline-dropped", order_id)) or 0)
+
     def add_timeline(self, order_id: str, entry: dict[str, Any]) -> None:
         """Append one entry to an order's timeline outside a transaction."""
-        self.redis.rpush(key("timeline", order_id), json.dumps(entry))
+        self._append_timeline(self.redis, order_id, [entry])
+
+    @cached_property
+    def _timeline_script(self) -> Script:
+        return self.redis.register_script(APPEND_TIMELINE)
+
+    def _append_timeline(
+        self, client: Redis | Pipeline, order_id: str, entries: list[dict[str, Any]]
+    ) -> None:
+        """Append entries, trimming the timeline to its cap in the same step."""
+        self._timeline_script(
+            keys=[key("timeline", order_id), key("timeline-dropped", order_id)],
+            args=[self.timeline_cap, *(json.dumps(entry) for entry in entries)],
+            client=client,
+        )
 
     def is_unshipped(self, seller_id: str, order_id: str) -> bool:
         """True while the order is in the seller's unshipped set (rule 3's scope)."""

@@ -47,8 +47,8 @@ def secret_fields(platform: str) -> tuple[str, ...]:
 class Partners(Records):
     """Partners, partnerships and store connections, with a few seconds' cache of lookups."""
 
-    def __init__(self, redis: Redis, queue: Queue, encryption_keys: str) -> None:
-        super().__init__(redis, queue)
+    def __init__(self, redis: Redis, queue: Queue, timeline_cap: int, encryption_keys: str) -> None:
+        super().__init__(redis, queue, timeline_cap)
         self._known_stores: dict[str, tuple[float, dict[str, Any]]] = {}
         self._cipher = cipher(encryption_keys)
 

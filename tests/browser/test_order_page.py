@@ -10,7 +10,7 @@ import re
 from unittest import mock
 from urllib.parse import urlsplit
 
-from conftest import bearer
+from conftest import admin_headers, bearer
 from playwright.sync_api import Page, Response, expect
 
 UPS_1 = "1Z5R89390357567127"
@@ -333,12 +333,14 @@ def test_tampered_wrong_order_expired_or_missing_token_gets_403(
     page_url = f"{live_server}/orders/{order['id']}"
 
     from gateway import links
+    from gateway.runtime import connect
     from gateway.settings import Settings
 
     config = Settings.from_env()
     stale_at = 1_000_000_000  # 2001: long past the link's lifetime
     with mock.patch("itsdangerous.timed.time.time", return_value=stale_at):
-        expired = urlsplit(links.order_link(config, order["id"], "seller", seller["id"])["url"])
+        link = links.order_link(config, connect(config), order["id"], "seller", seller["id"])
+        expired = urlsplit(link["url"])
 
     tampered_tokens = {
         "payload changed": ("A" if payload[0] != "A" else "B") + token[1:],
@@ -405,3 +407,43 @@ def test_form_works_without_javascript(live_server, client, new_context, pair, m
     expect_no_form(page)
     stored = api_order(client, order["id"], seller["api_key"])
     assert stored["status"] == "shipped" and len(stored["fulfillments"]) == 1
+
+
+# ---- 7. a revoked link, and the session it opened ----------------------------------------------
+
+
+def test_a_revoke_ends_the_link_and_the_open_page_and_says_so(
+    live_server, client, new_context, pair, make_order
+):
+    buyer, seller = pair()
+    order = make_order(buyer, seller)
+    lines = lines_by_sku(order)
+    link = signed_url(client, live_server, order["id"], seller["api_key"])
+    page = new_context().new_page()
+    open_link(page, link, live_server, order["id"])
+    fill_form(page, {lines["AC-100"]: 1}, "UPS", UPS_1)
+
+    revoked = client.post(f"/api/v1/orders/{order['id']}/links/revoke", headers=admin_headers())
+    assert revoked.status_code == 204
+
+    # The form already on screen no longer records anything: the session's role is gone.
+    assert submit(page).status == 403
+    expect(page.locator("h1")).to_have_text("This link is not valid")
+    expect(page.locator("p")).to_contain_text("This link was revoked")
+    expect(page.locator("body")).not_to_contain_text("AC-100")
+    page.screenshot(path="/tmp/order-page-revoked.png")
+    assert page.goto(f"{live_server}/orders/{order['id']}").status == 403
+    assert api_order(client, order["id"], seller["api_key"])["fulfillments"] == []
+
+    # The link itself, opened anew, says so too; a link asked for since works.
+    fresh = new_context().new_page()
+    assert fresh.goto(link).status == 403
+    expect(fresh.locator("p")).to_contain_text("This link was revoked")
+    open_link(
+        fresh,
+        signed_url(client, live_server, order["id"], seller["api_key"]),
+        live_server,
+        order["id"],
+    )
+    expect(fresh.locator(".hint").first).to_have_text("Viewing as the seller")
+    expect(fresh.get_by_role("button", name="Create Fulfillment")).to_be_visible()

@@ -43,8 +43,12 @@ def queue_state(redis) -> tuple[int, int]:
 
 
 def keyspace(redis) -> dict[bytes, bytes]:
-    """Every key with its serialized value (counters of /metrics aside)."""
-    return {k: redis.dump(k) for k in redis.scan_iter() if k != b"gw:metrics"}
+    """Every key with its serialized value (counters of /metrics and of rate limits aside)."""
+    return {
+        k: redis.dump(k)
+        for k in redis.scan_iter()
+        if k != b"gw:metrics" and not k.startswith(b"gw:ratelimit:")
+    }
 
 
 def snapshot(redis, order_id: str | None = None) -> dict:

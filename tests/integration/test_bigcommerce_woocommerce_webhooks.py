@@ -367,7 +367,7 @@ def test_bc_an_order_status_update_reads_the_order_again(client, redis, bc_buyer
 
     assert answer.get_json() == {"status": "accepted"}
     [job] = queued(redis).jobs
-    assert (job.func_name, job.args) == (INGEST_ORDER, (bc_buyer["id"], "100"))
+    assert (job.func_name, job.args) == (INGEST_ORDER, [bc_buyer["id"], "100"])
 
 
 @pytest.mark.parametrize(

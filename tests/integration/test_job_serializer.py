@@ -49,7 +49,7 @@ def test_every_job_the_gateway_enqueues_is_json_and_runs(
     ).id  # parked in the scheduled registry, as a retry is
     scheduler = CronScheduler(connection=redis)  # what `rq cron gateway.jobs.schedule` runs
     scheduler.load_config_from_file("gateway.jobs.schedule")
-    (periodic,) = scheduler.get_jobs()
+    (periodic,) = [j for j in scheduler.get_jobs() if j.func.__name__ == "reconcile"]
     cron_id = periodic.enqueue(redis).id
 
     data = stored_job_data(redis)

@@ -234,7 +234,7 @@ def test_unprefixed_headers_are_verified_deduplicated_and_enqueued_alike(
     assert again.get_json() == {"status": "duplicate"}
     queue = queued(redis)
     assert queue.count == 1
-    assert (queue.jobs[0].func_name, queue.jobs[0].args) == (job_name, (partner["id"], ref))
+    assert (queue.jobs[0].func_name, queue.jobs[0].args) == (job_name, [partner["id"], ref])
     assert redis.exists(dedupe_key(shop, WEBHOOK_ID))
 
 
