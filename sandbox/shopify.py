@@ -1593,7 +1593,7 @@ def _rest_order(order: Order) -> dict:
         "admin_graphql_api_id": _gid("Order", order.id),
         "app_id": None,
         "buyer_accepts_marketing": False,
-        "cancel_reason": None,
+        "cancel_reason": "other" if order.cancelled_at else None,
         "cancelled_at": _rest_time(order.cancelled_at),
         "closed_at": _rest_time(order.closed_at),
         "confirmed": True,
@@ -1768,14 +1768,19 @@ class Shop:
         tags: list[str] | None = None,
         created_at: datetime | str | None = None,
         source_name: str = "web",
+        financial_status: str = "PAID",
     ) -> dict:
         """A customer checks out: creates the order, fires orders/create; returns its snapshot.
 
         Each line: {"sku", "quantity", "title", "price"?, "variant_id"?, "variant_title"?}.
+        `financial_status` is an OrderDisplayFinancialStatus: PENDING for a manual payment method
+        (bank deposit, cash on delivery, payment terms), AUTHORIZED for a card captured later.
         """
         lines = [_line_input(line) for line in line_items]
         if not lines or any(line["quantity"] < 1 for line in lines):
             raise ValueError("an order needs lines with quantities of at least 1")
+        if financial_status not in _schema().type_map["OrderDisplayFinancialStatus"].values:
+            raise ValueError(f"unknown financial status {financial_status!r}")
         with self.lock:
             order = self._create_order(
                 lines,
@@ -1786,9 +1791,38 @@ class Shop:
                 tags=tags or [],
                 source_name=source_name,
                 created_at=as_utc(created_at) if created_at else None,
+                financial_status=financial_status,
             )
             self._emit_order_created(order)
             return self._order_snapshot(order)
+
+    def mark_as_paid(self, order_id: str | int) -> None:
+        """The merchant marks the order paid, or captures its authorization (what
+        orderMarkAsPaid does: refused for an order already PAID); fires orders/paid and
+        orders/updated."""
+        with self.lock:
+            order = self._order(order_id)
+            if order.financial_status == "PAID":
+                raise ValueError(f"order {order.name} is already paid")
+            order.financial_status = "PAID"
+            order.updated_at = self.sim.clock.now()
+            body = _rest_order(order)
+            self._emit("orders/paid", body)
+            self._emit("orders/updated", body)
+
+    def cancel_order(self, order_id: str | int) -> None:
+        """The merchant cancels the order: an authorized payment is voided (VOIDED is "an unpaid
+        order manually canceled"); fires orders/cancelled and orders/updated."""
+        with self.lock:
+            order = self._order(order_id)
+            if order.cancelled_at is not None:
+                raise ValueError(f"order {order.name} is already cancelled")
+            order.cancelled_at = order.updated_at = self.sim.clock.now()
+            if order.financial_status == "AUTHORIZED":
+                order.financial_status = "VOIDED"
+            body = _rest_order(order)
+            self._emit("orders/cancelled", body)
+            self._emit("orders/updated", body)
 
     def fulfill(
         self,
@@ -2388,6 +2422,8 @@ class Shop:
             "created_at": _iso(order.created_at),
             "updated_at": _iso(order.updated_at),
             "display_fulfillment_status": order.display_fulfillment_status,
+            "display_financial_status": order.financial_status,
+            "cancelled_at": _iso(order.cancelled_at),
             "shipping_address": _rest_address(order.shipping_address),
             "line_items": [
                 {
@@ -3008,8 +3044,15 @@ def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
             shipping_address=data.get("shipping_address"),
             email=data.get("email"),
             note=data.get("note"),
+            financial_status=data.get("financial_status", "PAID"),
         )
         return json_response(order, 201)
+    if path == "/orders/paid" and method == "POST":
+        shop.mark_as_paid(data["order_id"])
+        return json_response({"ok": True})
+    if path == "/orders/cancel" and method == "POST":
+        shop.cancel_order(data["order_id"])
+        return json_response({"ok": True})
     if path == "/orders" and method == "GET":
         return json_response(shop.orders())
     if path == "/orders/get" and method == "POST":
@@ -3063,8 +3106,10 @@ CLI_HELP = """\
 Control API (JSON bodies), all under /_sim:
   GET  /shops                          POST /shops {domain, access_token, client_secret}
   GET  /shops/<domain>                 POST /shops/<domain>/webhooks {topic, url}
-  POST /shops/<domain>/orders {line_items:[{sku,quantity,title,price}], shipping_address, email}
+  POST /shops/<domain>/orders {line_items:[{sku,quantity,title,price}], shipping_address, email,
+                               financial_status?}
   GET  /shops/<domain>/orders          POST /shops/<domain>/orders/get {order_id}
+  POST /shops/<domain>/orders/paid {order_id}    POST /shops/<domain>/orders/cancel {order_id}
   POST /shops/<domain>/bulk_orders {n}
   POST /shops/<domain>/fulfillments {order_id, lines:[{line_item_id,quantity}]?, company,
                                      numbers, urls}

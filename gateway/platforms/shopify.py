@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from marshmallow import fields, validate
 
-from gateway.model import Fulfillment, ObservedFulfillment, Order
+from gateway.model import CANCELLED, PAID, UNPAID, Fulfillment, ObservedFulfillment, Order
 from gateway.platforms import register
 from gateway.platforms.base import (
     INGEST_ORDER,
@@ -67,7 +67,7 @@ def order_gid(ref: str) -> str:
 READ_ORDER = """
 query GatewayReadOrder($id: ID!) {
   order(id: $id) {
-    id legacyResourceId updatedAt email
+    id legacyResourceId updatedAt email displayFinancialStatus cancelledAt
     shippingAddress { firstName lastName name company address1 address2 city provinceCode zip
                       countryCodeV2 phone }
     lineItems(first: 250) { nodes { id sku title quantity } }
@@ -189,6 +189,7 @@ class ShopifyAdapter:
             ],
             shipping_address=_our_address(address),
             email=node.get("email"),
+            payment=_payment(node),
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
@@ -422,6 +423,25 @@ def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:
     return line_refs
 
 
+# OrderDisplayFinancialStatus (shopify.dev/docs/api/admin-graphql/latest/enums/
+# OrderDisplayFinancialStatus) in our terms. AUTHORIZED ships: a shop that captures "automatically
+# when the order is fulfilled" keeps its orders AUTHORIZED until they are fulfilled
+# (help.shopify.com/manual/payments/payment-authorization), so holding them would hold them for
+# good. VOIDED (an authorization cancelled) and REFUNDED (all money returned) will never be paid.
+# PENDING (manual payment methods: bank deposit, cash on delivery, money order, payment terms),
+# PARTIALLY_PAID and EXPIRED wait until the merchant marks the order paid (orders/paid).
+PAID_FINANCIAL_STATUSES = ("PAID", "PARTIALLY_REFUNDED", "AUTHORIZED")
+ENDED_FINANCIAL_STATUSES = ("VOIDED", "REFUNDED")
+
+
+def _payment(node: dict[str, Any]) -> str:
+    """Whether the shop's order may ship: PAID, UNPAID, or CANCELLED (cancelledAt set)."""
+    status = node.get("displayFinancialStatus")
+    if node.get("cancelledAt") or status in ENDED_FINANCIAL_STATUSES:
+        return CANCELLED
+    return PAID if status in PAID_FINANCIAL_STATUSES else UNPAID
+
+
 # FulfillmentStatus values that mean the shipment is off (shopify.md): our "cancelled".
 CANCELLED_STATUSES = ("CANCELLED", "ERROR", "FAILURE")
 
@@ -570,8 +590,15 @@ class Shopify(Platform):
     name = "shopify"
     label = "Shopify"
     connection_schema = ShopifyConnection
+    # A buyer's order is read again when it is paid or cancelled (it may wait for payment); both
+    # topics need read_orders (shopify.dev/docs/api/admin-graphql/latest/enums/
+    # WebhookSubscriptionTopic). orders/updated would also say so, but fires for every change of
+    # every order (the fulfillments we write included); the rare changes the narrow topics miss
+    # (PENDING to AUTHORIZED, an address fixed) are read by each reconciliation cycle.
     topics = {
         "orders/create": INGEST_ORDER,
+        "orders/paid": INGEST_ORDER,
+        "orders/cancelled": INGEST_ORDER,
         "fulfillments/create": SYNC_SELLER,
         "fulfillments/update": SYNC_SELLER,
     }

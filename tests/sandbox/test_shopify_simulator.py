@@ -467,6 +467,45 @@ def test_merchant_actions_and_cancel(sim, shop, receiver):
     assert payload["status"] == "cancelled"
 
 
+FINANCES = "query($id: ID!) { order(id: $id) { displayFinancialStatus cancelledAt } }"
+
+
+def read_finances(sim: ShopifySimulator, order_id: str) -> dict:
+    return gql(sim, FINANCES, {"id": order_id}).json()["data"]["order"]
+
+
+def test_unpaid_order_marked_paid_or_cancelled_fires_shopifys_topics(sim, shop, receiver):
+    for topic in ("orders/paid", "orders/cancelled", "orders/updated"):
+        shop.add_webhook(topic, receiver.url)
+    pending = place(shop, financial_status="PENDING")  # bank deposit: not paid at checkout
+    assert read_finances(sim, pending["id"]) == {
+        "displayFinancialStatus": "PENDING",
+        "cancelledAt": None,
+    }
+
+    shop.mark_as_paid(pending["id"])
+    assert read_finances(sim, pending["id"])["displayFinancialStatus"] == "PAID"
+    with pytest.raises(ValueError):  # orderMarkAsPaid refuses an order already PAID
+        shop.mark_as_paid(pending["id"])
+
+    authorized = place(shop, financial_status="AUTHORIZED")
+    shop.cancel_order(authorized["id"])
+    cancelled = read_finances(sim, authorized["id"])
+    assert cancelled["displayFinancialStatus"] == "VOIDED"  # an authorization cancelled
+    assert cancelled["cancelledAt"] is not None
+    with pytest.raises(ValueError):
+        place(shop, financial_status="UNPAID")  # not an OrderDisplayFinancialStatus
+
+    assert sim.wait_for_webhooks()
+    [paid] = receiver.bodies("orders/paid")
+    assert (paid["admin_graphql_api_id"], paid["financial_status"]) == (pending["id"], "paid")
+    [gone] = receiver.bodies("orders/cancelled")
+    assert (gone["admin_graphql_api_id"], gone["financial_status"]) == (authorized["id"], "voided")
+    assert gone["cancelled_at"] and gone["cancel_reason"] == "other"
+    updated = [body["admin_graphql_api_id"] for body in receiver.bodies("orders/updated")]
+    assert updated == [pending["id"], authorized["id"]]
+
+
 # ---- listing changed orders ----------------------------------------------------------------------
 
 ORDERS_PAGE = """

@@ -15,7 +15,16 @@ import pytest
 import requests
 import responses
 
-from gateway.model import Delivery, Fulfillment, FulfillmentLine, LineItem, Order
+from gateway.model import (
+    CANCELLED,
+    PAID,
+    UNPAID,
+    Delivery,
+    Fulfillment,
+    FulfillmentLine,
+    LineItem,
+    Order,
+)
 from gateway.platforms import shopify
 from gateway.platforms.base import CreatedOrder, PlatformError, StoreLine
 from gateway.platforms.shopify import MAX_PACING_WAIT, THROTTLE_RETRIES, ShopifyAdapter
@@ -192,6 +201,36 @@ def test_read_order_of_an_unknown_order_is_none(adapter, rsps, url):
     rsps.post(url, json=load("graphql_order_missing"))
 
     assert adapter.read_order("999") is None
+
+
+@pytest.mark.parametrize(
+    ("financial_status", "cancelled_at", "payment"),
+    [
+        ("PAID", None, PAID),
+        ("PARTIALLY_REFUNDED", None, PAID),
+        ("AUTHORIZED", None, PAID),  # captured when fulfilled: it must travel to be paid
+        ("PENDING", None, UNPAID),  # bank deposit, cash on delivery, payment terms...
+        ("PARTIALLY_PAID", None, UNPAID),
+        ("EXPIRED", None, UNPAID),
+        (None, None, UNPAID),
+        ("VOIDED", None, CANCELLED),
+        ("REFUNDED", None, CANCELLED),
+        ("PENDING", "2026-03-02T16:00:00Z", CANCELLED),
+        ("PAID", "2026-03-02T16:00:00Z", CANCELLED),
+    ],
+)
+def test_read_order_translates_the_financial_status_and_cancellation(
+    adapter, rsps, url, financial_status, cancelled_at, payment
+):
+    answer = load("graphql_read_order")
+    answer["data"]["order"].update(
+        displayFinancialStatus=financial_status, cancelledAt=cancelled_at
+    )
+    rsps.post(url, json=answer)
+
+    assert adapter.read_order(BUYER_ORDER_REF).payment == payment
+    query = sent(rsps, 0)["query"]
+    assert "displayFinancialStatus" in query and "cancelledAt" in query
 
 
 # ---- create_order --------------------------------------------------------------------------------
