@@ -1427,6 +1427,41 @@ RESOLVERS: dict[str, dict[str, Callable]] = {
 }
 
 
+# Protected customer data (shopify.dev/docs/apps/launch/protected-customer-data): since 2022-10 an
+# app not approved for the name, address, email and phone fields gets them redacted: null in
+# `data`, with an `errors` entry whose path names the field (HTTP 200); an address keeps its
+# country and province. The message follows that page's examples.
+PROTECTED_FIELDS = {
+    "Order": ("email", "phone"),
+    "MailingAddress": (
+        "address1",
+        "address2",
+        "city",
+        "company",
+        "firstName",
+        "formatted",
+        "lastName",
+        "name",
+        "phone",
+        "zip",
+    ),
+}
+
+
+def _protected(field_name: str, resolve: Callable) -> Callable:
+    """A resolver that redacts the field for a shop whose app is not approved for it."""
+
+    def resolver(source: Any, info: Any, **args: Any) -> Any:
+        if not info.context.shop.customer_data_approved:
+            raise GraphQLError(
+                f"This app is not approved to use the {field_name} field. See "
+                "https://partners.shopify.com/0/apps/0/customer_data for more details."
+            )
+        return resolve(source, info, **args)
+
+    return resolver
+
+
 @lru_cache(maxsize=1)
 def _schema() -> GraphQLSchema:
     """The SDL subset with the resolvers attached (built once)."""
@@ -1435,6 +1470,10 @@ def _schema() -> GraphQLSchema:
         graphql_type = schema.type_map[type_name]
         for field_name, resolver in fields.items():
             graphql_type.fields[field_name].resolve = resolver
+    for type_name, names in PROTECTED_FIELDS.items():
+        for field_name in names:
+            field = schema.type_map[type_name].fields[field_name]
+            field.resolve = _protected(field_name, field.resolve or _default_resolver)
     return schema
 
 
@@ -1657,6 +1696,7 @@ class Shop:
         self.access_token = access_token
         self.client_secret = client_secret
         self.currency = currency
+        self.customer_data_approved = True  # the app's protected customer data access
         self.location = Location(sim.next_id(), location_name)
         self.bucket = CostBucket(sim.bucket_size, sim.restore_rate)
         self.webhook_mode: WebhookMode | None = None  # None: the simulator-wide mode applies
@@ -1741,6 +1781,11 @@ class Shop:
         """Resize this shop's cost bucket (e.g. a tiny bucket to provoke THROTTLED)."""
         with self.lock:
             self.bucket.configure(maximum_available, restore_rate, currently_available)
+
+    def set_customer_data_access(self, approved: bool) -> None:
+        """Whether the app is approved for protected customer data (name, address, email and
+        phone fields) in this shop; unapproved, the API redacts them."""
+        self.customer_data_approved = approved
 
     def fail_next(
         self, count: int = 1, status: int = 500, retry_after: float | None = None
@@ -3081,6 +3126,9 @@ def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
     if path == "/fulfillments/cancel" and method == "POST":
         shop.cancel_fulfillment(data["fulfillment_id"])
         return json_response({"ok": True})
+    if path == "/customer_data" and method == "POST":
+        shop.set_customer_data_access(bool(data["approved"]))
+        return json_response({"ok": True})
     if path == "/rate_limit" and method == "POST":
         shop.set_rate_limit(
             data.get("maximum_available"), data.get("restore_rate"), data.get("currently_available")
@@ -3097,6 +3145,7 @@ def _shop_info(shop: Shop) -> dict:
         "orders": len(shop.orders_by_id),
         "webhooks": shop.webhooks(),
         "throttle_status": shop.bucket.status(),
+        "customer_data_approved": shop.customer_data_approved,
     }
 
 
@@ -3116,6 +3165,7 @@ Control API (JSON bodies), all under /_sim:
   POST /shops/<domain>/fulfillments/tracking {fulfillment_id, company, numbers, urls}
   POST /shops/<domain>/fulfillments/cancel {fulfillment_id}
   POST /shops/<domain>/rate_limit {maximum_available, restore_rate, currently_available}
+  POST /shops/<domain>/customer_data {approved}
   POST /webhook_mode {mode, seconds?, hold?, shop?}     POST /flush_webhooks
   POST /fail_next {count, status, retry_after?, shop?}  POST /slow_next {count, seconds, shop?}
   POST /throttle_next {count, shop?}

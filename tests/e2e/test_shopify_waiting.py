@@ -1,6 +1,7 @@
 """A Shopify buyer's order that can't go to its seller yet waits, visibly, in our API: not paid
-yet (a manual payment method), or cancelled first; payment or cancellation reach us by webhook
-or, when that webhook is lost, by the next reconciliation cycle."""
+yet (a manual payment method), cancelled first, or its address withheld (an app not approved for
+protected customer data); payment or cancellation reach us by webhook or, when that webhook is
+lost, by the next reconciliation cycle, which also finds the address once the app is approved."""
 
 from __future__ import annotations
 
@@ -132,3 +133,31 @@ def test_an_order_cancelled_before_it_was_paid_never_reaches_the_seller(
     current = _current(client, buyer, order)
     assert (current["waiting_for"], current["seller_order_ref"]) == (None, None)
     assert seller_shop.orders() == []
+
+
+def test_an_order_whose_address_is_withheld_waits_until_the_app_is_approved(
+    client, live_server, worker, shopify_sim, connect, partnership, redis
+):
+    buyer_shop, seller_shop, buyer = _connect(shopify_sim, live_server, connect, partnership)
+    buyer_shop.set_customer_data_access(False)  # not approved for protected customer data
+    _place(buyer_shop)
+
+    order = _waiting_order(client, buyer, redis)
+    assert (order["waiting_for"], order["seller_order_ref"]) == ("address", None)
+    assert order["shipping_address"] == {"province": "IL", "country_code": "US"}
+    assert seller_shop.orders() == []
+
+    buyer_shop.set_customer_data_access(True)
+    cycle(redis)
+
+    current = _current(client, buyer, order)
+    assert current["waiting_for"] is None and current["seller_order_ref"]
+    assert current["shipping_address"]["address1"] == "1 Main St"
+    [in_seller_shop] = seller_shop.orders()
+    assert in_seller_shop["legacy_id"] == current["seller_order_ref"]
+    shipping_to = in_seller_shop["shipping_address"]
+    assert (shipping_to["name"], shipping_to["address1"], shipping_to["city"]) == (
+        "Ada Lovelace",
+        "1 Main St",
+        "Springfield",
+    )

@@ -506,6 +506,52 @@ def test_unpaid_order_marked_paid_or_cancelled_fires_shopifys_topics(sim, shop, 
     assert updated == [pending["id"], authorized["id"]]
 
 
+CUSTOMER = """
+query($id: ID!) {
+  order(id: $id) {
+    name email
+    shippingAddress { name address1 city zip provinceCode countryCodeV2 }
+  }
+}
+"""
+
+
+def test_an_app_not_approved_for_customer_data_gets_those_fields_redacted(sim, shop):
+    order = place(shop)
+    shop.set_customer_data_access(False)
+
+    answer = gql(sim, CUSTOMER, {"id": order["id"]})
+
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["data"]["order"] == {
+        "name": "#1001",
+        "email": None,
+        "shippingAddress": {
+            "name": None,
+            "address1": None,
+            "city": None,
+            "zip": None,
+            "provinceCode": "IL",
+            "countryCodeV2": "US",
+        },
+    }
+    paths = sorted(error["path"] for error in body["errors"])
+    assert paths == [
+        ["order", "email"],
+        ["order", "shippingAddress", "address1"],
+        ["order", "shippingAddress", "city"],
+        ["order", "shippingAddress", "name"],
+        ["order", "shippingAddress", "zip"],
+    ]
+    assert all("not approved to use the" in error["message"] for error in body["errors"])
+
+    shop.set_customer_data_access(True)
+    approved = gql(sim, CUSTOMER, {"id": order["id"]}).json()
+    assert "errors" not in approved
+    assert approved["data"]["order"]["shippingAddress"]["address1"] == "1 Main St"
+
+
 # ---- listing changed orders ----------------------------------------------------------------------
 
 ORDERS_PAGE = """

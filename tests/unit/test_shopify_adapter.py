@@ -203,6 +203,52 @@ def test_read_order_of_an_unknown_order_is_none(adapter, rsps, url):
     assert adapter.read_order("999") is None
 
 
+def withheld(path: list[str]) -> dict:
+    """The error Shopify adds for a protected customer data field it redacted (HTTP 200)."""
+    return {
+        "message": f"This app is not approved to use the {path[-1]} field. See "
+        "https://partners.shopify.com/123/apps/456/customer_data for more details.",
+        "locations": [{"line": 3, "column": 5}],
+        "path": path,
+    }
+
+
+def test_read_order_with_customer_data_withheld_has_no_usable_address(adapter, rsps, url):
+    answer = load("graphql_read_order")
+    node = answer["data"]["order"]
+    node["email"] = None
+    address = node["shippingAddress"]
+    redacted = ["firstName", "lastName", "name", "address1", "city", "zip", "phone"]
+    for field in redacted:
+        address[field] = None
+    answer["errors"] = [withheld(["order", "email"])] + [
+        withheld(["order", "shippingAddress", field]) for field in redacted
+    ]
+    rsps.post(url, json=answer)
+
+    order = adapter.read_order(BUYER_ORDER_REF)  # no crash: the order is read, what is left
+
+    assert order.shipping_address == {"province": "IL", "country_code": "US"}
+    assert order.email is None
+    assert [line.sku for line in order.lines] == ["MUG-BLUE", "MUG-RED", ""]
+    assert order.payment == PAID
+
+
+def test_read_order_denied_the_order_itself_is_still_a_permanent_error(adapter, rsps, url):
+    denied = {
+        "message": "This app is not approved to access the Order object. See "
+        "https://partners.shopify.com/123/apps/456/customer_data for more details.",
+        "path": ["order"],
+    }
+    rsps.post(url, json={"data": {"order": None}, "errors": [denied]})
+
+    with pytest.raises(PlatformError) as raised:
+        adapter.read_order(BUYER_ORDER_REF)
+
+    assert raised.value.permanent is True
+    assert "not approved to access the Order object" in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("financial_status", "cancelled_at", "payment"),
     [
