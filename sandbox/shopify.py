@@ -104,6 +104,17 @@ TOPICS = {
 }
 TOPIC_ENUMS = {rest: enum for enum, rest in TOPICS.items()}
 
+# orderCreate on a development or trial store: "a maximum of five new orders per minute"
+# (shopify.dev/docs/api/admin-graphql/latest/mutations/orderCreate); ShopPlan.publicDisplayName
+# names those plans. The refusal is the one recorded for the REST API's orders (HTTP 429,
+# Shopify/shopify-api-ruby#899): the GraphQL one is not documented.
+ORDER_LIMITED_PLANS = ("Development", "Trial", "Plus Trial")
+ORDER_LIMIT, ORDER_LIMIT_WINDOW = 5, timedelta(minutes=1)
+ORDER_LIMIT_MESSAGE = (
+    "Exceeded order API rate limit, please try again in a minute. "
+    "Upgrade to a paid account to remove this limit."
+)
+
 # Shopify builds tracking URLs for carriers on its list (exact case). The URL shapes are the
 # carriers' public tracking pages; Shopify's exact templates are not documented.
 CARRIER_TRACKING_URLS = {
@@ -1327,6 +1338,10 @@ RESOLVERS: dict[str, dict[str, Callable]] = {
         "email": lambda s, info: f"owner@{s.domain}",
         "currencyCode": lambda s, info: s.currency,
         "ianaTimezone": lambda s, info: "Etc/UTC",
+        "plan": lambda s, info: {
+            "partnerDevelopment": s.plan == "Development",
+            "publicDisplayName": s.plan,
+        },
     },
     "Location": {
         "id": lambda loc, info: _gid("Location", loc.id),
@@ -1688,6 +1703,7 @@ class Shop:
         client_secret: str,
         location_name: str = "Main",
         currency: str = "USD",
+        plan: str = "Basic",
     ) -> None:
         self.sim = sim
         self.id = sim.next_id()
@@ -1696,6 +1712,8 @@ class Shop:
         self.access_token = access_token
         self.client_secret = client_secret
         self.currency = currency
+        self.plan = plan  # ShopPlan.publicDisplayName: Development and Trial limit orderCreate
+        self.api_orders: list[datetime] = []  # when orderCreate made each of the last ones
         self.customer_data_approved = True  # the app's protected customer data access
         self.location = Location(sim.next_id(), location_name)
         self.bucket = CostBucket(sim.bucket_size, sim.restore_rate)
@@ -1999,8 +2017,20 @@ class Shop:
                     ["order", "lineItems"], "Line items must have at least one item", "INVALID"
                 )
             )
+        # MoneyBagInput.shopMoney is the "amount in shop currency": the order's (`currency`, by
+        # default the shop's). Shopify's wording for a mismatch is not documented.
+        currency = order.get("currency") or self.currency
         lines = []
         for index, line in enumerate(lines_in):
+            money = (line.get("priceSet") or {}).get("shopMoney") or {}
+            if money.get("currencyCode", currency) != currency:
+                errors.append(
+                    _user_error(
+                        ["order", "lineItems", index, "priceSet", "shopMoney", "currencyCode"],
+                        f"Currency code must be the order's currency ({currency})",
+                        "INVALID",
+                    )
+                )
             if line["quantity"] < 1:
                 errors.append(
                     _user_error(
@@ -2071,7 +2101,7 @@ class Shop:
             source_name=order.get("sourceName") or "api",
             source_identifier=order.get("sourceIdentifier"),
             po_number=order.get("poNumber"),
-            currency=order.get("currency") or self.currency,
+            currency=currency,
             name=order.get("name"),
             financial_status=order.get("financialStatus") or "PAID",
             test=bool(order.get("test")),
@@ -2088,8 +2118,17 @@ class Shop:
                 for s in order.get("shippingLines") or []
             ],
         )
+        self.api_orders.append(self.sim.clock.now())
         self._emit_order_created(created)
         return {"order": created, "userErrors": []}
+
+    def order_create_refused(self) -> bool:
+        """Whether a development or trial store already made its five orders of the minute."""
+        if self.plan not in ORDER_LIMITED_PLANS:
+            return False
+        since = self.sim.clock.now() - ORDER_LIMIT_WINDOW
+        self.api_orders = [at for at in self.api_orders if at > since]
+        return len(self.api_orders) >= ORDER_LIMIT
 
     def api_fulfillment_create(self, fulfillment: dict, message: str | None = None) -> dict:
         """fulfillmentCreate: all-or-nothing over the given fulfillment orders and lines."""
@@ -2673,14 +2712,16 @@ class ShopifySimulator(StoreSimulator[Shop]):
         client_secret: str,
         location_name: str = "Main",
         currency: str = "USD",
+        plan: str = "Basic",
     ) -> Shop:
-        """A new shop reachable with `access_token`; webhooks signed with `client_secret`."""
+        """A new shop reachable with `access_token`; webhooks signed with `client_secret`; its
+        `plan` as ShopPlan.publicDisplayName names it (Development and Trial limit orderCreate)."""
         with self._lock:
             if domain in self._stores:
                 raise ValueError(f"shop {domain} exists")
             if access_token in self._by_token:
                 raise ValueError("access token already used by another shop")
-            shop = Shop(self, domain, access_token, client_secret, location_name, currency)
+            shop = Shop(self, domain, access_token, client_secret, location_name, currency, plan)
             self._stores[domain] = shop
             self._by_token[access_token] = shop
             return shop
@@ -2861,6 +2902,10 @@ class ShopifySimulator(StoreSimulator[Shop]):
         meta["fields"] = [
             s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
         ]
+        if meta["operation"] == "mutation" and "orderCreate" in meta["fields"]:
+            with shop.lock:
+                if shop.order_create_refused():
+                    return {"errors": ORDER_LIMIT_MESSAGE}, 429, {}, meta
         coerced = get_variable_values(schema, operation.variable_definitions or (), variables)
         if isinstance(coerced, list):
             body = {"errors": _variable_errors(coerced, operation, variables)}
@@ -3050,6 +3095,8 @@ def _control(sim: ShopifySimulator, request: Request) -> Response:
                 data["access_token"],
                 data["client_secret"],
                 data.get("location_name", "Main"),
+                data.get("currency", "USD"),
+                data.get("plan", "Basic"),
             )
             return json_response(_shop_info(shop), 201)
         match = re.match(r"^/shops/([^/]+)(/.*)?$", path)
@@ -3146,6 +3193,8 @@ def _shop_info(shop: Shop) -> dict:
         "webhooks": shop.webhooks(),
         "throttle_status": shop.bucket.status(),
         "customer_data_approved": shop.customer_data_approved,
+        "currency": shop.currency,
+        "plan": shop.plan,
     }
 
 
@@ -3153,7 +3202,8 @@ def _shop_info(shop: Shop) -> dict:
 
 CLI_HELP = """\
 Control API (JSON bodies), all under /_sim:
-  GET  /shops                          POST /shops {domain, access_token, client_secret}
+  GET  /shops                          POST /shops {domain, access_token, client_secret,
+                                                  currency?, plan?}
   GET  /shops/<domain>                 POST /shops/<domain>/webhooks {topic, url}
   POST /shops/<domain>/orders {line_items:[{sku,quantity,title,price}], shipping_address, email,
                                financial_status?}

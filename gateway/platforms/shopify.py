@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -44,6 +45,19 @@ API_VERSION = "2026-10"  # the default of SHOPIFY_API_VERSION
 THROTTLE_RETRIES = 3
 MAX_PACING_WAIT = 10.0  # seconds one call may wait for the bucket before giving up for now
 ASSUMED_QUERY_COST = 100  # until Shopify tells us, a read is assumed to cost this much
+SHOP_FACTS_TTL = 3600.0  # seconds a process trusts the currency and plan it read of a shop
+# orderCreate on a development or trial store: "a maximum of five new orders per minute"
+# (shopify.dev/docs/api/admin-graphql/latest/mutations/orderCreate). One every 12 s keeps any
+# minute at five. Those shops are told by their plan: partnerDevelopment, or publicDisplayName
+# (shopify.dev/docs/api/admin-graphql/latest/objects/ShopPlan).
+ORDER_INTERVAL = 60.0 / 5
+ORDER_LIMITED_PLANS = ("Development", "Trial", "Plus Trial")
+# The refusal past the limit: the REST API's is recorded as HTTP 429 "Exceeded order API rate
+# limit, please try again in a minute" (Shopify/shopify-api-ruby#899); the GraphQL one is not
+# documented, so its words are looked for in an error of any shape. After one, the shop's orders
+# wait that minute.
+ORDER_REFUSAL = "Exceeded order API rate limit"
+ORDER_REFUSAL_WAIT = 60.0
 # The changed-orders listing nests fulfillments in small numbers to stay under Shopify's
 # 1,000-point single-query cost (10 orders x 3 fulfillments x 10 lines ~ 800 points); an order
 # that fills any of them is read on its own, with the larger numbers of READ_FULFILLMENTS.
@@ -117,6 +131,11 @@ query GatewayFindCreatedOrder($q: String!) {
   }
 }"""
 
+SHOP_FACTS = """
+query GatewayShopFacts {
+  shop { currencyCode plan { partnerDevelopment publicDisplayName } }
+}"""
+
 CREATE_ORDER = """
 mutation GatewayCreateOrder($order: OrderCreateOrderInput!, $options: OrderCreateOptionsInput) {
   orderCreate(order: $order, options: $options) {
@@ -162,6 +181,18 @@ mutation GatewayUpdateTracking($id: ID!, $tracking: FulfillmentTrackingInput!) {
 }"""
 
 
+@dataclass(frozen=True)
+class ShopFacts:
+    """What creating an order needs to know of the seller's shop."""
+
+    currency: str  # orderCreate's money is in the shop's currency (MoneyBagInput.shopMoney)
+    orders_limited: bool  # a development or trial store: five orderCreate a minute
+
+
+# Per process: (GraphQL URL, shop) -> (when read, its facts), so an order costs no extra call.
+SHOP_FACTS_CACHE: dict[tuple[str, str], tuple[float, ShopFacts]] = {}
+
+
 class ShopifyAdapter:
     """One shop's connection: `shop_domain`, `access_token`, optional `api_base_url`."""
 
@@ -203,14 +234,26 @@ class ShopifyAdapter:
         found = self.execute(FIND_CREATED_ORDER, {"q": f"tag:'{tag}'"})["orders"]["nodes"]
         if found:
             return CreatedOrder(found[0]["legacyResourceId"], _line_refs(order, found[0]))
+        facts = self._shop_facts()
+        if facts.orders_limited and (wait := self._order_turn(order.id)):
+            raise PlatformError(
+                f"the seller's development or trial store takes 5 new orders a minute: "
+                f"this one's turn is in {wait:.0f}s",
+                retry_after=wait,
+            )
+        # Prices are 0 in the shop's own currency: the order's currency defaults to it, and
+        # shopMoney is "amount in shop currency" (shopify.dev/docs/api/admin-graphql/latest/
+        # input-objects/OrderCreateOrderInput, .../MoneyBagInput).
+        money = {"amount": "0.00", "currencyCode": facts.currency}
         variables = {
             "order": {
+                "currency": facts.currency,
                 "lineItems": [
                     {
                         "title": li.title,
                         "sku": li.seller_sku,
                         "quantity": li.quantity,
-                        "priceSet": {"shopMoney": {"amount": "0.00", "currencyCode": "USD"}},
+                        "priceSet": {"shopMoney": money},
                         "requiresShipping": True,
                     }
                     for li in order.line_items
@@ -228,7 +271,22 @@ class ShopifyAdapter:
         }
         if order.customer_email:
             variables["order"]["email"] = order.customer_email
-        result = self.execute(CREATE_ORDER, variables)["orderCreate"]
+        try:
+            result = self.execute(CREATE_ORDER, variables)["orderCreate"]
+        except PlatformError as error:
+            refused = not error.permanent or ORDER_REFUSAL in str(error)
+            if not (facts.orders_limited and refused):
+                raise
+            wait = self._order_turn(order.id, not_before=ORDER_REFUSAL_WAIT)
+            raise PlatformError(
+                f"{error} (a development or trial store past its 5 orders a minute)",
+                retry_after=max(wait, error.retry_after or 0.0),
+            ) from error
+        errors = (result or {}).get("userErrors") or []
+        if any("currencyCode" in (e.get("field") or []) for e in errors):
+            # The shop's currency changed since it was read: the retry reads it again.
+            SHOP_FACTS_CACHE.pop((self.url, self.shop), None)
+            raise PlatformError(f"Shopify refused the order in {facts.currency}, not the shop's")
         _raise_user_errors(result)
         created = result["order"]
         return CreatedOrder(ref=created["legacyResourceId"], line_refs=_line_refs(order, created))
@@ -321,6 +379,41 @@ class ShopifyAdapter:
     def mark_shipped(self, order: Order) -> str:
         """Nothing to do: Shopify closes the order when its fulfillment orders are fulfilled."""
         return "the buyer's Shopify store closes the order itself"
+
+    # ---- the seller's shop: its currency and plan, its turns at orderCreate -----------------
+
+    def _shop_facts(self) -> ShopFacts:
+        """The shop's currency and plan, read at most once an hour per process."""
+        cached = SHOP_FACTS_CACHE.get((self.url, self.shop))
+        if cached and time.time() - cached[0] < SHOP_FACTS_TTL:
+            return cached[1]
+        shop = self.execute(SHOP_FACTS, {})["shop"]
+        plan = shop["plan"]
+        facts = ShopFacts(
+            currency=shop["currencyCode"],
+            orders_limited=plan["partnerDevelopment"]
+            or plan["publicDisplayName"] in ORDER_LIMITED_PLANS,
+        )
+        SHOP_FACTS_CACHE[(self.url, self.shop)] = (time.time(), facts)
+        return facts
+
+    def _order_turn(self, order_id: str, not_before: float = 0.0) -> float:
+        """Seconds until `order_id` may be created in a shop limited to five orders a minute
+        (0: now). Each order gets its own turn, ORDER_INTERVAL after the last one given, shared
+        by every process; an order sent away keeps its turn, so its retry takes it, not a new
+        one at the end of the line."""
+        key = f"pace:shopify-orders:{self.shop}"
+        now = time.time()
+        # Turns an order never came back for are dropped after a while.
+        state = {k: at for k, at in (self.port.pace(key) or {}).items() if at > now - 3600}
+        turn = state.pop(order_id, None)
+        if turn is None:
+            turn = max(state.get("next", 0.0), now + not_before)
+            state["next"] = turn + ORDER_INTERVAL
+        if turn > now:
+            state[order_id] = turn
+        self.port.set_pace(key, state)
+        return max(0.0, turn - now)
 
     # ---- transport ---------------------------------------------------------------------------
 

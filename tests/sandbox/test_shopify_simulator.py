@@ -326,6 +326,63 @@ def test_order_create_user_errors(sim, shop):
     assert shop.orders() == []
 
 
+def one_line(currency: str) -> dict:
+    """orderCreate variables: one line, priced in `currency`."""
+    money = {"amount": "0.00", "currencyCode": currency}
+    return {
+        "order": {"lineItems": [{"title": "Mug", "quantity": 1, "priceSet": {"shopMoney": money}}]}
+    }
+
+
+def test_order_create_prices_in_the_shops_currency(sim):
+    euro = sim.add_shop("euro.myshopify.com", "shpat_euro", "euro-secret", currency="EUR")
+    assert gql(sim, "{ shop { currencyCode } }", token="shpat_euro").json()["data"] == {
+        "shop": {"currencyCode": "EUR"}
+    }
+
+    refused = gql(sim, ORDER_CREATE, one_line("USD"), token="shpat_euro").json()
+    [error] = refused["data"]["orderCreate"]["userErrors"]
+    assert error["field"] == ["order", "lineItems", "0", "priceSet", "shopMoney", "currencyCode"]
+    assert error["code"] == "INVALID" and "EUR" in error["message"]
+    assert euro.orders() == []
+
+    created = gql(sim, ORDER_CREATE, one_line("EUR"), token="shpat_euro").json()
+    assert created["data"]["orderCreate"]["userErrors"] == []
+    order_id = created["data"]["orderCreate"]["order"]["id"]
+    currency = "query($id: ID!) { order(id: $id) { currencyCode } }"
+    assert gql(sim, currency, {"id": order_id}, token="shpat_euro").json()["data"] == {
+        "order": {"currencyCode": "EUR"}
+    }
+
+
+def test_a_development_store_takes_five_orders_a_minute(sim, shop):
+    sim.add_shop("dev.myshopify.com", "shpat_dev", "dev-secret", plan="Development")
+    plan = "{ shop { plan { partnerDevelopment publicDisplayName } } }"
+    assert gql(sim, plan, token="shpat_dev").json()["data"]["shop"]["plan"] == {
+        "partnerDevelopment": True,
+        "publicDisplayName": "Development",
+    }
+    sim.clock.freeze(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    for _ in range(5):
+        answer = gql(sim, ORDER_CREATE, one_line("USD"), token="shpat_dev")
+        assert answer.json()["data"]["orderCreate"]["userErrors"] == []
+
+    sixth = gql(sim, ORDER_CREATE, one_line("USD"), token="shpat_dev")
+
+    assert sixth.status_code == 429
+    assert sixth.json() == {
+        "errors": "Exceeded order API rate limit, please try again in a minute. "
+        "Upgrade to a paid account to remove this limit."
+    }
+    assert len(sim.shop("dev.myshopify.com").orders()) == 5
+    sim.clock.advance(61)
+    assert gql(sim, ORDER_CREATE, one_line("USD"), token="shpat_dev").status_code == 200
+    # A shop on a paid plan has no such limit.
+    assert gql(sim, plan).json()["data"]["shop"]["plan"]["partnerDevelopment"] is False
+    for _ in range(6):
+        assert gql(sim, ORDER_CREATE, one_line("USD")).status_code == 200
+
+
 # ---- fulfillmentCreate / tracking ----------------------------------------------------------------
 
 

@@ -27,7 +27,12 @@ from gateway.model import (
 )
 from gateway.platforms import shopify
 from gateway.platforms.base import CreatedOrder, PlatformError, StoreLine
-from gateway.platforms.shopify import MAX_PACING_WAIT, THROTTLE_RETRIES, ShopifyAdapter
+from gateway.platforms.shopify import (
+    MAX_PACING_WAIT,
+    THROTTLE_RETRIES,
+    ShopFacts,
+    ShopifyAdapter,
+)
 from gateway.runtime import connect
 from gateway.settings import Settings
 from gateway.store import key
@@ -68,9 +73,13 @@ def store(redis, config):
 
 
 @pytest.fixture
-def adapter(store, config) -> ShopifyAdapter:
+def adapter(store, config, monkeypatch) -> ShopifyAdapter:
     connection = {"shop_domain": SHOP, "access_token": TOKEN, "api_base_url": BASE + "/"}
-    return ShopifyAdapter(connection, store, config)
+    adapter = ShopifyAdapter(connection, store, config)
+    # A USD shop on a paid plan, read already: creating an order asks nothing more of it.
+    facts = {(adapter.url, SHOP): (time.time(), ShopFacts("USD", orders_limited=False))}
+    monkeypatch.setattr(shopify, "SHOP_FACTS_CACHE", facts)
+    return adapter
 
 
 @pytest.fixture
@@ -356,6 +365,136 @@ def test_create_order_user_errors_are_permanent_and_keep_every_message(adapter, 
     message = str(raised.value)
     assert "order.lineItems.0.quantity: Quantity must be greater than or equal to 1" in message
     assert "order.shippingAddress.countryCode: Country code is invalid" in message
+
+
+def shop_facts(currency: str = "USD", plan: str = "Basic") -> dict:
+    """The shop's currency and plan, as GatewayShopFacts reads them."""
+    shop = {
+        "currencyCode": currency,
+        "plan": {"partnerDevelopment": plan == "Development", "publicDisplayName": plan},
+    }
+    return {"data": {"shop": shop}}
+
+
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """The adapter's time.time, moved by hand (clock[0] += seconds)."""
+    now = [time.time()]
+    monkeypatch.setattr(shopify, "time", SimpleNamespace(time=lambda: now[0], sleep=time.sleep))
+    return now
+
+
+def test_create_order_prices_in_the_shops_currency_read_once(adapter, rsps, url, monkeypatch):
+    monkeypatch.setattr(shopify, "SHOP_FACTS_CACHE", {})  # a shop not read yet
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=shop_facts("EUR"))
+    rsps.post(url, json=load("graphql_order_create"))
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=load("graphql_order_create"))
+
+    adapter.create_order(make_order())
+    adapter.create_order(make_order(id="ord_other"))  # no second read of the shop
+
+    assert "GatewayShopFacts" in sent(rsps, 1)["query"]
+    for index in (2, 4):
+        order = sent(rsps, index)["variables"]["order"]
+        assert order["currency"] == "EUR"
+        assert {li["priceSet"]["shopMoney"]["currencyCode"] for li in order["lineItems"]} == {"EUR"}
+
+
+def test_a_currency_refused_is_read_again_for_the_retry(adapter, rsps, url):
+    refused = {
+        "data": {
+            "orderCreate": {
+                "order": None,
+                "userErrors": [
+                    {
+                        "field": [
+                            "order",
+                            "lineItems",
+                            "0",
+                            "priceSet",
+                            "shopMoney",
+                            "currencyCode",
+                        ],
+                        "message": "Currency code must be the order's currency (EUR)",
+                        "code": "INVALID",
+                    }
+                ],
+            }
+        }
+    }
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=refused)  # the shop changed its currency after we read it
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=shop_facts("EUR"))
+    rsps.post(url, json=load("graphql_order_create"))
+
+    with pytest.raises(PlatformError) as raised:
+        adapter.create_order(make_order())
+    assert raised.value.permanent is False
+    adapter.create_order(make_order())
+
+    assert sent(rsps, 4)["variables"]["order"]["currency"] == "EUR"
+
+
+@pytest.mark.parametrize("plan", ["Development", "Trial", "Plus Trial"])
+def test_a_development_or_trial_store_gets_one_new_order_every_12_seconds(
+    adapter, rsps, url, monkeypatch, clock, plan
+):
+    monkeypatch.setattr(shopify, "SHOP_FACTS_CACHE", {})
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=shop_facts(plan=plan))
+    rsps.post(url, json=load("graphql_order_create"))
+    adapter.create_order(make_order(id="ord_1"))
+
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=NOT_CREATED_YET)
+    with pytest.raises(PlatformError) as second:
+        adapter.create_order(make_order(id="ord_2"))
+    with pytest.raises(PlatformError) as third:
+        adapter.create_order(make_order(id="ord_3"))
+    assert len(rsps.calls) == 5  # looked for, not created: orderCreate is not called
+    assert (second.value.permanent, second.value.retry_after) == (False, 12)
+    assert (third.value.permanent, third.value.retry_after) == (False, 24)
+
+    clock[0] += 12  # the second's turn: its retry takes it, not a new one behind the third
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=load("graphql_order_create"))
+    adapter.create_order(make_order(id="ord_2"))
+    assert "orderCreate" in sent(rsps, 6)["query"]
+
+
+REFUSAL = (
+    "Exceeded order API rate limit, please try again in a minute. "
+    "Upgrade to a paid account to remove this limit."
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (429, {"errors": REFUSAL}),  # as the REST API refuses it
+        (200, {"errors": [{"message": REFUSAL}]}),  # GraphQL's shape is not documented
+    ],
+)
+def test_a_development_store_refusing_an_order_is_retried_a_minute_later(
+    adapter, rsps, url, monkeypatch, clock, status, body
+):
+    monkeypatch.setattr(shopify, "SHOP_FACTS_CACHE", {})
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=shop_facts(plan="Development"))
+    rsps.post(url, status=status, json=body)  # another app took the minute's five
+
+    with pytest.raises(PlatformError) as raised:
+        adapter.create_order(make_order())
+
+    assert raised.value.permanent is False
+    assert raised.value.retry_after == 60
+    rsps.post(url, json=NOT_CREATED_YET)
+    with pytest.raises(PlatformError) as next_one:  # the orders behind it wait their turn
+        adapter.create_order(make_order(id="ord_next"))
+    assert next_one.value.retry_after == 72
 
 
 # ---- read_fulfillments ---------------------------------------------------------------------------
