@@ -104,6 +104,8 @@ TOPICS = {
 }
 TOPIC_ENUMS = {rest: enum for enum, rest in TOPICS.items()}
 
+ALL_ORDERS_WINDOW = timedelta(days=60)  # what read_orders reaches without read_all_orders
+
 # orderCreate on a development or trial store: "a maximum of five new orders per minute"
 # (shopify.dev/docs/api/admin-graphql/latest/mutations/orderCreate); ShopPlan.publicDisplayName
 # names those plans. The refusal is the one recorded for the REST API's orders (HTTP 429,
@@ -1226,9 +1228,20 @@ def _resolve_order_fulfillments(
 def _resolve_orders(_root: Any, info: Any, **args: Any) -> dict:
     shop: Shop = info.context.shop
     search = SearchQuery(args.get("query"))
-    found = [o for o in shop.orders_by_id.values() if search.matches(_order_accessor(o))]
+    found = [
+        o
+        for o in shop.orders_by_id.values()
+        if shop.order_visible(o) and search.matches(_order_accessor(o))
+    ]
     sorter = ORDER_SORTERS.get(args.get("sortKey") or "PROCESSED_AT", BY_ID)
     return paginate(found, args, sorter)
+
+
+def _resolve_order(_root: Any, info: Any, id: str) -> Order | None:
+    shop: Shop = info.context.shop
+    number = _gid_number(id, "Order")
+    order = shop.orders_by_id.get(number) if number is not None else None
+    return order if order is not None and shop.order_visible(order) else None
 
 
 def _resolve_node(kind: str, table: str) -> Callable:
@@ -1307,7 +1320,7 @@ def _line_fulfillment_total(fli: FulfillmentLineItem, info: Any) -> dict:
 
 RESOLVERS: dict[str, dict[str, Callable]] = {
     "QueryRoot": {
-        "order": _resolve_node("Order", "orders_by_id"),
+        "order": _resolve_order,
         "orders": _resolve_orders,
         "fulfillment": _resolve_node("Fulfillment", "fulfillments_by_id"),
         "fulfillmentOrder": _resolve_node("FulfillmentOrder", "fulfillment_orders_by_id"),
@@ -1715,6 +1728,7 @@ class Shop:
         self.plan = plan  # ShopPlan.publicDisplayName: Development and Trial limit orderCreate
         self.api_orders: list[datetime] = []  # when orderCreate made each of the last ones
         self.customer_data_approved = True  # the app's protected customer data access
+        self.all_orders_access = True  # the app's read_all_orders scope
         self.location = Location(sim.next_id(), location_name)
         self.bucket = CostBucket(sim.bucket_size, sim.restore_rate)
         self.webhook_mode: WebhookMode | None = None  # None: the simulator-wide mode applies
@@ -1799,6 +1813,17 @@ class Shop:
         """Resize this shop's cost bucket (e.g. a tiny bucket to provoke THROTTLED)."""
         with self.lock:
             self.bucket.configure(maximum_available, restore_rate, currently_available)
+
+    def set_all_orders_access(self, granted: bool) -> None:
+        """Whether the app has the read_all_orders scope in this shop: without it, it sees only
+        "the default window of orders created within the last 60 days"
+        (shopify.dev/docs/api/usage/access-scopes); an older order reads as none."""
+        self.all_orders_access = granted
+
+    def order_visible(self, order: Order) -> bool:
+        """Whether the app's scopes let it read the order."""
+        window = self.sim.clock.now() - ALL_ORDERS_WINDOW
+        return self.all_orders_access or order.created_at >= window
 
     def set_customer_data_access(self, approved: bool) -> None:
         """Whether the app is approved for protected customer data (name, address, email and
@@ -3173,6 +3198,9 @@ def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
     if path == "/fulfillments/cancel" and method == "POST":
         shop.cancel_fulfillment(data["fulfillment_id"])
         return json_response({"ok": True})
+    if path == "/all_orders" and method == "POST":
+        shop.set_all_orders_access(bool(data["granted"]))
+        return json_response({"ok": True})
     if path == "/customer_data" and method == "POST":
         shop.set_customer_data_access(bool(data["approved"]))
         return json_response({"ok": True})
@@ -3193,6 +3221,7 @@ def _shop_info(shop: Shop) -> dict:
         "webhooks": shop.webhooks(),
         "throttle_status": shop.bucket.status(),
         "customer_data_approved": shop.customer_data_approved,
+        "all_orders_access": shop.all_orders_access,
         "currency": shop.currency,
         "plan": shop.plan,
     }
@@ -3215,7 +3244,7 @@ Control API (JSON bodies), all under /_sim:
   POST /shops/<domain>/fulfillments/tracking {fulfillment_id, company, numbers, urls}
   POST /shops/<domain>/fulfillments/cancel {fulfillment_id}
   POST /shops/<domain>/rate_limit {maximum_available, restore_rate, currently_available}
-  POST /shops/<domain>/customer_data {approved}
+  POST /shops/<domain>/customer_data {approved}    POST /shops/<domain>/all_orders {granted}
   POST /webhook_mode {mode, seconds?, hold?, shop?}     POST /flush_webhooks
   POST /fail_next {count, status, retry_after?, shop?}  POST /slow_next {count, seconds, shop?}
   POST /throttle_next {count, shop?}

@@ -45,6 +45,9 @@ API_VERSION = "2026-10"  # the default of SHOPIFY_API_VERSION
 THROTTLE_RETRIES = 3
 MAX_PACING_WAIT = 10.0  # seconds one call may wait for the bucket before giving up for now
 ASSUMED_QUERY_COST = 100  # until Shopify tells us, a read is assumed to cost this much
+# read_orders reaches "the default window of orders created within the last 60 days"; older
+# ones need read_all_orders (shopify.dev/docs/api/usage/access-scopes), or read as none.
+NOT_IN_REACH = " (or, created more than 60 days ago, out of reach without read_all_orders)"
 SHOP_FACTS_TTL = 3600.0  # seconds a process trusts the currency and plan it read of a shop
 # orderCreate on a development or trial store: "a maximum of five new orders per minute"
 # (shopify.dev/docs/api/admin-graphql/latest/mutations/orderCreate). One every 12 s keeps any
@@ -295,7 +298,9 @@ class ShopifyAdapter:
         """The seller order's fulfillments as Shopify has them now."""
         node = self.execute(READ_FULFILLMENTS, {"id": order_gid(ref)})["order"]
         if node is None:
-            raise PlatformError(f"the seller's store has no order {ref}", permanent=True)
+            raise PlatformError(
+                f"the seller's store has no order {ref}{NOT_IN_REACH}", permanent=True
+            )
         return [_observed(f) for f in node["fulfillments"]]
 
     def changed_orders(self, since: str, page: str | None, created: bool = False) -> ChangedPage:
@@ -335,7 +340,8 @@ class ShopifyAdapter:
         ]
         if node is None:
             raise PlatformError(
-                f"the buyer's store has no order {order.buyer_order_ref}", permanent=True
+                f"the buyer's store has no order {order.buyer_order_ref}{NOT_IN_REACH}",
+                permanent=True,
             )
         ours = set(fulfillment.tracking_numbers)
         our_lines = sorted(

@@ -609,6 +609,24 @@ def test_an_app_not_approved_for_customer_data_gets_those_fields_redacted(sim, s
     assert approved["data"]["order"]["shippingAddress"]["address1"] == "1 Main St"
 
 
+def test_without_read_all_orders_an_order_older_than_60_days_is_out_of_reach(sim, shop):
+    now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    sim.clock.freeze(now)
+    old = place(shop, created_at=now - timedelta(days=61))
+    recent = place(shop, created_at=now - timedelta(days=59))
+    listing = "{ orders(first: 10) { nodes { id } } }"
+    shop.set_all_orders_access(False)
+
+    assert gql(sim, ORDER_QUERY, {"id": old["id"]}).json()["data"] == {"order": None}
+    assert read_order(sim, recent["id"])["id"] == recent["id"]
+    nodes = gql(sim, listing).json()["data"]["orders"]["nodes"]
+    assert [n["id"] for n in nodes] == [recent["id"]]
+
+    shop.set_all_orders_access(True)
+    assert read_order(sim, old["id"])["id"] == old["id"]
+    assert len(gql(sim, listing).json()["data"]["orders"]["nodes"]) == 2
+
+
 # ---- listing changed orders ----------------------------------------------------------------------
 
 ORDERS_PAGE = """

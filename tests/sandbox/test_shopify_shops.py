@@ -1,15 +1,18 @@
-"""Orders created in Shopify sellers' shops that are not the simulator's default: a shop in
-another currency, a development store with its five orderCreate a minute."""
+"""Our adapter to Shopify shops unlike the simulator's default: a seller's shop in another
+currency, a development store with its five orderCreate a minute, a buyer's shop whose app lacks
+read_all_orders."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import requests
 from conftest import ADDRESS
 
 from gateway import platforms, runtime
+from gateway.model import Fulfillment, FulfillmentLine, now_iso
 from gateway.orders import new_order
 from gateway.platforms.base import PlatformError
 from sandbox.shopify import ShopifySimulator
@@ -23,7 +26,7 @@ def sim() -> Iterator[ShopifySimulator]:
 
 @pytest.fixture
 def adapter_for(sim, app):
-    """Our adapter to a seller's shop made in the simulator with `shop_fields`."""
+    """Our adapter to a shop made in the simulator with `shop_fields`."""
     with app.app_context():
         port, config = runtime.store(), runtime.settings()
 
@@ -86,3 +89,42 @@ def test_a_development_store_gets_its_orders_paced_and_its_refusal_retried(sim, 
     assert not refused.value.permanent and refused.value.retry_after == pytest.approx(60, abs=1)
     statuses = [c["status"] for c in sim.calls(shop="devtwo.myshopify.com", field="orderCreate")]
     assert statuses == [200] * 5 + [429]
+
+
+def test_a_buyer_order_past_60_days_needs_read_all_orders(sim, adapter_for):
+    adapter = adapter_for("corner")
+    shop = sim.shop("corner.myshopify.com")
+    old = shop.place_order(
+        line_items=[{"sku": "MUG-BLUE", "quantity": 2, "title": "Blue mug"}],
+        shipping_address=ADDRESS,
+        created_at=sim.clock.now() - timedelta(days=61),  # a backorder shipped at last
+    )
+    order = new_order(
+        "ptr_buyer",
+        "ptr_seller",
+        old["legacy_id"],
+        [("MUG-BLUE", "AC-100", "Blue mug", 2, old["line_items"][0]["id"])],
+        ADDRESS,
+        None,
+    )
+    at = now_iso()
+    shipped = Fulfillment(
+        "ful_1",
+        "shopify",
+        "UPS",
+        ["1Z5R89390357567127"],
+        [],
+        [FulfillmentLine(order.line_items[0].id, 2)],
+        at,
+        at,
+    )
+    order.fulfillments.append(shipped)
+    shop.set_all_orders_access(False)
+
+    with pytest.raises(PlatformError) as refused:
+        adapter.forward_fulfillment(order, shipped)
+    assert refused.value.permanent and "read_all_orders" in str(refused.value)
+
+    shop.set_all_orders_access(True)  # the scope granted
+    adapter.forward_fulfillment(order, shipped)
+    assert [f["tracking_numbers"] for f in shop.fulfillments(old["id"])] == [["1Z5R89390357567127"]]
