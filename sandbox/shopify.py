@@ -141,6 +141,20 @@ SUPPORTED_TRACKING_COMPANIES = frozenset({
     # and for shops in the United States:
     "Alliance Air Freight", "Pilot Freight", "LSO", "Old Dominion", "Pandion", "R+L Carriers",
 })  # fmt: skip
+
+ALL_ORDERS_WINDOW = timedelta(days=60)  # what read_orders reaches without read_all_orders
+
+# orderCreate on a development or trial store: "a maximum of five new orders per minute"
+# (shopify.dev/docs/api/admin-graphql/latest/mutations/orderCreate); ShopPlan.publicDisplayName
+# names those plans. The refusal is the one recorded for the REST API's orders (HTTP 429,
+# Shopify/shopify-api-ruby#899): the GraphQL one is not documented.
+ORDER_LIMITED_PLANS = ("Development", "Trial", "Plus Trial")
+ORDER_LIMIT, ORDER_LIMIT_WINDOW = 5, timedelta(minutes=1)
+ORDER_LIMIT_MESSAGE = (
+    "Exceeded order API rate limit, please try again in a minute. "
+    "Upgrade to a paid account to remove this limit."
+)
+
 # Shopify builds tracking URLs for carriers on its list (exact case). The URL shapes are the
 # carriers' public tracking pages; Shopify's exact templates are not documented.
 CARRIER_TRACKING_URLS = {
@@ -1261,12 +1275,23 @@ def _resolve_order_fulfillments(
 def _resolve_orders(_root: Any, info: Any, **args: Any) -> dict:
     shop: Shop = info.context.shop
     search = SearchQuery(args.get("query"))
-    found = [o for o in shop.orders_by_id.values() if search.matches(_order_accessor(o))]
+    found = [
+        o
+        for o in shop.orders_by_id.values()
+        if shop.order_visible(o) and search.matches(_order_accessor(o))
+    ]
     if args.get("query"):  # a search: orders its index doesn't have yet are not found
         now = info.context.sim.clock.now()
         found = [o for o in found if o.searchable_at is None or o.searchable_at <= now]
     sorter = ORDER_SORTERS.get(args.get("sortKey") or "PROCESSED_AT", BY_ID)
     return paginate(found, args, sorter)
+
+
+def _resolve_order(_root: Any, info: Any, id: str) -> Order | None:
+    shop: Shop = info.context.shop
+    number = _gid_number(id, "Order")
+    order = shop.orders_by_id.get(number) if number is not None else None
+    return order if order is not None and shop.order_visible(order) else None
 
 
 def _resolve_order_by_identifier(_root: Any, info: Any, identifier: dict) -> Order | None:
@@ -1275,8 +1300,7 @@ def _resolve_order_by_identifier(_root: Any, info: Any, identifier: dict) -> Ord
     working-with-custom-ids)."""
     shop: Shop = info.context.shop
     if identifier.get("id") is not None:
-        number = _gid_number(identifier["id"], "Order")
-        return shop.orders_by_id.get(number) if number is not None else None
+        return _resolve_order(_root, info, identifier["id"])
     custom = identifier.get("customId") or {}
     namespace = _namespace(custom.get("namespace"))
     definition = shop.metafield_definitions.get(("ORDER", namespace, custom.get("key")))
@@ -1374,7 +1398,7 @@ def _line_fulfillment_total(fli: FulfillmentLineItem, info: Any) -> dict:
 
 RESOLVERS: dict[str, dict[str, Callable]] = {
     "QueryRoot": {
-        "order": _resolve_node("Order", "orders_by_id"),
+        "order": _resolve_order,
         "orderByIdentifier": _resolve_order_by_identifier,
         "orders": _resolve_orders,
         "fulfillment": _resolve_node("Fulfillment", "fulfillments_by_id"),
@@ -1409,6 +1433,10 @@ RESOLVERS: dict[str, dict[str, Callable]] = {
         "email": lambda s, info: f"owner@{s.domain}",
         "currencyCode": lambda s, info: s.currency,
         "ianaTimezone": lambda s, info: "Etc/UTC",
+        "plan": lambda s, info: {
+            "partnerDevelopment": s.plan == "Development",
+            "publicDisplayName": s.plan,
+        },
     },
     "Location": {
         "id": lambda loc, info: _gid("Location", loc.id),
@@ -1509,6 +1537,41 @@ RESOLVERS: dict[str, dict[str, Callable]] = {
 }
 
 
+# Protected customer data (shopify.dev/docs/apps/launch/protected-customer-data): since 2022-10 an
+# app not approved for the name, address, email and phone fields gets them redacted: null in
+# `data`, with an `errors` entry whose path names the field (HTTP 200); an address keeps its
+# country and province. The message follows that page's examples.
+PROTECTED_FIELDS = {
+    "Order": ("email", "phone"),
+    "MailingAddress": (
+        "address1",
+        "address2",
+        "city",
+        "company",
+        "firstName",
+        "formatted",
+        "lastName",
+        "name",
+        "phone",
+        "zip",
+    ),
+}
+
+
+def _protected(field_name: str, resolve: Callable) -> Callable:
+    """A resolver that redacts the field for a shop whose app is not approved for it."""
+
+    def resolver(source: Any, info: Any, **args: Any) -> Any:
+        if not info.context.shop.customer_data_approved:
+            raise GraphQLError(
+                f"This app is not approved to use the {field_name} field. See "
+                "https://partners.shopify.com/0/apps/0/customer_data for more details."
+            )
+        return resolve(source, info, **args)
+
+    return resolver
+
+
 @lru_cache(maxsize=1)
 def _schema() -> GraphQLSchema:
     """The SDL subset with the resolvers attached (built once)."""
@@ -1517,6 +1580,10 @@ def _schema() -> GraphQLSchema:
         graphql_type = schema.type_map[type_name]
         for field_name, resolver in fields.items():
             graphql_type.fields[field_name].resolve = resolver
+    for type_name, names in PROTECTED_FIELDS.items():
+        for field_name in names:
+            field = schema.type_map[type_name].fields[field_name]
+            field.resolve = _protected(field_name, field.resolve or _default_resolver)
     return schema
 
 
@@ -1684,7 +1751,7 @@ def _rest_order(order: Order) -> dict:
         "admin_graphql_api_id": _gid("Order", order.id),
         "app_id": None,
         "buyer_accepts_marketing": False,
-        "cancel_reason": None,
+        "cancel_reason": "other" if order.cancelled_at else None,
         "cancelled_at": _rest_time(order.cancelled_at),
         "closed_at": _rest_time(order.closed_at),
         "confirmed": True,
@@ -1740,6 +1807,7 @@ class Shop:
         client_secret: str,
         location_name: str = "Main",
         currency: str = "USD",
+        plan: str = "Basic",
     ) -> None:
         self.sim = sim
         self.id = sim.next_id()
@@ -1748,6 +1816,10 @@ class Shop:
         self.access_token = access_token
         self.client_secret = client_secret
         self.currency = currency
+        self.plan = plan  # ShopPlan.publicDisplayName: Development and Trial limit orderCreate
+        self.api_orders: list[datetime] = []  # when orderCreate made each of the last ones
+        self.customer_data_approved = True  # the app's protected customer data access
+        self.all_orders_access = True  # the app's read_all_orders scope
         self.location = Location(sim.next_id(), location_name)
         self.bucket = CostBucket(sim.bucket_size, sim.restore_rate)
         self.webhook_mode: WebhookMode | None = None  # None: the simulator-wide mode applies
@@ -1842,6 +1914,22 @@ class Shop:
         with self.lock:
             self.bucket.configure(maximum_available, restore_rate, currently_available)
 
+    def set_all_orders_access(self, granted: bool) -> None:
+        """Whether the app has the read_all_orders scope in this shop: without it, it sees only
+        "the default window of orders created within the last 60 days"
+        (shopify.dev/docs/api/usage/access-scopes); an older order reads as none."""
+        self.all_orders_access = granted
+
+    def order_visible(self, order: Order) -> bool:
+        """Whether the app's scopes let it read the order."""
+        window = self.sim.clock.now() - ALL_ORDERS_WINDOW
+        return self.all_orders_access or order.created_at >= window
+
+    def set_customer_data_access(self, approved: bool) -> None:
+        """Whether the app is approved for protected customer data (name, address, email and
+        phone fields) in this shop; unapproved, the API redacts them."""
+        self.customer_data_approved = approved
+
     def fail_next(
         self, count: int = 1, status: int = 500, retry_after: float | None = None
     ) -> None:
@@ -1878,14 +1966,19 @@ class Shop:
         tags: list[str] | None = None,
         created_at: datetime | str | None = None,
         source_name: str = "web",
+        financial_status: str = "PAID",
     ) -> dict:
         """A customer checks out: creates the order, fires orders/create; returns its snapshot.
 
         Each line: {"sku", "quantity", "title", "price"?, "variant_id"?, "variant_title"?}.
+        `financial_status` is an OrderDisplayFinancialStatus: PENDING for a manual payment method
+        (bank deposit, cash on delivery, payment terms), AUTHORIZED for a card captured later.
         """
         lines = [_line_input(line) for line in line_items]
         if not lines or any(line["quantity"] < 1 for line in lines):
             raise ValueError("an order needs lines with quantities of at least 1")
+        if financial_status not in _schema().type_map["OrderDisplayFinancialStatus"].values:
+            raise ValueError(f"unknown financial status {financial_status!r}")
         with self.lock:
             order = self._create_order(
                 lines,
@@ -1896,9 +1989,38 @@ class Shop:
                 tags=tags or [],
                 source_name=source_name,
                 created_at=as_utc(created_at) if created_at else None,
+                financial_status=financial_status,
             )
             self._emit_order_created(order)
             return self._order_snapshot(order)
+
+    def mark_as_paid(self, order_id: str | int) -> None:
+        """The merchant marks the order paid, or captures its authorization (what
+        orderMarkAsPaid does: refused for an order already PAID); fires orders/paid and
+        orders/updated."""
+        with self.lock:
+            order = self._order(order_id)
+            if order.financial_status == "PAID":
+                raise ValueError(f"order {order.name} is already paid")
+            order.financial_status = "PAID"
+            order.updated_at = self.sim.clock.now()
+            body = _rest_order(order)
+            self._emit("orders/paid", body)
+            self._emit("orders/updated", body)
+
+    def cancel_order(self, order_id: str | int) -> None:
+        """The merchant cancels the order: an authorized payment is voided (VOIDED is "an unpaid
+        order manually canceled"); fires orders/cancelled and orders/updated."""
+        with self.lock:
+            order = self._order(order_id)
+            if order.cancelled_at is not None:
+                raise ValueError(f"order {order.name} is already cancelled")
+            order.cancelled_at = order.updated_at = self.sim.clock.now()
+            if order.financial_status == "AUTHORIZED":
+                order.financial_status = "VOIDED"
+            body = _rest_order(order)
+            self._emit("orders/cancelled", body)
+            self._emit("orders/updated", body)
 
     def fulfill(
         self,
@@ -2030,8 +2152,20 @@ class Shop:
                     ["order", "lineItems"], "Line items must have at least one item", "INVALID"
                 )
             )
+        # MoneyBagInput.shopMoney is the "amount in shop currency": the order's (`currency`, by
+        # default the shop's). Shopify's wording for a mismatch is not documented.
+        currency = order.get("currency") or self.currency
         lines = []
         for index, line in enumerate(lines_in):
+            money = (line.get("priceSet") or {}).get("shopMoney") or {}
+            if money.get("currencyCode", currency) != currency:
+                errors.append(
+                    _user_error(
+                        ["order", "lineItems", index, "priceSet", "shopMoney", "currencyCode"],
+                        f"Currency code must be the order's currency ({currency})",
+                        "INVALID",
+                    )
+                )
             if line["quantity"] < 1:
                 errors.append(
                     _user_error(
@@ -2104,7 +2238,7 @@ class Shop:
             source_name=order.get("sourceName") or "api",
             source_identifier=order.get("sourceIdentifier"),
             po_number=order.get("poNumber"),
-            currency=order.get("currency") or self.currency,
+            currency=currency,
             name=order.get("name"),
             financial_status=order.get("financialStatus") or "PAID",
             test=bool(order.get("test")),
@@ -2122,6 +2256,7 @@ class Shop:
             ],
             metafields=metafields,
         )
+        self.api_orders.append(self.sim.clock.now())
         self._emit_order_created(created)
         return {"order": created, "userErrors": []}
 
@@ -2174,6 +2309,14 @@ class Shop:
         }
         self.metafield_definitions[(owner, namespace, key)] = created
         return {"createdDefinition": created, "userErrors": []}
+
+    def order_create_refused(self) -> bool:
+        """Whether a development or trial store already made its five orders of the minute."""
+        if self.plan not in ORDER_LIMITED_PLANS:
+            return False
+        since = self.sim.clock.now() - ORDER_LIMIT_WINDOW
+        self.api_orders = [at for at in self.api_orders if at > since]
+        return len(self.api_orders) >= ORDER_LIMIT
 
     def api_fulfillment_create(self, fulfillment: dict, message: str | None = None) -> dict:
         """fulfillmentCreate: all-or-nothing over the given fulfillment orders and lines."""
@@ -2557,6 +2700,8 @@ class Shop:
             "created_at": _iso(order.created_at),
             "updated_at": _iso(order.updated_at),
             "display_fulfillment_status": order.display_fulfillment_status,
+            "display_financial_status": order.financial_status,
+            "cancelled_at": _iso(order.cancelled_at),
             "shipping_address": _rest_address(order.shipping_address),
             "line_items": [
                 {
@@ -2763,14 +2908,16 @@ class ShopifySimulator(StoreSimulator[Shop]):
         client_secret: str,
         location_name: str = "Main",
         currency: str = "USD",
+        plan: str = "Basic",
     ) -> Shop:
-        """A new shop reachable with `access_token`; webhooks signed with `client_secret`."""
+        """A new shop reachable with `access_token`; webhooks signed with `client_secret`; its
+        `plan` as ShopPlan.publicDisplayName names it (Development and Trial limit orderCreate)."""
         with self._lock:
             if domain in self._stores:
                 raise ValueError(f"shop {domain} exists")
             if access_token in self._by_token:
                 raise ValueError("access token already used by another shop")
-            shop = Shop(self, domain, access_token, client_secret, location_name, currency)
+            shop = Shop(self, domain, access_token, client_secret, location_name, currency, plan)
             self._stores[domain] = shop
             self._by_token[access_token] = shop
             return shop
@@ -2971,6 +3118,10 @@ class ShopifySimulator(StoreSimulator[Shop]):
         meta["fields"] = [
             s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
         ]
+        if meta["operation"] == "mutation" and "orderCreate" in meta["fields"]:
+            with shop.lock:
+                if shop.order_create_refused():
+                    return {"errors": ORDER_LIMIT_MESSAGE}, 429, {}, meta
         coerced = get_variable_values(schema, operation.variable_definitions or (), variables)
         if isinstance(coerced, list):
             body = {"errors": _variable_errors(coerced, operation, variables)}
@@ -3160,6 +3311,8 @@ def _control(sim: ShopifySimulator, request: Request) -> Response:
                 data["access_token"],
                 data["client_secret"],
                 data.get("location_name", "Main"),
+                data.get("currency", "USD"),
+                data.get("plan", "Basic"),
             )
             return json_response(_shop_info(shop), 201)
         match = re.match(r"^/shops/([^/]+)(/.*)?$", path)
@@ -3203,8 +3356,15 @@ def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
             shipping_address=data.get("shipping_address"),
             email=data.get("email"),
             note=data.get("note"),
+            financial_status=data.get("financial_status", "PAID"),
         )
         return json_response(order, 201)
+    if path == "/orders/paid" and method == "POST":
+        shop.mark_as_paid(data["order_id"])
+        return json_response({"ok": True})
+    if path == "/orders/cancel" and method == "POST":
+        shop.cancel_order(data["order_id"])
+        return json_response({"ok": True})
     if path == "/orders" and method == "GET":
         return json_response(shop.orders())
     if path == "/orders/get" and method == "POST":
@@ -3239,6 +3399,12 @@ def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
     if path == "/lose_next_answer" and method == "POST":
         shop.lose_next_answer(data["field"])
         return json_response({"ok": True})
+    if path == "/all_orders" and method == "POST":
+        shop.set_all_orders_access(bool(data["granted"]))
+        return json_response({"ok": True})
+    if path == "/customer_data" and method == "POST":
+        shop.set_customer_data_access(bool(data["approved"]))
+        return json_response({"ok": True})
     if path == "/rate_limit" and method == "POST":
         shop.set_rate_limit(
             data.get("maximum_available"), data.get("restore_rate"), data.get("currently_available")
@@ -3255,6 +3421,10 @@ def _shop_info(shop: Shop) -> dict:
         "orders": len(shop.orders_by_id),
         "webhooks": shop.webhooks(),
         "throttle_status": shop.bucket.status(),
+        "customer_data_approved": shop.customer_data_approved,
+        "all_orders_access": shop.all_orders_access,
+        "currency": shop.currency,
+        "plan": shop.plan,
     }
 
 
@@ -3262,11 +3432,14 @@ def _shop_info(shop: Shop) -> dict:
 
 CLI_HELP = """\
 Control API (JSON bodies), all under /_sim:
-  GET  /shops                          POST /shops {domain, access_token, client_secret}
+  GET  /shops                          POST /shops {domain, access_token, client_secret,
+                                                  currency?, plan?}
   GET  /shops/<domain>                 POST /shops/<domain>/webhooks {topic, url,
                                                                     header_style?}
-  POST /shops/<domain>/orders {line_items:[{sku,quantity,title,price}], shipping_address, email}
+  POST /shops/<domain>/orders {line_items:[{sku,quantity,title,price}], shipping_address, email,
+                               financial_status?}
   GET  /shops/<domain>/orders          POST /shops/<domain>/orders/get {order_id}
+  POST /shops/<domain>/orders/paid {order_id}    POST /shops/<domain>/orders/cancel {order_id}
   POST /shops/<domain>/bulk_orders {n}
   POST /shops/<domain>/fulfillments {order_id, lines:[{line_item_id,quantity}]?, company,
                                      numbers, urls}
@@ -3274,6 +3447,7 @@ Control API (JSON bodies), all under /_sim:
   POST /shops/<domain>/fulfillments/cancel {fulfillment_id}
   POST /shops/<domain>/rate_limit {maximum_available, restore_rate, currently_available}
   POST /shops/<domain>/search_lag {seconds}     POST /shops/<domain>/lose_next_answer {field}
+  POST /shops/<domain>/customer_data {approved}    POST /shops/<domain>/all_orders {granted}
   POST /webhook_mode {mode, seconds?, hold?, shop?}     POST /flush_webhooks
   POST /fail_next {count, status, retry_after?, shop?}  POST /slow_next {count, seconds, shop?}
   POST /throttle_next {count, shop?}

@@ -11,12 +11,14 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 from marshmallow import fields, validate
 
-from gateway.model import Fulfillment, ObservedFulfillment, Order
+from gateway.model import CANCELLED, PAID, UNPAID, Fulfillment, ObservedFulfillment, Order
 from gateway.platforms import register
 from gateway.platforms.base import (
     INGEST_ORDER,
@@ -43,6 +45,22 @@ API_VERSION = "2026-10"  # the default of SHOPIFY_API_VERSION
 THROTTLE_RETRIES = 3
 MAX_PACING_WAIT = 10.0  # seconds one call may wait for the bucket before giving up for now
 ASSUMED_QUERY_COST = 100  # until Shopify tells us, a read is assumed to cost this much
+# read_orders reaches "the default window of orders created within the last 60 days"; older
+# ones need read_all_orders (shopify.dev/docs/api/usage/access-scopes), or read as none.
+NOT_IN_REACH = " (or, created more than 60 days ago, out of reach without read_all_orders)"
+SHOP_FACTS_TTL = 3600.0  # seconds a process trusts the currency and plan it read of a shop
+# orderCreate on a development or trial store: "a maximum of five new orders per minute"
+# (shopify.dev/docs/api/admin-graphql/latest/mutations/orderCreate). One every 12 s keeps any
+# minute at five. Those shops are told by their plan: partnerDevelopment, or publicDisplayName
+# (shopify.dev/docs/api/admin-graphql/latest/objects/ShopPlan).
+ORDER_INTERVAL = 60.0 / 5
+ORDER_LIMITED_PLANS = ("Development", "Trial", "Plus Trial")
+# The refusal past the limit: the REST API's is recorded as HTTP 429 "Exceeded order API rate
+# limit, please try again in a minute" (Shopify/shopify-api-ruby#899); the GraphQL one is not
+# documented, so its words are looked for in an error of any shape. After one, the shop's orders
+# wait that minute.
+ORDER_REFUSAL = "Exceeded order API rate limit"
+ORDER_REFUSAL_WAIT = 60.0
 # The changed-orders listing nests fulfillments in small numbers to stay under Shopify's
 # 1,000-point single-query cost (10 orders x 3 fulfillments x 10 lines ~ 800 points); an order
 # that fills any of them is read on its own, with the larger numbers of READ_FULFILLMENTS.
@@ -100,7 +118,7 @@ def order_gid(ref: str) -> str:
 READ_ORDER = """
 query GatewayReadOrder($id: ID!) {
   order(id: $id) {
-    id legacyResourceId updatedAt email
+    id legacyResourceId updatedAt email displayFinancialStatus cancelledAt
     shippingAddress { firstName lastName name company address1 address2 city provinceCode zip
                       countryCodeV2 phone }
     lineItems(first: 250) { nodes { id sku title quantity } }
@@ -168,6 +186,11 @@ query GatewayFindCreatedOrder($identifier: OrderIdentifierInput!) {
   }
 }"""
 
+SHOP_FACTS = """
+query GatewayShopFacts {
+  shop { currencyCode plan { partnerDevelopment publicDisplayName } }
+}"""
+
 CREATE_ORDER = """
 mutation GatewayCreateOrder($order: OrderCreateOrderInput!, $options: OrderCreateOptionsInput) {
   orderCreate(order: $order, options: $options) {
@@ -213,6 +236,18 @@ mutation GatewayUpdateTracking($id: ID!, $tracking: FulfillmentTrackingInput!) {
 }"""
 
 
+@dataclass(frozen=True)
+class ShopFacts:
+    """What creating an order needs to know of the seller's shop."""
+
+    currency: str  # orderCreate's money is in the shop's currency (MoneyBagInput.shopMoney)
+    orders_limited: bool  # a development or trial store: five orderCreate a minute
+
+
+# Per process: (GraphQL URL, shop) -> (when read, its facts), so an order costs no extra call.
+SHOP_FACTS_CACHE: dict[tuple[str, str], tuple[float, ShopFacts]] = {}
+
+
 class ShopifyAdapter:
     """One shop's connection: `shop_domain`, `access_token`, optional `api_base_url`."""
 
@@ -229,10 +264,10 @@ class ShopifyAdapter:
 
     def read_order(self, ref: str) -> StoreOrder | None:
         """A buyer store's order, re-read through GraphQL (webhook bodies are only hints)."""
-        node = self.execute(READ_ORDER, {"id": order_gid(ref)})["order"]
+        node = self.execute(READ_ORDER, {"id": order_gid(ref)}, _customer_data_withheld)["order"]
         if node is None:
             return None
-        address = node.get("shippingAddress") or {}
+        address = node.get("shippingAddress") or {}  # what is withheld is null: no usable address
         return StoreOrder(
             ref=node["legacyResourceId"],
             lines=[
@@ -241,6 +276,7 @@ class ShopifyAdapter:
             ],
             shipping_address=_our_address(address),
             email=node.get("email"),
+            payment=_payment(node),
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
@@ -258,14 +294,26 @@ class ShopifyAdapter:
         ]
         if found:
             return CreatedOrder(found["legacyResourceId"], _line_refs(order, found))
+        facts = self._shop_facts()
+        if facts.orders_limited and (wait := self._order_turn(order.id)):
+            raise PlatformError(
+                f"the seller's development or trial store takes 5 new orders a minute: "
+                f"this one's turn is in {wait:.0f}s",
+                retry_after=wait,
+            )
+        # Prices are 0 in the shop's own currency: the order's currency defaults to it, and
+        # shopMoney is "amount in shop currency" (shopify.dev/docs/api/admin-graphql/latest/
+        # input-objects/OrderCreateOrderInput, .../MoneyBagInput).
+        money = {"amount": "0.00", "currencyCode": facts.currency}
         variables = {
             "order": {
+                "currency": facts.currency,
                 "lineItems": [
                     {
                         "title": li.title,
                         "sku": li.seller_sku,
                         "quantity": li.quantity,
-                        "priceSet": {"shopMoney": {"amount": "0.00", "currencyCode": "USD"}},
+                        "priceSet": {"shopMoney": money},
                         "requiresShipping": True,
                     }
                     for li in order.line_items
@@ -284,7 +332,22 @@ class ShopifyAdapter:
         }
         if order.customer_email:
             variables["order"]["email"] = order.customer_email
-        result = self.execute(CREATE_ORDER, variables)["orderCreate"]
+        try:
+            result = self.execute(CREATE_ORDER, variables)["orderCreate"]
+        except PlatformError as error:
+            refused = not error.permanent or ORDER_REFUSAL in str(error)
+            if not (facts.orders_limited and refused):
+                raise
+            wait = self._order_turn(order.id, not_before=ORDER_REFUSAL_WAIT)
+            raise PlatformError(
+                f"{error} (a development or trial store past its 5 orders a minute)",
+                retry_after=max(wait, error.retry_after or 0.0),
+            ) from error
+        errors = (result or {}).get("userErrors") or []
+        if any("currencyCode" in (e.get("field") or []) for e in errors):
+            # The shop's currency changed since it was read: the retry reads it again.
+            SHOP_FACTS_CACHE.pop((self.url, self.shop), None)
+            raise PlatformError(f"Shopify refused the order in {facts.currency}, not the shop's")
         _raise_user_errors(result)
         created = result["order"]
         return CreatedOrder(ref=created["legacyResourceId"], line_refs=_line_refs(order, created))
@@ -311,7 +374,9 @@ class ShopifyAdapter:
         """The seller order's fulfillments as Shopify has them now."""
         node = self.execute(READ_FULFILLMENTS, {"id": order_gid(ref)})["order"]
         if node is None:
-            raise PlatformError(f"the seller's store has no order {ref}", permanent=True)
+            raise PlatformError(
+                f"the seller's store has no order {ref}{NOT_IN_REACH}", permanent=True
+            )
         return [_observed(f) for f in node["fulfillments"]]
 
     def changed_orders(self, since: str, page: str | None, created: bool = False) -> ChangedPage:
@@ -351,7 +416,8 @@ class ShopifyAdapter:
         ]
         if node is None:
             raise PlatformError(
-                f"the buyer's store has no order {order.buyer_order_ref}", permanent=True
+                f"the buyer's store has no order {order.buyer_order_ref}{NOT_IN_REACH}",
+                permanent=True,
             )
         ours = set(fulfillment.tracking_numbers)
         our_lines = sorted(
@@ -396,10 +462,51 @@ class ShopifyAdapter:
         """Nothing to do: Shopify closes the order when its fulfillment orders are fulfilled."""
         return "the buyer's Shopify store closes the order itself"
 
+    # ---- the seller's shop: its currency and plan, its turns at orderCreate -----------------
+
+    def _shop_facts(self) -> ShopFacts:
+        """The shop's currency and plan, read at most once an hour per process."""
+        cached = SHOP_FACTS_CACHE.get((self.url, self.shop))
+        if cached and time.time() - cached[0] < SHOP_FACTS_TTL:
+            return cached[1]
+        shop = self.execute(SHOP_FACTS, {})["shop"]
+        plan = shop["plan"]
+        facts = ShopFacts(
+            currency=shop["currencyCode"],
+            orders_limited=plan["partnerDevelopment"]
+            or plan["publicDisplayName"] in ORDER_LIMITED_PLANS,
+        )
+        SHOP_FACTS_CACHE[(self.url, self.shop)] = (time.time(), facts)
+        return facts
+
+    def _order_turn(self, order_id: str, not_before: float = 0.0) -> float:
+        """Seconds until `order_id` may be created in a shop limited to five orders a minute
+        (0: now). Each order gets its own turn, ORDER_INTERVAL after the last one given, shared
+        by every process; an order sent away keeps its turn, so its retry takes it, not a new
+        one at the end of the line."""
+        key = f"pace:shopify-orders:{self.shop}"
+        now = time.time()
+        # Turns an order never came back for are dropped after a while.
+        state = {k: at for k, at in (self.port.pace(key) or {}).items() if at > now - 3600}
+        turn = state.pop(order_id, None)
+        if turn is None:
+            turn = max(state.get("next", 0.0), now + not_before)
+            state["next"] = turn + ORDER_INTERVAL
+        if turn > now:
+            state[order_id] = turn
+        self.port.set_pace(key, state)
+        return max(0.0, turn - now)
+
     # ---- transport ---------------------------------------------------------------------------
 
-    def execute(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        """One GraphQL call, paced by the shop's cost bucket; returns `data`."""
+    def execute(
+        self,
+        query: str,
+        variables: dict[str, Any],
+        withheld: Callable[[Any], bool] | None = None,
+    ) -> dict[str, Any]:
+        """One GraphQL call, paced by the shop's cost bucket; returns `data`. Errors are failures,
+        but those `withheld` accepts: fields Shopify redacted, left null in `data`."""
         for _ in range(THROTTLE_RETRIES + 1):
             self._wait_for_bucket()
             try:
@@ -423,6 +530,14 @@ class ShopifyAdapter:
                 raise PlatformError(f"Shopify answered HTTP {answer.status_code}")
             if body.get("errors"):
                 errors = body["errors"] if isinstance(body["errors"], list) else [body["errors"]]
+                if withheld and body.get("data") and all(withheld(e) for e in errors):
+                    log.warning(
+                        "%s withholds %s: the app is not approved for protected customer data"
+                        " (the Partner Dashboard's protected customer data access)",
+                        self.shop,
+                        ", ".join(".".join(map(str, e["path"])) for e in errors),
+                    )
+                    return body["data"]
                 messages = "; ".join(
                     e.get("message", "?") if isinstance(e, dict) else str(e) for e in errors
                 )
@@ -496,6 +611,44 @@ def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:
         store_lines.remove(match)
         line_refs[li.id] = match["id"]
     return line_refs
+
+
+# OrderDisplayFinancialStatus (shopify.dev/docs/api/admin-graphql/latest/enums/
+# OrderDisplayFinancialStatus) in our terms. AUTHORIZED ships: a shop that captures "automatically
+# when the order is fulfilled" keeps its orders AUTHORIZED until they are fulfilled
+# (help.shopify.com/manual/payments/payment-authorization), so holding them would hold them for
+# good. VOIDED (an authorization cancelled) and REFUNDED (all money returned) will never be paid.
+# PENDING (manual payment methods: bank deposit, cash on delivery, money order, payment terms),
+# PARTIALLY_PAID and EXPIRED wait until the merchant marks the order paid (orders/paid).
+PAID_FINANCIAL_STATUSES = ("PAID", "PARTIALLY_REFUNDED", "AUTHORIZED")
+ENDED_FINANCIAL_STATUSES = ("VOIDED", "REFUNDED")
+
+
+def _payment(node: dict[str, Any]) -> str:
+    """Whether the shop's order may ship: PAID, UNPAID, or CANCELLED (cancelledAt set)."""
+    status = node.get("displayFinancialStatus")
+    if node.get("cancelledAt") or status in ENDED_FINANCIAL_STATUSES:
+        return CANCELLED
+    return PAID if status in PAID_FINANCIAL_STATUSES else UNPAID
+
+
+# Protected customer data (shopify.dev/docs/apps/launch/protected-customer-data): since 2022-10
+# an app not approved for the name, address, email and phone fields gets them redacted, each null
+# in `data` with an `errors` entry naming its path, with HTTP 200. The order is read anyway: with
+# no usable address it waits for one (the core's waiting_for "address"), and is read again once
+# the app is approved. An error anywhere else (the order itself denied) still fails the read.
+PROTECTED_ORDER_FIELDS = ("email", "shippingAddress")  # those READ_ORDER asks for
+
+
+def _customer_data_withheld(error: Any) -> bool:
+    """An error Shopify adds for a protected customer data field of the order it redacted."""
+    path = error.get("path") if isinstance(error, dict) else None
+    return (
+        isinstance(path, list)
+        and len(path) > 1
+        and path[0] == "order"
+        and path[1] in PROTECTED_ORDER_FIELDS
+    )
 
 
 # FulfillmentStatus values that mean the shipment is off (shopify.md): our "cancelled".
@@ -660,8 +813,15 @@ class Shopify(Platform):
     name = "shopify"
     label = "Shopify"
     connection_schema = ShopifyConnection
+    # A buyer's order is read again when it is paid or cancelled (it may wait for payment); both
+    # topics need read_orders (shopify.dev/docs/api/admin-graphql/latest/enums/
+    # WebhookSubscriptionTopic). orders/updated would also say so, but fires for every change of
+    # every order (the fulfillments we write included); the rare changes the narrow topics miss
+    # (PENDING to AUTHORIZED, an address fixed) are read by each reconciliation cycle.
     topics = {
         "orders/create": INGEST_ORDER,
+        "orders/paid": INGEST_ORDER,
+        "orders/cancelled": INGEST_ORDER,
         "fulfillments/create": SYNC_SELLER,
         "fulfillments/update": SYNC_SELLER,
     }

@@ -195,8 +195,18 @@ def test_fulfillment_topics_enqueue_a_sync_of_the_seller_order(client, redis, se
     assert redis.exists(dedupe_key(SELLER_SHOP, WEBHOOK_ID))
 
 
+@pytest.mark.parametrize("topic", ["orders/paid", "orders/cancelled"])
+def test_payment_and_cancellation_read_the_buyer_order_again(client, redis, buyer, topic):
+    # The orders/* payload is the REST Order, as for orders/create: its `id` names the order.
+    answer = deliver(client, raw_fixture("orders_create"), topic=topic)
+
+    assert answer.get_json() == {"status": "accepted"}
+    [job] = queued(redis).jobs
+    assert (job.func_name, job.args) == (INGEST_ORDER, [buyer["id"], "820982911946154508"])
+
+
 def test_an_unhandled_topic_is_ignored_and_enqueues_nothing(client, redis, buyer):
-    answer = deliver(client, raw_fixture("orders_create"), topic="orders/paid")
+    answer = deliver(client, raw_fixture("orders_create"), topic="orders/fulfilled")
 
     assert answer.status_code == 200
     assert answer.get_json() == {"status": "ignored"}

@@ -326,6 +326,63 @@ def test_order_create_user_errors(sim, shop):
     assert shop.orders() == []
 
 
+def one_line(currency: str) -> dict:
+    """orderCreate variables: one line, priced in `currency`."""
+    money = {"amount": "0.00", "currencyCode": currency}
+    return {
+        "order": {"lineItems": [{"title": "Mug", "quantity": 1, "priceSet": {"shopMoney": money}}]}
+    }
+
+
+def test_order_create_prices_in_the_shops_currency(sim):
+    euro = sim.add_shop("euro.myshopify.com", "shpat_euro", "euro-secret", currency="EUR")
+    assert gql(sim, "{ shop { currencyCode } }", token="shpat_euro").json()["data"] == {
+        "shop": {"currencyCode": "EUR"}
+    }
+
+    refused = gql(sim, ORDER_CREATE, one_line("USD"), token="shpat_euro").json()
+    [error] = refused["data"]["orderCreate"]["userErrors"]
+    assert error["field"] == ["order", "lineItems", "0", "priceSet", "shopMoney", "currencyCode"]
+    assert error["code"] == "INVALID" and "EUR" in error["message"]
+    assert euro.orders() == []
+
+    created = gql(sim, ORDER_CREATE, one_line("EUR"), token="shpat_euro").json()
+    assert created["data"]["orderCreate"]["userErrors"] == []
+    order_id = created["data"]["orderCreate"]["order"]["id"]
+    currency = "query($id: ID!) { order(id: $id) { currencyCode } }"
+    assert gql(sim, currency, {"id": order_id}, token="shpat_euro").json()["data"] == {
+        "order": {"currencyCode": "EUR"}
+    }
+
+
+def test_a_development_store_takes_five_orders_a_minute(sim, shop):
+    sim.add_shop("dev.myshopify.com", "shpat_dev", "dev-secret", plan="Development")
+    plan = "{ shop { plan { partnerDevelopment publicDisplayName } } }"
+    assert gql(sim, plan, token="shpat_dev").json()["data"]["shop"]["plan"] == {
+        "partnerDevelopment": True,
+        "publicDisplayName": "Development",
+    }
+    sim.clock.freeze(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    for _ in range(5):
+        answer = gql(sim, ORDER_CREATE, one_line("USD"), token="shpat_dev")
+        assert answer.json()["data"]["orderCreate"]["userErrors"] == []
+
+    sixth = gql(sim, ORDER_CREATE, one_line("USD"), token="shpat_dev")
+
+    assert sixth.status_code == 429
+    assert sixth.json() == {
+        "errors": "Exceeded order API rate limit, please try again in a minute. "
+        "Upgrade to a paid account to remove this limit."
+    }
+    assert len(sim.shop("dev.myshopify.com").orders()) == 5
+    sim.clock.advance(61)
+    assert gql(sim, ORDER_CREATE, one_line("USD"), token="shpat_dev").status_code == 200
+    # A shop on a paid plan has no such limit.
+    assert gql(sim, plan).json()["data"]["shop"]["plan"]["partnerDevelopment"] is False
+    for _ in range(6):
+        assert gql(sim, ORDER_CREATE, one_line("USD")).status_code == 200
+
+
 # ---- fulfillmentCreate / tracking ----------------------------------------------------------------
 
 
@@ -566,6 +623,109 @@ def test_merchant_actions_and_cancel(sim, shop, receiver):
     assert sim.wait_for_webhooks()
     [payload] = receiver.bodies("fulfillments/update")
     assert payload["status"] == "cancelled"
+
+
+FINANCES = "query($id: ID!) { order(id: $id) { displayFinancialStatus cancelledAt } }"
+
+
+def read_finances(sim: ShopifySimulator, order_id: str) -> dict:
+    return gql(sim, FINANCES, {"id": order_id}).json()["data"]["order"]
+
+
+def test_unpaid_order_marked_paid_or_cancelled_fires_shopifys_topics(sim, shop, receiver):
+    for topic in ("orders/paid", "orders/cancelled", "orders/updated"):
+        shop.add_webhook(topic, receiver.url)
+    pending = place(shop, financial_status="PENDING")  # bank deposit: not paid at checkout
+    assert read_finances(sim, pending["id"]) == {
+        "displayFinancialStatus": "PENDING",
+        "cancelledAt": None,
+    }
+
+    shop.mark_as_paid(pending["id"])
+    assert read_finances(sim, pending["id"])["displayFinancialStatus"] == "PAID"
+    with pytest.raises(ValueError):  # orderMarkAsPaid refuses an order already PAID
+        shop.mark_as_paid(pending["id"])
+
+    authorized = place(shop, financial_status="AUTHORIZED")
+    shop.cancel_order(authorized["id"])
+    cancelled = read_finances(sim, authorized["id"])
+    assert cancelled["displayFinancialStatus"] == "VOIDED"  # an authorization cancelled
+    assert cancelled["cancelledAt"] is not None
+    with pytest.raises(ValueError):
+        place(shop, financial_status="UNPAID")  # not an OrderDisplayFinancialStatus
+
+    assert sim.wait_for_webhooks()
+    [paid] = receiver.bodies("orders/paid")
+    assert (paid["admin_graphql_api_id"], paid["financial_status"]) == (pending["id"], "paid")
+    [gone] = receiver.bodies("orders/cancelled")
+    assert (gone["admin_graphql_api_id"], gone["financial_status"]) == (authorized["id"], "voided")
+    assert gone["cancelled_at"] and gone["cancel_reason"] == "other"
+    updated = [body["admin_graphql_api_id"] for body in receiver.bodies("orders/updated")]
+    assert updated == [pending["id"], authorized["id"]]
+
+
+CUSTOMER = """
+query($id: ID!) {
+  order(id: $id) {
+    name email
+    shippingAddress { name address1 city zip provinceCode countryCodeV2 }
+  }
+}
+"""
+
+
+def test_an_app_not_approved_for_customer_data_gets_those_fields_redacted(sim, shop):
+    order = place(shop)
+    shop.set_customer_data_access(False)
+
+    answer = gql(sim, CUSTOMER, {"id": order["id"]})
+
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["data"]["order"] == {
+        "name": "#1001",
+        "email": None,
+        "shippingAddress": {
+            "name": None,
+            "address1": None,
+            "city": None,
+            "zip": None,
+            "provinceCode": "IL",
+            "countryCodeV2": "US",
+        },
+    }
+    paths = sorted(error["path"] for error in body["errors"])
+    assert paths == [
+        ["order", "email"],
+        ["order", "shippingAddress", "address1"],
+        ["order", "shippingAddress", "city"],
+        ["order", "shippingAddress", "name"],
+        ["order", "shippingAddress", "zip"],
+    ]
+    assert all("not approved to use the" in error["message"] for error in body["errors"])
+
+    shop.set_customer_data_access(True)
+    approved = gql(sim, CUSTOMER, {"id": order["id"]}).json()
+    assert "errors" not in approved
+    assert approved["data"]["order"]["shippingAddress"]["address1"] == "1 Main St"
+
+
+def test_without_read_all_orders_an_order_older_than_60_days_is_out_of_reach(sim, shop):
+    now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    sim.clock.freeze(now)
+    old = place(shop, created_at=now - timedelta(days=61))
+    recent = place(shop, created_at=now - timedelta(days=59))
+    listing = "{ orders(first: 10) { nodes { id } } }"
+    shop.set_all_orders_access(False)
+
+    assert gql(sim, ORDER_QUERY, {"id": old["id"]}).json()["data"] == {"order": None}
+    assert read_order(sim, recent["id"])["id"] == recent["id"]
+    nodes = gql(sim, listing).json()["data"]["orders"]["nodes"]
+    assert [n["id"] for n in nodes] == [recent["id"]]
+
+    shop.set_all_orders_access(True)
+    assert read_order(sim, old["id"])["id"] == old["id"]
+    assert len(gql(sim, listing).json()["data"]["orders"]["nodes"]) == 2
 
 
 # ---- listing changed orders ----------------------------------------------------------------------

@@ -15,10 +15,24 @@ import pytest
 import requests
 import responses
 
-from gateway.model import Delivery, Fulfillment, FulfillmentLine, LineItem, Order
+from gateway.model import (
+    CANCELLED,
+    PAID,
+    UNPAID,
+    Delivery,
+    Fulfillment,
+    FulfillmentLine,
+    LineItem,
+    Order,
+)
 from gateway.platforms import shopify
 from gateway.platforms.base import CreatedOrder, PlatformError, StoreLine
-from gateway.platforms.shopify import MAX_PACING_WAIT, THROTTLE_RETRIES, ShopifyAdapter
+from gateway.platforms.shopify import (
+    MAX_PACING_WAIT,
+    THROTTLE_RETRIES,
+    ShopFacts,
+    ShopifyAdapter,
+)
 from gateway.runtime import connect
 from gateway.settings import Settings
 from gateway.store import key
@@ -60,9 +74,13 @@ def store(redis, config):
 
 
 @pytest.fixture
-def adapter(store, config) -> ShopifyAdapter:
+def adapter(store, config, monkeypatch) -> ShopifyAdapter:
     connection = {"shop_domain": SHOP, "access_token": TOKEN, "api_base_url": BASE + "/"}
-    return ShopifyAdapter(connection, store, config)
+    adapter = ShopifyAdapter(connection, store, config)
+    # A USD shop on a paid plan, read already: creating an order asks nothing more of it.
+    facts = {(adapter.url, SHOP): (time.time(), ShopFacts("USD", orders_limited=False))}
+    monkeypatch.setattr(shopify, "SHOP_FACTS_CACHE", facts)
+    return adapter
 
 
 @pytest.fixture
@@ -193,6 +211,82 @@ def test_read_order_of_an_unknown_order_is_none(adapter, rsps, url):
     rsps.post(url, json=load("graphql_order_missing"))
 
     assert adapter.read_order("999") is None
+
+
+def withheld(path: list[str]) -> dict:
+    """The error Shopify adds for a protected customer data field it redacted (HTTP 200)."""
+    return {
+        "message": f"This app is not approved to use the {path[-1]} field. See "
+        "https://partners.shopify.com/123/apps/456/customer_data for more details.",
+        "locations": [{"line": 3, "column": 5}],
+        "path": path,
+    }
+
+
+def test_read_order_with_customer_data_withheld_has_no_usable_address(adapter, rsps, url):
+    answer = load("graphql_read_order")
+    node = answer["data"]["order"]
+    node["email"] = None
+    address = node["shippingAddress"]
+    redacted = ["firstName", "lastName", "name", "address1", "city", "zip", "phone"]
+    for field in redacted:
+        address[field] = None
+    answer["errors"] = [withheld(["order", "email"])] + [
+        withheld(["order", "shippingAddress", field]) for field in redacted
+    ]
+    rsps.post(url, json=answer)
+
+    order = adapter.read_order(BUYER_ORDER_REF)  # no crash: the order is read, what is left
+
+    assert order.shipping_address == {"province": "IL", "country_code": "US"}
+    assert order.email is None
+    assert [line.sku for line in order.lines] == ["MUG-BLUE", "MUG-RED", ""]
+    assert order.payment == PAID
+
+
+def test_read_order_denied_the_order_itself_is_still_a_permanent_error(adapter, rsps, url):
+    denied = {
+        "message": "This app is not approved to access the Order object. See "
+        "https://partners.shopify.com/123/apps/456/customer_data for more details.",
+        "path": ["order"],
+    }
+    rsps.post(url, json={"data": {"order": None}, "errors": [denied]})
+
+    with pytest.raises(PlatformError) as raised:
+        adapter.read_order(BUYER_ORDER_REF)
+
+    assert raised.value.permanent is True
+    assert "not approved to access the Order object" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("financial_status", "cancelled_at", "payment"),
+    [
+        ("PAID", None, PAID),
+        ("PARTIALLY_REFUNDED", None, PAID),
+        ("AUTHORIZED", None, PAID),  # captured when fulfilled: it must travel to be paid
+        ("PENDING", None, UNPAID),  # bank deposit, cash on delivery, payment terms...
+        ("PARTIALLY_PAID", None, UNPAID),
+        ("EXPIRED", None, UNPAID),
+        (None, None, UNPAID),
+        ("VOIDED", None, CANCELLED),
+        ("REFUNDED", None, CANCELLED),
+        ("PENDING", "2026-03-02T16:00:00Z", CANCELLED),
+        ("PAID", "2026-03-02T16:00:00Z", CANCELLED),
+    ],
+)
+def test_read_order_translates_the_financial_status_and_cancellation(
+    adapter, rsps, url, financial_status, cancelled_at, payment
+):
+    answer = load("graphql_read_order")
+    answer["data"]["order"].update(
+        displayFinancialStatus=financial_status, cancelledAt=cancelled_at
+    )
+    rsps.post(url, json=answer)
+
+    assert adapter.read_order(BUYER_ORDER_REF).payment == payment
+    query = sent(rsps, 0)["query"]
+    assert "displayFinancialStatus" in query and "cancelledAt" in query
 
 
 # ---- create_order --------------------------------------------------------------------------------
@@ -337,6 +431,147 @@ def test_create_order_user_errors_are_permanent_and_keep_every_message(adapter, 
     message = str(raised.value)
     assert "order.lineItems.0.quantity: Quantity must be greater than or equal to 1" in message
     assert "order.shippingAddress.countryCode: Country code is invalid" in message
+
+
+def shop_facts(currency: str = "USD", plan: str = "Basic") -> dict:
+    """The shop's currency and plan, as GatewayShopFacts reads them."""
+    shop = {
+        "currencyCode": currency,
+        "plan": {"partnerDevelopment": plan == "Development", "publicDisplayName": plan},
+    }
+    return {"data": {"shop": shop}}
+
+
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """The adapter's time.time, moved by hand (clock[0] += seconds)."""
+    now = [time.time()]
+    monkeypatch.setattr(shopify, "time", SimpleNamespace(time=lambda: now[0], sleep=time.sleep))
+    return now
+
+
+def test_create_order_prices_in_the_shops_currency_read_once(adapter, rsps, url, monkeypatch):
+    monkeypatch.setattr(shopify, "SHOP_FACTS_CACHE", {})  # a shop not read yet
+    rsps.post(url, json=DEFINED)
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=shop_facts("EUR"))
+    rsps.post(url, json=load("graphql_order_create"))
+    rsps.post(url, json=DEFINED)
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=load("graphql_order_create"))
+
+    adapter.create_order(make_order())
+    adapter.create_order(make_order(id="ord_other"))  # no second read of the shop
+
+    assert "GatewayShopFacts" in sent(rsps, 2)["query"]
+    for index in (3, 6):
+        order = sent(rsps, index)["variables"]["order"]
+        assert order["currency"] == "EUR"
+        assert {li["priceSet"]["shopMoney"]["currencyCode"] for li in order["lineItems"]} == {"EUR"}
+
+
+def test_a_currency_refused_is_read_again_for_the_retry(adapter, rsps, url):
+    refused = {
+        "data": {
+            "orderCreate": {
+                "order": None,
+                "userErrors": [
+                    {
+                        "field": [
+                            "order",
+                            "lineItems",
+                            "0",
+                            "priceSet",
+                            "shopMoney",
+                            "currencyCode",
+                        ],
+                        "message": "Currency code must be the order's currency (EUR)",
+                        "code": "INVALID",
+                    }
+                ],
+            }
+        }
+    }
+    rsps.post(url, json=DEFINED)
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=refused)  # the shop changed its currency after we read it
+    rsps.post(url, json=DEFINED)
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=shop_facts("EUR"))
+    rsps.post(url, json=load("graphql_order_create"))
+
+    with pytest.raises(PlatformError) as raised:
+        adapter.create_order(make_order())
+    assert raised.value.permanent is False
+    adapter.create_order(make_order())
+
+    assert sent(rsps, 6)["variables"]["order"]["currency"] == "EUR"
+
+
+@pytest.mark.parametrize("plan", ["Development", "Trial", "Plus Trial"])
+def test_a_development_or_trial_store_gets_one_new_order_every_12_seconds(
+    adapter, rsps, url, monkeypatch, clock, plan
+):
+    monkeypatch.setattr(shopify, "SHOP_FACTS_CACHE", {})
+    rsps.post(url, json=DEFINED)
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=shop_facts(plan=plan))
+    rsps.post(url, json=load("graphql_order_create"))
+    adapter.create_order(make_order(id="ord_1"))
+
+    rsps.post(url, json=DEFINED)
+
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=DEFINED)
+    rsps.post(url, json=NOT_CREATED_YET)
+    with pytest.raises(PlatformError) as second:
+        adapter.create_order(make_order(id="ord_2"))
+    with pytest.raises(PlatformError) as third:
+        adapter.create_order(make_order(id="ord_3"))
+    assert len(rsps.calls) == 8  # looked for, not created: orderCreate is not called
+    assert (second.value.permanent, second.value.retry_after) == (False, 12)
+    assert (third.value.permanent, third.value.retry_after) == (False, 24)
+
+    clock[0] += 12  # the second's turn: its retry takes it, not a new one behind the third
+    rsps.post(url, json=DEFINED)
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=load("graphql_order_create"))
+    adapter.create_order(make_order(id="ord_2"))
+    assert "orderCreate" in sent(rsps, 10)["query"]
+
+
+REFUSAL = (
+    "Exceeded order API rate limit, please try again in a minute. "
+    "Upgrade to a paid account to remove this limit."
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (429, {"errors": REFUSAL}),  # as the REST API refuses it
+        (200, {"errors": [{"message": REFUSAL}]}),  # GraphQL's shape is not documented
+    ],
+)
+def test_a_development_store_refusing_an_order_is_retried_a_minute_later(
+    adapter, rsps, url, monkeypatch, clock, status, body
+):
+    monkeypatch.setattr(shopify, "SHOP_FACTS_CACHE", {})
+    rsps.post(url, json=DEFINED)
+    rsps.post(url, json=NOT_CREATED_YET)
+    rsps.post(url, json=shop_facts(plan="Development"))
+    rsps.post(url, status=status, json=body)  # another app took the minute's five
+
+    with pytest.raises(PlatformError) as raised:
+        adapter.create_order(make_order())
+
+    assert raised.value.permanent is False
+    assert raised.value.retry_after == 60
+    rsps.post(url, json=DEFINED)
+    rsps.post(url, json=NOT_CREATED_YET)
+    with pytest.raises(PlatformError) as next_one:  # the orders behind it wait their turn
+        adapter.create_order(make_order(id="ord_next"))
+    assert next_one.value.retry_after == 72
 
 
 # ---- read_fulfillments ---------------------------------------------------------------------------
