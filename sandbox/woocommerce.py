@@ -588,7 +588,9 @@ class WooCommerceStore:
         customer_note: str = "",
         paid: bool = True,
     ) -> dict[str, Any]:
-        """A shopper checks out: order.created fires, then (paid) order.updated as it processes."""
+        """A shopper checks out and pays by card: the order is created `pending` (order.created
+        fires), then the payment gateway completes the payment (order.updated). Unpaid (the
+        shopper left the payment page), it stays `pending` until `mark_paid` or a cancel."""
         with self._sim._lock:
             lines = []
             for item in line_items:
@@ -608,18 +610,32 @@ class WooCommerceStore:
                     "shipping": _wc_address(shipping or billing or {}, False),
                     "customer_note": customer_note,
                     "line_items": lines,
-                    "payment_method": "bacs",
-                    "payment_method_title": "Direct bank transfer",
+                    "payment_method": "stripe",
+                    "payment_method_title": "Credit / Debit Card",
                 },
                 "checkout",
             )
             self._orders[order.id] = order
             self._fire("created", order.id)
             if paid:
-                self._set_status(order, "processing")
-                order.date_modified = self._now()
-                self._fire("updated", order.id)
+                self._payment_complete(order)
             return self._order_json(order)
+
+    def mark_paid(self, order_id: int) -> dict[str, Any]:
+        """The payment gateway confirms an order's payment; fires order.updated."""
+        with self._sim._lock:
+            order = self._order(order_id)
+            self._payment_complete(order)
+            return self._order_json(order)
+
+    def _payment_complete(self, order: _Order) -> None:
+        """WC_Order::payment_complete: from a status that awaits payment, `processing` with its
+        date paid (anything else is left alone, as WooCommerce does)."""
+        if order.status not in ("on-hold", "pending", "failed", "cancelled", "checkout-draft"):
+            return
+        self._set_status(order, "processing")
+        order.date_modified = self._now()
+        self._fire("updated", order.id)
 
     def create_order(self, body: Any, fire: bool = True) -> dict[str, Any]:
         """POST /wc/v3/orders semantics; the order as JSON. WooError when refused."""
@@ -1826,6 +1842,8 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
                 )
             if tail == ["complete"] and method == "POST":
                 return json_response(store.complete(oid))
+            if tail == ["pay"] and method == "POST":
+                return json_response(store.mark_paid(oid))
             if tail == ["status"] and method in ("POST", "PUT"):
                 return json_response(store.set_status(oid, body["status"]))
             if tail == ["notes"] and method == "POST":

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from gateway.model import Fulfillment, ObservedFulfillment, Order
+from gateway.model import CANCELLED, PAID, UNPAID, Fulfillment, ObservedFulfillment, Order
 from gateway.platforms import register
 from gateway.platforms.base import (
     INGEST_ORDER,
@@ -41,6 +41,27 @@ LOOKUP_PAGES = 4  # pages of recent orders searched for an earlier attempt's ord
 TRACKING_PATH = "/wp-json/wc-shipment-tracking/v3/orders/{id}/shipment-trackings"
 # Our carrier names as the Shipment Tracking extension's provider names.
 PROVIDERS = {"UPS": "UPS", "USPS": "USPS", "FedEx": "Fedex", "DHL": "DHL US"}
+# Where an order's status leaves its payment. WooCommerce's statuses, as its OrderStatus enum
+# documents them (woocommerce.github.io/code-reference/classes/
+# Automattic-WooCommerce-Enums-OrderStatus.html): pending "received, but no payment has been
+# made", failed "payment failed or was declined", on-hold "awaiting payment confirmation" (bank
+# transfer, cheque), checkout-draft / draft / auto-draft / new: a checkout not finished;
+# processing "payment has been received", completed "fulfilled"; cancelled, refunded (the whole
+# amount), trash. `order.created` fires for pending orders too, so the status decides.
+PAYMENT = {
+    "pending": UNPAID,
+    "failed": UNPAID,
+    "on-hold": UNPAID,
+    "checkout-draft": UNPAID,
+    "draft": UNPAID,
+    "auto-draft": UNPAID,
+    "new": UNPAID,
+    "processing": PAID,
+    "completed": PAID,
+    "cancelled": CANCELLED,
+    "refunded": CANCELLED,
+    "trash": CANCELLED,
+}
 
 
 def normalize_store_url(url: str) -> str:
@@ -91,6 +112,7 @@ class WooCommerceAdapter:
             ],
             shipping_address=_our_address(order.get("shipping") or {}),
             email=(order.get("billing") or {}).get("email") or None,
+            payment=_payment(order),
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
@@ -237,6 +259,16 @@ def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _payment(order: dict[str, Any]) -> str:
+    """PAID, UNPAID or CANCELLED from the order's status (PAYMENT)."""
+    status = order.get("status") or ""
+    if status in PAYMENT:
+        return PAYMENT[status]
+    # A plugin's own status ("shipped", "awaiting-shipment"...): paid once WooCommerce recorded
+    # the payment, which sets date_paid (WC_Order::maybe_set_date_paid, payment_complete).
+    return PAID if order.get("date_paid_gmt") else UNPAID
+
+
 def _second_before(iso_time: str) -> str:
     """One second earlier, as WooCommerce's GMT filters take it (no zone)."""
     at = datetime.fromisoformat(iso_time) - timedelta(seconds=1)
@@ -321,7 +353,10 @@ class WooCommerce(Platform):
     label = "WooCommerce"
     connection_schema = WooCommerceConnection
     fulfillments_from_store = False  # sellers use our form; the order is also in their store
-    topics = {"order.created": INGEST_ORDER}
+    # order.updated too: a checkout's order is often still pending when order.created fires, and
+    # its payment (or cancellation) is only an update. It fires on every change of every order;
+    # ingest answers one about an order it has in and routed without reading it again.
+    topics = {"order.created": INGEST_ORDER, "order.updated": INGEST_ORDER}
     webhook_auth = "X-WC-Webhook-Signature over the raw body; store by X-WC-Webhook-Source"
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:

@@ -253,7 +253,9 @@ class WooCommerceSide(Side):
             has_shipment_tracking=tracking,
         )
         if self.role == "buyer" and hook:
-            self.store.add_webhook("order.created", hook, secret=f"{self.name}-secret")
+            # order.updated says an order placed unpaid was paid (or cancelled).
+            for topic in ("order.created", "order.updated"):
+                self.store.add_webhook(topic, hook, secret=f"{self.name}-secret")
         elif self.role == "seller":
             for sku in SKUS.values():
                 self.store.add_product(sku, f"Product {sku}", 4.0)

@@ -638,7 +638,20 @@ def test_woo_a_body_over_1_mib_is_413(client, redis, woo_buyer):
     assert queued(redis).count == 0
 
 
-@pytest.mark.parametrize("topic", ["order.updated", "order.deleted", "product.created"])
+def test_woo_order_updated_asks_for_the_order_again(client, redis, woo_buyer):
+    # A checkout's order can be `pending` when order.created fires; its payment is an update.
+    answer = deliver_woo(
+        client, raw_fixture("woocommerce", "webhook_order_created"), topic="order.updated"
+    )
+
+    assert answer.get_json() == {"status": "accepted"}
+    queue = queued(redis)
+    assert [(job.func_name, job.args) for job in queue.jobs] == [
+        (INGEST_ORDER, (woo_buyer["id"], "727"))
+    ]
+
+
+@pytest.mark.parametrize("topic", ["order.deleted", "product.created"])
 def test_woo_other_topics_are_ignored(client, redis, woo_buyer, topic):
     answer = deliver_woo(client, raw_fixture("woocommerce", "webhook_order_created"), topic=topic)
 

@@ -341,6 +341,26 @@ def test_ping_then_signed_delivery_with_wc_headers(sim, store, receiver):
     assert payload["line_items"][0]["sku"] == "MUG-BLUE"
 
 
+def test_an_unpaid_checkout_stays_pending_until_paid_or_cancelled(sim, store, receiver):
+    store.add_webhook("order.created", receiver.url)
+    store.add_webhook("order.updated", receiver.url)
+    unpaid = store.place_order([{"sku": "A", "quantity": 1}], paid=False)
+    (created,) = receiver.wait_for(1)
+    assert created["headers"]["X-WC-Webhook-Topic"] == "order.created"
+    assert json.loads(created["body"])["status"] == "pending"
+    assert unpaid["date_paid"] is None and unpaid["needs_payment"] is True
+
+    paid = store.mark_paid(unpaid["id"])  # the payment gateway's payment_complete()
+
+    assert paid["status"] == "processing" and paid["date_paid_gmt"]
+    updated = receiver.wait_for(2)[1]
+    assert updated["headers"]["X-WC-Webhook-Topic"] == "order.updated"
+    assert json.loads(updated["body"])["status"] == "processing"
+    assert store.mark_paid(unpaid["id"])["status"] == "processing", "paid once"
+    other = store.place_order([{"sku": "B", "quantity": 1}], paid=False)["id"]
+    assert store.set_status(other, "cancelled")["date_paid"] is None
+
+
 def test_ping_needs_exactly_200(sim, store, receiver):
     receiver.status = 204
     hook = store.add_webhook("order.created", receiver.url)

@@ -15,7 +15,16 @@ import requests
 import responses
 from responses import matchers
 
-from gateway.model import Delivery, Fulfillment, FulfillmentLine, LineItem, Order
+from gateway.model import (
+    CANCELLED,
+    PAID,
+    UNPAID,
+    Delivery,
+    Fulfillment,
+    FulfillmentLine,
+    LineItem,
+    Order,
+)
 from gateway.platforms.base import (
     ChangedOrder,
     ChangedPage,
@@ -196,6 +205,32 @@ def test_read_order_without_billing_email_has_none(adapter, rsps):
     rsps.get(f"{ORDERS}/727", json=order)
 
     assert adapter.read_order("727").email is None
+
+
+@pytest.mark.parametrize(
+    ("status", "date_paid_gmt", "payment"),
+    [
+        ("pending", None, UNPAID),  # order.created fires for these: the checkout is not paid
+        ("failed", None, UNPAID),
+        ("on-hold", None, UNPAID),  # bank transfer or cheque, awaiting confirmation
+        ("checkout-draft", None, UNPAID),
+        ("processing", "2026-03-02T16:15:01", PAID),
+        ("completed", "2026-03-02T16:15:01", PAID),
+        ("cancelled", None, CANCELLED),
+        ("refunded", "2026-03-02T16:15:01", CANCELLED),
+        ("trash", None, CANCELLED),
+        ("awaiting-shipment", "2026-03-02T16:15:01", PAID),  # a plugin's status, paid
+        ("awaiting-review", None, UNPAID),  # a plugin's status, no payment recorded
+    ],
+)
+def test_read_order_translates_the_status_into_payment(
+    adapter, rsps, status, date_paid_gmt, payment
+):
+    rsps.get(
+        f"{ORDERS}/727", json={**load("order"), "status": status, "date_paid_gmt": date_paid_gmt}
+    )
+
+    assert adapter.read_order("727").payment == payment
 
 
 # ---- create_order --------------------------------------------------------------------------------

@@ -1,0 +1,153 @@
+"""WooCommerce stores as real merchants run them, end to end against the simulator: orders
+placed unpaid, payments and cancellations as updates, webhooks lost."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from conftest import bearer, wait_for
+
+from e2e.sides import SKUS, WOO_ADDRESS, WooCommerceSide
+from e2e.test_reconcile import cycle, drain
+from sandbox.woocommerce import WooCommerceSimulator
+
+LINES = [
+    {"sku": "MUG-BLUE", "name": "Blue mug", "quantity": 2},
+    {"sku": "MUG-RED", "name": "Red mug", "quantity": 1},
+]
+
+
+@pytest.fixture
+def woocommerce_sim():
+    sim = WooCommerceSimulator()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def stores(client, live_server, worker, connect, partnership, woocommerce_sim, callback_receiver):
+    """A WooCommerce buyer store (webhooks order.created and order.updated) and a WooCommerce
+    seller store, partners of each other; the worker runs the jobs."""
+    env = SimpleNamespace(
+        client=client,
+        live_server=live_server,
+        connect=connect,
+        callbacks=callback_receiver,
+        woocommerce=woocommerce_sim,
+        woo_tracking=False,
+    )
+    buyer = WooCommerceSide(env, "woocommerce", "buyer")
+    seller = WooCommerceSide(env, "woocommerce", "seller")
+    buyer.connect()
+    seller.connect()
+    partnership(buyer.partner, seller.partner, SKUS)
+    return buyer, seller
+
+
+def our_order(client, buyer) -> dict | None:
+    """The buyer's one order in the gateway, as the API shows it (None before it is in)."""
+    orders = client.get("/api/v1/orders", headers=bearer(buyer.partner["api_key"])).get_json()
+    return orders["orders"][0] if orders["orders"] else None
+
+
+def place_unpaid(buyer) -> int:
+    """A shopper checks out and leaves the card payment page: the order stays `pending`."""
+    placed = buyer.store.place_order(LINES, shipping=WOO_ADDRESS, billing=WOO_ADDRESS, paid=False)
+    assert placed["status"] == "pending"
+    return placed["id"]
+
+
+def waiting_for_payment(client, buyer, redis) -> dict:
+    """The order once ingested, checked to wait on payment and not to be at the seller."""
+    order = wait_for(lambda: our_order(client, buyer), 20, "the unpaid order to be ingested")
+    drain(redis)
+    order = our_order(client, buyer)
+    assert order["waiting_for"] == "payment"
+    assert order["seller_order_ref"] is None
+    return order
+
+
+def test_an_unpaid_order_waits_and_goes_to_the_seller_once_paid(client, stores, redis):
+    buyer, seller = stores
+    ref = place_unpaid(buyer)
+
+    waiting_for_payment(client, buyer, redis)
+    assert seller.store.orders() == []
+
+    buyer.store.mark_paid(ref)  # the payment gateway confirms: processing, order.updated
+
+    routed = wait_for(
+        lambda: (o := our_order(client, buyer)) and o["seller_order_ref"] and o,
+        20,
+        "the paid order to reach the seller",
+    )
+    assert routed["waiting_for"] is None
+    assert [o["id"] for o in seller.store.orders()] == [int(routed["seller_order_ref"])]
+
+
+def test_a_payment_whose_webhook_is_lost_is_found_by_the_reconciliation(
+    client, stores, woocommerce_sim, redis
+):
+    buyer, seller = stores
+    ref = place_unpaid(buyer)
+    waiting_for_payment(client, buyer, redis)
+
+    woocommerce_sim.webhook_mode = "drop"  # WooCommerce never retries a delivery
+    buyer.store.mark_paid(ref)
+    drain(redis)
+    assert our_order(client, buyer)["seller_order_ref"] is None
+
+    cycle(redis)
+
+    routed = wait_for(
+        lambda: (o := our_order(client, buyer)) and o["seller_order_ref"] and o,
+        20,
+        "the reconciliation to route the paid order",
+    )
+    assert routed["waiting_for"] is None
+    assert len(seller.store.orders()) == 1
+
+
+def test_an_order_cancelled_before_it_was_paid_never_reaches_the_seller(
+    client, stores, woocommerce_sim, redis
+):
+    buyer, seller = stores
+    ref = place_unpaid(buyer)
+    order = waiting_for_payment(client, buyer, redis)
+
+    buyer.store.set_status(ref, "cancelled")  # the shopper gave up; order.updated
+
+    wait_for(
+        lambda: our_order(client, buyer)["waiting_for"] is None,
+        20,
+        "the cancelled order to stop waiting",
+    )
+    cycle(redis)  # asked again, it stays unrouted
+    assert our_order(client, buyer)["seller_order_ref"] is None
+    assert seller.store.orders() == []
+    timeline = redis.lrange(f"gw:timeline:{order['id']}", 0, -1)
+    assert any(b"Cancelled in the buyer's store before it was sent" in entry for entry in timeline)
+
+
+def test_updates_of_an_order_already_routed_cost_no_read(client, stores, woocommerce_sim, redis):
+    buyer, _ = stores
+    ref = buyer.store.place_order(LINES, shipping=WOO_ADDRESS, billing=WOO_ADDRESS)["id"]
+    wait_for(
+        lambda: (o := our_order(client, buyer)) and o["seller_order_ref"],
+        20,
+        "the paid order to reach the seller",
+    )
+    drain(redis)
+    woocommerce_sim.reset_calls()
+    deliveries = len(woocommerce_sim.deliveries(store=buyer.name, topic="order.updated"))
+
+    for n in range(3):  # the merchant edits the order: order.updated each time
+        buyer.store.update_order(ref, {"customer_note": f"gift wrap, take {n}"})
+        assert woocommerce_sim.wait_for_webhooks()
+    drain(redis)
+
+    sent = woocommerce_sim.deliveries(store=buyer.name, topic="order.updated")[deliveries:]
+    assert [d["status"] for d in sent] == [200, 200, 200]
+    assert woocommerce_sim.calls(store=buyer.name) == []  # the buyer's store was not read again
