@@ -70,6 +70,23 @@ ORDER_STATUSES = {
     "trash": "Trash",
 }
 
+# The customer emails a status change sends to the order's billing email, as each
+# WC_Email_Customer_* class hooks them (woocommerce/includes/emails/): new status -> (email id,
+# the previous statuses that trigger it, None for any; subject). No billing email, no email.
+CUSTOMER_EMAILS: dict[str, tuple[str, tuple[str, ...] | None, str]] = {
+    "processing": (
+        "customer_processing_order",
+        ("pending", "failed", "on-hold", "cancelled"),
+        "Your {site} order has been received!",
+    ),
+    "on-hold": (
+        "customer_on_hold_order",
+        ("pending", "failed", "cancelled"),
+        "Your {site} order has been received!",
+    ),
+    "completed": ("customer_completed_order", None, "Your {site} order is now complete"),
+}
+
 TOPIC_HOOKS = {
     "order.created": ["woocommerce_new_order"],
     "order.updated": ["woocommerce_update_order", "woocommerce_order_refunded"],
@@ -152,20 +169,28 @@ class WooError(Exception):
     """A refusal in WordPress REST's shape `{code, message, data: {status}}`."""
 
     def __init__(
-        self, code: str, message: str, status: int, params: dict[str, Any] | None = None
+        self,
+        code: str,
+        message: str,
+        status: int,
+        params: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
-        """Remember the code, message, status and parameter errors."""
+        """Remember the code, message, status and parameter errors (with their details)."""
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.params = params
+        self.details = details
 
     def response(self) -> Response:
         """The error answer."""
         data: dict[str, Any] = {"status": self.status}
         if self.params is not None:
             data["params"] = self.params
+        if self.details is not None:
+            data["details"] = self.details
         return wp_response({"code": self.code, "message": self.message, "data": data}, self.status)
 
 
@@ -184,6 +209,46 @@ def _missing(names: list[str]) -> WooError:
         400,
         {"params": names},
     )
+
+
+def is_email(value: str) -> bool:
+    """WordPress's is_email (wp-includes/formatting.php): 6 characters at least, an `@` after
+    the first, a local part of the allowed characters, a domain of two or more labels of
+    letters, digits and inner hyphens, with no empty label."""
+    if len(value) < 6 or "@" not in value[1:]:
+        return False
+    local, domain = value.split("@", 1)
+    if not re.fullmatch(r"[a-zA-Z0-9!#$%&'*+/=?^_`{|}~.-]+", local):
+        return False
+    if ".." in domain or domain.strip(" \t\n\r\0\x0b.") != domain:
+        return False
+    labels = domain.split(".")
+    return len(labels) > 1 and all(
+        re.fullmatch(r"[a-zA-Z0-9-]+", label) and label.strip("-") == label for label in labels
+    )
+
+
+def _check_billing_email(body: dict[str, Any]) -> None:
+    """The order schema's `billing.email` is `{type: [string, null], format: email}`: WordPress's
+    REST validation refuses "" and anything is_email refuses, before the order exists
+    (WC_REST_Orders_V2_Controller::get_item_schema; WP_REST_Request::has_valid_params)."""
+    billing = body.get("billing")
+    if not isinstance(billing, dict) or billing.get("email") is None:
+        return
+    if not isinstance(billing["email"], str) or not is_email(billing["email"]):
+        raise WooError(
+            "rest_invalid_param",
+            "Invalid parameter(s): billing",
+            400,
+            {"billing": "Invalid email address."},
+            {
+                "billing": {
+                    "code": "rest_invalid_email",
+                    "message": "Invalid email address.",
+                    "data": None,
+                }
+            },
+        )
 
 
 def _as_bool(value: Any) -> bool:
@@ -638,19 +703,29 @@ class WooCommerceStore:
         self._fire("updated", order.id)
 
     def create_order(self, body: Any, fire: bool = True) -> dict[str, Any]:
-        """POST /wc/v3/orders semantics; the order as JSON. WooError when refused."""
+        """POST /wc/v3/orders semantics; the order as JSON. WooError when refused.
+
+        As WC_REST_Orders_V2_Controller::save_object does, the order is saved `pending` first
+        (order.created), then moved to the status asked for (order.updated): a transition like
+        any other, with its note and its customer emails (pending -> processing mails the
+        billing email "Your order has been received!")."""
         with self._sim._lock:
+            if isinstance(body, dict):
+                _check_billing_email(body)
             order = self._build_order(body, "rest-api")
             self._orders[order.id] = order
             if fire:
                 self._fire("created", order.id)
+            self._set_status(order, body.get("status") or "pending")
             if _as_bool(body.get("set_paid", False)):
                 self._set_status(order, "processing")
-                if fire:
-                    self._fire("updated", order.id)
+            if fire and order.status != "pending":
+                self._fire("updated", order.id)
             return self._order_json(order)
 
     def _build_order(self, body: Any, created_via: str) -> _Order:
+        """A new `pending` order from a REST body whose `status` (checked here) the caller
+        applies."""
         if not isinstance(body, dict):
             raise WooError("rest_invalid_json", "Invalid JSON body passed.", 400)
         status = body.get("status", "pending")
@@ -662,7 +737,7 @@ class WooCommerceStore:
         now = self._now()
         order = _Order(
             id=next(self._post_ids),
-            status=status,
+            status="pending",
             order_key=f"wc_order_{secrets.token_hex(6)}",
             created_via=created_via,
             date_created=now,
@@ -676,10 +751,6 @@ class WooCommerceStore:
             payment_method_title=str(body.get("payment_method_title") or ""),
         )
         self._apply_meta(order, body.get("meta_data"))
-        if status in ("processing", "completed"):
-            order.date_paid = now
-        if status == "completed":
-            order.date_completed = now
         return order
 
     def _build_line(self, posted: Any) -> _Line:
@@ -757,11 +828,13 @@ class WooCommerceStore:
             f"{note} " if note else ""
         ) + f"Order status changed from {ORDER_STATUSES[previous]} to {ORDER_STATUSES[status]}."
         order.notes.append(_Note(next(self._comment_ids), "WooCommerce", now, text, False))
-        if status == "completed" and order.billing.get("email"):
+        email = CUSTOMER_EMAILS.get(status)
+        if email and (email[1] is None or previous in email[1]) and order.billing.get("email"):
             self._emails.append(
                 {
+                    "email": email[0],
                     "to": order.billing["email"],
-                    "subject": f"Your {self.name} order is now complete",
+                    "subject": email[2].format(site=self.name),
                     "order_id": order.id,
                     "trackings": self._tracking_items(order),
                 }
@@ -771,6 +844,7 @@ class WooCommerceStore:
         """PUT /wc/v3/orders/{id} semantics (status, addresses, note, meta); fires order.updated."""
         if not isinstance(body, dict):
             raise WooError("rest_invalid_json", "Invalid JSON body passed.", 400)
+        _check_billing_email(body)
         with self._sim._lock:
             order = self._order(order_id)
             if "status" in body:
@@ -840,6 +914,9 @@ class WooCommerceStore:
                 )
                 when = (base + timedelta(seconds=step_seconds * i)).replace(microsecond=0)
                 order.date_created = order.date_modified = when
+                order.status = status  # seeded as they were, no transition
+                if status in ("processing", "completed"):
+                    order.date_paid = when
                 self._orders[order.id] = order
                 ids.append(order.id)
         return ids
@@ -865,6 +942,7 @@ class WooCommerceStore:
             if customer_note and order.billing.get("email"):
                 self._emails.append(
                     {
+                        "email": "customer_note",
                         "to": order.billing["email"],
                         "subject": f"Note added to your {self.name} order",
                         "order_id": order.id,
@@ -1028,7 +1106,8 @@ class WooCommerceStore:
             return [self._order_json(o) for _, o in sorted(self._orders.items())]
 
     def emails(self) -> list[dict[str, Any]]:
-        """Customer emails the store sent (customer notes, completed orders)."""
+        """Customer emails the store sent (`email`: processing, on-hold and completed orders,
+        customer notes), each to the order's billing email."""
         with self._sim._lock:
             return list(self._emails)
 

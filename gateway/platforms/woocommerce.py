@@ -116,7 +116,7 @@ class WooCommerceAdapter:
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
-        """POST /orders as `processing`, our ids kept in its meta data.
+        """POST /orders as `processing`, without the customer's email, our ids in its meta data.
 
         Exactly once: an earlier attempt's order (created, but not recorded before a crash) is
         found by its `gateway_order_id` among the store's orders created since ours.
@@ -132,7 +132,13 @@ class WooCommerceAdapter:
                 "status": "processing",
                 "set_paid": False,
                 "shipping": shipping,
-                "billing": {**shipping, "email": order.customer_email or ""},
+                # No billing email, ever. WooCommerce saves a REST order `pending`, then sets
+                # the status asked for (WC_REST_Orders_V2_Controller::save_object), and
+                # pending -> processing mails the billing email "Your order has been received!"
+                # (WC_Email_Customer_Processing_Order), completed mails it again: the buyer's
+                # customer would hear from the seller's shop. And "" is refused: the schema's
+                # billing.email is {type: [string, null], format: email}.
+                "billing": shipping,
                 "customer_note": f"Dropship order {order.buyer_order_ref} via the gateway",
                 "line_items": [
                     {

@@ -84,7 +84,12 @@ def test_an_unpaid_order_waits_and_goes_to_the_seller_once_paid(client, stores, 
         "the paid order to reach the seller",
     )
     assert routed["waiting_for"] is None
-    assert [o["id"] for o in seller.store.orders()] == [int(routed["seller_order_ref"])]
+    (in_seller_store,) = seller.store.orders()
+    assert in_seller_store["id"] == int(routed["seller_order_ref"])
+    assert in_seller_store["status"] == "processing"
+    # The seller's shop mails nobody: the buyer's customer never hears from it.
+    assert seller.store.emails() == []
+    assert in_seller_store["billing"]["email"] == ""
 
 
 def test_a_payment_whose_webhook_is_lost_is_found_by_the_reconciliation(

@@ -184,6 +184,72 @@ def test_rest_order_fields_and_sku_from_the_catalog(sim, store):
     assert bad.status_code == 400 and bad.json()["code"] == "rest_invalid_param"
 
 
+@pytest.mark.parametrize("email", ["", "ada", "ada@example", "ada @example.com"])
+def test_an_empty_or_invalid_billing_email_is_refused_and_no_order_is_made(sim, store, email):
+    body = {"billing": {"first_name": "Ada", "email": email}, "line_items": [{"sku": "A"}]}
+
+    refused = requests.post(f"{store.api_url}/orders", json=body, auth=KEYS, timeout=5)
+
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "code": "rest_invalid_param",
+        "message": "Invalid parameter(s): billing",
+        "data": {
+            "status": 400,
+            "params": {"billing": "Invalid email address."},
+            "details": {
+                "billing": {
+                    "code": "rest_invalid_email",
+                    "message": "Invalid email address.",
+                    "data": None,
+                }
+            },
+        },
+    }
+    assert store.orders() == []
+    for allowed in ({"first_name": "Ada"}, {"email": None}, {"email": "ada@example.com"}):
+        body["billing"] = allowed
+        made = requests.post(f"{store.api_url}/orders", json=body, auth=KEYS, timeout=5)
+        assert made.status_code == 201, made.text
+    oid = store.orders()[-1]["id"]
+    update = requests.put(
+        f"{store.api_url}/orders/{oid}", json={"billing": {"email": ""}}, auth=KEYS, timeout=5
+    )
+    assert update.status_code == 400 and store.order(oid)["billing"]["email"] == "ada@example.com"
+
+
+def test_status_changes_email_the_billing_address_as_woocommerce_does(sim, store):
+    def created(billing: dict) -> int:
+        body = {"status": "processing", "billing": billing, "line_items": [{"sku": "A"}]}
+        answer = requests.post(f"{store.api_url}/orders", json=body, auth=KEYS, timeout=5)
+        assert answer.status_code == 201, answer.text
+        return answer.json()["id"]
+
+    mailed = created({"first_name": "Ada", "email": "ada@example.com"})
+    # saved pending, then set processing: the customer's "order received" email
+    assert [(e["email"], e["to"], e["order_id"]) for e in store.emails()] == [
+        ("customer_processing_order", "ada@example.com", mailed)
+    ]
+    assert (
+        store.notes(mailed)[0]["note"] == "Order status changed from Pending payment to Processing."
+    )
+    store.complete(mailed)
+    assert store.emails()[-1]["email"] == "customer_completed_order"
+
+    silent = created({"first_name": "Ada"})
+    store.complete(silent)
+    store.add_note(silent, "Shipped", customer_note=True)
+    assert [e for e in store.emails() if e["order_id"] == silent] == []  # no billing email
+
+    held = store.place_order([{"sku": "A"}], billing={"email": "bo@example.com"}, paid=False)
+    store.set_status(held["id"], "on-hold")  # a bank transfer awaited
+    store.mark_paid(held["id"])
+    assert [e["email"] for e in store.emails() if e["order_id"] == held["id"]] == [
+        "customer_on_hold_order",
+        "customer_processing_order",
+    ]
+
+
 def test_listing_headers_paging_and_modified_after(sim):
     store = sim.add_store("tz", CK, CS, SECRET, utc_offset_hours=-5)
     sim.clock.set(datetime(2026, 1, 10, 12, 0, tzinfo=UTC))

@@ -294,8 +294,21 @@ def test_create_order_posts_a_processing_order_and_maps_the_store_line_ids(adapt
         "country": "US",
         "phone": "+1 217 555 0100",
     }
-    assert body["billing"] == {**body["shipping"], "email": "ada@example.com"}
+    # No email: WooCommerce would mail the customer "order received" from the seller's shop
+    assert body["billing"] == body["shipping"]
     assert BUYER_ORDER_REF in body["customer_note"]
+
+
+@pytest.mark.parametrize("customer_email", ["ada@example.com", None])
+def test_create_order_never_sends_a_billing_email(adapter, rsps, customer_email):
+    no_earlier_order(rsps)
+    rsps.post(ORDERS, json=load("order_created_in_store"), status=201)
+
+    adapter.create_order(make_order(customer_email=customer_email))
+
+    billing = sent(rsps, 1)["billing"]
+    assert "email" not in billing  # "" is refused (400), a real one is mailed by the store
+    assert billing["first_name"] == "Ada"
 
 
 def test_create_order_refused_by_the_store_is_permanent(adapter, rsps):
