@@ -300,6 +300,7 @@ class _Order:
     date_completed: datetime | None = None
     meta_data: list[dict[str, Any]] = field(default_factory=list)
     notes: list[_Note] = field(default_factory=list)
+    stock_reduced: bool = False  # the order's `_order_stock_reduced`
 
 
 @dataclass
@@ -473,8 +474,11 @@ class WooCommerceStore:
 
     # -- products ----------------------------------------------------------------------------
 
-    def add_product(self, sku: str, name: str, price: float = 10.0) -> int:
-        """A catalog product; its id. Order lines get a sku only from a matching product."""
+    def add_product(
+        self, sku: str, name: str, price: float = 10.0, stock: int | None = None
+    ) -> int:
+        """A catalog product (its stock managed when `stock` is given); its id. Order lines get
+        a sku only from a matching product."""
         with self._sim._lock:
             existing = self._product_by_sku(sku)
             if existing is not None:
@@ -485,8 +489,54 @@ class WooCommerceStore:
                 "sku": sku,
                 "name": name,
                 "price": price,
+                "stock": stock,
             }
             return product_id
+
+    def remove_product(self, sku: str) -> None:
+        """The merchant deletes the product with this SKU for good."""
+        with self._sim._lock:
+            product = self._product_by_sku(sku)
+            if product is not None:
+                del self._products[product["id"]]
+
+    def product(self, product_id: int) -> dict[str, Any]:
+        """GET /wc/v3/products/{id}, the fields the simulator keeps."""
+        with self._sim._lock:
+            return self._product_json(self._products[product_id])
+
+    def _product_json(self, p: dict[str, Any]) -> dict[str, Any]:
+        in_stock = p["stock"] is None or p["stock"] > 0
+        return {
+            "id": p["id"],
+            "name": p["name"],
+            "slug": sanitize_title(p["name"]),
+            "type": "simple",
+            "status": "publish",
+            "sku": p["sku"],
+            "price": _money(p["price"]),
+            "regular_price": _money(p["price"]),
+            "sale_price": "",
+            "manage_stock": p["stock"] is not None,
+            "stock_quantity": p["stock"],
+            "stock_status": "instock" if in_stock else "outofstock",
+            "parent_id": 0,
+            "_links": {
+                "self": [{"href": f"{self.api_url}/products/{p['id']}"}],
+                "collection": [{"href": f"{self.api_url}/products"}],
+            },
+        }
+
+    def _reduce_stock(self, order: _Order) -> None:
+        """wc_maybe_reduce_stock_levels, hooked to processing, completed and on-hold: once per
+        order, each managed product's stock less its line's quantity."""
+        if order.stock_reduced:
+            return
+        order.stock_reduced = True
+        for line in order.line_items:
+            product = self._products.get(line.product_id)
+            if product is not None and product["stock"] is not None:
+                product["stock"] -= line.quantity
 
     def _product_by_sku(self, sku: str) -> dict[str, Any] | None:
         return next((p for p in self._products.values() if p["sku"] == sku), None)
@@ -744,7 +794,7 @@ class WooCommerceStore:
             date_modified=now,
             billing=_wc_address(body.get("billing") or {}, True, defaults=False),
             shipping=_wc_address(body.get("shipping") or {}, False, defaults=False),
-            line_items=[self._build_line(item) for item in raw_lines],
+            line_items=[self._build_line(n, item) for n, item in enumerate(raw_lines)],
             customer_note=str(body.get("customer_note") or ""),
             customer_id=int(body.get("customer_id") or 0),
             payment_method=str(body.get("payment_method") or ""),
@@ -753,9 +803,14 @@ class WooCommerceStore:
         self._apply_meta(order, body.get("meta_data"))
         return order
 
-    def _build_line(self, posted: Any) -> _Line:
+    def _build_line(self, index: int, posted: Any) -> _Line:
         if not isinstance(posted, dict):
-            raise _invalid_param("line_items", "line_items[0] is not of type object.")
+            raise _invalid_param("line_items", f"line_items[{index}] is not of type object.")
+        for money in ("subtotal", "total"):  # the schema's type: a number is refused
+            if money in posted and not isinstance(posted[money], str):
+                raise _invalid_param(
+                    "line_items", f"line_items[{index}][{money}] is not of type string."
+                )
         # WC_REST_Orders_Controller::get_product_id: sku first, then product_id; a line with
         # neither is refused. An unknown sku/product leaves a line without product: product_id 0
         # and sku null in the answer (the sku comes from the product, not from the request).
@@ -824,6 +879,8 @@ class WooCommerceStore:
             order.date_paid = now
         if status == "completed":
             order.date_completed = now
+        if status in ("processing", "completed", "on-hold"):
+            self._reduce_stock(order)
         text = (
             f"{note} " if note else ""
         ) + f"Order status changed from {ORDER_STATUSES[previous]} to {ORDER_STATUSES[status]}."
@@ -1277,6 +1334,7 @@ def _parse_wc_date(name: str, value: str) -> datetime:
 _ROUTES: list[tuple[tuple[str, ...], re.Pattern[str], str, str, bool]] = [
     (methods, re.compile(pattern), handler, action, extension)
     for methods, pattern, handler, action, extension in [
+        (("GET",), r"wc/v3/products", "_h_list_products", "list", False),
         (("GET",), r"wc/v3/orders", "_h_list_orders", "list", False),
         (("POST",), r"wc/v3/orders", "_h_create_order", "create", False),
         (("GET",), r"wc/v3/orders/(\d+)", "_h_get_order", "view", False),
@@ -1605,6 +1663,21 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
             headers["Link"] = ", ".join(links)
         return wp_response(chunk, 200, headers)
 
+    # products
+
+    def _h_list_products(self, store: WooCommerceStore, request: Request) -> Response:
+        # `sku=A,B`: exact SKUs, commas separating them, the whole text counted as one too
+        # (WC_REST_Products_Controller::prepare_objects_query).
+        raw = request.args.get("sku", "")
+        skus = set(raw.split(",")) | {raw} if raw else set()
+        with self._lock:
+            items = [
+                store._product_json(p)
+                for p in sorted(store._products.values(), key=lambda p: p["id"], reverse=True)
+                if not skus or p["sku"] in skus
+            ]
+        return self._collection(store, request, "wc/v3/products", items)
+
     # orders
 
     def _h_list_orders(self, store: WooCommerceStore, request: Request) -> Response:
@@ -1877,7 +1950,10 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
             return json_response(_store_info(store))
         if parts == ["products"] and method == "POST":
             product_id = store.add_product(
-                body["sku"], body.get("name", body["sku"]), body.get("price", 10.0)
+                body["sku"],
+                body.get("name", body["sku"]),
+                body.get("price", 10.0),
+                body.get("stock"),
             )
             return json_response({"id": product_id}, 201)
         if parts == ["webhooks"]:

@@ -59,6 +59,7 @@ class CreatedOrder:
 
     ref: str
     line_refs: dict[str, str]  # our line item id -> the store's line id
+    notes: list[str] = field(default_factory=list)  # how the store took it, for the timeline
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,15 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from gateway.model import CANCELLED, PAID, UNPAID, Fulfillment, ObservedFulfillment, Order
+from gateway.model import (
+    CANCELLED,
+    PAID,
+    UNPAID,
+    Fulfillment,
+    LineItem,
+    ObservedFulfillment,
+    Order,
+)
 from gateway.platforms import register
 from gateway.platforms.base import (
     INGEST_ORDER,
@@ -116,14 +124,16 @@ class WooCommerceAdapter:
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
-        """POST /orders as `processing`, without the customer's email, our ids in its meta data.
+        """POST /orders as `processing`, without the customer's email, our ids in its meta data,
+        each line on the seller's product with its SKU (GET /products?sku=) at our price.
 
         Exactly once: an earlier attempt's order (created, but not recorded before a crash) is
         found by its `gateway_order_id` among the store's orders created since ours.
         """
         earlier = self._created_earlier(order)
         if earlier is not None:
-            return CreatedOrder(ref=str(earlier["id"]), line_refs=_line_refs(order, earlier))
+            return _created(order, earlier)
+        catalog = self._catalog([li.seller_sku for li in order.line_items])
         shipping = _woo_address(order.shipping_address)
         created = self.call(
             "POST",
@@ -141,18 +151,26 @@ class WooCommerceAdapter:
                 "billing": shipping,
                 "customer_note": f"Dropship order {order.buyer_order_ref} via the gateway",
                 "line_items": [
-                    {
-                        "name": li.title,
-                        "quantity": li.quantity,
-                        "sku": li.seller_sku,
-                        "meta_data": [{"key": "gateway_sku", "value": li.seller_sku}],
-                    }
-                    for li in order.line_items
+                    _woo_line(li, catalog.get(li.seller_sku)) for li in order.line_items
                 ],
                 "meta_data": [{"key": "gateway_order_id", "value": order.id}],
             },
         )
-        return CreatedOrder(ref=str(created["id"]), line_refs=_line_refs(order, created))
+        return _created(order, created)
+
+    def _catalog(self, skus: list[str]) -> dict[str, dict[str, Any]]:
+        """The seller's products (variations too) with these SKUs, by SKU. `sku=A,B` matches
+        exact SKUs, commas separating them (WC_REST_Products_Controller::prepare_objects_query)."""
+        wanted = sorted({sku for sku in skus if sku})
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), PAGE_SIZE):
+            chunk = ",".join(wanted[start : start + PAGE_SIZE])
+            products = self.call(
+                "GET", f"/wp-json/wc/v3/products?sku={quote(chunk)}&per_page={PAGE_SIZE}"
+            )
+            for product in products or []:
+                found.setdefault(product.get("sku") or "", product)
+        return found
 
     def _created_earlier(self, order: Order) -> dict[str, Any] | None:
         since = quote(minute_before(order.created_at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
@@ -253,6 +271,41 @@ class WooCommerceAdapter:
             return answer.json()
         except ValueError:
             raise PlatformError("WooCommerce answered something that is not JSON") from None
+
+
+def _woo_line(line: LineItem, product: dict[str, Any] | None) -> dict[str, Any]:
+    """A line for POST /orders: on the seller's product when their catalog has its SKU, else
+    by name. At our price, 0.00, either way: the buyer and seller settle outside the seller's
+    store, and without `subtotal`/`total` WooCommerce prices the line at the product's price
+    (WC_REST_Orders_V2_Controller::prepare_line_items)."""
+    posted: dict[str, Any] = {
+        "quantity": line.quantity,
+        "subtotal": "0.00",  # strings: the schema's type, refused as numbers
+        "total": "0.00",
+        "meta_data": [{"key": "gateway_sku", "value": line.seller_sku}],
+    }
+    if product is not None:
+        # The seller's own product and name; WooCommerce reduces its stock as for any sale
+        # reaching `processing` (wc_maybe_reduce_stock_levels).
+        posted["product_id"] = product["id"]
+    else:
+        # A line needs a product_id or a sku (woocommerce_rest_required_product_reference); an
+        # unknown sku leaves it a line without product: our name, no stock, no catalog price.
+        posted.update(sku=line.seller_sku, name=line.title)
+    return posted
+
+
+def _created(order: Order, created: dict[str, Any]) -> CreatedOrder:
+    """Our order as the seller's store holds it: its ids, and a timeline note for each line it
+    holds without a product (its SKU is not in their catalog)."""
+    store_lines = list(created.get("line_items") or [])
+    notes = [
+        f"{li.seller_sku} is not a product in the seller's WooCommerce store: its line is there "
+        f'by name ("{li.title}"), without their price or stock.'
+        for li, held in zip(order.line_items, store_lines, strict=False)
+        if not held.get("product_id")
+    ]
+    return CreatedOrder(ref=str(created["id"]), line_refs=_line_refs(order, created), notes=notes)
 
 
 def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:

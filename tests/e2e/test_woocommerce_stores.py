@@ -156,3 +156,28 @@ def test_updates_of_an_order_already_routed_cost_no_read(client, stores, woocomm
     sent = woocommerce_sim.deliveries(store=buyer.name, topic="order.updated")[deliveries:]
     assert [d["status"] for d in sent] == [200, 200, 200]
     assert woocommerce_sim.calls(store=buyer.name) == []  # the buyer's store was not read again
+
+
+def test_a_sku_missing_from_the_sellers_catalog_is_created_by_name_and_said_so(
+    client, stores, redis
+):
+    buyer, seller = stores
+    blue_mug = seller.store.add_product("AC-100", "Product AC-100")  # the side's, as it was
+    seller.store.remove_product("AC-200")  # the seller no longer sells it
+    buyer.store.place_order(LINES, shipping=WOO_ADDRESS, billing=WOO_ADDRESS)
+
+    order = wait_for(
+        lambda: (o := our_order(client, buyer)) and o["seller_order_ref"] and o,
+        20,
+        "the order to reach the seller",
+    )
+
+    in_store = seller.store.order(int(order["seller_order_ref"]))
+    blue, red = in_store["line_items"]
+    assert (blue["product_id"], blue["sku"], blue["quantity"]) == (blue_mug, "AC-100", 2)
+    assert (red["product_id"], red["sku"], red["name"]) == (0, None, "Red mug")
+    assert [line["total"] for line in in_store["line_items"]] == ["0.00", "0.00"]
+    drain(redis)
+    timeline = [e.decode() for e in redis.lrange(f"gw:timeline:{order['id']}", 0, -1)]
+    assert any("AC-200 is not a product in the seller's WooCommerce store" in e for e in timeline)
+    assert not any("AC-100 is not a product" in e for e in timeline)

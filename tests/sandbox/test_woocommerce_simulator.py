@@ -250,6 +250,44 @@ def test_status_changes_email_the_billing_address_as_woocommerce_does(sim, store
     ]
 
 
+def test_products_by_sku_and_lines_on_them_at_the_price_posted(sim, store):
+    mug = store.add_product("AC-100", "Acme mug", 7.5, stock=5)
+    store.add_product("AC-300", "Acme jug", 9.0)
+    url = f"{store.api_url}/products"
+
+    found = requests.get(url, params={"sku": "AC-100,AC-200"}, auth=KEYS, timeout=5).json()
+    assert [(p["id"], p["sku"], p["price"]) for p in found] == [(mug, "AC-100", "7.50")]
+    assert found[0]["manage_stock"] is True and found[0]["stock_quantity"] == 5
+    assert requests.get(url, params={"sku": "AC-1"}, auth=KEYS, timeout=5).json() == []
+    assert requests.get(url, timeout=5).status_code == 401
+
+    def order(line: dict) -> requests.Response:
+        body = {"status": "processing", "line_items": [line]}
+        return requests.post(f"{store.api_url}/orders", json=body, auth=KEYS, timeout=5)
+
+    as_number = order({"product_id": mug, "quantity": 2, "total": 0})
+    assert as_number.status_code == 400
+    assert as_number.json()["data"]["params"] == {
+        "line_items": "line_items[0][total] is not of type string."
+    }
+    linked = order({"product_id": mug, "quantity": 2, "subtotal": "0.00", "total": "0.00"})
+    (line,) = linked.json()["line_items"]
+    assert (line["product_id"], line["sku"], line["name"], line["total"]) == (
+        mug,
+        "AC-100",
+        "Acme mug",
+        "0.00",
+    )
+    assert store.product(mug)["stock_quantity"] == 3, "processing reduces the stock, once"
+    store.complete(linked.json()["id"])
+    assert store.product(mug)["stock_quantity"] == 3
+    priced = order({"product_id": mug, "quantity": 1})
+    assert priced.json()["line_items"][0]["total"] == "7.50", "no total: the shop's price"
+    by_name = order({"sku": "AC-200", "name": "Red mug", "quantity": 1, "total": "0.00"})
+    (line,) = by_name.json()["line_items"]
+    assert (line["product_id"], line["sku"], line["name"]) == (0, None, "Red mug")
+
+
 def test_listing_headers_paging_and_modified_after(sim):
     store = sim.add_store("tz", CK, CS, SECRET, utc_offset_hours=-5)
     sim.clock.set(datetime(2026, 1, 10, 12, 0, tzinfo=UTC))

@@ -256,6 +256,22 @@ def no_earlier_order(rsps) -> None:
     rsps.get(ORDERS, json=[], match=[lookup()])
 
 
+PRODUCTS = f"{SITE}/wp-json/wc/v3/products"
+PRODUCT_IDS = {"AC-100": 93, "AC-200": 94}  # as order_created_in_store.json links them
+
+
+def catalog(rsps, *skus: str) -> None:
+    """The seller's catalog asked for the order's SKUs at once; it has `skus`."""
+    rsps.get(
+        PRODUCTS,
+        json=[
+            {"id": PRODUCT_IDS[sku], "sku": sku, "name": f"Acme {sku}", "type": "simple"}
+            for sku in skus
+        ],
+        match=[matchers.query_param_matcher({"sku": "AC-100,AC-200", "per_page": "100"})],
+    )
+
+
 def store_orders(count: int, first_id: int = 1000) -> list[dict]:
     """Orders in the seller's store that are not ours: store sales and other gateway orders."""
     orders = []
@@ -267,20 +283,33 @@ def store_orders(count: int, first_id: int = 1000) -> list[dict]:
 
 def test_create_order_posts_a_processing_order_and_maps_the_store_line_ids(adapter, rsps):
     no_earlier_order(rsps)
+    catalog(rsps, "AC-100", "AC-200")
     rsps.post(ORDERS, json=load("order_created_in_store"), status=201)
 
     created = adapter.create_order(make_order())
 
     assert created == CreatedOrder(ref="728", line_refs={"li_1": "401", "li_2": "402"})
-    assert [c.request.method for c in rsps.calls] == ["GET", "POST"]
-    body = sent(rsps, 1)
+    assert [c.request.method for c in rsps.calls] == ["GET", "GET", "POST"]
+    body = sent(rsps, 2)
     assert body["status"] == "processing"
     assert body["set_paid"] is False
-    assert [(li["name"], li["quantity"], li["sku"]) for li in body["line_items"]] == [
-        ("Blue mug", 2, "AC-100"),
-        ("Red mug", 1, "AC-200"),
+    # On the seller's products, at our price (the shop's own would apply without totals)
+    assert body["line_items"] == [
+        {
+            "product_id": 93,
+            "quantity": 2,
+            "subtotal": "0.00",
+            "total": "0.00",
+            "meta_data": [{"key": "gateway_sku", "value": "AC-100"}],
+        },
+        {
+            "product_id": 94,
+            "quantity": 1,
+            "subtotal": "0.00",
+            "total": "0.00",
+            "meta_data": [{"key": "gateway_sku", "value": "AC-200"}],
+        },
     ]
-    assert body["line_items"][0]["meta_data"] == [{"key": "gateway_sku", "value": "AC-100"}]
     assert {"key": "gateway_order_id", "value": "ord_test"} in body["meta_data"]
     assert body["shipping"] == {
         "first_name": "Ada",
@@ -302,17 +331,56 @@ def test_create_order_posts_a_processing_order_and_maps_the_store_line_ids(adapt
 @pytest.mark.parametrize("customer_email", ["ada@example.com", None])
 def test_create_order_never_sends_a_billing_email(adapter, rsps, customer_email):
     no_earlier_order(rsps)
+    catalog(rsps, "AC-100", "AC-200")
     rsps.post(ORDERS, json=load("order_created_in_store"), status=201)
 
     adapter.create_order(make_order(customer_email=customer_email))
 
-    billing = sent(rsps, 1)["billing"]
+    billing = sent(rsps, 2)["billing"]
     assert "email" not in billing  # "" is refused (400), a real one is mailed by the store
     assert billing["first_name"] == "Ada"
 
 
+def test_a_sku_the_seller_has_no_product_for_is_a_line_by_name_noted_for_the_timeline(
+    adapter, rsps
+):
+    no_earlier_order(rsps)
+    catalog(rsps, "AC-100")  # no AC-200 in the seller's store
+    answer = load("order_created_in_store")
+    answer["line_items"][1].update(product_id=0, sku=None)  # as WooCommerce holds it
+    rsps.post(ORDERS, json=answer, status=201)
+
+    created = adapter.create_order(make_order())
+
+    line = sent(rsps, 2)["line_items"][1]
+    assert line == {
+        "sku": "AC-200",  # a product_id or a sku is required; this one resolves to no product
+        "name": "Red mug",
+        "quantity": 1,
+        "subtotal": "0.00",
+        "total": "0.00",
+        "meta_data": [{"key": "gateway_sku", "value": "AC-200"}],
+    }
+    assert created.line_refs == {"li_1": "401", "li_2": "402"}
+    (note,) = created.notes
+    assert "AC-200 is not a product in the seller's WooCommerce store" in note
+    assert "Red mug" in note
+
+
+def test_an_earlier_attempts_order_brings_its_notes_back(adapter, rsps):
+    earlier = load("order_created_in_store")
+    earlier["line_items"][0].update(product_id=0, sku=None)
+    rsps.get(ORDERS, json=[earlier], match=[lookup()])
+
+    created = adapter.create_order(make_order())
+
+    assert [n.split(" is not")[0] for n in created.notes] == ["AC-100"]
+    assert [c.request.method for c in rsps.calls] == ["GET"]
+
+
 def test_create_order_refused_by_the_store_is_permanent(adapter, rsps):
     no_earlier_order(rsps)
+    catalog(rsps, "AC-100", "AC-200")
     rsps.post(
         ORDERS,
         json={
@@ -348,10 +416,11 @@ def test_create_order_returns_an_order_an_earlier_attempt_created_without_postin
 
 def test_create_order_posts_when_a_short_page_of_orders_has_none_of_ours(adapter, rsps):
     rsps.get(ORDERS, json=store_orders(99), match=[lookup()])  # one short of full
+    catalog(rsps, "AC-100", "AC-200")
     rsps.post(ORDERS, json=load("order_created_in_store"), status=201)
 
     assert adapter.create_order(make_order()).ref == "728"
-    assert [c.request.method for c in rsps.calls] == ["GET", "POST"]
+    assert [c.request.method for c in rsps.calls] == ["GET", "GET", "POST"]  # orders, products
 
 
 def test_create_order_reads_the_next_page_after_a_full_one(adapter, rsps):
@@ -367,10 +436,12 @@ def test_create_order_reads_the_next_page_after_a_full_one(adapter, rsps):
 def test_create_order_looks_through_at_most_four_pages_then_posts(adapter, rsps):
     for page in range(1, 5):
         rsps.get(ORDERS, json=store_orders(100, 1000 * page), match=[lookup(page)])
+    catalog(rsps, "AC-100", "AC-200")
     rsps.post(ORDERS, json=load("order_created_in_store"), status=201)
 
     assert adapter.create_order(make_order()).ref == "728"
-    assert [c.request.method for c in rsps.calls] == ["GET"] * 4 + ["POST"]  # no page 5
+    # four pages of orders (no page 5), then the products
+    assert [c.request.method for c in rsps.calls] == ["GET"] * 5 + ["POST"]
 
 
 def test_read_fulfillments_reads_nothing_from_a_woocommerce_seller(adapter, rsps):
