@@ -1,11 +1,13 @@
-"""WooCommerce simulator: REST v3 orders and notes, webhooks, Shipment Tracking (woocommerce.md).
+"""WooCommerce simulator: REST v3 orders, products and notes, webhooks, and a tracking plugin:
+the official Shipment Tracking extension, zorem's Advanced Shipment Tracking or none
+(woocommerce.md).
 
 Many stores share one local server; each lives under a path prefix, so a store's URL is
 `{base_url}/stores/{name}` and its REST API `{store_url}/wp-json/wc/v3/...`. Python use::
 
     sim = WooCommerceSimulator(); sim.start()
     store = sim.add_store("corner", "ck_1", "cs_1", webhook_secret="s3cret",
-                          has_shipment_tracking=True)
+                          tracking_plugin="shipment-tracking")  # or "ast", or None
     store.add_webhook("order.created", "http://127.0.0.1:8000/webhooks/woocommerce")  # pings
     order = store.place_order(line_items=[{"sku": "MUG-BLUE", "name": "Blue mug", "quantity": 2}])
     store.complete(order["id"])
@@ -18,7 +20,7 @@ and `X-WC-Webhook-Delivery-ID` is `wp_hash(webhook_id . unix_seconds)`: two deli
 webhook in the same second share it (a real trap for dedupe on that header).
 
 Other processes drive it through `/_sim/` JSON endpoints or the CLI:
-`python -m sandbox.woocommerce --port N --store name:ck:cs:webhook_secret[:tracking]`.
+`python -m sandbox.woocommerce --port N --store name:ck:cs:webhook_secret[:tracking|:ast]`.
 """
 
 from __future__ import annotations
@@ -131,6 +133,25 @@ PROVIDERS: dict[str, dict[str, str]] = {
 }
 
 TRACKING_META_KEY = "_wc_shipment_tracking_items"
+TRACKING_PLUGINS = ("shipment-tracking", "ast")
+
+# Zorem's Advanced Shipment Tracking (AST) answers the extension's route with its own rules
+# (github.com/zorem/woo-advanced-shipment-tracking: includes/api/
+# class-wc-advanced-shipment-tracking-rest-api-controller.php, create_item and
+# prepare_item_for_response; includes/class-wc-advanced-shipment-tracking.php, add_tracking_item
+# and get_formatted_tracking_item): its providers by ts_slug (name, URL with %number%; a
+# subset, URLs illustrative), found by name, the custom provider's name first.
+AST_PROVIDERS = {
+    "ups": ("UPS", "https://www.ups.com/track?loc=en_US&tracknum=%number%"),
+    "usps": ("USPS", "https://tools.usps.com/go/TrackConfirmAction_input?qtc_tLabels1=%number%"),
+    "fedex": ("FedEx", "https://www.fedex.com/fedextrack/?trknbr=%number%"),
+    "dhl-express": ("DHL Express", "https://www.dhl.com/en/express/tracking.html?AWB=%number%"),
+}
+# create_item refuses a tracking number with anything but letters, digits, "-" and spaces
+# (preg_match('/[^a-z0-9- \b]+/i')), as a 404.
+AST_REFUSED_NUMBER = re.compile(r"[^a-z0-9\- \x08]", re.IGNORECASE)
+# PHP date() letters the stores' date formats use, as strftime's (a subset).
+PHP_DATE = {"d": "%d", "j": "{day}", "m": "%m", "n": "{month}", "Y": "%Y", "F": "%B", "M": "%b"}
 _ADDRESS_FIELDS = (
     "first_name",
     "last_name",
@@ -249,6 +270,12 @@ def _check_billing_email(body: dict[str, Any]) -> None:
                 }
             },
         )
+
+
+def php_date(fmt: str, when: datetime) -> str:
+    """PHP's date(`fmt`) for the letters in PHP_DATE; other characters as they are."""
+    text = "".join(PHP_DATE.get(c, c.replace("%", "%%")) for c in fmt)
+    return when.strftime(text).format(day=when.day, month=when.month)
 
 
 def _as_bool(value: Any) -> bool:
@@ -393,15 +420,19 @@ class WooCommerceStore:
         consumer_key: str,
         consumer_secret: str,
         webhook_secret: str,
-        has_shipment_tracking: bool,
+        tracking_plugin: str | None,
         utc_offset_hours: float,
     ) -> None:
         """Use WooCommerceSimulator.add_store."""
+        if tracking_plugin not in (None, *TRACKING_PLUGINS):
+            raise ValueError(f"tracking_plugin must be one of {TRACKING_PLUGINS} or None")
         self._sim = sim
         self.name = name
         self.webhook_secret = webhook_secret
-        self.has_shipment_tracking = has_shipment_tracking
+        self.tracking_plugin = tracking_plugin
         self.utc_offset_hours = utc_offset_hours
+        self.date_format = "F j, Y"  # WordPress's `date_format` option (its default)
+        self.ast_api_date_format = "d-m-Y"  # AST's `wc_ast_api_date_format` (or "m-d-Y")
         self._keys: dict[str, tuple[str, str]] = {consumer_key: (consumer_secret, "read_write")}
         self._first_key = consumer_key
         self._salt = secrets.token_bytes(32)
@@ -425,6 +456,11 @@ class WooCommerceStore:
         if not self._sim.base_url:
             raise RuntimeError("start the simulator first")
         return f"{self._sim.base_url}/stores/{self.name}"
+
+    @property
+    def has_shipment_tracking(self) -> bool:
+        """A tracking plugin answers /wc-shipment-tracking/v3 (the extension or AST)."""
+        return self.tracking_plugin is not None
 
     @property
     def api_url(self) -> str:
@@ -1046,10 +1082,15 @@ class WooCommerceStore:
         )
 
     def trackings(self, order_id: int) -> list[dict[str, Any]]:
-        """The order's Shipment Tracking items as the extension's REST API shows them."""
+        """The order's tracking items as the store's tracking plugin's REST API shows them."""
         with self._sim._lock:
             order = self._order(order_id)
-            return [self._tracking_json(order, t) for t in self._tracking_items(order)]
+            return [self._item_json(order, t) for t in self._tracking_items(order)]
+
+    def _item_json(self, order: _Order, item: dict[str, Any]) -> dict[str, Any]:
+        if self.tracking_plugin == "ast":
+            return self._ast_tracking_json(order, item)
+        return self._tracking_json(order, item)
 
     def _tracking_items(self, order: _Order) -> list[dict[str, Any]]:
         meta = next((m for m in order.meta_data if m["key"] == TRACKING_META_KEY), None)
@@ -1062,6 +1103,8 @@ class WooCommerceStore:
             raise WooError("rest_invalid_json", "Invalid JSON body passed.", 400)
         if not body.get("tracking_number"):
             raise _missing(["tracking_number"])
+        if self.tracking_plugin == "ast":
+            return self._create_ast_tracking(order_id, body)
         with self._sim._lock:
             order = self._orders.get(order_id)
             if order is None:
@@ -1113,7 +1156,93 @@ class WooCommerceStore:
             self._apply_meta(order, [{"key": TRACKING_META_KEY, "value": items}])
             order.date_modified = self._now()
             self._fire("updated", order.id)
-            return self._tracking_json(order, found)
+            return self._item_json(order, found)
+
+    def _create_ast_tracking(self, order_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """AST's create_item: the order, then the number's characters, then the provider by
+        name (its table, else the name as it is), the date, a private note, 201."""
+        number = str(body["tracking_number"])
+        with self._sim._lock:
+            order = self._orders.get(order_id)
+            if order is None:
+                raise WooError("woocommerce_rest_order_invalid_id", "Invalid order ID.", 404)
+            if AST_REFUSED_NUMBER.search(number):
+                raise WooError(
+                    "woocommerce_rest_order_invalid_id",
+                    "Special character not allowd in tracking number",
+                    404,
+                )
+            name = str(body.get("custom_tracking_provider") or body.get("tracking_provider") or "")
+            # get_provider_slug_from_name: a SQL match on the name (MySQL's collation ignores
+            # case), else the name itself is kept as the provider.
+            slug = next(
+                (s for s, (known, _) in AST_PROVIDERS.items() if known.lower() == name.lower()),
+                name,
+            )
+            item = {
+                "tracking_provider": slug,
+                "custom_tracking_provider": "",  # create_item passes only the slug on
+                "custom_tracking_link": str(body.get("custom_tracking_link") or ""),
+                "tracking_number": number,
+                "date_shipped": str(int(self._ast_date_shipped(body.get("date_shipped")))),
+                "tracking_id": hashlib.md5(
+                    f"{slug}-{number}{time.time_ns()}".encode(), usedforsecurity=False
+                ).hexdigest(),
+                "status_shipped": "",
+            }
+            items = [*self._tracking_items(order), item]
+            self._apply_meta(order, [{"key": TRACKING_META_KEY, "value": items}])
+            shown = self._ast_tracking_json(order, item)
+            order.notes.append(
+                _Note(
+                    next(self._comment_ids),
+                    "WooCommerce",
+                    self._now(),
+                    f"Order was shipped with {shown['tracking_provider']} and tracking number "
+                    f"is: {number}",
+                    False,
+                )
+            )
+            order.date_modified = self._now()
+            self._fire("updated", order.id)
+            return shown
+
+    def _ast_date_shipped(self, shipped: Any) -> float:
+        """AST reads `date_shipped` with strtotime, writes it in its `wc_ast_api_date_format`
+        and reads that with strtotime again, which takes dd-mm-yyyy: set to m-d-Y, day and
+        month swap. No date (or none strtotime reads): now."""
+        now = self._now()
+        try:
+            when = datetime.strptime(str(shipped or "")[:10], "%Y-%m-%d")
+        except ValueError:
+            return now.timestamp()
+        written = when.strftime("%m-%d-%Y" if self.ast_api_date_format == "m-d-Y" else "%d-%m-%Y")
+        try:
+            return datetime.strptime(written, "%d-%m-%Y").replace(tzinfo=UTC).timestamp()
+        except ValueError:  # no 13th month: strtotime fails, add_tracking_item takes now
+            return now.timestamp()
+
+    def _ast_tracking_json(self, order: _Order, item: dict[str, Any]) -> dict[str, Any]:
+        """AST's prepare_item_for_response: the provider's name and link from its table, or
+        no name and the custom link; the date in the site's own `date_format`."""
+        number = item["tracking_number"]
+        known = AST_PROVIDERS.get(item["tracking_provider"])
+        base = f"{self.url}/wp-json/wc-shipment-tracking/v3/orders/{order.id}/shipment-trackings"
+        shipped = datetime.fromtimestamp(int(item["date_shipped"]), UTC)
+        return {
+            "tracking_id": item["tracking_id"],
+            "tracking_provider": known[0] if known else "",
+            "tracking_link": known[1].replace("%number%", number)
+            if known
+            else item["custom_tracking_link"],
+            "tracking_number": number,
+            "date_shipped": php_date(self.date_format, shipped),
+            "_links": {
+                "self": [{"href": f"{base}/{item['tracking_id']}"}],
+                "collection": [{"href": base}],
+                "up": [{"href": f"{self.url}/wp-json/wc-shipment-tracking/v3/orders/{order.id}"}],
+            },
+        }
 
     @staticmethod
     def _provider(name: str) -> tuple[str, str] | None:
@@ -1418,9 +1547,11 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         webhook_secret: str | None = None,
         *,
         has_shipment_tracking: bool = False,
+        tracking_plugin: str | None = None,
         utc_offset_hours: float = 0.0,
     ) -> WooCommerceStore:
-        """A new site; `has_shipment_tracking` installs the Shipment Tracking extension."""
+        """A new site with a tracking plugin: `tracking_plugin` "shipment-tracking" (the official
+        extension, also `has_shipment_tracking=True`), "ast" (zorem's plugin) or None."""
         name = name or f"shop{secrets.token_hex(3)}"
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ValueError("store name must be URL-safe")
@@ -1433,7 +1564,7 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
                 consumer_key or f"ck_{secrets.token_hex(20)}",
                 consumer_secret or f"cs_{secrets.token_hex(20)}",
                 webhook_secret or secrets.token_urlsafe(24),
-                has_shipment_tracking,
+                tracking_plugin or ("shipment-tracking" if has_shipment_tracking else None),
                 utc_offset_hours,
             )
             self._stores[name] = store
@@ -1895,6 +2026,8 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         return wp_response(store._delete_tracking(oid, str(tid)))
 
     def _h_providers(self, store: WooCommerceStore, request: Request) -> Response:
+        if store.tracking_plugin != "shipment-tracking":  # AST lists its own elsewhere
+            raise _no_route()
         return wp_response(PROVIDERS)
 
     # -- control endpoints (/_sim/...) -----------------------------------------------------------
@@ -1927,6 +2060,7 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
                 body.get("consumer_secret"),
                 body.get("webhook_secret"),
                 has_shipment_tracking=bool(body.get("has_shipment_tracking", False)),
+                tracking_plugin=body.get("tracking_plugin"),
                 utc_offset_hours=float(body.get("utc_offset_hours", 0.0)),
             )
             return json_response(_store_info(store), 201)
@@ -1944,7 +2078,11 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         if not parts:
             if method in ("POST", "PUT"):
                 if "has_shipment_tracking" in body:
-                    store.has_shipment_tracking = bool(body["has_shipment_tracking"])
+                    store.tracking_plugin = (
+                        "shipment-tracking" if body["has_shipment_tracking"] else None
+                    )
+                if "tracking_plugin" in body:
+                    store.tracking_plugin = body["tracking_plugin"]
                 if "utc_offset_hours" in body:
                     store.utc_offset_hours = float(body["utc_offset_hours"])
             return json_response(_store_info(store))
@@ -2026,17 +2164,21 @@ def _store_info(store: WooCommerceStore) -> dict[str, Any]:
         "consumer_secret": store.consumer_secret,
         "webhook_secret": store.webhook_secret,
         "has_shipment_tracking": store.has_shipment_tracking,
+        "tracking_plugin": store.tracking_plugin,
         "utc_offset_hours": store.utc_offset_hours,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: serve sites given as `name:ck:cs:webhook_secret[:tracking]` until interrupted."""
+    """CLI: serve sites given as `name:ck:cs:webhook_secret[:tracking|:ast]` until interrupted."""
     parser = argparse.ArgumentParser(description="WooCommerce simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
-        "--store", action="append", default=[], help="name:ck:cs:webhook_secret[:tracking]"
+        "--store",
+        action="append",
+        default=[],
+        help="name:ck:cs:webhook_secret[:tracking|:ast]",
     )
     parser.add_argument("--utc-offset-hours", type=float, default=0.0)
     args = parser.parse_args(argv)
@@ -2049,7 +2191,7 @@ def main(argv: list[str] | None = None) -> None:
             ck or None,
             cs or None,
             secret or None,
-            has_shipment_tracking=tracking == "tracking",
+            tracking_plugin={"tracking": "shipment-tracking", "ast": "ast"}.get(tracking),
             utc_offset_hours=args.utc_offset_hours,
         )
     print(

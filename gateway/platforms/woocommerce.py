@@ -1,13 +1,16 @@
 """WooCommerce through REST v3: webhook checks, orders in and out, tracking to buyers.
 
 Facts: ../shared/platforms/woocommerce.md. Core WooCommerce has no tracking fields: a buyer
-store with the Shipment Tracking extension gets one tracking item per number; one without it
-gets a customer note (carrier, numbers, links), and the order is set `completed` when shipped.
-WooCommerce sellers enter fulfillments in our form, so there is nothing to read back from them.
+store with a tracking plugin (the official Shipment Tracking extension, or zorem's Advanced
+Shipment Tracking, which serves the same route) gets one tracking item per number; one without,
+or whose plugin refuses the number, gets a customer note (carrier, numbers, links), and the
+order is set `completed` when shipped. WooCommerce sellers enter fulfillments in our form, so
+there is nothing to read back from them.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -44,11 +47,14 @@ from gateway.platforms.base import (
 from gateway.settings import Settings
 from gateway.validation import StrictSchema, text, web_url
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZE = 100  # WordPress's largest per_page
 LOOKUP_PAGES = 4  # pages of recent orders searched for an earlier attempt's order
+# The official Shipment Tracking extension's route, which zorem's Advanced Shipment Tracking
+# (AST) serves too (github.com/zorem/woo-advanced-shipment-tracking,
+# includes/api/class-wc-advanced-shipment-tracking-rest-api-controller.php).
 TRACKING_PATH = "/wp-json/wc-shipment-tracking/v3/orders/{id}/shipment-trackings"
-# Our carrier names as the Shipment Tracking extension's provider names.
-PROVIDERS = {"UPS": "UPS", "USPS": "USPS", "FedEx": "Fedex", "DHL": "DHL US"}
 # Where an order's status leaves its payment. WooCommerce's statuses, as its OrderStatus enum
 # documents them (woocommerce.github.io/code-reference/classes/
 # Automattic-WooCommerce-Enums-OrderStatus.html): pending "received, but no payment has been
@@ -196,24 +202,43 @@ class WooCommerceAdapter:
         return []
 
     def forward_fulfillment(self, order: Order, fulfillment: Fulfillment) -> str:
-        """Tracking items through Shipment Tracking, else a customer note; never twice."""
+        """Tracking items through the store's tracking plugin, else (none, or it refuses the
+        number) a customer note; never twice."""
         ref = order.buyer_order_ref
         trackings = self.call("GET", TRACKING_PATH.format(id=ref), missing_ok=True)
         if trackings is not None:
-            have = {t.get("tracking_number") for t in trackings}
-            ids = [
-                str(t["tracking_id"])
-                for t in trackings
-                if t.get("tracking_number") in fulfillment.tracking_numbers
-            ]
-            for index, number in enumerate(fulfillment.tracking_numbers):
-                if number in have:
-                    continue
-                item = self.call(
-                    "POST", TRACKING_PATH.format(id=ref), json=_tracking_item(fulfillment, index)
-                )
-                ids.append(str(item["tracking_id"]))
-            return "tracking:" + ",".join(ids)
+            try:
+                return self._post_trackings(ref, fulfillment, trackings)
+            except PlatformError as refused:
+                if not refused.permanent:
+                    raise
+                # AST answers 404 to a number with anything but letters, digits, "-" and
+                # spaces: the customer still gets it, as a note, and the delivery is not failed.
+                log.warning("order %s: tracking refused (%s), sent as a note", order.id, refused)
+        return self._post_note(order, fulfillment)
+
+    def _post_trackings(
+        self, ref: str, fulfillment: Fulfillment, trackings: list[dict[str, Any]]
+    ) -> str:
+        """One tracking item per number the order does not have yet; every number's item ids."""
+        have = {t.get("tracking_number") for t in trackings}
+        ids = [
+            str(t["tracking_id"])
+            for t in trackings
+            if t.get("tracking_number") in fulfillment.tracking_numbers
+        ]
+        for index, number in enumerate(fulfillment.tracking_numbers):
+            if number in have:
+                continue
+            item = self.call(
+                "POST", TRACKING_PATH.format(id=ref), json=_tracking_item(fulfillment, index)
+            )
+            ids.append(str(item["tracking_id"]))
+        return "tracking:" + ",".join(ids)
+
+    def _post_note(self, order: Order, fulfillment: Fulfillment) -> str:
+        """A customer note with carrier, numbers and links, marked so a retry finds it."""
+        ref = order.buyer_order_ref
         marker = f"[{fulfillment.id} v{fulfillment.version}]"
         notes = self.call("GET", f"/wp-json/wc/v3/orders/{ref}/notes") or []
         for note in notes:
@@ -340,16 +365,21 @@ def _gmt(value: str | None) -> str | None:
 
 
 def _tracking_item(fulfillment: Fulfillment, index: int) -> dict[str, Any]:
+    """A tracking item both plugins take the same way.
+
+    The carrier goes as `custom_tracking_provider` with our link: the official extension shows
+    a custom provider with its custom link (its predefined `tracking_provider` names would
+    ignore ours, and they are not AST's: "Fedex", "DHL US"), and AST looks the name up in its
+    own provider table, keeping ours when it has none. No `date_shipped`: both default to the
+    day it is added, and AST reads a date back through its `wc_ast_api_date_format` setting
+    (d-m-Y or m-d-Y), which swaps day and month of an ISO date when set to m-d-Y.
+    """
     item: dict[str, Any] = {
         "tracking_number": fulfillment.tracking_numbers[index],
-        "date_shipped": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "custom_tracking_provider": fulfillment.carrier,
     }
-    if fulfillment.carrier in PROVIDERS:
-        item["tracking_provider"] = PROVIDERS[fulfillment.carrier]
-    else:
-        item["custom_tracking_provider"] = fulfillment.carrier
-        if index < len(fulfillment.tracking_urls):
-            item["custom_tracking_link"] = fulfillment.tracking_urls[index]
+    if index < len(fulfillment.tracking_urls):
+        item["custom_tracking_link"] = fulfillment.tracking_urls[index]
     return item
 
 

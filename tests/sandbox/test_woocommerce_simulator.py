@@ -414,6 +414,56 @@ def test_shipment_tracking_present_and_absent(sim, store):
         assert gone.status_code == 200 and len(site.trackings(oid)) == 1
 
 
+def test_advanced_shipment_tracking_answers_the_route_its_own_way(sim):
+    ast = sim.add_store("ast", CK, CS, SECRET, tracking_plugin="ast")
+    oid = ast.place_order([{"sku": "MUG", "quantity": 1}])["id"]
+    base = f"{ast.url}/wp-json/wc-shipment-tracking/v3/orders/{oid}/shipment-trackings"
+    assert (
+        "wc-shipment-tracking/v3"
+        in requests.get(f"{ast.url}/wp-json/", timeout=5).json()["namespaces"]
+    )
+
+    def post(**body: str) -> requests.Response:
+        return requests.post(base, json=body, auth=KEYS, timeout=5)
+
+    known = post(
+        tracking_number="1Z5R89390357567127",
+        custom_tracking_provider="ups",  # found by name in its table, case aside
+        custom_tracking_link="https://ours.example/1Z5R89390357567127",
+    )
+    assert known.status_code == 201, known.text
+    item = known.json()
+    assert item["tracking_provider"] == "UPS"
+    assert item["tracking_link"].startswith("https://www.ups.com/"), "its own link, not ours"
+    today = sim.clock.now()
+    assert item["date_shipped"] == f"{today:%B} {today.day}, {today.year}", "site date_format"
+    other = post(
+        tracking_number="AC123456789",
+        custom_tracking_provider="Acme Courier",
+        custom_tracking_link="https://acme.example/t/AC123456789",
+    ).json()
+    assert (other["tracking_provider"], other["tracking_link"]) == (
+        "",
+        "https://acme.example/t/AC123456789",
+    )
+    refused = post(tracking_number="JD0146.0000.4417", custom_tracking_provider="DHL")
+    assert refused.status_code == 404
+    assert refused.json()["code"] == "woocommerce_rest_order_invalid_id"
+    assert refused.json()["message"] == "Special character not allowd in tracking number"
+    ast.ast_api_date_format = "m-d-Y"
+    swapped = post(tracking_number="FX449044304137821", date_shipped="2026-03-05").json()
+    assert swapped["date_shipped"] == "May 3, 2026", "an ISO date read day-for-month"
+    listed = requests.get(base, auth=KEYS, timeout=5).json()
+    assert [t["tracking_number"] for t in listed] == [
+        "1Z5R89390357567127",
+        "AC123456789",
+        "FX449044304137821",
+    ]
+    assert ast.notes(oid)[0]["note"].startswith("Order was shipped with")
+    providers = f"{ast.url}/wp-json/wc-shipment-tracking/v3/shipment-trackings/providers"
+    assert requests.get(providers, timeout=5).status_code == 404, "the extension's route only"
+
+
 def test_ping_then_signed_delivery_with_wc_headers(sim, store, receiver):
     hook = store.add_webhook("order.created", receiver.url)
     assert hook["ping"] == {"ok": True, "status": 200}

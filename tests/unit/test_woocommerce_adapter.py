@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -97,10 +96,6 @@ def sent(rsps, index: int) -> dict:
 
 def counters(redis) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in redis.hgetall(key("metrics")).items()}
-
-
-def today_utc() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 # ---- builders ------------------------------------------------------------------------------------
@@ -449,7 +444,7 @@ def test_read_fulfillments_reads_nothing_from_a_woocommerce_seller(adapter, rsps
     assert len(rsps.calls) == 0
 
 
-# ---- forward_fulfillment with Shipment Tracking --------------------------------------------------
+# ---- forward_fulfillment with a tracking plugin (the extension, or AST) --------------------------
 
 
 def test_forward_posts_one_tracking_item_per_new_number(adapter, rsps):
@@ -462,8 +457,8 @@ def test_forward_posts_one_tracking_item_per_new_number(adapter, rsps):
     assert len(rsps.calls) == 2  # UPS_1 not posted again
     assert sent(rsps, 1) == {
         "tracking_number": UPS_2,
-        "tracking_provider": "UPS",
-        "date_shipped": today_utc(),
+        "custom_tracking_provider": "UPS",
+        "custom_tracking_link": UPS_URL % UPS_2,
     }
 
 
@@ -490,17 +485,21 @@ def test_forward_posts_nothing_when_every_number_is_there(adapter, rsps):
 
 
 @pytest.mark.parametrize("carrier", ["UPS", "USPS", "FedEx", "DHL"])
-def test_forward_names_known_carriers_by_tracking_provider(adapter, rsps, carrier):
+def test_forward_names_every_carrier_as_a_custom_provider_with_our_link(adapter, rsps, carrier):
+    # The extension's predefined names ("Fedex", "DHL US") are not AST's, and a predefined
+    # provider drops our link; AST finds a custom provider's name in its own table.
     rsps.get(TRACKINGS, json=[])
     rsps.post(TRACKINGS, json=load("tracking_item_created"), status=201)
 
     adapter.forward_fulfillment(make_order(), make_fulfillment(numbers=[UPS_2], carrier=carrier))
 
     body = sent(rsps, 1)
-    assert body["tracking_provider"]
-    assert carrier.lower()[:3] in body["tracking_provider"].lower()
-    assert "custom_tracking_provider" not in body
-    assert "custom_tracking_link" not in body
+    assert body == {
+        "tracking_number": UPS_2,
+        "custom_tracking_provider": carrier,
+        "custom_tracking_link": UPS_URL % UPS_2,
+    }
+    assert "date_shipped" not in body  # AST may read an ISO date day-for-month
 
 
 def test_forward_sends_an_unknown_carrier_as_custom_provider_and_link(adapter, rsps):
@@ -516,22 +515,48 @@ def test_forward_sends_an_unknown_carrier_as_custom_provider_and_link(adapter, r
         "tracking_number": "ACX123456789",
         "custom_tracking_provider": "Acme Courier",
         "custom_tracking_link": url,
-        "date_shipped": today_utc(),
     }
 
 
-def test_forward_tracking_item_refused_is_permanent(adapter, rsps):
+AST_REFUSAL = {  # zorem's AST, for a number with anything but letters, digits, "-" and spaces
+    "code": "woocommerce_rest_order_invalid_id",
+    "message": "Special character not allowd in tracking number",
+    "data": {"status": 404},
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "refusal"),
+    [
+        (404, AST_REFUSAL),
+        (400, {"code": "rest_invalid_param", "message": "Invalid parameter(s): tracking_provider"}),
+    ],
+)
+def test_forward_a_tracking_item_refused_goes_as_a_customer_note(adapter, rsps, status, refusal):
+    number = "JD0146.0000.4417"  # a carrier's number with dots
     rsps.get(TRACKINGS, json=[])
-    rsps.post(
-        TRACKINGS,
-        json={"code": "rest_invalid_param", "message": "Invalid parameter(s): tracking_provider"},
-        status=400,
+    rsps.post(TRACKINGS, json=refusal, status=status)
+    rsps.get(NOTES, json=load("notes"))
+    rsps.post(NOTES, json=load("note_created"), status=201)
+
+    ref = adapter.forward_fulfillment(
+        make_order(), make_fulfillment(numbers=[number], carrier="DHL", urls=[])
     )
+
+    assert ref == "note:282"  # delivered, not failed
+    note = sent(rsps, 3)
+    assert note["customer_note"] is True and number in note["note"]
+
+
+def test_forward_a_tracking_plugin_down_is_retried_not_noted(adapter, rsps):
+    rsps.get(TRACKINGS, json=[])
+    rsps.post(TRACKINGS, body="<html>Bad gateway</html>", status=502)
 
     with pytest.raises(PlatformError) as raised:
         adapter.forward_fulfillment(make_order(), make_fulfillment(numbers=[UPS_1]))
 
-    assert raised.value.permanent is True
+    assert raised.value.permanent is False
+    assert len(rsps.calls) == 2  # no note: the tracking is retried
 
 
 # ---- forward_fulfillment without it: a customer note ---------------------------------------------
