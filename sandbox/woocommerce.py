@@ -391,7 +391,8 @@ class _WooDelivery(WebhookJob):
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            "X-WC-Webhook-Source": store.url + "/",
+            # home_url('/') (class-wc-webhook.php): the site's `home`, not the API's URL.
+            "X-WC-Webhook-Source": store.home_url.rstrip("/") + "/",
             "X-WC-Webhook-Topic": webhook.topic,
             "X-WC-Webhook-Resource": webhook.resource,
             "X-WC-Webhook-Event": webhook.event,
@@ -422,6 +423,7 @@ class WooCommerceStore:
         webhook_secret: str,
         tracking_plugin: str | None,
         utc_offset_hours: float,
+        home_url: str | None = None,
     ) -> None:
         """Use WooCommerceSimulator.add_store."""
         if tracking_plugin not in (None, *TRACKING_PLUGINS):
@@ -431,6 +433,7 @@ class WooCommerceStore:
         self.webhook_secret = webhook_secret
         self.tracking_plugin = tracking_plugin
         self.utc_offset_hours = utc_offset_hours
+        self._home_url = home_url
         self.date_format = "F j, Y"  # WordPress's `date_format` option (its default)
         self.ast_api_date_format = "d-m-Y"  # AST's `wc_ast_api_date_format` (or "m-d-Y")
         self._keys: dict[str, tuple[str, str]] = {consumer_key: (consumer_secret, "read_write")}
@@ -456,6 +459,16 @@ class WooCommerceStore:
         if not self._sim.base_url:
             raise RuntimeError("start the simulator first")
         return f"{self._sim.base_url}/stores/{self.name}"
+
+    @property
+    def home_url(self) -> str:
+        """WordPress's `home` (Settings > General > Site Address), which webhooks name as their
+        source: the site URL unless set otherwise (www, https, as the merchant configured)."""
+        return self._home_url or self.url
+
+    @home_url.setter
+    def home_url(self, value: str | None) -> None:
+        self._home_url = value
 
     @property
     def has_shipment_tracking(self) -> bool:
@@ -1549,9 +1562,11 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         has_shipment_tracking: bool = False,
         tracking_plugin: str | None = None,
         utc_offset_hours: float = 0.0,
+        home_url: str | None = None,
     ) -> WooCommerceStore:
         """A new site with a tracking plugin: `tracking_plugin` "shipment-tracking" (the official
-        extension, also `has_shipment_tracking=True`), "ast" (zorem's plugin) or None."""
+        extension, also `has_shipment_tracking=True`), "ast" (zorem's plugin) or None; its
+        webhooks name `home_url` (default: the site URL) as their source."""
         name = name or f"shop{secrets.token_hex(3)}"
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ValueError("store name must be URL-safe")
@@ -1566,6 +1581,7 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
                 webhook_secret or secrets.token_urlsafe(24),
                 tracking_plugin or ("shipment-tracking" if has_shipment_tracking else None),
                 utc_offset_hours,
+                home_url,
             )
             self._stores[name] = store
             return store
@@ -1683,7 +1699,12 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         namespaces = ["wp/v2", "wc/v3"]
         if store.has_shipment_tracking:
             namespaces.append("wc-shipment-tracking/v3")
-        return {"name": store.name, "url": store.url, "home": store.url, "namespaces": namespaces}
+        return {
+            "name": store.name,
+            "url": store.url,
+            "home": store.home_url,
+            "namespaces": namespaces,
+        }
 
     @staticmethod
     def _authenticate(store: WooCommerceStore, request: Request) -> bool:
@@ -2062,6 +2083,7 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
                 has_shipment_tracking=bool(body.get("has_shipment_tracking", False)),
                 tracking_plugin=body.get("tracking_plugin"),
                 utc_offset_hours=float(body.get("utc_offset_hours", 0.0)),
+                home_url=body.get("home_url"),
             )
             return json_response(_store_info(store), 201)
         if len(parts) >= 2 and parts[0] == "stores":
@@ -2083,6 +2105,8 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
                     )
                 if "tracking_plugin" in body:
                     store.tracking_plugin = body["tracking_plugin"]
+                if "home_url" in body:
+                    store.home_url = body["home_url"]
                 if "utc_offset_hours" in body:
                     store.utc_offset_hours = float(body["utc_offset_hours"])
             return json_response(_store_info(store))
@@ -2159,6 +2183,7 @@ def _store_info(store: WooCommerceStore) -> dict[str, Any]:
     return {
         "name": store.name,
         "store_url": store.url,
+        "home_url": store.home_url,
         "api_url": store.api_url,
         "consumer_key": store.consumer_key,
         "consumer_secret": store.consumer_secret,

@@ -95,6 +95,24 @@ def normalize_store_url(url: str) -> str:
     return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
+def store_key(url: str) -> str | None:
+    """The store a URL names, whatever form of it WooCommerce sends: host (less a leading
+    `www.`), port and path, as normalize_store_url writes them; the scheme dropped. None for
+    no http(s) URL.
+
+    X-WC-Webhook-Source is `home_url('/')` (class-wc-webhook.php, deliver()), the site's `home`
+    option, which need not be the URL the merchant gave us (www or not), and whose scheme is
+    https whenever the request that delivers is (get_home_url: is_ssl()), else the option's:
+    one store can send both. The path stays: two sites of a multisite are two stores. Matching
+    this loosely lets no store pass as another: the HMAC with the matched connection's own
+    secret must still verify, and two connections with one key are refused (store_taken).
+    """
+    scheme, _, rest = normalize_store_url(url).partition("://")
+    if scheme not in ("http", "https") or not rest or rest.startswith("/"):
+        return None
+    return rest.removeprefix("www.")
+
+
 def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
     """X-WC-Webhook-Signature is base64 HMAC-SHA256 of the raw body with the webhook secret."""
     return base64_hmac_matches(secret, raw_body, signature)
@@ -446,10 +464,13 @@ class WooCommerce(Platform):
     # its payment (or cancellation) is only an update. It fires on every change of every order;
     # ingest answers one about an order it has in and routed without reading it again.
     topics = {"order.created": INGEST_ORDER, "order.updated": INGEST_ORDER}
-    webhook_auth = "X-WC-Webhook-Signature over the raw body; store by X-WC-Webhook-Source"
+    webhook_auth = (
+        "X-WC-Webhook-Signature over the raw body; store by X-WC-Webhook-Source (host without "
+        "www., port and path; any scheme)"
+    )
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:
-        return normalize_store_url(connection["store_url"])
+        return store_key(connection["store_url"])
 
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
@@ -465,8 +486,7 @@ class WooCommerce(Platform):
         )
 
     def webhook_store(self, call: WebhookCall) -> str | None:
-        source = call.headers.get("X-WC-Webhook-Source")
-        return normalize_store_url(source) if source else None
+        return store_key(call.header("X-WC-Webhook-Source"))
 
     def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
         return verify_webhook(

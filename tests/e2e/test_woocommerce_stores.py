@@ -4,6 +4,7 @@ placed unpaid, payments and cancellations as updates, webhooks lost."""
 from __future__ import annotations
 
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import bearer, wait_for
@@ -181,3 +182,54 @@ def test_a_sku_missing_from_the_sellers_catalog_is_created_by_name_and_said_so(
     timeline = [e.decode() for e in redis.lrange(f"gw:timeline:{order['id']}", 0, -1)]
     assert any("AC-200 is not a product in the seller's WooCommerce store" in e for e in timeline)
     assert not any("AC-100 is not a product" in e for e in timeline)
+
+
+def test_webhooks_naming_the_sites_own_home_url_are_taken(
+    client,
+    live_server,
+    worker,
+    connect,
+    partnership,
+    woocommerce_sim,
+    callback_receiver,
+):
+    env = SimpleNamespace(
+        client=client,
+        live_server=live_server,
+        connect=connect,
+        callbacks=callback_receiver,
+        woocommerce=woocommerce_sim,
+        woo_tracking=None,
+    )
+    seller = WooCommerceSide(env, "woocommerce", "seller")
+    seller.connect()
+    shop = woocommerce_sim.add_store("homely", "ck_homely", "cs_homely", "homely-secret")
+    port = urlsplit(shop.url).port
+    # WordPress's `home` is www and https; the merchant gave us the bare http URL.
+    shop.home_url = f"https://www.localhost:{port}/stores/homely"
+    for topic in ("order.created", "order.updated"):
+        shop.add_webhook(topic, f"{live_server}/webhooks/woocommerce")
+    buyer = connect(
+        "woocommerce",
+        {
+            "store_url": f"http://localhost:{port}/stores/homely",
+            "consumer_key": "ck_homely",
+            "consumer_secret": "cs_homely",
+            "webhook_secret": "homely-secret",
+        },
+        "Homely",
+    )
+    partnership(buyer, seller.partner, SKUS)
+
+    shop.place_order(LINES, shipping=WOO_ADDRESS, billing=WOO_ADDRESS)
+
+    wait_for(
+        lambda: (o := our_order(client, SimpleNamespace(partner=buyer))) and o["seller_order_ref"],
+        20,
+        "the order to reach the seller",
+    )
+    sent = woocommerce_sim.deliveries(store="homely", kind="webhook")
+    assert (
+        sent[0]["headers"]["X-WC-Webhook-Source"] == f"https://www.localhost:{port}/stores/homely/"
+    )
+    assert {d["status"] for d in sent} == {200}  # not 401 until WooCommerce disables the hook

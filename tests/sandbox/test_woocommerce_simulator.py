@@ -515,6 +515,15 @@ def test_an_unpaid_checkout_stays_pending_until_paid_or_cancelled(sim, store, re
     assert store.set_status(other, "cancelled")["date_paid"] is None
 
 
+def test_deliveries_name_the_sites_home_url_as_their_source(sim, receiver):
+    shop = sim.add_store("homed", CK, CS, SECRET, home_url="https://www.shop.example")
+    shop.add_webhook("order.created", receiver.url)
+    shop.place_order([{"sku": "A", "quantity": 1}])
+    (delivery,) = receiver.wait_for(1)
+    assert delivery["headers"]["X-WC-Webhook-Source"] == "https://www.shop.example/"
+    assert requests.get(f"{shop.url}/wp-json/", timeout=5).json()["home"] == shop.home_url
+
+
 def test_ping_needs_exactly_200(sim, store, receiver):
     receiver.status = 204
     hook = store.add_webhook("order.created", receiver.url)

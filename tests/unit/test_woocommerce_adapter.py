@@ -32,7 +32,13 @@ from gateway.platforms.base import (
     PlatformError,
     StoreLine,
 )
-from gateway.platforms.woocommerce import PAGE_SIZE, WooCommerceAdapter, normalize_store_url
+from gateway.platforms.woocommerce import (
+    PAGE_SIZE,
+    WooCommerce,
+    WooCommerceAdapter,
+    normalize_store_url,
+    store_key,
+)
 from gateway.runtime import connect
 from gateway.settings import Settings
 from gateway.store import key
@@ -807,3 +813,43 @@ def test_normalize_store_url_tells_scheme_and_path_apart():
     assert normalize_store_url("https://example.com/a") != normalize_store_url(
         "https://example.com/b"
     )
+
+
+# ---- the store a webhook names -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("configured", "source"),
+    [
+        ("https://shop.example.com", "https://shop.example.com/"),
+        # home_url('/') is http when the delivering request is not https (get_home_url)
+        ("https://shop.example.com", "http://shop.example.com/"),
+        ("https://shop.example.com", "https://www.shop.example.com/"),  # the site's own `home`
+        ("http://www.shop.example.com/", "https://shop.example.com/"),
+        ("https://example.com/shop", "https://www.example.com/shop/"),
+        ("https://shop.example.com:8443", "http://www.shop.example.com:8443/"),
+    ],
+)
+def test_a_store_is_found_under_any_form_of_its_url_the_webhook_names(configured, source):
+    assert WooCommerce().store_identity({"store_url": configured}) == store_key(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "https://other.example.com/",
+        "https://shop.example.com/store/",  # another site of a multisite
+        "https://shop.example.com:8443/",
+        "https://api.shop.example.com/",
+        "https://wwwshop.example.com/",
+    ],
+)
+def test_another_store_stays_another(source):
+    assert WooCommerce().store_identity({"store_url": "https://shop.example.com"}) != store_key(
+        source
+    )
+
+
+@pytest.mark.parametrize("text", ["", "shop.example.com", "ftp://shop.example.com/", "https://"])
+def test_no_store_is_named_by_no_web_url(text):
+    assert store_key(text) is None
