@@ -51,6 +51,7 @@ class StoreOrder:
     # PAID: the merchant ships it (paid, or authorized where the platform's merchants ship on
     # authorization); UNPAID: not yet; CANCELLED: cancelled, voided or declined.
     payment: str = PAID
+    created_at: str | None = None  # ISO-8601 UTC, where an update webhook can name old orders
 
 
 @dataclass(frozen=True)

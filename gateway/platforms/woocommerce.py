@@ -145,6 +145,7 @@ class WooCommerceAdapter:
             shipping_address=_our_address(order.get("shipping") or {}),
             email=(order.get("billing") or {}).get("email") or None,
             payment=_payment(order),
+            created_at=_gmt(order.get("date_created_gmt")),
         )
 
     def create_order(self, order: Order) -> CreatedOrder:

@@ -3,6 +3,7 @@ placed unpaid, payments and cancellations as updates, webhooks lost."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -157,6 +158,47 @@ def test_updates_of_an_order_already_routed_cost_no_read(client, stores, woocomm
     sent = woocommerce_sim.deliveries(store=buyer.name, topic="order.updated")[deliveries:]
     assert [d["status"] for d in sent] == [200, 200, 200]
     assert woocommerce_sim.calls(store=buyer.name) == []  # the buyer's store was not read again
+
+
+def test_an_order_from_before_the_store_connected_is_not_taken_by_its_update(
+    client, live_server, worker, connect, partnership, woocommerce_sim, callback_receiver, redis
+):
+    env = SimpleNamespace(
+        client=client,
+        live_server=live_server,
+        connect=connect,
+        callbacks=callback_receiver,
+        woocommerce=woocommerce_sim,
+        woo_tracking=None,
+    )
+    buyer, seller = (
+        WooCommerceSide(env, "woocommerce", "buyer"),
+        WooCommerceSide(env, "woocommerce", "seller"),
+    )
+    buyer.open_store()  # the merchant's shop, selling before it was connected
+    woocommerce_sim.clock.set(datetime.now(UTC) - timedelta(hours=2))
+    old = buyer.store.place_order(LINES, shipping=WOO_ADDRESS, billing=WOO_ADDRESS)["id"]
+    woocommerce_sim.clock.reset()
+    connection = {
+        "store_url": buyer.store.url,
+        "consumer_key": buyer.store.consumer_key,
+        "consumer_secret": buyer.store.consumer_secret,
+        "webhook_secret": buyer.store.webhook_secret,
+    }
+    buyer.partner = connect("woocommerce", connection, "Corner")
+    for topic in ("order.created", "order.updated"):
+        buyer.store.add_webhook(topic, f"{live_server}/webhooks/woocommerce")
+    seller.connect()
+    partnership(buyer.partner, seller.partner, SKUS)
+
+    buyer.store.complete(old)  # the merchant ships it as before: order.updated
+    assert woocommerce_sim.wait_for_webhooks()
+    drain(redis)
+
+    (delivery,) = woocommerce_sim.deliveries(store=buyer.name, kind="webhook")
+    assert delivery["status"] == 200
+    assert our_order(client, buyer) is None
+    assert seller.store.orders() == []
 
 
 def test_a_sku_missing_from_the_sellers_catalog_is_created_by_name_and_said_so(

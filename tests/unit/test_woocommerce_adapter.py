@@ -184,6 +184,13 @@ def test_read_order_maps_lines_shipping_address_and_billing_email(adapter, rsps)
     assert order.email == "ada@example.com"
 
 
+def test_read_order_says_when_the_order_was_placed(adapter, rsps):
+    # an update webhook can name an order from before the store was connected
+    rsps.get(f"{ORDERS}/727", json=load("order"))
+
+    assert adapter.read_order("727").created_at == "2026-03-02T16:15:00Z"
+
+
 def test_calls_send_the_consumer_key_and_secret_as_http_basic(adapter, rsps):
     rsps.get(f"{ORDERS}/727", json=load("order"))
 
