@@ -1,5 +1,7 @@
 """WooCommerce stores as real merchants run them, end to end against the simulator: orders
-placed unpaid, payments and cancellations as updates, webhooks lost."""
+placed unpaid, payments and cancellations as updates, webhooks lost, old orders updated, a
+seller's shop that must mail no one and may lack a SKU, a site whose home URL is not the one we
+were given."""
 
 from __future__ import annotations
 
@@ -48,9 +50,9 @@ def stores(client, live_server, worker, connect, partnership, woocommerce_sim, c
     return buyer, seller
 
 
-def our_order(client, buyer) -> dict | None:
-    """The buyer's one order in the gateway, as the API shows it (None before it is in)."""
-    orders = client.get("/api/v1/orders", headers=bearer(buyer.partner["api_key"])).get_json()
+def our_order(client, buyer: dict) -> dict | None:
+    """The buyer partner's one order in the gateway, as the API shows it (None before it is in)."""
+    orders = client.get("/api/v1/orders", headers=bearer(buyer["api_key"])).get_json()
     return orders["orders"][0] if orders["orders"] else None
 
 
@@ -63,9 +65,11 @@ def place_unpaid(buyer) -> int:
 
 def waiting_for_payment(client, buyer, redis) -> dict:
     """The order once ingested, checked to wait on payment and not to be at the seller."""
-    order = wait_for(lambda: our_order(client, buyer), 20, "the unpaid order to be ingested")
+    order = wait_for(
+        lambda: our_order(client, buyer.partner), 20, "the unpaid order to be ingested"
+    )
     drain(redis)
-    order = our_order(client, buyer)
+    order = our_order(client, buyer.partner)
     assert order["waiting_for"] == "payment"
     assert order["seller_order_ref"] is None
     return order
@@ -81,7 +85,7 @@ def test_an_unpaid_order_waits_and_goes_to_the_seller_once_paid(client, stores, 
     buyer.store.mark_paid(ref)  # the payment gateway confirms: processing, order.updated
 
     routed = wait_for(
-        lambda: (o := our_order(client, buyer)) and o["seller_order_ref"] and o,
+        lambda: (o := our_order(client, buyer.partner)) and o["seller_order_ref"] and o,
         20,
         "the paid order to reach the seller",
     )
@@ -104,12 +108,12 @@ def test_a_payment_whose_webhook_is_lost_is_found_by_the_reconciliation(
     woocommerce_sim.webhook_mode = "drop"  # WooCommerce never retries a delivery
     buyer.store.mark_paid(ref)
     drain(redis)
-    assert our_order(client, buyer)["seller_order_ref"] is None
+    assert our_order(client, buyer.partner)["seller_order_ref"] is None
 
     cycle(redis)
 
     routed = wait_for(
-        lambda: (o := our_order(client, buyer)) and o["seller_order_ref"] and o,
+        lambda: (o := our_order(client, buyer.partner)) and o["seller_order_ref"] and o,
         20,
         "the reconciliation to route the paid order",
     )
@@ -127,12 +131,12 @@ def test_an_order_cancelled_before_it_was_paid_never_reaches_the_seller(
     buyer.store.set_status(ref, "cancelled")  # the shopper gave up; order.updated
 
     wait_for(
-        lambda: our_order(client, buyer)["waiting_for"] is None,
+        lambda: our_order(client, buyer.partner)["waiting_for"] is None,
         20,
         "the cancelled order to stop waiting",
     )
     cycle(redis)  # asked again, it stays unrouted
-    assert our_order(client, buyer)["seller_order_ref"] is None
+    assert our_order(client, buyer.partner)["seller_order_ref"] is None
     assert seller.store.orders() == []
     timeline = redis.lrange(f"gw:timeline:{order['id']}", 0, -1)
     assert any(b"Cancelled in the buyer's store before it was sent" in entry for entry in timeline)
@@ -142,7 +146,7 @@ def test_updates_of_an_order_already_routed_cost_no_read(client, stores, woocomm
     buyer, _ = stores
     ref = buyer.store.place_order(LINES, shipping=WOO_ADDRESS, billing=WOO_ADDRESS)["id"]
     wait_for(
-        lambda: (o := our_order(client, buyer)) and o["seller_order_ref"],
+        lambda: (o := our_order(client, buyer.partner)) and o["seller_order_ref"],
         20,
         "the paid order to reach the seller",
     )
@@ -197,7 +201,7 @@ def test_an_order_from_before_the_store_connected_is_not_taken_by_its_update(
 
     (delivery,) = woocommerce_sim.deliveries(store=buyer.name, kind="webhook")
     assert delivery["status"] == 200
-    assert our_order(client, buyer) is None
+    assert our_order(client, buyer.partner) is None
     assert seller.store.orders() == []
 
 
@@ -210,7 +214,7 @@ def test_a_sku_missing_from_the_sellers_catalog_is_created_by_name_and_said_so(
     buyer.store.place_order(LINES, shipping=WOO_ADDRESS, billing=WOO_ADDRESS)
 
     order = wait_for(
-        lambda: (o := our_order(client, buyer)) and o["seller_order_ref"] and o,
+        lambda: (o := our_order(client, buyer.partner)) and o["seller_order_ref"] and o,
         20,
         "the order to reach the seller",
     )
@@ -266,7 +270,7 @@ def test_webhooks_naming_the_sites_own_home_url_are_taken(
     shop.place_order(LINES, shipping=WOO_ADDRESS, billing=WOO_ADDRESS)
 
     wait_for(
-        lambda: (o := our_order(client, SimpleNamespace(partner=buyer))) and o["seller_order_ref"],
+        lambda: (o := our_order(client, buyer)) and o["seller_order_ref"],
         20,
         "the order to reach the seller",
     )
