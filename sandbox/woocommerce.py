@@ -1,11 +1,13 @@
-"""WooCommerce simulator: REST v3 orders and notes, webhooks, Shipment Tracking (woocommerce.md).
+"""WooCommerce simulator: REST v3 orders, products and notes, webhooks, and a tracking plugin:
+the official Shipment Tracking extension, zorem's Advanced Shipment Tracking or none
+(woocommerce.md).
 
 Many stores share one local server; each lives under a path prefix, so a store's URL is
 `{base_url}/stores/{name}` and its REST API `{store_url}/wp-json/wc/v3/...`. Python use::
 
     sim = WooCommerceSimulator(); sim.start()
     store = sim.add_store("corner", "ck_1", "cs_1", webhook_secret="s3cret",
-                          has_shipment_tracking=True)
+                          tracking_plugin="shipment-tracking")  # or "ast", or None
     store.add_webhook("order.created", "http://127.0.0.1:8000/webhooks/woocommerce")  # pings
     order = store.place_order(line_items=[{"sku": "MUG-BLUE", "name": "Blue mug", "quantity": 2}])
     store.complete(order["id"])
@@ -18,7 +20,7 @@ and `X-WC-Webhook-Delivery-ID` is `wp_hash(webhook_id . unix_seconds)`: two deli
 webhook in the same second share it (a real trap for dedupe on that header).
 
 Other processes drive it through `/_sim/` JSON endpoints or the CLI:
-`python -m sandbox.woocommerce --port N --store name:ck:cs:webhook_secret[:tracking]`.
+`python -m sandbox.woocommerce --port N --store name:ck:cs:webhook_secret[:tracking|:ast]`.
 """
 
 from __future__ import annotations
@@ -70,6 +72,23 @@ ORDER_STATUSES = {
     "trash": "Trash",
 }
 
+# The customer emails a status change sends to the order's billing email, as each
+# WC_Email_Customer_* class hooks them (woocommerce/includes/emails/): new status -> (email id,
+# the previous statuses that trigger it, None for any; subject). No billing email, no email.
+CUSTOMER_EMAILS: dict[str, tuple[str, tuple[str, ...] | None, str]] = {
+    "processing": (
+        "customer_processing_order",
+        ("pending", "failed", "on-hold", "cancelled"),
+        "Your {site} order has been received!",
+    ),
+    "on-hold": (
+        "customer_on_hold_order",
+        ("pending", "failed", "cancelled"),
+        "Your {site} order has been received!",
+    ),
+    "completed": ("customer_completed_order", None, "Your {site} order is now complete"),
+}
+
 TOPIC_HOOKS = {
     "order.created": ["woocommerce_new_order"],
     "order.updated": ["woocommerce_update_order", "woocommerce_order_refunded"],
@@ -114,6 +133,25 @@ PROVIDERS: dict[str, dict[str, str]] = {
 }
 
 TRACKING_META_KEY = "_wc_shipment_tracking_items"
+TRACKING_PLUGINS = ("shipment-tracking", "ast")
+
+# Zorem's Advanced Shipment Tracking (AST) answers the extension's route with its own rules
+# (github.com/zorem/woo-advanced-shipment-tracking: includes/api/
+# class-wc-advanced-shipment-tracking-rest-api-controller.php, create_item and
+# prepare_item_for_response; includes/class-wc-advanced-shipment-tracking.php, add_tracking_item
+# and get_formatted_tracking_item): its providers by ts_slug (name, URL with %number%; a
+# subset, URLs illustrative), found by name, the custom provider's name first.
+AST_PROVIDERS = {
+    "ups": ("UPS", "https://www.ups.com/track?loc=en_US&tracknum=%number%"),
+    "usps": ("USPS", "https://tools.usps.com/go/TrackConfirmAction_input?qtc_tLabels1=%number%"),
+    "fedex": ("FedEx", "https://www.fedex.com/fedextrack/?trknbr=%number%"),
+    "dhl-express": ("DHL Express", "https://www.dhl.com/en/express/tracking.html?AWB=%number%"),
+}
+# create_item refuses a tracking number with anything but letters, digits, "-" and spaces
+# (preg_match('/[^a-z0-9- \b]+/i')), as a 404.
+AST_REFUSED_NUMBER = re.compile(r"[^a-z0-9\- \x08]", re.IGNORECASE)
+# PHP date() letters the stores' date formats use, as strftime's (a subset).
+PHP_DATE = {"d": "%d", "j": "{day}", "m": "%m", "n": "{month}", "Y": "%Y", "F": "%B", "M": "%b"}
 _ADDRESS_FIELDS = (
     "first_name",
     "last_name",
@@ -152,20 +190,28 @@ class WooError(Exception):
     """A refusal in WordPress REST's shape `{code, message, data: {status}}`."""
 
     def __init__(
-        self, code: str, message: str, status: int, params: dict[str, Any] | None = None
+        self,
+        code: str,
+        message: str,
+        status: int,
+        params: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
-        """Remember the code, message, status and parameter errors."""
+        """Remember the code, message, status and parameter errors (with their details)."""
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.params = params
+        self.details = details
 
     def response(self) -> Response:
         """The error answer."""
         data: dict[str, Any] = {"status": self.status}
         if self.params is not None:
             data["params"] = self.params
+        if self.details is not None:
+            data["details"] = self.details
         return wp_response({"code": self.code, "message": self.message, "data": data}, self.status)
 
 
@@ -184,6 +230,52 @@ def _missing(names: list[str]) -> WooError:
         400,
         {"params": names},
     )
+
+
+def is_email(value: str) -> bool:
+    """WordPress's is_email (wp-includes/formatting.php): 6 characters at least, an `@` after
+    the first, a local part of the allowed characters, a domain of two or more labels of
+    letters, digits and inner hyphens, with no empty label."""
+    if len(value) < 6 or "@" not in value[1:]:
+        return False
+    local, domain = value.split("@", 1)
+    if not re.fullmatch(r"[a-zA-Z0-9!#$%&'*+/=?^_`{|}~.-]+", local):
+        return False
+    if ".." in domain or domain.strip(" \t\n\r\0\x0b.") != domain:
+        return False
+    labels = domain.split(".")
+    return len(labels) > 1 and all(
+        re.fullmatch(r"[a-zA-Z0-9-]+", label) and label.strip("-") == label for label in labels
+    )
+
+
+def _check_billing_email(body: dict[str, Any]) -> None:
+    """The order schema's `billing.email` is `{type: [string, null], format: email}`: WordPress's
+    REST validation refuses "" and anything is_email refuses, before the order exists
+    (WC_REST_Orders_V2_Controller::get_item_schema; WP_REST_Request::has_valid_params)."""
+    billing = body.get("billing")
+    if not isinstance(billing, dict) or billing.get("email") is None:
+        return
+    if not isinstance(billing["email"], str) or not is_email(billing["email"]):
+        raise WooError(
+            "rest_invalid_param",
+            "Invalid parameter(s): billing",
+            400,
+            {"billing": "Invalid email address."},
+            {
+                "billing": {
+                    "code": "rest_invalid_email",
+                    "message": "Invalid email address.",
+                    "data": None,
+                }
+            },
+        )
+
+
+def php_date(fmt: str, when: datetime) -> str:
+    """PHP's date(`fmt`) for the letters in PHP_DATE; other characters as they are."""
+    text = "".join(PHP_DATE.get(c, c.replace("%", "%%")) for c in fmt)
+    return when.strftime(text).format(day=when.day, month=when.month)
 
 
 def _as_bool(value: Any) -> bool:
@@ -235,6 +327,7 @@ class _Order:
     date_completed: datetime | None = None
     meta_data: list[dict[str, Any]] = field(default_factory=list)
     notes: list[_Note] = field(default_factory=list)
+    stock_reduced: bool = False  # the order's `_order_stock_reduced`
 
 
 @dataclass
@@ -298,7 +391,8 @@ class _WooDelivery(WebhookJob):
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            "X-WC-Webhook-Source": store.url + "/",
+            # home_url('/') (class-wc-webhook.php): the site's `home`, not the API's URL.
+            "X-WC-Webhook-Source": store.home_url.rstrip("/") + "/",
             "X-WC-Webhook-Topic": webhook.topic,
             "X-WC-Webhook-Resource": webhook.resource,
             "X-WC-Webhook-Event": webhook.event,
@@ -327,15 +421,21 @@ class WooCommerceStore:
         consumer_key: str,
         consumer_secret: str,
         webhook_secret: str,
-        has_shipment_tracking: bool,
+        tracking_plugin: str | None,
         utc_offset_hours: float,
+        home_url: str | None = None,
     ) -> None:
         """Use WooCommerceSimulator.add_store."""
+        if tracking_plugin not in (None, *TRACKING_PLUGINS):
+            raise ValueError(f"tracking_plugin must be one of {TRACKING_PLUGINS} or None")
         self._sim = sim
         self.name = name
         self.webhook_secret = webhook_secret
-        self.has_shipment_tracking = has_shipment_tracking
+        self.tracking_plugin = tracking_plugin
         self.utc_offset_hours = utc_offset_hours
+        self._home_url = home_url
+        self.date_format = "F j, Y"  # WordPress's `date_format` option (its default)
+        self.ast_api_date_format = "d-m-Y"  # AST's `wc_ast_api_date_format` (or "m-d-Y")
         self._keys: dict[str, tuple[str, str]] = {consumer_key: (consumer_secret, "read_write")}
         self._first_key = consumer_key
         self._salt = secrets.token_bytes(32)
@@ -359,6 +459,21 @@ class WooCommerceStore:
         if not self._sim.base_url:
             raise RuntimeError("start the simulator first")
         return f"{self._sim.base_url}/stores/{self.name}"
+
+    @property
+    def home_url(self) -> str:
+        """WordPress's `home` (Settings > General > Site Address), which webhooks name as their
+        source: the site URL unless set otherwise (www, https, as the merchant configured)."""
+        return self._home_url or self.url
+
+    @home_url.setter
+    def home_url(self, value: str | None) -> None:
+        self._home_url = value
+
+    @property
+    def has_shipment_tracking(self) -> bool:
+        """A tracking plugin answers /wc-shipment-tracking/v3 (the extension or AST)."""
+        return self.tracking_plugin is not None
 
     @property
     def api_url(self) -> str:
@@ -408,8 +523,11 @@ class WooCommerceStore:
 
     # -- products ----------------------------------------------------------------------------
 
-    def add_product(self, sku: str, name: str, price: float = 10.0) -> int:
-        """A catalog product; its id. Order lines get a sku only from a matching product."""
+    def add_product(
+        self, sku: str, name: str, price: float = 10.0, stock: int | None = None
+    ) -> int:
+        """A catalog product (its stock managed when `stock` is given); its id. Order lines get
+        a sku only from a matching product."""
         with self._sim._lock:
             existing = self._product_by_sku(sku)
             if existing is not None:
@@ -420,8 +538,54 @@ class WooCommerceStore:
                 "sku": sku,
                 "name": name,
                 "price": price,
+                "stock": stock,
             }
             return product_id
+
+    def remove_product(self, sku: str) -> None:
+        """The merchant deletes the product with this SKU for good."""
+        with self._sim._lock:
+            product = self._product_by_sku(sku)
+            if product is not None:
+                del self._products[product["id"]]
+
+    def product(self, product_id: int) -> dict[str, Any]:
+        """GET /wc/v3/products/{id}, the fields the simulator keeps."""
+        with self._sim._lock:
+            return self._product_json(self._products[product_id])
+
+    def _product_json(self, p: dict[str, Any]) -> dict[str, Any]:
+        in_stock = p["stock"] is None or p["stock"] > 0
+        return {
+            "id": p["id"],
+            "name": p["name"],
+            "slug": sanitize_title(p["name"]),
+            "type": "simple",
+            "status": "publish",
+            "sku": p["sku"],
+            "price": _money(p["price"]),
+            "regular_price": _money(p["price"]),
+            "sale_price": "",
+            "manage_stock": p["stock"] is not None,
+            "stock_quantity": p["stock"],
+            "stock_status": "instock" if in_stock else "outofstock",
+            "parent_id": 0,
+            "_links": {
+                "self": [{"href": f"{self.api_url}/products/{p['id']}"}],
+                "collection": [{"href": f"{self.api_url}/products"}],
+            },
+        }
+
+    def _reduce_stock(self, order: _Order) -> None:
+        """wc_maybe_reduce_stock_levels, hooked to processing, completed and on-hold: once per
+        order, each managed product's stock less its line's quantity."""
+        if order.stock_reduced:
+            return
+        order.stock_reduced = True
+        for line in order.line_items:
+            product = self._products.get(line.product_id)
+            if product is not None and product["stock"] is not None:
+                product["stock"] -= line.quantity
 
     def _product_by_sku(self, sku: str) -> dict[str, Any] | None:
         return next((p for p in self._products.values() if p["sku"] == sku), None)
@@ -588,7 +752,9 @@ class WooCommerceStore:
         customer_note: str = "",
         paid: bool = True,
     ) -> dict[str, Any]:
-        """A shopper checks out: order.created fires, then (paid) order.updated as it processes."""
+        """A shopper checks out and pays by card: the order is created `pending` (order.created
+        fires), then the payment gateway completes the payment (order.updated). Unpaid (the
+        shopper left the payment page), it stays `pending` until `mark_paid` or a cancel."""
         with self._sim._lock:
             lines = []
             for item in line_items:
@@ -608,33 +774,57 @@ class WooCommerceStore:
                     "shipping": _wc_address(shipping or billing or {}, False),
                     "customer_note": customer_note,
                     "line_items": lines,
-                    "payment_method": "bacs",
-                    "payment_method_title": "Direct bank transfer",
+                    "payment_method": "stripe",
+                    "payment_method_title": "Credit / Debit Card",
                 },
                 "checkout",
             )
             self._orders[order.id] = order
             self._fire("created", order.id)
             if paid:
-                self._set_status(order, "processing")
-                order.date_modified = self._now()
-                self._fire("updated", order.id)
+                self._payment_complete(order)
             return self._order_json(order)
 
-    def create_order(self, body: Any, fire: bool = True) -> dict[str, Any]:
-        """POST /wc/v3/orders semantics; the order as JSON. WooError when refused."""
+    def mark_paid(self, order_id: int) -> dict[str, Any]:
+        """The payment gateway confirms an order's payment; fires order.updated."""
         with self._sim._lock:
+            order = self._order(order_id)
+            self._payment_complete(order)
+            return self._order_json(order)
+
+    def _payment_complete(self, order: _Order) -> None:
+        """WC_Order::payment_complete: from a status that awaits payment, `processing` with its
+        date paid (anything else is left alone, as WooCommerce does)."""
+        if order.status not in ("on-hold", "pending", "failed", "cancelled", "checkout-draft"):
+            return
+        self._set_status(order, "processing")
+        order.date_modified = self._now()
+        self._fire("updated", order.id)
+
+    def create_order(self, body: Any, fire: bool = True) -> dict[str, Any]:
+        """POST /wc/v3/orders semantics; the order as JSON. WooError when refused.
+
+        As WC_REST_Orders_V2_Controller::save_object does, the order is saved `pending` first
+        (order.created), then moved to the status asked for (order.updated): a transition like
+        any other, with its note and its customer emails (pending -> processing mails the
+        billing email "Your order has been received!")."""
+        with self._sim._lock:
+            if isinstance(body, dict):
+                _check_billing_email(body)
             order = self._build_order(body, "rest-api")
             self._orders[order.id] = order
             if fire:
                 self._fire("created", order.id)
+            self._set_status(order, body.get("status") or "pending")
             if _as_bool(body.get("set_paid", False)):
                 self._set_status(order, "processing")
-                if fire:
-                    self._fire("updated", order.id)
+            if fire and order.status != "pending":
+                self._fire("updated", order.id)
             return self._order_json(order)
 
     def _build_order(self, body: Any, created_via: str) -> _Order:
+        """A new `pending` order from a REST body whose `status` (checked here) the caller
+        applies."""
         if not isinstance(body, dict):
             raise WooError("rest_invalid_json", "Invalid JSON body passed.", 400)
         status = body.get("status", "pending")
@@ -646,29 +836,30 @@ class WooCommerceStore:
         now = self._now()
         order = _Order(
             id=next(self._post_ids),
-            status=status,
+            status="pending",
             order_key=f"wc_order_{secrets.token_hex(6)}",
             created_via=created_via,
             date_created=now,
             date_modified=now,
             billing=_wc_address(body.get("billing") or {}, True, defaults=False),
             shipping=_wc_address(body.get("shipping") or {}, False, defaults=False),
-            line_items=[self._build_line(item) for item in raw_lines],
+            line_items=[self._build_line(n, item) for n, item in enumerate(raw_lines)],
             customer_note=str(body.get("customer_note") or ""),
             customer_id=int(body.get("customer_id") or 0),
             payment_method=str(body.get("payment_method") or ""),
             payment_method_title=str(body.get("payment_method_title") or ""),
         )
         self._apply_meta(order, body.get("meta_data"))
-        if status in ("processing", "completed"):
-            order.date_paid = now
-        if status == "completed":
-            order.date_completed = now
         return order
 
-    def _build_line(self, posted: Any) -> _Line:
+    def _build_line(self, index: int, posted: Any) -> _Line:
         if not isinstance(posted, dict):
-            raise _invalid_param("line_items", "line_items[0] is not of type object.")
+            raise _invalid_param("line_items", f"line_items[{index}] is not of type object.")
+        for money in ("subtotal", "total"):  # the schema's type: a number is refused
+            if money in posted and not isinstance(posted[money], str):
+                raise _invalid_param(
+                    "line_items", f"line_items[{index}][{money}] is not of type string."
+                )
         # WC_REST_Orders_Controller::get_product_id: sku first, then product_id; a line with
         # neither is refused. An unknown sku/product leaves a line without product: product_id 0
         # and sku null in the answer (the sku comes from the product, not from the request).
@@ -737,15 +928,19 @@ class WooCommerceStore:
             order.date_paid = now
         if status == "completed":
             order.date_completed = now
+        if status in ("processing", "completed", "on-hold"):
+            self._reduce_stock(order)
         text = (
             f"{note} " if note else ""
         ) + f"Order status changed from {ORDER_STATUSES[previous]} to {ORDER_STATUSES[status]}."
         order.notes.append(_Note(next(self._comment_ids), "WooCommerce", now, text, False))
-        if status == "completed" and order.billing.get("email"):
+        email = CUSTOMER_EMAILS.get(status)
+        if email and (email[1] is None or previous in email[1]) and order.billing.get("email"):
             self._emails.append(
                 {
+                    "email": email[0],
                     "to": order.billing["email"],
-                    "subject": f"Your {self.name} order is now complete",
+                    "subject": email[2].format(site=self.name),
                     "order_id": order.id,
                     "trackings": self._tracking_items(order),
                 }
@@ -755,6 +950,7 @@ class WooCommerceStore:
         """PUT /wc/v3/orders/{id} semantics (status, addresses, note, meta); fires order.updated."""
         if not isinstance(body, dict):
             raise WooError("rest_invalid_json", "Invalid JSON body passed.", 400)
+        _check_billing_email(body)
         with self._sim._lock:
             order = self._order(order_id)
             if "status" in body:
@@ -824,6 +1020,9 @@ class WooCommerceStore:
                 )
                 when = (base + timedelta(seconds=step_seconds * i)).replace(microsecond=0)
                 order.date_created = order.date_modified = when
+                order.status = status  # seeded as they were, no transition
+                if status in ("processing", "completed"):
+                    order.date_paid = when
                 self._orders[order.id] = order
                 ids.append(order.id)
         return ids
@@ -849,6 +1048,7 @@ class WooCommerceStore:
             if customer_note and order.billing.get("email"):
                 self._emails.append(
                     {
+                        "email": "customer_note",
                         "to": order.billing["email"],
                         "subject": f"Note added to your {self.name} order",
                         "order_id": order.id,
@@ -895,10 +1095,15 @@ class WooCommerceStore:
         )
 
     def trackings(self, order_id: int) -> list[dict[str, Any]]:
-        """The order's Shipment Tracking items as the extension's REST API shows them."""
+        """The order's tracking items as the store's tracking plugin's REST API shows them."""
         with self._sim._lock:
             order = self._order(order_id)
-            return [self._tracking_json(order, t) for t in self._tracking_items(order)]
+            return [self._item_json(order, t) for t in self._tracking_items(order)]
+
+    def _item_json(self, order: _Order, item: dict[str, Any]) -> dict[str, Any]:
+        if self.tracking_plugin == "ast":
+            return self._ast_tracking_json(order, item)
+        return self._tracking_json(order, item)
 
     def _tracking_items(self, order: _Order) -> list[dict[str, Any]]:
         meta = next((m for m in order.meta_data if m["key"] == TRACKING_META_KEY), None)
@@ -911,6 +1116,8 @@ class WooCommerceStore:
             raise WooError("rest_invalid_json", "Invalid JSON body passed.", 400)
         if not body.get("tracking_number"):
             raise _missing(["tracking_number"])
+        if self.tracking_plugin == "ast":
+            return self._create_ast_tracking(order_id, body)
         with self._sim._lock:
             order = self._orders.get(order_id)
             if order is None:
@@ -962,7 +1169,93 @@ class WooCommerceStore:
             self._apply_meta(order, [{"key": TRACKING_META_KEY, "value": items}])
             order.date_modified = self._now()
             self._fire("updated", order.id)
-            return self._tracking_json(order, found)
+            return self._item_json(order, found)
+
+    def _create_ast_tracking(self, order_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """AST's create_item: the order, then the number's characters, then the provider by
+        name (its table, else the name as it is), the date, a private note, 201."""
+        number = str(body["tracking_number"])
+        with self._sim._lock:
+            order = self._orders.get(order_id)
+            if order is None:
+                raise WooError("woocommerce_rest_order_invalid_id", "Invalid order ID.", 404)
+            if AST_REFUSED_NUMBER.search(number):
+                raise WooError(
+                    "woocommerce_rest_order_invalid_id",
+                    "Special character not allowd in tracking number",
+                    404,
+                )
+            name = str(body.get("custom_tracking_provider") or body.get("tracking_provider") or "")
+            # get_provider_slug_from_name: a SQL match on the name (MySQL's collation ignores
+            # case), else the name itself is kept as the provider.
+            slug = next(
+                (s for s, (known, _) in AST_PROVIDERS.items() if known.lower() == name.lower()),
+                name,
+            )
+            item = {
+                "tracking_provider": slug,
+                "custom_tracking_provider": "",  # create_item passes only the slug on
+                "custom_tracking_link": str(body.get("custom_tracking_link") or ""),
+                "tracking_number": number,
+                "date_shipped": str(int(self._ast_date_shipped(body.get("date_shipped")))),
+                "tracking_id": hashlib.md5(
+                    f"{slug}-{number}{time.time_ns()}".encode(), usedforsecurity=False
+                ).hexdigest(),
+                "status_shipped": "",
+            }
+            items = [*self._tracking_items(order), item]
+            self._apply_meta(order, [{"key": TRACKING_META_KEY, "value": items}])
+            shown = self._ast_tracking_json(order, item)
+            order.notes.append(
+                _Note(
+                    next(self._comment_ids),
+                    "WooCommerce",
+                    self._now(),
+                    f"Order was shipped with {shown['tracking_provider']} and tracking number "
+                    f"is: {number}",
+                    False,
+                )
+            )
+            order.date_modified = self._now()
+            self._fire("updated", order.id)
+            return shown
+
+    def _ast_date_shipped(self, shipped: Any) -> float:
+        """AST reads `date_shipped` with strtotime, writes it in its `wc_ast_api_date_format`
+        and reads that with strtotime again, which takes dd-mm-yyyy: set to m-d-Y, day and
+        month swap. No date (or none strtotime reads): now."""
+        now = self._now()
+        try:
+            when = datetime.strptime(str(shipped or "")[:10], "%Y-%m-%d")
+        except ValueError:
+            return now.timestamp()
+        written = when.strftime("%m-%d-%Y" if self.ast_api_date_format == "m-d-Y" else "%d-%m-%Y")
+        try:
+            return datetime.strptime(written, "%d-%m-%Y").replace(tzinfo=UTC).timestamp()
+        except ValueError:  # no 13th month: strtotime fails, add_tracking_item takes now
+            return now.timestamp()
+
+    def _ast_tracking_json(self, order: _Order, item: dict[str, Any]) -> dict[str, Any]:
+        """AST's prepare_item_for_response: the provider's name and link from its table, or
+        no name and the custom link; the date in the site's own `date_format`."""
+        number = item["tracking_number"]
+        known = AST_PROVIDERS.get(item["tracking_provider"])
+        base = f"{self.url}/wp-json/wc-shipment-tracking/v3/orders/{order.id}/shipment-trackings"
+        shipped = datetime.fromtimestamp(int(item["date_shipped"]), UTC)
+        return {
+            "tracking_id": item["tracking_id"],
+            "tracking_provider": known[0] if known else "",
+            "tracking_link": known[1].replace("%number%", number)
+            if known
+            else item["custom_tracking_link"],
+            "tracking_number": number,
+            "date_shipped": php_date(self.date_format, shipped),
+            "_links": {
+                "self": [{"href": f"{base}/{item['tracking_id']}"}],
+                "collection": [{"href": base}],
+                "up": [{"href": f"{self.url}/wp-json/wc-shipment-tracking/v3/orders/{order.id}"}],
+            },
+        }
 
     @staticmethod
     def _provider(name: str) -> tuple[str, str] | None:
@@ -1012,7 +1305,8 @@ class WooCommerceStore:
             return [self._order_json(o) for _, o in sorted(self._orders.items())]
 
     def emails(self) -> list[dict[str, Any]]:
-        """Customer emails the store sent (customer notes, completed orders)."""
+        """Customer emails the store sent (`email`: processing, on-hold and completed orders,
+        customer notes), each to the order's billing email."""
         with self._sim._lock:
             return list(self._emails)
 
@@ -1182,6 +1476,7 @@ def _parse_wc_date(name: str, value: str) -> datetime:
 _ROUTES: list[tuple[tuple[str, ...], re.Pattern[str], str, str, bool]] = [
     (methods, re.compile(pattern), handler, action, extension)
     for methods, pattern, handler, action, extension in [
+        (("GET",), r"wc/v3/products", "_h_list_products", "list", False),
         (("GET",), r"wc/v3/orders", "_h_list_orders", "list", False),
         (("POST",), r"wc/v3/orders", "_h_create_order", "create", False),
         (("GET",), r"wc/v3/orders/(\d+)", "_h_get_order", "view", False),
@@ -1265,9 +1560,13 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         webhook_secret: str | None = None,
         *,
         has_shipment_tracking: bool = False,
+        tracking_plugin: str | None = None,
         utc_offset_hours: float = 0.0,
+        home_url: str | None = None,
     ) -> WooCommerceStore:
-        """A new site; `has_shipment_tracking` installs the Shipment Tracking extension."""
+        """A new site with a tracking plugin: `tracking_plugin` "shipment-tracking" (the official
+        extension, also `has_shipment_tracking=True`), "ast" (zorem's plugin) or None; its
+        webhooks name `home_url` (default: the site URL) as their source."""
         name = name or f"shop{secrets.token_hex(3)}"
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ValueError("store name must be URL-safe")
@@ -1280,8 +1579,9 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
                 consumer_key or f"ck_{secrets.token_hex(20)}",
                 consumer_secret or f"cs_{secrets.token_hex(20)}",
                 webhook_secret or secrets.token_urlsafe(24),
-                has_shipment_tracking,
+                tracking_plugin or ("shipment-tracking" if has_shipment_tracking else None),
                 utc_offset_hours,
+                home_url,
             )
             self._stores[name] = store
             return store
@@ -1399,7 +1699,12 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         namespaces = ["wp/v2", "wc/v3"]
         if store.has_shipment_tracking:
             namespaces.append("wc-shipment-tracking/v3")
-        return {"name": store.name, "url": store.url, "home": store.url, "namespaces": namespaces}
+        return {
+            "name": store.name,
+            "url": store.url,
+            "home": store.home_url,
+            "namespaces": namespaces,
+        }
 
     @staticmethod
     def _authenticate(store: WooCommerceStore, request: Request) -> bool:
@@ -1509,6 +1814,21 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         if links:
             headers["Link"] = ", ".join(links)
         return wp_response(chunk, 200, headers)
+
+    # products
+
+    def _h_list_products(self, store: WooCommerceStore, request: Request) -> Response:
+        # `sku=A,B`: exact SKUs, commas separating them, the whole text counted as one too
+        # (WC_REST_Products_Controller::prepare_objects_query).
+        raw = request.args.get("sku", "")
+        skus = set(raw.split(",")) | {raw} if raw else set()
+        with self._lock:
+            items = [
+                store._product_json(p)
+                for p in sorted(store._products.values(), key=lambda p: p["id"], reverse=True)
+                if not skus or p["sku"] in skus
+            ]
+        return self._collection(store, request, "wc/v3/products", items)
 
     # orders
 
@@ -1727,6 +2047,8 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         return wp_response(store._delete_tracking(oid, str(tid)))
 
     def _h_providers(self, store: WooCommerceStore, request: Request) -> Response:
+        if store.tracking_plugin != "shipment-tracking":  # AST lists its own elsewhere
+            raise _no_route()
         return wp_response(PROVIDERS)
 
     # -- control endpoints (/_sim/...) -----------------------------------------------------------
@@ -1759,7 +2081,9 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
                 body.get("consumer_secret"),
                 body.get("webhook_secret"),
                 has_shipment_tracking=bool(body.get("has_shipment_tracking", False)),
+                tracking_plugin=body.get("tracking_plugin"),
                 utc_offset_hours=float(body.get("utc_offset_hours", 0.0)),
+                home_url=body.get("home_url"),
             )
             return json_response(_store_info(store), 201)
         if len(parts) >= 2 and parts[0] == "stores":
@@ -1776,13 +2100,22 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         if not parts:
             if method in ("POST", "PUT"):
                 if "has_shipment_tracking" in body:
-                    store.has_shipment_tracking = bool(body["has_shipment_tracking"])
+                    store.tracking_plugin = (
+                        "shipment-tracking" if body["has_shipment_tracking"] else None
+                    )
+                if "tracking_plugin" in body:
+                    store.tracking_plugin = body["tracking_plugin"]
+                if "home_url" in body:
+                    store.home_url = body["home_url"]
                 if "utc_offset_hours" in body:
                     store.utc_offset_hours = float(body["utc_offset_hours"])
             return json_response(_store_info(store))
         if parts == ["products"] and method == "POST":
             product_id = store.add_product(
-                body["sku"], body.get("name", body["sku"]), body.get("price", 10.0)
+                body["sku"],
+                body.get("name", body["sku"]),
+                body.get("price", 10.0),
+                body.get("stock"),
             )
             return json_response({"id": product_id}, 201)
         if parts == ["webhooks"]:
@@ -1826,6 +2159,8 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
                 )
             if tail == ["complete"] and method == "POST":
                 return json_response(store.complete(oid))
+            if tail == ["pay"] and method == "POST":
+                return json_response(store.mark_paid(oid))
             if tail == ["status"] and method in ("POST", "PUT"):
                 return json_response(store.set_status(oid, body["status"]))
             if tail == ["notes"] and method == "POST":
@@ -1848,22 +2183,27 @@ def _store_info(store: WooCommerceStore) -> dict[str, Any]:
     return {
         "name": store.name,
         "store_url": store.url,
+        "home_url": store.home_url,
         "api_url": store.api_url,
         "consumer_key": store.consumer_key,
         "consumer_secret": store.consumer_secret,
         "webhook_secret": store.webhook_secret,
         "has_shipment_tracking": store.has_shipment_tracking,
+        "tracking_plugin": store.tracking_plugin,
         "utc_offset_hours": store.utc_offset_hours,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: serve sites given as `name:ck:cs:webhook_secret[:tracking]` until interrupted."""
+    """CLI: serve sites given as `name:ck:cs:webhook_secret[:tracking|:ast]` until interrupted."""
     parser = argparse.ArgumentParser(description="WooCommerce simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
-        "--store", action="append", default=[], help="name:ck:cs:webhook_secret[:tracking]"
+        "--store",
+        action="append",
+        default=[],
+        help="name:ck:cs:webhook_secret[:tracking|:ast]",
     )
     parser.add_argument("--utc-offset-hours", type=float, default=0.0)
     args = parser.parse_args(argv)
@@ -1876,7 +2216,7 @@ def main(argv: list[str] | None = None) -> None:
             ck or None,
             cs or None,
             secret or None,
-            has_shipment_tracking=tracking == "tracking",
+            tracking_plugin={"tracking": "shipment-tracking", "ast": "ast"}.get(tracking),
             utc_offset_hours=args.utc_offset_hours,
         )
     print(

@@ -4,12 +4,14 @@ route each once the store says it is paid and gives its shipping address."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
 from gateway.model import CANCELLED, Order
 from gateway.orders import WAITING, hold, new_order, recheck_waiting, split_by_seller, waiting_for
 from gateway.platforms import adapter_for
 from gateway.platforms.base import StoreOrder
+from gateway.settings import Settings
 from gateway.store import Change, JobSpec, Store, event
 
 log = logging.getLogger(__name__)
@@ -38,10 +40,24 @@ def ingest_order(buyer_id: str, ref: str) -> list[str]:
     for order_id in waiting:
         _recheck(store, order_id, store_order)
     stored = []
-    if store_order.payment != CANCELLED:  # cancelled before we saw it: never routed
+    # Cancelled before we saw it: never routed. Placed before the buyer connected (as the
+    # reconciliation counts it), and named now by an update webhook: the merchant dealt with
+    # it without us, and it does not become ours.
+    if store_order.payment != CANCELLED and not _placed_before(buyer, store_order, config):
         stored = _store_new_orders(store, buyer, store_order)
     store.mark_buyer_ref_seen(buyer_id, store_order.ref)
     return stored
+
+
+def _placed_before(buyer: dict, store_order: StoreOrder, config: Settings) -> bool:
+    """True for a store order created before the buyer connected, less the reconciliation's
+    overlap (the earliest creation it lists)."""
+    if store_order.created_at is None:
+        return False
+    connected = datetime.fromisoformat(buyer["created_at"])
+    return datetime.fromisoformat(store_order.created_at) < connected - timedelta(
+        seconds=config.reconcile_overlap
+    )
 
 
 def _waiting_orders(store: Store, buyer_id: str, ref: str) -> list[str]:

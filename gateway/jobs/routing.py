@@ -54,7 +54,8 @@ def _create_in_store(store: Store, config: Settings, order: Order, seller: dict)
         note = f"Created as order {created.ref} in the seller's {seller['platform']} store."
         return Change(
             order=replace(current, seller_order_ref=created.ref, line_items=lines),
-            events=[event("order.created_in_seller_store", note)],
+            events=[event("order.created_in_seller_store", note)]
+            + [event("order.seller_store_note", n, level="warning") for n in created.notes],
         )
 
     store.change_order(order.id, keep_refs)

@@ -102,6 +102,7 @@ class StoreOrder:
     # PAID: the merchant ships it (paid, or authorized where the platform's merchants ship on
     # authorization); UNPAID: not yet; CANCELLED: cancelled, voided or declined.
     payment: str = PAID
+    created_at: str | None = None  # ISO-8601 UTC, where an update webhook can name old orders
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class CreatedOrder:
 
     ref: str
     line_refs: dict[str, str]  # our line item id -> the store's line id
+    notes: list[str] = field(default_factory=list)  # how the store took it, for the timeline
 
 
 @dataclass(frozen=True)

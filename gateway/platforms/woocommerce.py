@@ -1,20 +1,31 @@
 """WooCommerce through REST v3: webhook checks, orders in and out, tracking to buyers.
 
 Facts: ../shared/platforms/woocommerce.md. Core WooCommerce has no tracking fields: a buyer
-store with the Shipment Tracking extension gets one tracking item per number; one without it
-gets a customer note (carrier, numbers, links), and the order is set `completed` when shipped.
-WooCommerce sellers enter fulfillments in our form, so there is nothing to read back from them.
+store with a tracking plugin (the official Shipment Tracking extension, or zorem's Advanced
+Shipment Tracking, which serves the same route) gets one tracking item per number; one without,
+or whose plugin refuses the number, gets a customer note (carrier, numbers, links), and the
+order is set `completed` when shipped. WooCommerce sellers enter fulfillments in our form, so
+there is nothing to read back from them.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 
-from gateway.model import Fulfillment, ObservedFulfillment, Order
+from gateway.model import (
+    CANCELLED,
+    PAID,
+    UNPAID,
+    Fulfillment,
+    LineItem,
+    ObservedFulfillment,
+    Order,
+)
 from gateway.platforms import register
 from gateway.platforms.base import (
     INGEST_ORDER,
@@ -36,11 +47,35 @@ from gateway.platforms.base import (
 from gateway.settings import Settings
 from gateway.validation import StrictSchema, text, web_url
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZE = 100  # WordPress's largest per_page
 LOOKUP_PAGES = 4  # pages of recent orders searched for an earlier attempt's order
+# The official Shipment Tracking extension's route, which zorem's Advanced Shipment Tracking
+# (AST) serves too (github.com/zorem/woo-advanced-shipment-tracking,
+# includes/api/class-wc-advanced-shipment-tracking-rest-api-controller.php).
 TRACKING_PATH = "/wp-json/wc-shipment-tracking/v3/orders/{id}/shipment-trackings"
-# Our carrier names as the Shipment Tracking extension's provider names.
-PROVIDERS = {"UPS": "UPS", "USPS": "USPS", "FedEx": "Fedex", "DHL": "DHL US"}
+# Where an order's status leaves its payment. WooCommerce's statuses, as its OrderStatus enum
+# documents them (woocommerce.github.io/code-reference/classes/
+# Automattic-WooCommerce-Enums-OrderStatus.html): pending "received, but no payment has been
+# made", failed "payment failed or was declined", on-hold "awaiting payment confirmation" (bank
+# transfer, cheque), checkout-draft / draft / auto-draft / new: a checkout not finished;
+# processing "payment has been received", completed "fulfilled"; cancelled, refunded (the whole
+# amount), trash. `order.created` fires for pending orders too, so the status decides.
+PAYMENT = {
+    "pending": UNPAID,
+    "failed": UNPAID,
+    "on-hold": UNPAID,
+    "checkout-draft": UNPAID,
+    "draft": UNPAID,
+    "auto-draft": UNPAID,
+    "new": UNPAID,
+    "processing": PAID,
+    "completed": PAID,
+    "cancelled": CANCELLED,
+    "refunded": CANCELLED,
+    "trash": CANCELLED,
+}
 
 
 def normalize_store_url(url: str) -> str:
@@ -58,6 +93,24 @@ def normalize_store_url(url: str) -> str:
     default = {"http": 80, "https": 443}.get(scheme)
     netloc = (parts.hostname or "").lower() + (f":{port}" if port and port != default else "")
     return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def store_key(url: str) -> str | None:
+    """The store a URL names, whatever form of it WooCommerce sends: host (less a leading
+    `www.`), port and path, as normalize_store_url writes them; the scheme dropped. None for
+    no http(s) URL.
+
+    X-WC-Webhook-Source is `home_url('/')` (class-wc-webhook.php, deliver()), the site's `home`
+    option, which need not be the URL the merchant gave us (www or not), and whose scheme is
+    https whenever the request that delivers is (get_home_url: is_ssl()), else the option's:
+    one store can send both. The path stays: two sites of a multisite are two stores. Matching
+    this loosely lets no store pass as another: the HMAC with the matched connection's own
+    secret must still verify, and two connections with one key are refused (store_taken).
+    """
+    scheme, _, rest = normalize_store_url(url).partition("://")
+    if scheme not in ("http", "https") or not rest or rest.startswith("/"):
+        return None
+    return rest.removeprefix("www.")
 
 
 def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
@@ -91,17 +144,21 @@ class WooCommerceAdapter:
             ],
             shipping_address=_our_address(order.get("shipping") or {}),
             email=(order.get("billing") or {}).get("email") or None,
+            payment=_payment(order),
+            created_at=_gmt(order.get("date_created_gmt")),
         )
 
     def create_order(self, order: Order) -> CreatedOrder:
-        """POST /orders as `processing`, our ids kept in its meta data.
+        """POST /orders as `processing`, without the customer's email, our ids in its meta data,
+        each line on the seller's product with its SKU (GET /products?sku=) at our price.
 
         Exactly once: an earlier attempt's order (created, but not recorded before a crash) is
         found by its `gateway_order_id` among the store's orders created since ours.
         """
         earlier = self._created_earlier(order)
         if earlier is not None:
-            return CreatedOrder(ref=str(earlier["id"]), line_refs=_line_refs(order, earlier))
+            return _created(order, earlier)
+        catalog = self._catalog([li.seller_sku for li in order.line_items])
         shipping = _woo_address(order.shipping_address)
         created = self.call(
             "POST",
@@ -110,21 +167,35 @@ class WooCommerceAdapter:
                 "status": "processing",
                 "set_paid": False,
                 "shipping": shipping,
-                "billing": {**shipping, "email": order.customer_email or ""},
+                # No billing email, ever. WooCommerce saves a REST order `pending`, then sets
+                # the status asked for (WC_REST_Orders_V2_Controller::save_object), and
+                # pending -> processing mails the billing email "Your order has been received!"
+                # (WC_Email_Customer_Processing_Order), completed mails it again: the buyer's
+                # customer would hear from the seller's shop. And "" is refused: the schema's
+                # billing.email is {type: [string, null], format: email}.
+                "billing": shipping,
                 "customer_note": f"Dropship order {order.buyer_order_ref} via the gateway",
                 "line_items": [
-                    {
-                        "name": li.title,
-                        "quantity": li.quantity,
-                        "sku": li.seller_sku,
-                        "meta_data": [{"key": "gateway_sku", "value": li.seller_sku}],
-                    }
-                    for li in order.line_items
+                    _woo_line(li, catalog.get(li.seller_sku)) for li in order.line_items
                 ],
                 "meta_data": [{"key": "gateway_order_id", "value": order.id}],
             },
         )
-        return CreatedOrder(ref=str(created["id"]), line_refs=_line_refs(order, created))
+        return _created(order, created)
+
+    def _catalog(self, skus: list[str]) -> dict[str, dict[str, Any]]:
+        """The seller's products (variations too) with these SKUs, by SKU. `sku=A,B` matches
+        exact SKUs, commas separating them (WC_REST_Products_Controller::prepare_objects_query)."""
+        wanted = sorted({sku for sku in skus if sku})
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), PAGE_SIZE):
+            chunk = ",".join(wanted[start : start + PAGE_SIZE])
+            products = self.call(
+                "GET", f"/wp-json/wc/v3/products?sku={quote(chunk)}&per_page={PAGE_SIZE}"
+            )
+            for product in products or []:
+                found.setdefault(product.get("sku") or "", product)
+        return found
 
     def _created_earlier(self, order: Order) -> dict[str, Any] | None:
         since = quote(minute_before(order.created_at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
@@ -150,24 +221,43 @@ class WooCommerceAdapter:
         return []
 
     def forward_fulfillment(self, order: Order, fulfillment: Fulfillment) -> str:
-        """Tracking items through Shipment Tracking, else a customer note; never twice."""
+        """Tracking items through the store's tracking plugin, else (none, or it refuses the
+        number) a customer note; never twice."""
         ref = order.buyer_order_ref
         trackings = self.call("GET", TRACKING_PATH.format(id=ref), missing_ok=True)
         if trackings is not None:
-            have = {t.get("tracking_number") for t in trackings}
-            ids = [
-                str(t["tracking_id"])
-                for t in trackings
-                if t.get("tracking_number") in fulfillment.tracking_numbers
-            ]
-            for index, number in enumerate(fulfillment.tracking_numbers):
-                if number in have:
-                    continue
-                item = self.call(
-                    "POST", TRACKING_PATH.format(id=ref), json=_tracking_item(fulfillment, index)
-                )
-                ids.append(str(item["tracking_id"]))
-            return "tracking:" + ",".join(ids)
+            try:
+                return self._post_trackings(ref, fulfillment, trackings)
+            except PlatformError as refused:
+                if not refused.permanent:
+                    raise
+                # AST answers 404 to a number with anything but letters, digits, "-" and
+                # spaces: the customer still gets it, as a note, and the delivery is not failed.
+                log.warning("order %s: tracking refused (%s), sent as a note", order.id, refused)
+        return self._post_note(order, fulfillment)
+
+    def _post_trackings(
+        self, ref: str, fulfillment: Fulfillment, trackings: list[dict[str, Any]]
+    ) -> str:
+        """One tracking item per number the order does not have yet; every number's item ids."""
+        have = {t.get("tracking_number") for t in trackings}
+        ids = [
+            str(t["tracking_id"])
+            for t in trackings
+            if t.get("tracking_number") in fulfillment.tracking_numbers
+        ]
+        for index, number in enumerate(fulfillment.tracking_numbers):
+            if number in have:
+                continue
+            item = self.call(
+                "POST", TRACKING_PATH.format(id=ref), json=_tracking_item(fulfillment, index)
+            )
+            ids.append(str(item["tracking_id"]))
+        return "tracking:" + ",".join(ids)
+
+    def _post_note(self, order: Order, fulfillment: Fulfillment) -> str:
+        """A customer note with carrier, numbers and links, marked so a retry finds it."""
+        ref = order.buyer_order_ref
         marker = f"[{fulfillment.id} v{fulfillment.version}]"
         notes = self.call("GET", f"/wp-json/wc/v3/orders/{ref}/notes") or []
         for note in notes:
@@ -227,6 +317,41 @@ class WooCommerceAdapter:
             raise PlatformError("WooCommerce answered something that is not JSON") from None
 
 
+def _woo_line(line: LineItem, product: dict[str, Any] | None) -> dict[str, Any]:
+    """A line for POST /orders: on the seller's product when their catalog has its SKU, else
+    by name. At our price, 0.00, either way: the buyer and seller settle outside the seller's
+    store, and without `subtotal`/`total` WooCommerce prices the line at the product's price
+    (WC_REST_Orders_V2_Controller::prepare_line_items)."""
+    posted: dict[str, Any] = {
+        "quantity": line.quantity,
+        "subtotal": "0.00",  # strings: the schema's type, refused as numbers
+        "total": "0.00",
+        "meta_data": [{"key": "gateway_sku", "value": line.seller_sku}],
+    }
+    if product is not None:
+        # The seller's own product and name; WooCommerce reduces its stock as for any sale
+        # reaching `processing` (wc_maybe_reduce_stock_levels).
+        posted["product_id"] = product["id"]
+    else:
+        # A line needs a product_id or a sku (woocommerce_rest_required_product_reference); an
+        # unknown sku leaves it a line without product: our name, no stock, no catalog price.
+        posted.update(sku=line.seller_sku, name=line.title)
+    return posted
+
+
+def _created(order: Order, created: dict[str, Any]) -> CreatedOrder:
+    """Our order as the seller's store holds it: its ids, and a timeline note for each line it
+    holds without a product (its SKU is not in their catalog)."""
+    store_lines = list(created.get("line_items") or [])
+    notes = [
+        f"{li.seller_sku} is not a product in the seller's WooCommerce store: its line is there "
+        f'by name ("{li.title}"), without their price or stock.'
+        for li, held in zip(order.line_items, store_lines, strict=False)
+        if not held.get("product_id")
+    ]
+    return CreatedOrder(ref=str(created["id"]), line_refs=_line_refs(order, created), notes=notes)
+
+
 def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:
     """Our line ids to the store's: WooCommerce keeps the order lines were sent in."""
     store_lines = list(created.get("line_items") or [])
@@ -235,6 +360,16 @@ def _line_refs(order: Order, created: dict[str, Any]) -> dict[str, str]:
         for i, li in enumerate(order.line_items)
         if i < len(store_lines)
     }
+
+
+def _payment(order: dict[str, Any]) -> str:
+    """PAID, UNPAID or CANCELLED from the order's status (PAYMENT)."""
+    status = order.get("status") or ""
+    if status in PAYMENT:
+        return PAYMENT[status]
+    # A plugin's own status ("shipped", "awaiting-shipment"...): paid once WooCommerce recorded
+    # the payment, which sets date_paid (WC_Order::maybe_set_date_paid, payment_complete).
+    return PAID if order.get("date_paid_gmt") else UNPAID
 
 
 def _second_before(iso_time: str) -> str:
@@ -249,16 +384,21 @@ def _gmt(value: str | None) -> str | None:
 
 
 def _tracking_item(fulfillment: Fulfillment, index: int) -> dict[str, Any]:
+    """A tracking item both plugins take the same way.
+
+    The carrier goes as `custom_tracking_provider` with our link: the official extension shows
+    a custom provider with its custom link (its predefined `tracking_provider` names would
+    ignore ours, and they are not AST's: "Fedex", "DHL US"), and AST looks the name up in its
+    own provider table, keeping ours when it has none. No `date_shipped`: both default to the
+    day it is added, and AST reads a date back through its `wc_ast_api_date_format` setting
+    (d-m-Y or m-d-Y), which swaps day and month of an ISO date when set to m-d-Y.
+    """
     item: dict[str, Any] = {
         "tracking_number": fulfillment.tracking_numbers[index],
-        "date_shipped": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "custom_tracking_provider": fulfillment.carrier,
     }
-    if fulfillment.carrier in PROVIDERS:
-        item["tracking_provider"] = PROVIDERS[fulfillment.carrier]
-    else:
-        item["custom_tracking_provider"] = fulfillment.carrier
-        if index < len(fulfillment.tracking_urls):
-            item["custom_tracking_link"] = fulfillment.tracking_urls[index]
+    if index < len(fulfillment.tracking_urls):
+        item["custom_tracking_link"] = fulfillment.tracking_urls[index]
     return item
 
 
@@ -321,11 +461,17 @@ class WooCommerce(Platform):
     label = "WooCommerce"
     connection_schema = WooCommerceConnection
     fulfillments_from_store = False  # sellers use our form; the order is also in their store
-    topics = {"order.created": INGEST_ORDER}
-    webhook_auth = "X-WC-Webhook-Signature over the raw body; store by X-WC-Webhook-Source"
+    # order.updated too: a checkout's order is often still pending when order.created fires, and
+    # its payment (or cancellation) is only an update. It fires on every change of every order;
+    # ingest answers one about an order it has in and routed without reading it again.
+    topics = {"order.created": INGEST_ORDER, "order.updated": INGEST_ORDER}
+    webhook_auth = (
+        "X-WC-Webhook-Signature over the raw body; store by X-WC-Webhook-Source (host without "
+        "www., port and path; any scheme)"
+    )
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:
-        return normalize_store_url(connection["store_url"])
+        return store_key(connection["store_url"])
 
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
@@ -341,8 +487,7 @@ class WooCommerce(Platform):
         )
 
     def webhook_store(self, call: WebhookCall) -> str | None:
-        source = call.headers.get("X-WC-Webhook-Source")
-        return normalize_store_url(source) if source else None
+        return store_key(call.header("X-WC-Webhook-Source"))
 
     def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
         return verify_webhook(

@@ -243,17 +243,20 @@ class BigCommerceSide(Side):
 
 class WooCommerceSide(Side):
     def open_store(self, hook: str | None = None) -> dict:
-        # Buyer stores with the Shipment Tracking extension get tracking items, others notes.
-        tracking = self.role == "buyer" and self.env.woo_tracking
+        # Buyer stores with a tracking plugin get tracking items, others notes: env.woo_tracking
+        # names the plugin ("shipment-tracking", "ast"; True is the official extension).
+        plugin = self.env.woo_tracking if self.role == "buyer" else None
         self.store = self.env.woocommerce.add_store(
             self.name,
             f"ck_{self.name}",
             f"cs_{self.name}",
             f"{self.name}-secret",
-            has_shipment_tracking=tracking,
+            tracking_plugin="shipment-tracking" if plugin is True else plugin or None,
         )
         if self.role == "buyer" and hook:
-            self.store.add_webhook("order.created", hook, secret=f"{self.name}-secret")
+            # order.updated says an order placed unpaid was paid (or cancelled).
+            for topic in ("order.created", "order.updated"):
+                self.store.add_webhook(topic, hook, secret=f"{self.name}-secret")
         elif self.role == "seller":
             for sku in SKUS.values():
                 self.store.add_product(sku, f"Product {sku}", 4.0)

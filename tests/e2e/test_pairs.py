@@ -64,7 +64,8 @@ def test_order_to_shipped(
         shopify=shopify_sim,
         bigcommerce=bigcommerce_sim,
         woocommerce=woocommerce_sim,
-        woo_tracking=seller_platform in ("shopify", "none"),  # both WooCommerce paths get a turn
+        # every WooCommerce buyer path gets a turn: each tracking plugin, and notes without one
+        woo_tracking={"shopify": "shipment-tracking", "none": "ast"}.get(seller_platform),
     )
     buyer, seller = side(env, buyer_platform, "buyer"), side(env, seller_platform, "seller")
     buyer.connect()

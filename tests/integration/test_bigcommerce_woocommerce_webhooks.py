@@ -486,6 +486,11 @@ def test_woo_the_ping_is_answered_before_any_partner_exists(client, redis):
         "https://shop.example.com",
         "https://Shop.EXAMPLE.com/",
         "https://shop.example.com:443/",
+        # home_url('/'): http when the delivering request is not https, and the site's own
+        # `home`, www or not
+        "http://shop.example.com/",
+        "https://www.shop.example.com/",
+        "http://WWW.shop.example.com:80/",
     ],
 )
 def test_woo_signed_order_created_is_accepted_with_one_ingest_job(client, redis, woo_buyer, source):
@@ -555,9 +560,11 @@ def test_woo_a_wrong_or_missing_signature_is_401_and_stores_nothing(
     "source",
     [
         "https://other.example.com/",
-        "http://shop.example.com/",  # another scheme
-        "https://shop.example.com/store/",  # another path
+        "https://shop.example.com/store/",  # another path: another site of a multisite
         "https://shop.example.com:8443/",
+        "https://api.shop.example.com/",
+        "https://wwwshop.example.com/",
+        "shop.example.com",
         "",
     ],
 )
@@ -571,6 +578,50 @@ def test_woo_an_unknown_source_is_401_and_stores_nothing(client, redis, woo_buye
     assert_refused(answer, 401, "unauthorized")
     assert snapshot(redis) == before
     assert queued(redis).count == 0
+
+
+def test_woo_a_store_passes_as_no_other_whatever_the_source_says(client, redis, woo_buyer):
+    other = create_partner(
+        client,
+        "woocommerce",
+        {
+            "store_url": "https://other.example.com",
+            "consumer_key": "ck_other",
+            "consumer_secret": "cs_other",
+            "webhook_secret": "other-secret",
+        },
+    )
+    raw = raw_fixture("woocommerce", "webhook_order_created")
+    before = snapshot(redis)
+
+    # signed by shop.example.com's secret, naming the other store (www, http: same store)
+    forged = deliver_woo(client, raw, source="http://www.other.example.com/")
+
+    assert_refused(forged, 401, "unauthorized")
+    assert snapshot(redis) == before
+    own = deliver_woo(client, raw, source="http://www.other.example.com/", secret="other-secret")
+    assert own.get_json() == {"status": "accepted"}
+    assert queued(redis).jobs[0].args == [other["id"], "727"]
+
+
+def test_woo_one_store_under_another_form_of_its_url_is_taken(client, redis, woo_buyer):
+    answer = client.post(
+        "/api/v1/partners",
+        json={
+            "name": "Same shop",
+            "email": "ops@example.com",
+            "platform": "woocommerce",
+            "connection": {
+                "store_url": "http://www.shop.example.com/",
+                "consumer_key": "ck2",
+                "consumer_secret": "cs2",
+                "webhook_secret": "another-secret",
+            },
+        },
+        headers=admin_headers(),
+    )
+
+    assert_refused(answer, 409, "store_taken")
 
 
 def test_woo_a_form_body_with_x_wc_headers_is_no_ping(client, redis, woo_buyer):
@@ -650,7 +701,20 @@ def test_woo_a_body_over_1_mib_is_413(client, redis, woo_buyer):
     assert queued(redis).count == 0
 
 
-@pytest.mark.parametrize("topic", ["order.updated", "order.deleted", "product.created"])
+def test_woo_order_updated_asks_for_the_order_again(client, redis, woo_buyer):
+    # A checkout's order can be `pending` when order.created fires; its payment is an update.
+    answer = deliver_woo(
+        client, raw_fixture("woocommerce", "webhook_order_created"), topic="order.updated"
+    )
+
+    assert answer.get_json() == {"status": "accepted"}
+    queue = queued(redis)
+    assert [(job.func_name, job.args) for job in queue.jobs] == [
+        (INGEST_ORDER, [woo_buyer["id"], "727"])
+    ]
+
+
+@pytest.mark.parametrize("topic", ["order.deleted", "product.created"])
 def test_woo_other_topics_are_ignored(client, redis, woo_buyer, topic):
     answer = deliver_woo(client, raw_fixture("woocommerce", "webhook_order_created"), topic=topic)
 

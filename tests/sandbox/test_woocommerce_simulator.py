@@ -184,6 +184,110 @@ def test_rest_order_fields_and_sku_from_the_catalog(sim, store):
     assert bad.status_code == 400 and bad.json()["code"] == "rest_invalid_param"
 
 
+@pytest.mark.parametrize("email", ["", "ada", "ada@example", "ada @example.com"])
+def test_an_empty_or_invalid_billing_email_is_refused_and_no_order_is_made(sim, store, email):
+    body = {"billing": {"first_name": "Ada", "email": email}, "line_items": [{"sku": "A"}]}
+
+    refused = requests.post(f"{store.api_url}/orders", json=body, auth=KEYS, timeout=5)
+
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "code": "rest_invalid_param",
+        "message": "Invalid parameter(s): billing",
+        "data": {
+            "status": 400,
+            "params": {"billing": "Invalid email address."},
+            "details": {
+                "billing": {
+                    "code": "rest_invalid_email",
+                    "message": "Invalid email address.",
+                    "data": None,
+                }
+            },
+        },
+    }
+    assert store.orders() == []
+    for allowed in ({"first_name": "Ada"}, {"email": None}, {"email": "ada@example.com"}):
+        body["billing"] = allowed
+        made = requests.post(f"{store.api_url}/orders", json=body, auth=KEYS, timeout=5)
+        assert made.status_code == 201, made.text
+    oid = store.orders()[-1]["id"]
+    update = requests.put(
+        f"{store.api_url}/orders/{oid}", json={"billing": {"email": ""}}, auth=KEYS, timeout=5
+    )
+    assert update.status_code == 400 and store.order(oid)["billing"]["email"] == "ada@example.com"
+
+
+def test_status_changes_email_the_billing_address_as_woocommerce_does(sim, store):
+    def created(billing: dict) -> int:
+        body = {"status": "processing", "billing": billing, "line_items": [{"sku": "A"}]}
+        answer = requests.post(f"{store.api_url}/orders", json=body, auth=KEYS, timeout=5)
+        assert answer.status_code == 201, answer.text
+        return answer.json()["id"]
+
+    mailed = created({"first_name": "Ada", "email": "ada@example.com"})
+    # saved pending, then set processing: the customer's "order received" email
+    assert [(e["email"], e["to"], e["order_id"]) for e in store.emails()] == [
+        ("customer_processing_order", "ada@example.com", mailed)
+    ]
+    assert (
+        store.notes(mailed)[0]["note"] == "Order status changed from Pending payment to Processing."
+    )
+    store.complete(mailed)
+    assert store.emails()[-1]["email"] == "customer_completed_order"
+
+    silent = created({"first_name": "Ada"})
+    store.complete(silent)
+    store.add_note(silent, "Shipped", customer_note=True)
+    assert [e for e in store.emails() if e["order_id"] == silent] == []  # no billing email
+
+    held = store.place_order([{"sku": "A"}], billing={"email": "bo@example.com"}, paid=False)
+    store.set_status(held["id"], "on-hold")  # a bank transfer awaited
+    store.mark_paid(held["id"])
+    assert [e["email"] for e in store.emails() if e["order_id"] == held["id"]] == [
+        "customer_on_hold_order",
+        "customer_processing_order",
+    ]
+
+
+def test_products_by_sku_and_lines_on_them_at_the_price_posted(sim, store):
+    mug = store.add_product("AC-100", "Acme mug", 7.5, stock=5)
+    store.add_product("AC-300", "Acme jug", 9.0)
+    url = f"{store.api_url}/products"
+
+    found = requests.get(url, params={"sku": "AC-100,AC-200"}, auth=KEYS, timeout=5).json()
+    assert [(p["id"], p["sku"], p["price"]) for p in found] == [(mug, "AC-100", "7.50")]
+    assert found[0]["manage_stock"] is True and found[0]["stock_quantity"] == 5
+    assert requests.get(url, params={"sku": "AC-1"}, auth=KEYS, timeout=5).json() == []
+    assert requests.get(url, timeout=5).status_code == 401
+
+    def order(line: dict) -> requests.Response:
+        body = {"status": "processing", "line_items": [line]}
+        return requests.post(f"{store.api_url}/orders", json=body, auth=KEYS, timeout=5)
+
+    as_number = order({"product_id": mug, "quantity": 2, "total": 0})
+    assert as_number.status_code == 400
+    assert as_number.json()["data"]["params"] == {
+        "line_items": "line_items[0][total] is not of type string."
+    }
+    linked = order({"product_id": mug, "quantity": 2, "subtotal": "0.00", "total": "0.00"})
+    (line,) = linked.json()["line_items"]
+    assert (line["product_id"], line["sku"], line["name"], line["total"]) == (
+        mug,
+        "AC-100",
+        "Acme mug",
+        "0.00",
+    )
+    assert store.product(mug)["stock_quantity"] == 3, "processing reduces the stock, once"
+    store.complete(linked.json()["id"])
+    assert store.product(mug)["stock_quantity"] == 3
+    priced = order({"product_id": mug, "quantity": 1})
+    assert priced.json()["line_items"][0]["total"] == "7.50", "no total: the shop's price"
+    by_name = order({"sku": "AC-200", "name": "Red mug", "quantity": 1, "total": "0.00"})
+    (line,) = by_name.json()["line_items"]
+    assert (line["product_id"], line["sku"], line["name"]) == (0, None, "Red mug")
+
+
 def test_listing_headers_paging_and_modified_after(sim):
     store = sim.add_store("tz", CK, CS, SECRET, utc_offset_hours=-5)
     sim.clock.set(datetime(2026, 1, 10, 12, 0, tzinfo=UTC))
@@ -310,6 +414,56 @@ def test_shipment_tracking_present_and_absent(sim, store):
         assert gone.status_code == 200 and len(site.trackings(oid)) == 1
 
 
+def test_advanced_shipment_tracking_answers_the_route_its_own_way(sim):
+    ast = sim.add_store("ast", CK, CS, SECRET, tracking_plugin="ast")
+    oid = ast.place_order([{"sku": "MUG", "quantity": 1}])["id"]
+    base = f"{ast.url}/wp-json/wc-shipment-tracking/v3/orders/{oid}/shipment-trackings"
+    assert (
+        "wc-shipment-tracking/v3"
+        in requests.get(f"{ast.url}/wp-json/", timeout=5).json()["namespaces"]
+    )
+
+    def post(**body: str) -> requests.Response:
+        return requests.post(base, json=body, auth=KEYS, timeout=5)
+
+    known = post(
+        tracking_number="1Z5R89390357567127",
+        custom_tracking_provider="ups",  # found by name in its table, case aside
+        custom_tracking_link="https://ours.example/1Z5R89390357567127",
+    )
+    assert known.status_code == 201, known.text
+    item = known.json()
+    assert item["tracking_provider"] == "UPS"
+    assert item["tracking_link"].startswith("https://www.ups.com/"), "its own link, not ours"
+    today = sim.clock.now()
+    assert item["date_shipped"] == f"{today:%B} {today.day}, {today.year}", "site date_format"
+    other = post(
+        tracking_number="AC123456789",
+        custom_tracking_provider="Acme Courier",
+        custom_tracking_link="https://acme.example/t/AC123456789",
+    ).json()
+    assert (other["tracking_provider"], other["tracking_link"]) == (
+        "",
+        "https://acme.example/t/AC123456789",
+    )
+    refused = post(tracking_number="JD0146.0000.4417", custom_tracking_provider="DHL")
+    assert refused.status_code == 404
+    assert refused.json()["code"] == "woocommerce_rest_order_invalid_id"
+    assert refused.json()["message"] == "Special character not allowd in tracking number"
+    ast.ast_api_date_format = "m-d-Y"
+    swapped = post(tracking_number="FX449044304137821", date_shipped="2026-03-05").json()
+    assert swapped["date_shipped"] == "May 3, 2026", "an ISO date read day-for-month"
+    listed = requests.get(base, auth=KEYS, timeout=5).json()
+    assert [t["tracking_number"] for t in listed] == [
+        "1Z5R89390357567127",
+        "AC123456789",
+        "FX449044304137821",
+    ]
+    assert ast.notes(oid)[0]["note"].startswith("Order was shipped with")
+    providers = f"{ast.url}/wp-json/wc-shipment-tracking/v3/shipment-trackings/providers"
+    assert requests.get(providers, timeout=5).status_code == 404, "the extension's route only"
+
+
 def test_ping_then_signed_delivery_with_wc_headers(sim, store, receiver):
     hook = store.add_webhook("order.created", receiver.url)
     assert hook["ping"] == {"ok": True, "status": 200}
@@ -339,6 +493,35 @@ def test_ping_then_signed_delivery_with_wc_headers(sim, store, receiver):
     assert payload == store.order(order["id"])
     assert payload["status"] == "processing"
     assert payload["line_items"][0]["sku"] == "MUG-BLUE"
+
+
+def test_an_unpaid_checkout_stays_pending_until_paid_or_cancelled(sim, store, receiver):
+    store.add_webhook("order.created", receiver.url)
+    store.add_webhook("order.updated", receiver.url)
+    unpaid = store.place_order([{"sku": "A", "quantity": 1}], paid=False)
+    (created,) = receiver.wait_for(1)
+    assert created["headers"]["X-WC-Webhook-Topic"] == "order.created"
+    assert json.loads(created["body"])["status"] == "pending"
+    assert unpaid["date_paid"] is None and unpaid["needs_payment"] is True
+
+    paid = store.mark_paid(unpaid["id"])  # the payment gateway's payment_complete()
+
+    assert paid["status"] == "processing" and paid["date_paid_gmt"]
+    updated = receiver.wait_for(2)[1]
+    assert updated["headers"]["X-WC-Webhook-Topic"] == "order.updated"
+    assert json.loads(updated["body"])["status"] == "processing"
+    assert store.mark_paid(unpaid["id"])["status"] == "processing", "paid once"
+    other = store.place_order([{"sku": "B", "quantity": 1}], paid=False)["id"]
+    assert store.set_status(other, "cancelled")["date_paid"] is None
+
+
+def test_deliveries_name_the_sites_home_url_as_their_source(sim, receiver):
+    shop = sim.add_store("homed", CK, CS, SECRET, home_url="https://www.shop.example")
+    shop.add_webhook("order.created", receiver.url)
+    shop.place_order([{"sku": "A", "quantity": 1}])
+    (delivery,) = receiver.wait_for(1)
+    assert delivery["headers"]["X-WC-Webhook-Source"] == "https://www.shop.example/"
+    assert requests.get(f"{shop.url}/wp-json/", timeout=5).json()["home"] == shop.home_url
 
 
 def test_ping_needs_exactly_200(sim, store, receiver):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,16 @@ import requests
 import responses
 from responses import matchers
 
-from gateway.model import Delivery, Fulfillment, FulfillmentLine, LineItem, Order
+from gateway.model import (
+    CANCELLED,
+    PAID,
+    UNPAID,
+    Delivery,
+    Fulfillment,
+    FulfillmentLine,
+    LineItem,
+    Order,
+)
 from gateway.platforms.base import (
     ChangedOrder,
     ChangedPage,
@@ -24,7 +32,13 @@ from gateway.platforms.base import (
     PlatformError,
     StoreLine,
 )
-from gateway.platforms.woocommerce import PAGE_SIZE, WooCommerceAdapter, normalize_store_url
+from gateway.platforms.woocommerce import (
+    PAGE_SIZE,
+    WooCommerce,
+    WooCommerceAdapter,
+    normalize_store_url,
+    store_key,
+)
 from gateway.runtime import connect
 from gateway.settings import Settings
 from gateway.store import key
@@ -88,10 +102,6 @@ def sent(rsps, index: int) -> dict:
 
 def counters(redis) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in redis.hgetall(key("metrics")).items()}
-
-
-def today_utc() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 # ---- builders ------------------------------------------------------------------------------------
@@ -174,6 +184,13 @@ def test_read_order_maps_lines_shipping_address_and_billing_email(adapter, rsps)
     assert order.email == "ada@example.com"
 
 
+def test_read_order_says_when_the_order_was_placed(adapter, rsps):
+    # an update webhook can name an order from before the store was connected
+    rsps.get(f"{ORDERS}/727", json=load("order"))
+
+    assert adapter.read_order("727").created_at == "2026-03-02T16:15:00Z"
+
+
 def test_calls_send_the_consumer_key_and_secret_as_http_basic(adapter, rsps):
     rsps.get(f"{ORDERS}/727", json=load("order"))
 
@@ -196,6 +213,32 @@ def test_read_order_without_billing_email_has_none(adapter, rsps):
     rsps.get(f"{ORDERS}/727", json=order)
 
     assert adapter.read_order("727").email is None
+
+
+@pytest.mark.parametrize(
+    ("status", "date_paid_gmt", "payment"),
+    [
+        ("pending", None, UNPAID),  # order.created fires for these: the checkout is not paid
+        ("failed", None, UNPAID),
+        ("on-hold", None, UNPAID),  # bank transfer or cheque, awaiting confirmation
+        ("checkout-draft", None, UNPAID),
+        ("processing", "2026-03-02T16:15:01", PAID),
+        ("completed", "2026-03-02T16:15:01", PAID),
+        ("cancelled", None, CANCELLED),
+        ("refunded", "2026-03-02T16:15:01", CANCELLED),
+        ("trash", None, CANCELLED),
+        ("awaiting-shipment", "2026-03-02T16:15:01", PAID),  # a plugin's status, paid
+        ("awaiting-review", None, UNPAID),  # a plugin's status, no payment recorded
+    ],
+)
+def test_read_order_translates_the_status_into_payment(
+    adapter, rsps, status, date_paid_gmt, payment
+):
+    rsps.get(
+        f"{ORDERS}/727", json={**load("order"), "status": status, "date_paid_gmt": date_paid_gmt}
+    )
+
+    assert adapter.read_order("727").payment == payment
 
 
 # ---- create_order --------------------------------------------------------------------------------
@@ -221,6 +264,22 @@ def no_earlier_order(rsps) -> None:
     rsps.get(ORDERS, json=[], match=[lookup()])
 
 
+PRODUCTS = f"{SITE}/wp-json/wc/v3/products"
+PRODUCT_IDS = {"AC-100": 93, "AC-200": 94}  # as order_created_in_store.json links them
+
+
+def catalog(rsps, *skus: str) -> None:
+    """The seller's catalog asked for the order's SKUs at once; it has `skus`."""
+    rsps.get(
+        PRODUCTS,
+        json=[
+            {"id": PRODUCT_IDS[sku], "sku": sku, "name": f"Acme {sku}", "type": "simple"}
+            for sku in skus
+        ],
+        match=[matchers.query_param_matcher({"sku": "AC-100,AC-200", "per_page": "100"})],
+    )
+
+
 def store_orders(count: int, first_id: int = 1000) -> list[dict]:
     """Orders in the seller's store that are not ours: store sales and other gateway orders."""
     orders = []
@@ -232,20 +291,33 @@ def store_orders(count: int, first_id: int = 1000) -> list[dict]:
 
 def test_create_order_posts_a_processing_order_and_maps_the_store_line_ids(adapter, rsps):
     no_earlier_order(rsps)
+    catalog(rsps, "AC-100", "AC-200")
     rsps.post(ORDERS, json=load("order_created_in_store"), status=201)
 
     created = adapter.create_order(make_order())
 
     assert created == CreatedOrder(ref="728", line_refs={"li_1": "401", "li_2": "402"})
-    assert [c.request.method for c in rsps.calls] == ["GET", "POST"]
-    body = sent(rsps, 1)
+    assert [c.request.method for c in rsps.calls] == ["GET", "GET", "POST"]
+    body = sent(rsps, 2)
     assert body["status"] == "processing"
     assert body["set_paid"] is False
-    assert [(li["name"], li["quantity"], li["sku"]) for li in body["line_items"]] == [
-        ("Blue mug", 2, "AC-100"),
-        ("Red mug", 1, "AC-200"),
+    # On the seller's products, at our price (the shop's own would apply without totals)
+    assert body["line_items"] == [
+        {
+            "product_id": 93,
+            "quantity": 2,
+            "subtotal": "0.00",
+            "total": "0.00",
+            "meta_data": [{"key": "gateway_sku", "value": "AC-100"}],
+        },
+        {
+            "product_id": 94,
+            "quantity": 1,
+            "subtotal": "0.00",
+            "total": "0.00",
+            "meta_data": [{"key": "gateway_sku", "value": "AC-200"}],
+        },
     ]
-    assert body["line_items"][0]["meta_data"] == [{"key": "gateway_sku", "value": "AC-100"}]
     assert {"key": "gateway_order_id", "value": "ord_test"} in body["meta_data"]
     assert body["shipping"] == {
         "first_name": "Ada",
@@ -259,12 +331,64 @@ def test_create_order_posts_a_processing_order_and_maps_the_store_line_ids(adapt
         "country": "US",
         "phone": "+1 217 555 0100",
     }
-    assert body["billing"] == {**body["shipping"], "email": "ada@example.com"}
+    # No email: WooCommerce would mail the customer "order received" from the seller's shop
+    assert body["billing"] == body["shipping"]
     assert BUYER_ORDER_REF in body["customer_note"]
+
+
+@pytest.mark.parametrize("customer_email", ["ada@example.com", None])
+def test_create_order_never_sends_a_billing_email(adapter, rsps, customer_email):
+    no_earlier_order(rsps)
+    catalog(rsps, "AC-100", "AC-200")
+    rsps.post(ORDERS, json=load("order_created_in_store"), status=201)
+
+    adapter.create_order(make_order(customer_email=customer_email))
+
+    billing = sent(rsps, 2)["billing"]
+    assert "email" not in billing  # "" is refused (400), a real one is mailed by the store
+    assert billing["first_name"] == "Ada"
+
+
+def test_a_sku_the_seller_has_no_product_for_is_a_line_by_name_noted_for_the_timeline(
+    adapter, rsps
+):
+    no_earlier_order(rsps)
+    catalog(rsps, "AC-100")  # no AC-200 in the seller's store
+    answer = load("order_created_in_store")
+    answer["line_items"][1].update(product_id=0, sku=None)  # as WooCommerce holds it
+    rsps.post(ORDERS, json=answer, status=201)
+
+    created = adapter.create_order(make_order())
+
+    line = sent(rsps, 2)["line_items"][1]
+    assert line == {
+        "sku": "AC-200",  # a product_id or a sku is required; this one resolves to no product
+        "name": "Red mug",
+        "quantity": 1,
+        "subtotal": "0.00",
+        "total": "0.00",
+        "meta_data": [{"key": "gateway_sku", "value": "AC-200"}],
+    }
+    assert created.line_refs == {"li_1": "401", "li_2": "402"}
+    (note,) = created.notes
+    assert "AC-200 is not a product in the seller's WooCommerce store" in note
+    assert "Red mug" in note
+
+
+def test_an_earlier_attempts_order_brings_its_notes_back(adapter, rsps):
+    earlier = load("order_created_in_store")
+    earlier["line_items"][0].update(product_id=0, sku=None)
+    rsps.get(ORDERS, json=[earlier], match=[lookup()])
+
+    created = adapter.create_order(make_order())
+
+    assert [n.split(" is not")[0] for n in created.notes] == ["AC-100"]
+    assert [c.request.method for c in rsps.calls] == ["GET"]
 
 
 def test_create_order_refused_by_the_store_is_permanent(adapter, rsps):
     no_earlier_order(rsps)
+    catalog(rsps, "AC-100", "AC-200")
     rsps.post(
         ORDERS,
         json={
@@ -300,10 +424,11 @@ def test_create_order_returns_an_order_an_earlier_attempt_created_without_postin
 
 def test_create_order_posts_when_a_short_page_of_orders_has_none_of_ours(adapter, rsps):
     rsps.get(ORDERS, json=store_orders(99), match=[lookup()])  # one short of full
+    catalog(rsps, "AC-100", "AC-200")
     rsps.post(ORDERS, json=load("order_created_in_store"), status=201)
 
     assert adapter.create_order(make_order()).ref == "728"
-    assert [c.request.method for c in rsps.calls] == ["GET", "POST"]
+    assert [c.request.method for c in rsps.calls] == ["GET", "GET", "POST"]  # orders, products
 
 
 def test_create_order_reads_the_next_page_after_a_full_one(adapter, rsps):
@@ -319,10 +444,12 @@ def test_create_order_reads_the_next_page_after_a_full_one(adapter, rsps):
 def test_create_order_looks_through_at_most_four_pages_then_posts(adapter, rsps):
     for page in range(1, 5):
         rsps.get(ORDERS, json=store_orders(100, 1000 * page), match=[lookup(page)])
+    catalog(rsps, "AC-100", "AC-200")
     rsps.post(ORDERS, json=load("order_created_in_store"), status=201)
 
     assert adapter.create_order(make_order()).ref == "728"
-    assert [c.request.method for c in rsps.calls] == ["GET"] * 4 + ["POST"]  # no page 5
+    # four pages of orders (no page 5), then the products
+    assert [c.request.method for c in rsps.calls] == ["GET"] * 5 + ["POST"]
 
 
 def test_read_fulfillments_reads_nothing_from_a_woocommerce_seller(adapter, rsps):
@@ -330,7 +457,7 @@ def test_read_fulfillments_reads_nothing_from_a_woocommerce_seller(adapter, rsps
     assert len(rsps.calls) == 0
 
 
-# ---- forward_fulfillment with Shipment Tracking --------------------------------------------------
+# ---- forward_fulfillment with a tracking plugin (the extension, or AST) --------------------------
 
 
 def test_forward_posts_one_tracking_item_per_new_number(adapter, rsps):
@@ -343,8 +470,8 @@ def test_forward_posts_one_tracking_item_per_new_number(adapter, rsps):
     assert len(rsps.calls) == 2  # UPS_1 not posted again
     assert sent(rsps, 1) == {
         "tracking_number": UPS_2,
-        "tracking_provider": "UPS",
-        "date_shipped": today_utc(),
+        "custom_tracking_provider": "UPS",
+        "custom_tracking_link": UPS_URL % UPS_2,
     }
 
 
@@ -371,17 +498,21 @@ def test_forward_posts_nothing_when_every_number_is_there(adapter, rsps):
 
 
 @pytest.mark.parametrize("carrier", ["UPS", "USPS", "FedEx", "DHL"])
-def test_forward_names_known_carriers_by_tracking_provider(adapter, rsps, carrier):
+def test_forward_names_every_carrier_as_a_custom_provider_with_our_link(adapter, rsps, carrier):
+    # The extension's predefined names ("Fedex", "DHL US") are not AST's, and a predefined
+    # provider drops our link; AST finds a custom provider's name in its own table.
     rsps.get(TRACKINGS, json=[])
     rsps.post(TRACKINGS, json=load("tracking_item_created"), status=201)
 
     adapter.forward_fulfillment(make_order(), make_fulfillment(numbers=[UPS_2], carrier=carrier))
 
     body = sent(rsps, 1)
-    assert body["tracking_provider"]
-    assert carrier.lower()[:3] in body["tracking_provider"].lower()
-    assert "custom_tracking_provider" not in body
-    assert "custom_tracking_link" not in body
+    assert body == {
+        "tracking_number": UPS_2,
+        "custom_tracking_provider": carrier,
+        "custom_tracking_link": UPS_URL % UPS_2,
+    }
+    assert "date_shipped" not in body  # AST may read an ISO date day-for-month
 
 
 def test_forward_sends_an_unknown_carrier_as_custom_provider_and_link(adapter, rsps):
@@ -397,22 +528,48 @@ def test_forward_sends_an_unknown_carrier_as_custom_provider_and_link(adapter, r
         "tracking_number": "ACX123456789",
         "custom_tracking_provider": "Acme Courier",
         "custom_tracking_link": url,
-        "date_shipped": today_utc(),
     }
 
 
-def test_forward_tracking_item_refused_is_permanent(adapter, rsps):
+AST_REFUSAL = {  # zorem's AST, for a number with anything but letters, digits, "-" and spaces
+    "code": "woocommerce_rest_order_invalid_id",
+    "message": "Special character not allowd in tracking number",
+    "data": {"status": 404},
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "refusal"),
+    [
+        (404, AST_REFUSAL),
+        (400, {"code": "rest_invalid_param", "message": "Invalid parameter(s): tracking_provider"}),
+    ],
+)
+def test_forward_a_tracking_item_refused_goes_as_a_customer_note(adapter, rsps, status, refusal):
+    number = "JD0146.0000.4417"  # a carrier's number with dots
     rsps.get(TRACKINGS, json=[])
-    rsps.post(
-        TRACKINGS,
-        json={"code": "rest_invalid_param", "message": "Invalid parameter(s): tracking_provider"},
-        status=400,
+    rsps.post(TRACKINGS, json=refusal, status=status)
+    rsps.get(NOTES, json=load("notes"))
+    rsps.post(NOTES, json=load("note_created"), status=201)
+
+    ref = adapter.forward_fulfillment(
+        make_order(), make_fulfillment(numbers=[number], carrier="DHL", urls=[])
     )
+
+    assert ref == "note:282"  # delivered, not failed
+    note = sent(rsps, 3)
+    assert note["customer_note"] is True and number in note["note"]
+
+
+def test_forward_a_tracking_plugin_down_is_retried_not_noted(adapter, rsps):
+    rsps.get(TRACKINGS, json=[])
+    rsps.post(TRACKINGS, body="<html>Bad gateway</html>", status=502)
 
     with pytest.raises(PlatformError) as raised:
         adapter.forward_fulfillment(make_order(), make_fulfillment(numbers=[UPS_1]))
 
-    assert raised.value.permanent is True
+    assert raised.value.permanent is False
+    assert len(rsps.calls) == 2  # no note: the tracking is retried
 
 
 # ---- forward_fulfillment without it: a customer note ---------------------------------------------
@@ -663,3 +820,43 @@ def test_normalize_store_url_tells_scheme_and_path_apart():
     assert normalize_store_url("https://example.com/a") != normalize_store_url(
         "https://example.com/b"
     )
+
+
+# ---- the store a webhook names -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("configured", "source"),
+    [
+        ("https://shop.example.com", "https://shop.example.com/"),
+        # home_url('/') is http when the delivering request is not https (get_home_url)
+        ("https://shop.example.com", "http://shop.example.com/"),
+        ("https://shop.example.com", "https://www.shop.example.com/"),  # the site's own `home`
+        ("http://www.shop.example.com/", "https://shop.example.com/"),
+        ("https://example.com/shop", "https://www.example.com/shop/"),
+        ("https://shop.example.com:8443", "http://www.shop.example.com:8443/"),
+    ],
+)
+def test_a_store_is_found_under_any_form_of_its_url_the_webhook_names(configured, source):
+    assert WooCommerce().store_identity({"store_url": configured}) == store_key(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "https://other.example.com/",
+        "https://shop.example.com/store/",  # another site of a multisite
+        "https://shop.example.com:8443/",
+        "https://api.shop.example.com/",
+        "https://wwwshop.example.com/",
+    ],
+)
+def test_another_store_stays_another(source):
+    assert WooCommerce().store_identity({"store_url": "https://shop.example.com"}) != store_key(
+        source
+    )
+
+
+@pytest.mark.parametrize("text", ["", "shop.example.com", "ftp://shop.example.com/", "https://"])
+def test_no_store_is_named_by_no_web_url(text):
+    assert store_key(text) is None
