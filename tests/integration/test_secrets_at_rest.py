@@ -161,7 +161,11 @@ def test_rotate_names_the_partners_no_key_decrypts(client, redis):
 
 
 def test_production_refuses_to_start_without_encryption_keys(redis):
-    https = {"PUBLIC_URL": "https://gateway.example", "SECRET_KEY": "s" * 40}
+    https = {
+        "PUBLIC_URL": "https://gateway.example",
+        "SECRET_KEY": "s" * 40,
+        "GATEWAY_ADMIN_TOKEN": "t" * 40,  # production needs one too (issue 11)
+    }
     with pytest.raises(RuntimeError, match="ENCRYPTION_KEYS"):
         Settings.from_env(https)
     with pytest.raises(RuntimeError, match="ENCRYPTION_KEYS"):
