@@ -64,3 +64,117 @@ def test_nesting_up_to_the_limit_reaches_validation(client, redis):
     )
     assert answer.status_code == 422
     assert list(answer.get_json()["error"]["details"]) == ["connection.a"]
+
+
+# ---- control characters ---------------------------------------------------------------------
+
+UNSAFE = ["\x00", "\t", "\n", "\r", "\x1b", "\x7f", "\x85", "\u2028", "\u202e"]
+
+
+def _input_schemas():
+    from gateway import platforms
+    from gateway.api import schemas
+
+    named = [
+        schemas.PartnerIn,
+        schemas.SkuPair,
+        schemas.PartnershipIn,
+        schemas.AddressIn,
+        schemas.OrderLineIn,
+        schemas.OrderIn,
+        schemas.ListQuery,
+        schemas.FulfillmentLineIn,
+        schemas.FulfillmentIn,
+        schemas.LinkIn,
+    ]
+    return named + [p.connection_schema for p in platforms.every()]
+
+
+def _string_fields():
+    from marshmallow import fields
+
+    for schema in _input_schemas():
+        for name, field in schema().fields.items():
+            inner = field.inner if isinstance(field, fields.List) else field
+            if isinstance(inner, fields.String) and not isinstance(inner, fields.Email):
+                yield schema, name, isinstance(field, fields.List)
+
+
+@pytest.mark.parametrize("character", UNSAFE, ids=[f"U+{ord(c):04X}" for c in UNSAFE])
+def test_every_text_field_of_the_api_refuses_control_characters(character):
+    from marshmallow import ValidationError
+
+    checked = 0
+    for schema, name, many in _string_fields():
+        value = f"ab{character}cd"
+        with pytest.raises(ValidationError) as refused:
+            schema().load({name: [value] if many else value}, partial=True)
+        assert name in refused.value.messages, (schema.__name__, name)
+        checked += 1
+    assert checked > 30
+
+
+@pytest.mark.parametrize("character", UNSAFE, ids=[f"U+{ord(c):04X}" for c in UNSAFE])
+@pytest.mark.parametrize(
+    ("field", "place"),
+    [
+        ("line_items.0.sku", lambda body, v: body["line_items"][0].update(sku=v)),
+        ("line_items.0.title", lambda body, v: body["line_items"][0].update(title=v)),
+        ("shipping_address.name", lambda body, v: body["shipping_address"].update(name=v)),
+        ("shipping_address.address1", lambda b, v: b["shipping_address"].update(address1=v)),
+        ("shipping_address.zip", lambda body, v: body["shipping_address"].update(zip=v)),
+    ],
+)
+def test_an_order_with_a_control_character_is_422_naming_the_field(
+    client, pair, redis, character, field, place
+):
+    from conftest import ADDRESS
+
+    buyer, seller = pair()
+    body = {
+        "seller_id": seller["id"],
+        "buyer_order_ref": "1001",
+        "line_items": [{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug"}],
+        "shipping_address": dict(ADDRESS),
+    }
+    place(body, f"MUG{character}Bcc: x@example.com")
+    before = {k: redis.dump(k) for k in redis.scan_iter() if k != b"gw:metrics"}
+
+    answer = client.post("/api/v1/orders", json=body, headers=bearer(buyer["api_key"]))
+
+    assert answer.status_code == 422
+    error = answer.get_json()["error"]
+    assert error["code"] == "validation_failed"
+    assert list(error["details"]) == [field]
+    assert "control characters" in error["details"][field][0]
+    assert {k: redis.dump(k) for k in redis.scan_iter() if k != b"gw:metrics"} == before
+
+
+def test_partners_and_fulfillments_refuse_control_characters_too(client, pair, make_order, redis):
+    answer = client.post(
+        "/api/v1/partners",
+        json={"name": "Acme\r\nX-Evil: 1", "email": "ops@example.com", "platform": "none"},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 422
+    assert list(answer.get_json()["error"]["details"]) == ["name"]
+    buyer, seller = pair()
+    order = make_order(buyer, seller)
+    answer = client.post(
+        f"/api/v1/orders/{order['id']}/fulfillments",
+        json={
+            "line_items": [{"sku": "AC-100", "quantity": 1}],
+            "carrier": "UPS\t",
+            "tracking_numbers": ["1Z5R89390357567127"],
+        },
+        headers=bearer(seller["api_key"]),
+    )
+    assert answer.status_code == 422
+    assert list(answer.get_json()["error"]["details"]) == ["carrier"]
+
+
+def test_letters_of_every_script_and_emoji_pass(client, pair, make_order):
+    buyer, seller = pair()
+    title = "Zoë's Café mug, 東京, مقهى, 👨\u200d👩\u200d👧"  # a ZWJ joins the family emoji
+    order = make_order(buyer, seller, lines=[{"sku": "MUG-BLUE", "quantity": 1, "title": title}])
+    assert order["line_items"][0]["title"] == title
