@@ -4,6 +4,8 @@ and stores nothing."""
 
 from __future__ import annotations
 
+import email
+
 import pytest
 from conftest import admin_headers, bearer
 
@@ -178,3 +180,44 @@ def test_letters_of_every_script_and_emoji_pass(client, pair, make_order):
     title = "Zoë's Café mug, 東京, مقهى, 👨\u200d👩\u200d👧"  # a ZWJ joins the family emoji
     order = make_order(buyer, seller, lines=[{"sku": "MUG-BLUE", "quantity": 1, "title": title}])
     assert order["line_items"][0]["title"] == title
+
+
+# ---- email headers ----------------------------------------------------------------------------
+
+
+def test_a_store_order_ref_cannot_add_a_header_or_recipient_to_the_sellers_email(
+    client, pair, make_order, mailbox, redis
+):
+    """Order refs read from a store are not validated by our API: the email stays one mail."""
+    from dataclasses import replace
+
+    from gateway.jobs.routing import route_order
+    from gateway.runtime import connect
+    from gateway.settings import Settings
+    from gateway.store import Change
+
+    buyer, seller = pair()
+    order = make_order(buyer, seller)
+    store = connect(Settings.from_env())
+    hostile = "1001\r\nBcc: evil@example.com\r\n\r\nHello"
+    store.change_order(order["id"], lambda o: Change(order=replace(o, buyer_order_ref=hostile)))
+
+    assert route_order(order["id"]) == "delivered"
+
+    (message,) = mailbox.messages
+    assert message["to"] == ["ops@example.com"]
+    received = email.message_from_string(message["data"])
+    assert received["Bcc"] is None
+    assert received["Subject"] == "New order 1001  Bcc: evil@example.com    Hello to ship"
+
+
+def test_a_recipient_is_exactly_one_address():
+    from gateway.delivery import DeliveryFailed
+    from gateway.mail import compose
+    from gateway.settings import Settings
+
+    for to in ("a@example.com, evil@example.com", "a@example.com\nBcc: evil@example.com"):
+        with pytest.raises(DeliveryFailed) as refused:
+            compose(Settings(), to, "Subject", "text")
+        assert refused.value.permanent
+    assert compose(Settings(), "a@example.com", "Subject", "text")["To"] == "a@example.com"
