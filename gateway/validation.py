@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+MAX_SITE_URL = 500  # a store's address, kept as its identity
 # Bidirectional embeddings, overrides and isolates: they make text read otherwise than it is.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -62,4 +63,23 @@ def web_url(**kwargs: Any) -> fields.Url:
     """An http(s) URL with a port that exists; hosts without a TLD allowed (local simulators)."""
     return fields.Url(
         require_tld=False, schemes={"http", "https"}, validate=_port_in_range, **kwargs
+    )
+
+
+def _site_only(url: str) -> None:
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise ValidationError("No user or password in the URL: the store's address only.")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValidationError("No query or fragment: the store's address only.")
+
+
+def site_url(**kwargs: Any) -> fields.Url:
+    """A store's own address (its identity): scheme, host, port and path; no credentials,
+    query or fragment, which would be dropped when it is matched, and are no address."""
+    return fields.Url(
+        require_tld=False,
+        schemes={"http", "https"},
+        validate=[_port_in_range, _site_only, validate.Length(max=MAX_SITE_URL)],
+        **kwargs,
     )

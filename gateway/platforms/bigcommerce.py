@@ -551,8 +551,11 @@ def _billing_zip(zip_code: str) -> str:
 # ---- the platform's declaration ---------------------------------------------------------------
 
 
+STORE_HASH = r"[a-z0-9]{1,32}"
+
+
 class BigCommerceConnection(StrictSchema):
-    store_hash = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9]{1,32}$"))
+    store_hash = fields.String(required=True, validate=validate.Regexp(rf"^{STORE_HASH}$"))
     access_token = text(255, required=True, load_only=True)
     webhook_secret = text(255, required=True, load_only=True)
     api_base_url = web_url()
@@ -587,7 +590,8 @@ class BigCommerce(Platform):
         # The store is named inside the body (`producer`): parsed to find the secret, and
         # verified before anything is acted on.
         producer = call.body().get("producer")
-        return producer if isinstance(producer, str) else None
+        named = isinstance(producer, str) and re.fullmatch(rf"stores/{STORE_HASH}", producer)
+        return producer if named else None
 
     def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
         return verify_webhook(connection["webhook_secret"], call.raw, call.headers)

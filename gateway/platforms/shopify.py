@@ -786,7 +786,7 @@ def _shopify_address(address: dict[str, Any]) -> dict[str, Any]:
 
 # ---- the platform's declaration ---------------------------------------------------------------
 
-SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\.myshopify\.com$")  # one DNS label
 
 
 class ShopifyConnection(StrictSchema):
@@ -839,7 +839,8 @@ class Shopify(Platform):
         return ShopifyAdapter(partner["connection"], port, config)
 
     def webhook_store(self, call: WebhookCall) -> str | None:
-        return _header(call, "Shop-Domain").strip().lower() or None
+        domain = _header(call, "Shop-Domain").strip().lower()
+        return domain if SHOP_DOMAIN.fullmatch(domain) else None
 
     def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
         return verify_webhook(connection["webhook_secret"], call.raw, _header(call, "Hmac-Sha256"))

@@ -221,3 +221,66 @@ def test_a_recipient_is_exactly_one_address():
             compose(Settings(), to, "Subject", "text")
         assert refused.value.permanent
     assert compose(Settings(), "a@example.com", "Subject", "text")["To"] == "a@example.com"
+
+
+# ---- store ids --------------------------------------------------------------------------------
+
+SECRET = "s" * 32
+
+
+def _partner(client, platform: str, connection: dict):
+    body = {"name": "Shop", "email": "ops@example.com", "platform": platform}
+    return client.post(
+        "/api/v1/partners", json={**body, "connection": connection}, headers=admin_headers()
+    )
+
+
+@pytest.mark.parametrize(
+    "store_url",
+    [
+        "https://admin:hunter2@shop.example.com",
+        "https://shop.example.com/?page=2",
+        "https://shop.example.com/#top",
+        "https://shop.example.com/" + "x" * 500,
+    ],
+)
+def test_a_woocommerce_store_url_is_the_stores_address_only(client, redis, store_url):
+    connection = {"consumer_key": SECRET, "consumer_secret": SECRET, "webhook_secret": SECRET}
+    answer = _partner(client, "woocommerce", {**connection, "store_url": store_url})
+    assert answer.status_code == 422
+    assert list(answer.get_json()["error"]["details"]) == ["connection.store_url"]
+    assert redis.keys("gw:*") == []
+
+
+def test_a_shop_domain_is_one_dns_label_on_myshopify_com(client, redis):
+    connection = {"access_token": SECRET, "webhook_secret": SECRET}
+    too_long = _partner(
+        client, "shopify", {**connection, "shop_domain": "a" * 64 + ".myshopify.com"}
+    )
+    assert too_long.status_code == 422
+    assert list(too_long.get_json()["error"]["details"]) == ["connection.shop_domain"]
+    longest = _partner(
+        client, "shopify", {**connection, "shop_domain": "a" * 63 + ".myshopify.com"}
+    )
+    assert longest.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("platform", "headers", "body"),
+    [
+        ("shopify", {"X-Shopify-Shop-Domain": "evil.example.com"}, {}),
+        ("shopify", {"X-Shopify-Shop-Domain": "a" * 5000 + ".myshopify.com"}, {}),
+        ("bigcommerce", {}, {"producer": "stores/abc/../../x"}),
+        ("bigcommerce", {}, {"producer": "stores/" + "a" * 33}),
+    ],
+)
+def test_a_webhook_naming_no_possible_store_names_none(platform, headers, body):
+    import json
+
+    from gateway import platforms
+    from gateway.api import json_object
+    from gateway.platforms.base import WebhookCall
+
+    raw = json.dumps(body).encode()
+    call = WebhookCall(headers, raw, "application/json", lambda: {}, json_object)
+    assert platforms.get(platform).webhook_store(call) is None
