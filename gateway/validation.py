@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 MAX_SITE_URL = 500  # a store's address, kept as its identity
+# Access tokens, API keys and webhook secrets: every platform's own are longer (Shopify's and
+# WooCommerce's 32+ characters, BigCommerce's 30ish); shorter ones are typed, and guessable.
+MIN_SECRET_LENGTH = 16
 # Bidirectional embeddings, overrides and isolates: they make text read otherwise than it is.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -50,6 +53,16 @@ class Text(fields.String):
 def text(max_length: int, **kwargs: Any) -> Text:
     """A non-empty one-line string of at most `max_length` characters."""
     return Text(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+def secret(**kwargs: Any) -> Text:
+    """A credential of a store connection: 16 to 255 characters, taken in and never shown."""
+    length = validate.Length(
+        min=MIN_SECRET_LENGTH,
+        max=255,
+        error=f"From {MIN_SECRET_LENGTH} to 255 characters: shorter ones can be guessed.",
+    )
+    return Text(validate=length, load_only=True, **kwargs)
 
 
 def _port_in_range(url: str) -> None:

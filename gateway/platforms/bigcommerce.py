@@ -47,7 +47,7 @@ from gateway.platforms.base import (
     refuse_status,
 )
 from gateway.settings import Settings
-from gateway.validation import StrictSchema, text, web_url
+from gateway.validation import StrictSchema, secret, web_url
 
 TIMESTAMP_TOLERANCE = 5 * 60  # seconds, as the Standard Webhooks libraries use
 MAX_RATE_WAIT = 10.0
@@ -556,8 +556,8 @@ STORE_HASH = r"[a-z0-9]{1,32}"
 
 class BigCommerceConnection(StrictSchema):
     store_hash = fields.String(required=True, validate=validate.Regexp(rf"^{STORE_HASH}$"))
-    access_token = text(255, required=True, load_only=True)
-    webhook_secret = text(255, required=True, load_only=True)
+    access_token = secret(required=True)
+    webhook_secret = secret(required=True)
     api_base_url = web_url()
 
 

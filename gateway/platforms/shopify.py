@@ -37,7 +37,7 @@ from gateway.platforms.base import (
     refuse_status,
 )
 from gateway.settings import Settings
-from gateway.validation import StrictSchema, text, web_url
+from gateway.validation import StrictSchema, secret, text, web_url
 
 log = logging.getLogger(__name__)
 
@@ -794,8 +794,8 @@ class ShopifyConnection(StrictSchema):
         required=True,
         validate=validate.Regexp(SHOP_DOMAIN, error="Must be like acme.myshopify.com."),
     )
-    access_token = text(255, required=True, load_only=True)
-    webhook_secret = text(255, required=True, load_only=True)
+    access_token = secret(required=True)
+    webhook_secret = secret(required=True)
     api_base_url = web_url()
     location_id = text(100)
 

@@ -34,7 +34,7 @@ from gateway.platforms.base import (
     refuse_status,
 )
 from gateway.settings import Settings
-from gateway.validation import StrictSchema, site_url, text
+from gateway.validation import StrictSchema, secret, site_url
 
 PAGE_SIZE = 100  # WordPress's largest per_page
 LOOKUP_PAGES = 4  # pages of recent orders searched for an earlier attempt's order
@@ -311,9 +311,9 @@ def _woo_address(address: dict[str, Any]) -> dict[str, Any]:
 
 class WooCommerceConnection(StrictSchema):
     store_url = site_url(required=True)
-    consumer_key = text(255, required=True, load_only=True)
-    consumer_secret = text(255, required=True, load_only=True)
-    webhook_secret = text(255, required=True, load_only=True)
+    consumer_key = secret(required=True)
+    consumer_secret = secret(required=True)
+    webhook_secret = secret(required=True)
 
 
 class WooCommerce(Platform):

@@ -121,7 +121,7 @@ def bc_buyer(client, redis):
         "bigcommerce",
         {
             "store_hash": BC_BUYER_HASH,
-            "access_token": "bc-buyer-token",
+            "access_token": "bc-buyer-access-token",
             "webhook_secret": BC_BUYER_SECRET,
             "api_base_url": "http://127.0.0.1:9",
         },
@@ -135,7 +135,7 @@ def bc_seller(client, redis):
         "bigcommerce",
         {
             "store_hash": BC_SELLER_HASH,
-            "access_token": "bc-seller-token",
+            "access_token": "bc-seller-access-token",
             "webhook_secret": BC_SELLER_SECRET,
             "api_base_url": "http://127.0.0.1:9",
         },
@@ -447,8 +447,8 @@ def woo_buyer(client, redis):
         "woocommerce",
         {
             "store_url": WOO_SITE,
-            "consumer_key": "ck_buyer",
-            "consumer_secret": "cs_buyer",
+            "consumer_key": "ck_buyer_consumer_key",
+            "consumer_secret": "cs_buyer_consumer_secret",
             "webhook_secret": WOO_SECRET,
         },
     )
@@ -505,8 +505,8 @@ def test_woo_a_store_url_with_a_slash_and_capitals_matches_its_source(client, re
         "woocommerce",
         {
             "store_url": "https://Example.ORG/Shop/",
-            "consumer_key": "ck",
-            "consumer_secret": "cs",
+            "consumer_key": "ck_example_consumer_key",
+            "consumer_secret": "cs_example_consumer_secret",
             "webhook_secret": WOO_SECRET,
         },
     )

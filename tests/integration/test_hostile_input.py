@@ -284,3 +284,30 @@ def test_a_webhook_naming_no_possible_store_names_none(platform, headers, body):
     raw = json.dumps(body).encode()
     call = WebhookCall(headers, raw, "application/json", lambda: {}, json_object)
     assert platforms.get(platform).webhook_store(call) is None
+
+
+# ---- secrets ----------------------------------------------------------------------------------
+
+CREDENTIALS = {
+    "shopify": ({"shop_domain": "acme.myshopify.com"}, ["access_token", "webhook_secret"]),
+    "bigcommerce": ({"store_hash": "abc123"}, ["access_token", "webhook_secret"]),
+    "woocommerce": (
+        {"store_url": "http://127.0.0.1:9"},
+        ["consumer_key", "consumer_secret", "webhook_secret"],
+    ),
+}
+
+
+@pytest.mark.parametrize("platform", sorted(CREDENTIALS))
+@pytest.mark.parametrize("short", ["s", "s" * 15])
+def test_a_credential_shorter_than_16_characters_is_refused(client, redis, platform, short):
+    identity, names = CREDENTIALS[platform]
+    answer = _partner(client, platform, {**identity, **dict.fromkeys(names, short)})
+    assert answer.status_code == 422
+    details = answer.get_json()["error"]["details"]
+    assert sorted(details) == sorted(f"connection.{name}" for name in names)
+    assert all("16" in texts[0] for texts in details.values())
+    assert "s" * 15 not in answer.get_data(as_text=True)  # never echoed
+    assert redis.keys("gw:*") == []
+    answer = _partner(client, platform, {**identity, **dict.fromkeys(names, "s" * 16)})
+    assert answer.status_code == 201

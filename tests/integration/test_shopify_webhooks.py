@@ -82,7 +82,7 @@ def dedupe_key(shop: str, delivery_id: str) -> str:
 def buyer(make_partner):
     connection = {
         "shop_domain": BUYER_SHOP,
-        "access_token": "shpat_buyer",
+        "access_token": "shpat_buyer_access_token",
         "webhook_secret": BUYER_SECRET,
         "api_base_url": "http://127.0.0.1:9",
     }
@@ -93,7 +93,7 @@ def buyer(make_partner):
 def seller(make_partner):
     connection = {
         "shop_domain": SELLER_SHOP,
-        "access_token": "shpat_seller",
+        "access_token": "shpat_seller_access_token",
         "webhook_secret": SELLER_SECRET,
         "api_base_url": "http://127.0.0.1:9",
     }
