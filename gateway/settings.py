@@ -59,6 +59,8 @@ class Settings:
     reconcile_overlap: int = 300
     # Timeout, in seconds, for one call to a buyer's callback URL or a platform API.
     http_timeout: float = 10.0
+    # Comma-separated hosts, IPs or CIDRs outbound calls may reach although private or loopback.
+    allow_private_hosts: str = ""
     # Largest request body accepted, in bytes.
     max_body_bytes: int = 1024 * 1024
     # How long an Idempotency-Key answer is kept, in seconds.
