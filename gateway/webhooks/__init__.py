@@ -25,7 +25,12 @@ JOBS = {INGEST: INGEST_ORDER, SYNC: SYNC_SELLER_REF}  # what a topic starts -> t
 webhooks = Blueprint("webhooks", __name__)
 
 
-def refuse(platform: str, why: str) -> ApiError:
+# One text for an unknown store and a wrong signature: a caller learns nothing of which stores
+# are connected.
+NOT_SIGNED = "Missing or wrong signature, or no store connected by that name."
+
+
+def refuse(platform: str, why: str = NOT_SIGNED) -> ApiError:
     """401 for a missing or wrong signature or an unknown store; nothing stored."""
     store().count(f"webhooks_refused_{platform}")
     return ApiError(401, "unauthorized", why)
@@ -48,10 +53,8 @@ def receive(name: str):
         return jsonify({"status": "accepted"}), 200
     identity = platform.webhook_store(call)
     partner = store().known_store(f"{name}:{identity}") if identity else None
-    if partner is None:
-        raise refuse(name, "Unknown store.")
-    if not platform.verify_webhook(partner["connection"], call):
-        raise refuse(name, "Missing or wrong signature.")
+    if partner is None or not platform.verify_webhook(partner["connection"], call):
+        raise refuse(name)
     call.body()  # 400 for a body that is not a JSON object, whatever its topic
     delivery_id = platform.delivery_id(call)
     if not delivery_id:
