@@ -37,6 +37,8 @@ class Settings:
     encryption_keys: str = field(default=DEV_ENCRYPTION_KEY, repr=False)
     # Bearer token of the operator (admin API); required (32+ characters) in production.
     admin_token: str = field(default="", repr=False)
+    # Bearer token a metrics scraper may read /metrics with (the operator's works too); optional.
+    metrics_token: str = field(default="", repr=False)
     # Base URL used in emailed links; http:// on a loopback host means development.
     public_url: str = "http://127.0.0.1:8000"
     # SMTP: smtp://user:pass@host:port, smtp+starttls://..., smtps://...; empty -> outbox files.
@@ -114,6 +116,8 @@ class Settings:
             problems.append(
                 "set ENCRYPTION_KEYS: the development key would leave partners' secrets readable"
             )
+        if self.metrics_token and len(self.metrics_token) < MIN_SECRET_LENGTH:
+            problems.append(f"set METRICS_TOKEN to {MIN_SECRET_LENGTH}+ characters, or unset it")
         return problems
 
     def platform_setting(self, name: str, default: str) -> str:

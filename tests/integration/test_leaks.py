@@ -7,6 +7,8 @@ import base64
 import hashlib
 import hmac
 
+from conftest import admin_headers, bearer
+
 SECRET = "s" * 32
 SHOP = "known-shop.myshopify.com"
 
@@ -36,3 +38,37 @@ def test_a_webhook_401_does_not_tell_whether_a_store_is_connected(client, make_p
     assert unknown.status_code == known.status_code == 401
     assert unknown.get_json() == known.get_json()
     assert int(redis.hget("gw:metrics", "webhooks_refused_shopify")) == 2
+
+
+def test_metrics_need_the_operators_key_or_the_metrics_token(client, pair, make_order, redis):
+    from gateway import create_app
+    from gateway.settings import Settings
+
+    buyer, seller = pair()
+    make_order(buyer, seller)
+    redis.hset("gw:gauges", f'reconcile_duration_seconds{{partner="{seller["id"]}"}}', 1.5)
+    for headers in ({}, bearer(buyer["api_key"]), bearer("wrong")):
+        answer = client.get("/metrics", headers=headers)
+        assert answer.status_code == 401
+        assert answer.get_json()["error"]["code"] == "unauthorized"
+        assert seller["id"] not in answer.get_data(as_text=True)
+    assert seller["id"] in client.get("/metrics", headers=admin_headers()).get_data(as_text=True)
+    scraper = create_app(Settings.from_env(metrics_token="m" * 32)).test_client()
+    assert scraper.get("/metrics", headers=bearer("m" * 32)).status_code == 200
+
+
+def test_healthz_stays_public_and_names_no_one(client, pair, make_order):
+    buyer, seller = pair()
+    make_order(buyer, seller)
+    answer = client.get("/healthz")
+    assert answer.status_code == 200
+    text = answer.get_data(as_text=True)
+    assert set(answer.get_json()) == {
+        "status",
+        "redis",
+        "queued",
+        "scheduled",
+        "failed_jobs",
+        "workers",
+    }
+    assert seller["id"] not in text and "redis://" not in text

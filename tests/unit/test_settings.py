@@ -43,6 +43,7 @@ def test_anything_else_is_production(url):
         ({"SECRET_KEY": "short", "GATEWAY_ADMIN_TOKEN": STRONG}, "SECRET_KEY"),
         ({"SECRET_KEY": STRONG}, "GATEWAY_ADMIN_TOKEN"),
         ({"SECRET_KEY": STRONG, "GATEWAY_ADMIN_TOKEN": "k" * 31}, "GATEWAY_ADMIN_TOKEN"),
+        ({"SECRET_KEY": STRONG, "GATEWAY_ADMIN_TOKEN": STRONG, "METRICS_TOKEN": "m"}, "METRICS"),
     ],
 )
 @pytest.mark.parametrize("public_url", [PRODUCTION, "http://gateway.internal:8000"])
