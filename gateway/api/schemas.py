@@ -237,11 +237,16 @@ class OrderPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-def order_json(order: Order) -> dict[str, Any]:
-    """The public JSON of an order, each line with its fulfilled quantity."""
+def order_json(order: Order, role: str | None = None) -> dict[str, Any]:
+    """The public JSON of an order, each line with its fulfilled quantity. To its seller,
+    deliveries to the buyer show their state, not their errors (those are the buyer's)."""
     done = fulfilled_quantities(order)
     lines = [{**vars(li), "fulfilled_quantity": done[li.id]} for li in order.line_items]
-    return OrderOut().dump({**vars(order), "line_items": lines})
+    shown = OrderOut().dump({**vars(order), "line_items": lines})
+    if role == "seller":
+        for fulfillment in shown["fulfillments"]:
+            fulfillment["delivery"]["last_error"] = None
+    return shown
 
 
 def fulfillment_json(order: Order, fulfillment_id: str) -> dict[str, Any]:

@@ -72,3 +72,69 @@ def test_healthz_stays_public_and_names_no_one(client, pair, make_order):
         "workers",
     }
     assert seller["id"] not in text and "redis://" not in text
+
+
+# ---- what each party sees ---------------------------------------------------------------------
+
+
+def _page_as(app, client, order_id: str, api_key: str) -> str:
+    """The order page's HTML, opened through a fresh link of the key's role in a new browser."""
+    link = client.post(f"/api/v1/orders/{order_id}/links", headers=bearer(api_key))
+    browser = app.test_client()
+    assert browser.get(link.get_json()["url"].removeprefix("http://127.0.0.1:8000")).status_code
+    return browser.get(f"/orders/{order_id}").get_data(as_text=True)
+
+
+def test_the_buyer_sees_no_seller_email_outbox_or_smtp_error(
+    app, client, pair, make_order, mailbox, monkeypatch
+):
+    from conftest import free_port
+
+    from gateway.jobs.routing import route_order
+
+    buyer, seller = pair()
+    order = make_order(buyer, seller)
+    monkeypatch.setenv("MAIL_URL", f"smtp://127.0.0.1:{free_port()}")  # nobody listens
+    assert route_order(order["id"]) == "retrying"
+    monkeypatch.setenv("MAIL_URL", "")  # the outbox
+    assert route_order(order["id"]) == "delivered"
+
+    as_buyer = _page_as(app, client, order["id"], buyer["api_key"])
+    as_seller = _page_as(app, client, order["id"], seller["api_key"])
+
+    for private in (seller["email"], "outbox", "email not sent", "Refused"):
+        assert private not in as_buyer
+    assert seller["email"] in as_seller and "outbox file" in as_seller
+    assert "email not sent: ConnectionRefusedError" in as_seller
+    assert "received through the API" in as_buyer  # what is everyone's stays everyone's
+
+
+def test_a_delivery_error_to_the_buyer_is_the_buyers(
+    app, client, pair, make_order, callback_receiver
+):
+    from gateway.jobs.forwarding import forward_fulfillment
+
+    buyer, seller = pair({"callback_url": callback_receiver.url})
+    order = make_order(buyer, seller, lines=[{"sku": "MUG-BLUE", "quantity": 1}])
+    created = client.post(
+        f"/api/v1/orders/{order['id']}/fulfillments",
+        headers=bearer(seller["api_key"]),
+        json={
+            "line_items": [{"sku": "AC-100", "quantity": 1}],
+            "carrier": "UPS",
+            "tracking_numbers": ["1Z5R89390357567127"],
+        },
+    ).get_json()
+    callback_receiver.statuses = [500]
+    assert forward_fulfillment(order["id"], created["fulfillment"]["id"]) == "retrying"
+
+    def delivery(key: str) -> dict:
+        answer = client.get(f"/api/v1/orders/{order['id']}", headers=bearer(key))
+        listed = client.get("/api/v1/orders", headers=bearer(key)).get_json()["orders"]
+        assert listed[0]["fulfillments"] == answer.get_json()["fulfillments"]
+        return answer.get_json()["fulfillments"][0]["delivery"]
+
+    assert delivery(buyer["api_key"])["last_error"] == "callback answered HTTP 500"
+    assert delivery(seller["api_key"]) == {**delivery(buyer["api_key"]), "last_error": None}
+    assert "HTTP 500" in _page_as(app, client, order["id"], buyer["api_key"])
+    assert "HTTP 500" not in _page_as(app, client, order["id"], seller["api_key"])
