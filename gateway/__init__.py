@@ -35,11 +35,12 @@ def create_app(config: Settings | None = None) -> Flask:
     configure_logging()
 
     from gateway import api as api_part
-    from gateway import cli, errors, ops, runtime, webhooks
+    from gateway import cli, errors, headers, ops, runtime, webhooks
     from gateway import pages as pages_part
 
     runtime.init_app(app, config)
     errors.init_app(app)
+    headers.init_app(app)
     api_part.init_app(app)
     pages_part.init_app(app)
     ops.init_app(app)

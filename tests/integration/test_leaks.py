@@ -138,3 +138,44 @@ def test_a_delivery_error_to_the_buyer_is_the_buyers(
     assert delivery(seller["api_key"]) == {**delivery(buyer["api_key"]), "last_error": None}
     assert "HTTP 500" in _page_as(app, client, order["id"], buyer["api_key"])
     assert "HTTP 500" not in _page_as(app, client, order["id"], seller["api_key"])
+
+
+# ---- headers ------------------------------------------------------------------------------------
+
+
+def _assert_protected(answer) -> None:
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Referrer-Policy"] == "no-referrer"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    policy = answer.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+
+
+def test_the_order_page_is_not_cached_framed_or_referred(app, client, pair, make_order):
+    import re
+
+    buyer, seller = pair()
+    order = make_order(buyer, seller)
+    link = client.post(f"/api/v1/orders/{order['id']}/links", headers=bearer(seller["api_key"]))
+    opened = client.get(link.get_json()["url"].removeprefix("http://127.0.0.1:8000"))
+    _assert_protected(opened)  # the 303 that takes the token
+    page = client.get(f"/orders/{order['id']}")
+    assert page.status_code == 200
+    _assert_protected(page)
+    (nonce,) = re.findall(r'<style nonce="([^"]+)">', page.get_data(as_text=True))
+    policy = page.headers["Content-Security-Policy"]
+    assert f"style-src 'nonce-{nonce}'" in policy and "script-src" not in policy
+    again = client.get(f"/orders/{order['id']}")
+    assert f"'nonce-{nonce}'" not in again.headers["Content-Security-Policy"]  # one per answer
+
+
+def test_api_answers_are_not_cached_either(client, make_partner):
+    answer = client.post(
+        "/api/v1/partners",
+        json={"name": "A", "email": "a@example.com", "platform": "none"},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 201 and "api_key" in answer.get_json()  # shown once: not kept
+    _assert_protected(answer)
+    _assert_protected(client.get("/api/v1/orders/nope", headers=admin_headers()))
+    _assert_protected(client.get("/healthz"))
