@@ -1,11 +1,13 @@
 """POST /webhooks/<platform>, one route for every platform: find the store, verify on the raw
-body, parse, dedupe on the delivery id, enqueue, answer at once.
+body, parse, dedupe on the delivery id and the body, enqueue, answer at once.
 
 Each step asks the platform's declaration (gateway/platforms); nothing here calls a platform: the
 jobs re-read what they need.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from flask import Blueprint, Flask, jsonify, request
 
@@ -65,8 +67,12 @@ def receive(name: str):
         store().count(f"webhooks_ignored_{name}")
         return jsonify({"status": "ignored"}), 200
     job = JobSpec(JOBS[platform.topics[topic]], (partner["id"], ref), options=RETRIED_OPTIONS)
-    dedupe = f"{name}:{identity}:{delivery_id}"
-    if store().accept_delivery(dedupe, DEDUPE_SECONDS, job, f"webhooks_received_{name}"):
+    # The body's hash too: a delivery id travels outside the signature (Shopify, WooCommerce),
+    # so a captured body replayed under a new id is a repeat; two real events differ in their
+    # bodies (timestamps, versions, BigCommerce's own `hash`).
+    body = hashlib.sha256(call.raw).hexdigest()
+    seen = [f"{name}:{identity}:{delivery_id}", f"{name}:{identity}:body:{body}"]
+    if store().accept_delivery(seen, DEDUPE_SECONDS, job, f"webhooks_received_{name}"):
         return jsonify({"status": "accepted"}), 200
     store().count(f"webhooks_duplicate_{name}")
     return jsonify({"status": "duplicate"}), 200

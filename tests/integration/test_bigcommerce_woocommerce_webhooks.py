@@ -313,11 +313,26 @@ def test_bc_the_same_webhook_id_again_is_a_duplicate(client, redis, bc_buyer):
 def test_bc_another_webhook_id_is_another_delivery(client, redis, bc_buyer):
     raw = raw_fixture("bigcommerce", "webhook_order_created")
     deliver_bc(client, raw)
+    later = json.loads(raw)
+    later["created_at"] += 61  # another event: another body (and `hash`)
+    later["hash"] = "2222222222222222222222222222222222222222"
 
-    answer = deliver_bc(client, raw, msg_id="msg_9Kx0")
+    answer = deliver_bc(client, json.dumps(later).encode(), msg_id="msg_9Kx0")
 
     assert answer.get_json() == {"status": "accepted"}
     assert queued(redis).count == 2
+
+
+def test_bc_the_same_body_under_another_webhook_id_is_a_duplicate(client, redis, bc_buyer):
+    raw = raw_fixture("bigcommerce", "webhook_order_created")
+    deliver_bc(client, raw)
+
+    answer = deliver_bc(client, raw, msg_id="msg_9Kx0")
+
+    # BigCommerce: "duplicates happen; dedupe on hash" (its body's own): the same body is the
+    # same event, whatever its webhook-id (issue 11).
+    assert answer.get_json() == {"status": "duplicate"}
+    assert queued(redis).count == 1
 
 
 def test_bc_unsigned_deliveries_dedupe_on_hash(client, redis, bc_buyer):
@@ -616,11 +631,26 @@ def test_woo_a_reused_delivery_id_for_another_order_is_accepted(client, redis, w
 def test_woo_another_delivery_id_is_another_delivery(client, redis, woo_buyer):
     raw = raw_fixture("woocommerce", "webhook_order_created")
     deliver_woo(client, raw)
+    later = json.loads(raw)
+    later["date_modified_gmt"] = "2026-03-02T16:17:42"  # another event: another body
 
-    answer = deliver_woo(client, raw, delivery_id="0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e")
+    answer = deliver_woo(
+        client, json.dumps(later).encode(), delivery_id="0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
+    )
 
     assert answer.get_json() == {"status": "accepted"}
     assert queued(redis).count == 2
+
+
+def test_woo_the_same_body_under_another_delivery_id_is_a_replay(client, redis, woo_buyer):
+    raw = raw_fixture("woocommerce", "webhook_order_created")
+    deliver_woo(client, raw)
+
+    answer = deliver_woo(client, raw, delivery_id="0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e")
+
+    # The signature covers the body only: the delivery id can be changed by anyone (issue 11).
+    assert answer.get_json() == {"status": "duplicate"}
+    assert queued(redis).count == 1
 
 
 @pytest.mark.parametrize(
