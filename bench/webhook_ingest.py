@@ -35,7 +35,7 @@ from rq import Queue
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project root
 from sandbox.local import ROOT, free_port, start_redis
 
-SHOP, SECRET, ADMIN = "bench-buyer.myshopify.com", "bench-secret", "bench-admin"
+SHOP, SECRET, ADMIN = "bench-buyer.myshopify.com", "bench-webhook-secret", "bench-admin"
 PATH = "/webhooks/shopify"
 GUNICORN_FLAGS = ["--workers", "2", "--no-control-socket", "--access-logfile", "-"]  # Procfile's
 
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace, ports: dict[str, int], redis_url: str) -> None
             "platform": "shopify",
             "connection": {
                 "shop_domain": SHOP,
-                "access_token": "shpat_x",
+                "access_token": "shpat_bench_access_token",
                 "webhook_secret": SECRET,
             },
         },

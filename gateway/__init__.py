@@ -18,10 +18,8 @@ def configure_logging() -> None:
 
 def create_app(config: Settings | None = None) -> Flask:
     """Build the app: settings first, then each part's init_app."""
-    config = config or Settings.from_env()
-    if config.secret_key == DEV_SECRET_KEY:
-        if config.public_url.startswith("https://"):
-            raise RuntimeError("set SECRET_KEY: the default one would let anyone forge links")
+    config = config or Settings.from_env()  # UnsafeSettingsError: production without secrets
+    if config.secret_key == DEV_SECRET_KEY:  # development only: Settings refuses it elsewhere
         logging.getLogger(__name__).warning("SECRET_KEY is the development default")
     app = Flask(__name__)
     app.config.update(
@@ -37,11 +35,12 @@ def create_app(config: Settings | None = None) -> Flask:
     configure_logging()
 
     from gateway import api as api_part
-    from gateway import cli, errors, ops, runtime, webhooks
+    from gateway import cli, errors, headers, ops, runtime, webhooks
     from gateway import pages as pages_part
 
     runtime.init_app(app, config)
     errors.init_app(app)
+    headers.init_app(app)
     api_part.init_app(app)
     pages_part.init_app(app)
     ops.init_app(app)

@@ -5,22 +5,38 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from gateway.delivery import DeliveryFailed
 from gateway.settings import Settings
+from gateway.validation import unsafe_character
 
 log = logging.getLogger(__name__)
 
 
+def one_line(text: str) -> str:
+    """Text for a header: what could end it or hide in it (controls, separators) as spaces."""
+    return "".join(" " if unsafe_character(char) else char for char in text)
+
+
 def compose(config: Settings, to: str, subject: str, text: str) -> EmailMessage:
-    """A message from the configured sender."""
+    """A message from the configured sender to exactly one address.
+
+    Subjects carry store data (order refs read from a store), so each header is one line; a
+    recipient that is not one plain address is a permanent failure, never a second recipient.
+    """
+    try:
+        recipient = Address(addr_spec=to)
+    except ValueError:
+        raise DeliveryFailed("the recipient is not one email address", permanent=True) from None
     message = EmailMessage()
     message["From"] = config.mail_from
-    message["To"] = to
-    message["Subject"] = subject
+    message["To"] = recipient
+    message["Subject"] = one_line(subject)
     message["Message-ID"] = make_msgid(domain="gateway.local")
     message.set_content(text)
     return message

@@ -92,7 +92,7 @@ def create_manual_fulfillment(
         events += shipped_events
         body = {
             "fulfillment": fulfillment_json(updated, fulfillment.id),
-            "order": order_json(updated),
+            "order": order_json(updated, role),
         }
         writes = []
         if scope:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, jsonify, request
 from redis.exceptions import RedisError
 from rq import Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from gateway.api.openapi import openapi_document
-from gateway.runtime import store
+from gateway.errors import ApiError
+from gateway.runtime import settings, store
 
 ops = Blueprint("ops", __name__)
 
@@ -35,9 +37,22 @@ def healthz():
     return jsonify(body)
 
 
+def refuse_unless_metrics_reader() -> None:
+    """401 unless the Bearer token is the operator's or METRICS_TOKEN: metrics name partners."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    config = settings()
+    readers = [secret for secret in (config.admin_token, config.metrics_token) if secret]
+    token = token.strip().encode()
+    if scheme.lower() != "bearer" or not any(
+        hmac.compare_digest(token, secret.encode()) for secret in readers
+    ):
+        raise ApiError(401, "unauthorized", "Send Authorization: Bearer <METRICS_TOKEN>.")
+
+
 @ops.get("/metrics")
 def metrics():
     """Prometheus text: counters kept in Redis (so every process adds to the same ones)."""
+    refuse_unless_metrics_reader()
     current = store()
     lines = []
     for name, value in sorted(current.counters().items()):

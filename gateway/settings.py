@@ -14,6 +14,11 @@ DEV_SECRET_KEY = "dev-only-secret-key-change-me"  # local use only: anyone can f
 # A published Fernet key (base64 of "dev-only-encryption-key-change!!"), for local use only:
 # what it encrypts anyone can read.
 DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hhbmdlISE="
+MIN_SECRET_LENGTH = 32  # SECRET_KEY and GATEWAY_ADMIN_TOKEN outside development
+
+
+class UnsafeSettingsError(RuntimeError):
+    """Settings a gateway outside development must not start with."""
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -26,13 +31,15 @@ class Settings:
 
     # Redis: the system of record and RQ's queues.
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
-    # Signs order-page links, sessions and CSRF tokens. Set a long random value in production.
+    # Signs order-page links, sessions and CSRF tokens; required (32+ characters) in production.
     secret_key: str = field(default=DEV_SECRET_KEY, repr=False)
     # Fernet keys for partners' secrets in Redis, comma-separated: the first encrypts, all decrypt.
     encryption_keys: str = field(default=DEV_ENCRYPTION_KEY, repr=False)
-    # Bearer token of the operator (admin API). Empty disables the operator API.
+    # Bearer token of the operator (admin API); required (32+ characters) in production.
     admin_token: str = field(default="", repr=False)
-    # Base URL used in emailed links.
+    # Bearer token a metrics scraper may read /metrics with (the operator's works too); optional.
+    metrics_token: str = field(default="", repr=False)
+    # Base URL used in emailed links; http:// on a loopback host means development.
     public_url: str = "http://127.0.0.1:8000"
     # SMTP: smtp://user:pass@host:port, smtp+starttls://..., smtps://...; empty -> outbox files.
     mail_url: str = field(default="", repr=False)
@@ -54,6 +61,8 @@ class Settings:
     reconcile_overlap: int = 300
     # Timeout, in seconds, for one call to a buyer's callback URL or a platform API.
     http_timeout: float = 10.0
+    # Comma-separated hosts, IPs or CIDRs outbound calls may reach although private or loopback.
+    allow_private_hosts: str = ""
     # Largest request body accepted, in bytes.
     max_body_bytes: int = 1024 * 1024
     # How long an Idempotency-Key answer is kept, in seconds.
@@ -73,11 +82,12 @@ class Settings:
     platform_settings: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        """Refuse to run in production with partners' secrets under the published key."""
-        first_key = self.encryption_keys.split(",")[0].strip()
-        if first_key == DEV_ENCRYPTION_KEY and not self.development:
-            raise RuntimeError(
-                "set ENCRYPTION_KEYS: the development key would leave partners' secrets readable"
+        """Refuse settings that are unsafe outside development, in every process."""
+        problems = self.unsafe_outside_development()
+        if problems:
+            raise UnsafeSettingsError(
+                f"refusing to start: PUBLIC_URL {self.public_url} is not development "
+                f"(http:// on a loopback host), so {'; '.join(problems)}"
             )
 
     @property
@@ -90,6 +100,25 @@ class Settings:
             return ipaddress.ip_address(url.hostname).is_loopback
         except ValueError:
             return url.hostname == "localhost"
+
+    def unsafe_outside_development(self) -> list[str]:
+        """What production would be refused for (nothing in development)."""
+        if self.development:
+            return []
+        problems = []
+        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < MIN_SECRET_LENGTH:
+            problems.append(f"set SECRET_KEY to a random value of {MIN_SECRET_LENGTH}+ characters")
+        if len(self.admin_token) < MIN_SECRET_LENGTH:
+            problems.append(
+                f"set GATEWAY_ADMIN_TOKEN to a random value of {MIN_SECRET_LENGTH}+ characters"
+            )
+        if self.encryption_keys.split(",")[0].strip() == DEV_ENCRYPTION_KEY:
+            problems.append(
+                "set ENCRYPTION_KEYS: the development key would leave partners' secrets readable"
+            )
+        if self.metrics_token and len(self.metrics_token) < MIN_SECRET_LENGTH:
+            problems.append(f"set METRICS_TOKEN to {MIN_SECRET_LENGTH}+ characters, or unset it")
+        return problems
 
     def platform_setting(self, name: str, default: str) -> str:
         """A platform's own setting, by its environment name."""

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
+
+from gateway.settings import Settings
 
 
 class ResilientScheduler(RQScheduler):
@@ -46,6 +49,10 @@ class ResilientScheduler(RQScheduler):
 class GatewayWorker(SimpleWorker):
     """SimpleWorker (no fork per job: a fork and re-import cost ~130 ms a job) with the
     resilient scheduler."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        Settings.from_env()  # UnsafeSettingsError before it registers or takes a job
+        super().__init__(*args, **kwargs)
 
     @property
     def dequeue_timeout(self) -> int:

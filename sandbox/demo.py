@@ -35,8 +35,12 @@ def main() -> None:
         gateway.start()
         print(f"gateway on {gateway.url}; logs in {gateway.folder}")
         base = sim.start()
-        buyer_shop = sim.add_shop("corner-store.myshopify.com", "shpat_corner", "corner-secret")
-        seller_shop = sim.add_shop("acme-supply.myshopify.com", "shpat_acme", "acme-secret")
+        buyer_shop = sim.add_shop(
+            "corner-store.myshopify.com", "shpat_corner_token", "corner-webhook-secret"
+        )
+        seller_shop = sim.add_shop(
+            "acme-supply.myshopify.com", "shpat_acme_token", "acme-webhook-secret"
+        )
         print(f"two simulated Shopify shops on {base}: corner-store (buyer), acme-supply (seller)")
 
         step("Connecting both shops to the gateway (operator API)")
@@ -49,8 +53,8 @@ def main() -> None:
                 "platform": "shopify",
                 "connection": {
                     "shop_domain": "corner-store.myshopify.com",
-                    "access_token": "shpat_corner",
-                    "webhook_secret": "corner-secret",
+                    "access_token": "shpat_corner_token",
+                    "webhook_secret": "corner-webhook-secret",
                     "api_base_url": base,
                 },
             },
@@ -64,8 +68,8 @@ def main() -> None:
                 "platform": "shopify",
                 "connection": {
                     "shop_domain": "acme-supply.myshopify.com",
-                    "access_token": "shpat_acme",
-                    "webhook_secret": "acme-secret",
+                    "access_token": "shpat_acme_token",
+                    "webhook_secret": "acme-webhook-secret",
                     "api_base_url": base,
                 },
             },

@@ -118,6 +118,7 @@ class LocalGateway:
             "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "MAIL_URL": "",
             "OUTBOX_DIR": str(self.folder / "outbox"),
+            "ALLOW_PRIVATE_HOSTS": "127.0.0.0/8,::1,localhost",  # the local simulators
             "PYTHONPATH": str(ROOT),
         }
         bin_dir = Path(sys.executable).parent

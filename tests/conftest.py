@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from sandbox.local import free_port, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "test-admin-token"
+LOCAL_HOSTS = "127.0.0.0/8,::1,localhost"  # ALLOW_PRIVATE_HOSTS: the simulators and receivers
 ENCRYPTION_KEY = "dGVzdC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyEhISE="  # a Fernet key for tests only
 
 
@@ -89,9 +91,29 @@ def gateway_env(redis_url, smtp_server, tmp_path_factory) -> dict[str, str]:
         "DELIVERY_RETRY_SCHEDULE": "1,1",
         "MAIL_RETRY_SCHEDULE": "1,1",
         "HTTP_TIMEOUT": "3",
+        "ALLOW_PRIVATE_HOSTS": LOCAL_HOSTS,
     }
     os.environ.update(env)
     return env
+
+
+@pytest.fixture(autouse=True)
+def local_outbound(monkeypatch) -> None:
+    """Outbound calls may reach the loopback servers of any test (simulators, receivers), and
+    no test asks DNS: a name other than localhost does not resolve (a test that needs one to
+    stubs `gateway.outbound.resolve` itself)."""
+    from gateway import outbound
+
+    monkeypatch.setenv("ALLOW_PRIVATE_HOSTS", LOCAL_HOSTS)  # before gateway_env, if ever first
+
+    real = outbound.resolve
+
+    def resolve(host: str, port: int) -> list[str]:
+        if host == "localhost":
+            return real(host, port)
+        raise socket.gaierror(socket.EAI_NONAME, f"{host}: not resolved in tests")
+
+    monkeypatch.setattr(outbound, "resolve", resolve)
 
 
 @pytest.fixture

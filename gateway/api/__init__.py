@@ -12,6 +12,9 @@ from gateway.api.schemas import flatten
 from gateway.errors import ApiError, validation_failed
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
+# Deepest nesting of a body we read: far more than any API or webhook body needs, far less than
+# the recursion limit that encoding, validation or a webhook's walk of the body would hit.
+MAX_JSON_DEPTH = 64
 
 
 def _reject_constant(name: str) -> None:
@@ -30,12 +33,33 @@ def json_object(raw: bytes) -> dict[str, Any]:
     """A body as a JSON object (the API's and the webhooks'), or 400 in the documented shape."""
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as error:
+    except RecursionError:
+        raise too_deep() from None
+    except ValueError as error:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_body", "The body must be a JSON object.")
+    refuse_deep_nesting(body)
     refuse_lone_surrogates(body)
     return body
+
+
+def too_deep() -> ApiError:
+    """400 for a body nested deeper than MAX_JSON_DEPTH."""
+    return ApiError(
+        400, "nesting_too_deep", f"The body is nested deeper than {MAX_JSON_DEPTH} levels."
+    )
+
+
+def refuse_deep_nesting(body: Any) -> None:
+    """400 before anything walks a body deeper than MAX_JSON_DEPTH (this walk is iterative)."""
+    pending: list[tuple[Any, int]] = [(body, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise too_deep()
+        inner = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in inner if isinstance(child, dict | list))
 
 
 def refuse_lone_surrogates(body: Any) -> None:

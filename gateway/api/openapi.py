@@ -304,7 +304,17 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
     spec.path(
         "/metrics",
         operations={
-            "get": {"summary": "Prometheus text", "responses": {"200": {"description": "ok"}}}
+            "get": {
+                "summary": "Prometheus text (the operator's key or METRICS_TOKEN)",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {"description": "ok"},
+                    "401": {
+                        "description": ERRORS["401"],
+                        "content": {"application/json": {"schema": "Error"}},
+                    },
+                },
+            }
         },
     )
     spec.path(

@@ -72,8 +72,8 @@ def post_order():
 @api.get("/orders/<order_id>")
 def get_order(order_id: str):
     """One order, to its buyer, its seller or the operator."""
-    order, _ = visible_order(authenticate(), order_id)
-    return jsonify(order_json(order))
+    order, role = visible_order(authenticate(), order_id)
+    return jsonify(order_json(order, role))
 
 
 CURSOR = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z\|ord_[A-Za-z0-9]+")  # created_at|order id
@@ -102,7 +102,8 @@ def list_orders():
         caller.partner_id, query.get("status"), query["limit"], _decode_cursor(query.get("cursor"))
     )
     next_cursor = base64.urlsafe_b64encode(last.encode()).decode().rstrip("=") if last else None
-    return jsonify({"orders": [order_json(o) for o in orders], "next_cursor": next_cursor})
+    shown = [order_json(o, caller.role_on(o)) for o in orders]
+    return jsonify({"orders": shown, "next_cursor": next_cursor})
 
 
 @api.post("/orders/<order_id>/fulfillments")

@@ -6,14 +6,37 @@ import base64
 import secrets
 
 from flask import jsonify
+from marshmallow import fields
 
-from gateway import platforms
+from gateway import outbound, platforms
 from gateway.api import api, read_json
 from gateway.api.auth import authenticate, require_operator
 from gateway.api.schemas import PartnerCreated, PartnerIn, PartnerOut, PartnershipIn, PartnershipOut
 from gateway.errors import ApiError, validation_failed
 from gateway.model import new_id, now_iso
-from gateway.runtime import store
+from gateway.runtime import settings, store
+
+
+def refuse_unsafe_urls(data: dict) -> None:
+    """422 naming each URL the gateway would call (callback_url, the connection's URL fields)
+    that is http:// in production or leads to a private address."""
+    schema = platforms.get(data["platform"]).connection_schema()
+    urls = {
+        f"connection.{name}": data["connection"].get(name)
+        for name, field in schema.fields.items()
+        if isinstance(field, fields.Url)
+    }
+    urls["callback_url"] = data.get("callback_url")
+    errors: dict[str, list[str]] = {}
+    for name, url in urls.items():
+        try:
+            if url:
+                outbound.refuse_insecure(url, settings())
+                outbound.refuse_private(url, settings())
+        except outbound.RefusedAddress as refused:
+            errors[name] = [str(refused)]
+    if errors:
+        raise validation_failed(errors)
 
 
 def store_lookups(platform: str, connection: dict) -> list[str]:
@@ -24,6 +47,7 @@ def store_lookups(platform: str, connection: dict) -> list[str]:
 
 def create_partner(data: dict) -> dict:
     """Store a new partner; the record plus its API key and signing secret (shown once)."""
+    refuse_unsafe_urls(data)
     api_key = "gk_" + secrets.token_urlsafe(32)
     partner = {
         "id": new_id("ptr"),

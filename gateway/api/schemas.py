@@ -21,7 +21,7 @@ from gateway.orders import (
     MAX_URL_LENGTH,
     fulfilled_quantities,
 )
-from gateway.validation import StrictSchema, text, web_url
+from gateway.validation import StrictSchema, Text, text, web_url
 
 
 class StrictInteger(fields.Integer):
@@ -131,23 +131,23 @@ class PartnershipOut(Schema):
 
 class AddressIn(StrictSchema):
     name = text(200, required=True)
-    company = fields.String(validate=validate.Length(max=200))
+    company = Text(validate=validate.Length(max=200))
     address1 = text(200, required=True)
-    address2 = fields.String(validate=validate.Length(max=200))
+    address2 = Text(validate=validate.Length(max=200))
     city = text(100, required=True)
-    province = fields.String(validate=validate.Length(max=100))
-    zip = fields.String(validate=validate.Length(max=20))
+    province = Text(validate=validate.Length(max=100))
+    zip = Text(validate=validate.Length(max=20))
     country_code = fields.String(
         required=True,
         validate=validate.Regexp(r"^[A-Z]{2}$", error="Two capital letters (ISO 3166-1)."),
     )
-    phone = fields.String(validate=validate.Length(max=40))
+    phone = Text(validate=validate.Length(max=40))
 
 
 class OrderLineIn(StrictSchema):
     sku = text(100, required=True)
     quantity = _quantity()
-    title = fields.String(validate=validate.Length(max=255))
+    title = Text(validate=validate.Length(max=255))
 
 
 class OrderIn(StrictSchema):
@@ -237,11 +237,16 @@ class OrderPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-def order_json(order: Order) -> dict[str, Any]:
-    """The public JSON of an order, each line with its fulfilled quantity."""
+def order_json(order: Order, role: str | None = None) -> dict[str, Any]:
+    """The public JSON of an order, each line with its fulfilled quantity. To its seller,
+    deliveries to the buyer show their state, not their errors (those are the buyer's)."""
     done = fulfilled_quantities(order)
     lines = [{**vars(li), "fulfilled_quantity": done[li.id]} for li in order.line_items]
-    return OrderOut().dump({**vars(order), "line_items": lines})
+    shown = OrderOut().dump({**vars(order), "line_items": lines})
+    if role == "seller":
+        for fulfillment in shown["fulfillments"]:
+            fulfillment["delivery"]["last_error"] = None
+    return shown
 
 
 def fulfillment_json(order: Order, fulfillment_id: str) -> dict[str, Any]:
@@ -252,7 +257,7 @@ def fulfillment_json(order: Order, fulfillment_id: str) -> dict[str, Any]:
 class ListQuery(StrictSchema):
     status = fields.String(validate=validate.OneOf(["unshipped", "shipped"]))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = fields.String(validate=validate.Length(max=200))
+    cursor = Text(validate=validate.Length(max=200))
 
 
 # ---- fulfillments ----------------------------------------------------------------------------
@@ -273,14 +278,14 @@ class FulfillmentIn(StrictSchema):
     line_items = fields.List(
         fields.Nested(FulfillmentLineIn), required=True, validate=validate.Length(max=250)
     )
-    carrier = fields.String(required=True, validate=validate.Length(max=100))
+    carrier = Text(required=True, validate=validate.Length(max=100))
     tracking_numbers = fields.List(
-        fields.String(validate=validate.Length(min=1, max=64)),
+        Text(validate=validate.Length(min=1, max=64)),
         required=True,
         validate=validate.Length(max=MAX_TRACKING_NUMBERS),
     )
     tracking_urls = fields.List(
-        fields.String(validate=validate.Length(max=MAX_URL_LENGTH)), load_default=list
+        Text(validate=validate.Length(max=MAX_URL_LENGTH)), load_default=list
     )
 
     @post_load

@@ -34,6 +34,7 @@ def attempt(
     what: str,
     retry: JobSpec,
     schedule: tuple[int, ...],
+    audience: str,
     due: Callable[[Order], bool] | None = None,
     follow_up: Callable[[Order], list[JobSpec]] | None = None,
 ) -> str:
@@ -42,7 +43,8 @@ def attempt(
     `send` returns Sent or raises DeliveryFailed; `get`/`put` read and write the Delivery record
     on the order; `due` (default: the delivery is pending) is asked under the lock; `follow_up`
     names the jobs that the delivered order now calls for, committed with it. Exhausted retries
-    leave a visible `failed` state.
+    leave a visible `failed` state. The timeline entries are the `audience`'s: the party the
+    delivery goes to (store.shown_to).
     """
     token = store.acquire(lock_name, ATTEMPT_SECONDS)
     if token is None:
@@ -67,7 +69,11 @@ def attempt(
                 return Change(
                     order=updated,
                     events=[
-                        event("delivery.delivered", f"{what[:1].upper()}{what[1:]}: {sent.note}.")
+                        event(
+                            "delivery.delivered",
+                            f"{what[:1].upper()}{what[1:]}: {sent.note}.",
+                            audience=audience,
+                        )
                     ],
                     jobs=([retry] if get(updated).state == "pending" else [])
                     + (follow_up(updated) if follow_up else []),
@@ -89,7 +95,7 @@ def attempt(
                 message = f"Gave up delivering {what} after {attempts} attempt(s): {error}"
                 return Change(
                     order=put(current, failed),
-                    events=[event("delivery.failed", message, level="error")],
+                    events=[event("delivery.failed", message, level="error", audience=audience)],
                     result="failed",
                 )
             pending = replace(
@@ -98,7 +104,7 @@ def attempt(
             message = f"Delivering {what} failed ({error}); attempt {attempts + 1} in {delay:g}s."
             return Change(
                 order=put(current, pending),
-                events=[event("delivery.retry", message, level="warning")],
+                events=[event("delivery.retry", message, level="warning", audience=audience)],
                 jobs=[replace(retry, delay=delay)],
                 result="retrying",
             )

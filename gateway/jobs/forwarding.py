@@ -54,6 +54,7 @@ def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
         what=f"fulfillment {fulfillment_id}",
         retry=JobSpec(FORWARD_FULFILLMENT, (order_id, fulfillment_id), options=JOB_OPTIONS),
         schedule=config.delivery_retry_schedule,
+        audience="buyer",
         due=due,
         follow_up=lambda o: (
             [JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS)] if notice_due(o) else []
@@ -80,6 +81,7 @@ def announce_shipped(order_id: str) -> str:
         what="the shipped notice",
         retry=JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS),
         schedule=config.delivery_retry_schedule,
+        audience="buyer",
         due=notice_due,
     )
 

@@ -41,6 +41,7 @@ def route_order(order_id: str) -> str:
         what="routing to the seller",
         retry=JobSpec(ROUTE_ORDER, (order_id,), options=JOB_OPTIONS),
         schedule=config.mail_retry_schedule,
+        audience="seller",  # its notes and errors name the seller's address, outbox, SMTP
     )
 
 

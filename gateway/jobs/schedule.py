@@ -8,6 +8,7 @@ from rq import Queue, cron
 
 from gateway.jobs import QUEUE, SERIALIZER
 from gateway.jobs.reconcile import reconcile, watch_deliveries
+from gateway.settings import Settings
 
 EVERY_15_MINUTES = "*/15 * * * *"  # UTC, clock-aligned; missed runs are not caught up
 WATCH_SECONDS = 10  # how often lost deliveries are looked for (store.STUCK_AFTER past due)
@@ -31,5 +32,6 @@ def periodic_job_definitions() -> list[dict]:
     ]
 
 
+Settings.from_env()  # `rq cron` refuses to start on settings unsafe outside development
 for definition in periodic_job_definitions():
     cron.register(queue_name=QUEUE, **definition)

@@ -47,7 +47,12 @@ def sync_seller(order_id: str, seen_updated_at: str | None = None) -> str:
             raise  # RQ retries with backoff
         store.add_timeline(
             order_id,
-            event("sync.failed", f"Reading the seller's store failed: {error}", level="error"),
+            event(
+                "sync.failed",
+                f"Reading the seller's store failed: {error}",
+                level="error",
+                audience="seller",
+            ),
         )
         return "failed"
 
@@ -107,7 +112,6 @@ def tell_seller_held(order_id: str, fulfillment_id: str) -> str:
         config, seller["email"], f"Order {order.buyer_order_ref}: fulfillment held", text
     )
     where = mail.send(config, message)
-    store.add_timeline(
-        order_id, event("seller.told", f"Told the seller the fulfillment is held ({where}).")
-    )
+    told = f"Told the seller the fulfillment is held ({where})."
+    store.add_timeline(order_id, event("seller.told", told, audience="seller"))
     return "told"

@@ -27,6 +27,7 @@ from gateway.manual import create_manual_fulfillment
 from gateway.model import UNSHIPPED, Order
 from gateway.orders import fulfilled_quantities, manual_fulfillment_refusal, not_released
 from gateway.runtime import settings, store
+from gateway.store import shown_to
 
 pages = Blueprint("pages", __name__, template_folder="templates")
 
@@ -81,7 +82,7 @@ def _page(
         role=role,
         seller=seller,
         lines=[(li, done[li.id], li.quantity - done[li.id]) for li in order.line_items],
-        timeline=list(reversed(store().timeline(order.id))),
+        timeline=[e for e in reversed(store().timeline(order.id)) if shown_to(e, role)],
         timeline_dropped=store().timeline_dropped(order.id),
         timeline_cap=store().timeline_cap,
         may_fulfill=may_fulfill,

@@ -20,6 +20,7 @@ from marshmallow import Schema
 
 from gateway.delivery import DeliveryFailed, retry_after_seconds
 from gateway.model import PAID, Fulfillment, ObservedFulfillment, Order
+from gateway.outbound import check_connections
 from gateway.settings import Settings
 
 MAX_ANSWER_BYTES = 8 * 1024 * 1024  # far above any answer we read (a page of orders is < 1 MiB)
@@ -55,8 +56,9 @@ class OutboundSession(requests.Session):
 
 
 # One connection pool per process for every platform and callback call: a worker reuses its
-# connections to a store instead of opening one per call.
-http = OutboundSession()
+# connections to a store instead of opening one per call. Each connection it opens is checked
+# against private addresses (gateway/outbound.py).
+http = check_connections(OutboundSession())
 
 
 def short_reason(answer: requests.Response) -> str:

@@ -47,7 +47,7 @@ from gateway.platforms.base import (
     refuse_status,
 )
 from gateway.settings import Settings
-from gateway.validation import StrictSchema, text, web_url
+from gateway.validation import StrictSchema, secret, web_url
 
 TIMESTAMP_TOLERANCE = 5 * 60  # seconds, as the Standard Webhooks libraries use
 MAX_RATE_WAIT = 10.0
@@ -551,10 +551,13 @@ def _billing_zip(zip_code: str) -> str:
 # ---- the platform's declaration ---------------------------------------------------------------
 
 
+STORE_HASH = r"[a-z0-9]{1,32}"
+
+
 class BigCommerceConnection(StrictSchema):
-    store_hash = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9]{1,32}$"))
-    access_token = text(255, required=True, load_only=True)
-    webhook_secret = text(255, required=True, load_only=True)
+    store_hash = fields.String(required=True, validate=validate.Regexp(rf"^{STORE_HASH}$"))
+    access_token = secret(required=True)
+    webhook_secret = secret(required=True)
     api_base_url = web_url()
 
 
@@ -587,7 +590,8 @@ class BigCommerce(Platform):
         # The store is named inside the body (`producer`): parsed to find the secret, and
         # verified before anything is acted on.
         producer = call.body().get("producer")
-        return producer if isinstance(producer, str) else None
+        named = isinstance(producer, str) and re.fullmatch(rf"stores/{STORE_HASH}", producer)
+        return producer if named else None
 
     def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
         return verify_webhook(connection["webhook_secret"], call.raw, call.headers)

@@ -37,7 +37,7 @@ from gateway.platforms.base import (
     refuse_status,
 )
 from gateway.settings import Settings
-from gateway.validation import StrictSchema, text, web_url
+from gateway.validation import StrictSchema, secret, text, web_url
 
 log = logging.getLogger(__name__)
 
@@ -786,7 +786,7 @@ def _shopify_address(address: dict[str, Any]) -> dict[str, Any]:
 
 # ---- the platform's declaration ---------------------------------------------------------------
 
-SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\.myshopify\.com$")  # one DNS label
 
 
 class ShopifyConnection(StrictSchema):
@@ -794,8 +794,8 @@ class ShopifyConnection(StrictSchema):
         required=True,
         validate=validate.Regexp(SHOP_DOMAIN, error="Must be like acme.myshopify.com."),
     )
-    access_token = text(255, required=True, load_only=True)
-    webhook_secret = text(255, required=True, load_only=True)
+    access_token = secret(required=True)
+    webhook_secret = secret(required=True)
     api_base_url = web_url()
     location_id = text(100)
 
@@ -839,7 +839,8 @@ class Shopify(Platform):
         return ShopifyAdapter(partner["connection"], port, config)
 
     def webhook_store(self, call: WebhookCall) -> str | None:
-        return _header(call, "Shop-Domain").strip().lower() or None
+        domain = _header(call, "Shop-Domain").strip().lower()
+        return domain if SHOP_DOMAIN.fullmatch(domain) else None
 
     def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
         return verify_webhook(connection["webhook_secret"], call.raw, _header(call, "Hmac-Sha256"))

@@ -45,7 +45,7 @@ from gateway.platforms.base import (
     refuse_status,
 )
 from gateway.settings import Settings
-from gateway.validation import StrictSchema, text, web_url
+from gateway.validation import StrictSchema, secret, site_url
 
 log = logging.getLogger(__name__)
 
@@ -450,10 +450,10 @@ def _woo_address(address: dict[str, Any]) -> dict[str, Any]:
 
 
 class WooCommerceConnection(StrictSchema):
-    store_url = web_url(required=True)
-    consumer_key = text(255, required=True, load_only=True)
-    consumer_secret = text(255, required=True, load_only=True)
-    webhook_secret = text(255, required=True, load_only=True)
+    store_url = site_url(required=True)
+    consumer_key = secret(required=True)
+    consumer_secret = secret(required=True)
+    webhook_secret = secret(required=True)
 
 
 class WooCommerce(Platform):

@@ -6,7 +6,7 @@ optimistic transaction (WATCH the order, MULTI, write, enqueue with `pipeline=`,
 
 from __future__ import annotations
 
-from gateway.store.base import PREFIX, Change, JobSpec, event, key, key_hash
+from gateway.store.base import PREFIX, Change, JobSpec, event, key, key_hash, shown_to
 from gateway.store.deliveries import ATTEMPT_SECONDS, STUCK_AFTER, Deliveries
 from gateway.store.links import Links
 from gateway.store.locks import Locks
@@ -27,6 +27,7 @@ __all__ = [
     "event",
     "key",
     "key_hash",
+    "shown_to",
 ]
 
 

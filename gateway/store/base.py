@@ -50,8 +50,15 @@ class Change:
 
 
 def event(kind: str, message: str, **data: Any) -> dict[str, Any]:
-    """A timeline entry."""
+    """A timeline entry; `audience="seller"` or `"buyer"` keeps it to that party (see below)."""
     return {"at": now_iso(), "type": kind, "message": message, **data}
+
+
+def shown_to(entry: dict[str, Any], role: str) -> bool:
+    """Whether a timeline entry is shown to a role: an entry about one party's side (its
+    deliveries' notes and errors: addresses, outbox files, SMTP and store errors) carries that
+    party as its `audience`, and only that party and the operator see it; the rest, everyone."""
+    return role == "operator" or entry.get("audience", role) == role
 
 
 class Records:

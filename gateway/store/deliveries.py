@@ -56,21 +56,22 @@ class Deliveries(Records):
         """The Redis key under which an Idempotency-Key answer is kept (to WATCH it)."""
         return key("idem", scope)
 
-    def accept_delivery(self, delivery: str, seconds: int, job: JobSpec, counter: str) -> bool:
-        """Remember a webhook delivery id and enqueue its job in one MULTI/EXEC (one round
-        trip); False for a repeat, whose job is then taken back.
+    def accept_delivery(self, seen: list[str], seconds: int, job: JobSpec, counter: str) -> bool:
+        """Remember what identifies a webhook delivery (its id, its body's hash) and enqueue its
+        job in one MULTI/EXEC (one round trip); False for a repeat of any of them, whose job is
+        then taken back.
 
         Repeats are rare, so the common case pays one round trip; a repeat's job that a worker
         took in the instant between is harmless, jobs being idempotent.
         """
-        dedupe = key("delivery", delivery)
         with self.redis.pipeline() as pipe:
             pipe.multi()
-            pipe.set(dedupe, 1, nx=True, ex=seconds)
+            for delivery in seen:
+                pipe.set(key("delivery", delivery), 1, nx=True, ex=seconds)
             queued = self.enqueue(job, pipe)
             pipe.hincrby(key("metrics"), counter, 1)  # /metrics counters, in the same round trip
-            fresh = pipe.execute()[0]
+            fresh = all(pipe.execute()[: len(seen)])
         if not fresh:
             self.queue.remove(queued)
             queued.delete()
-        return bool(fresh)
+        return fresh

@@ -1,11 +1,13 @@
 """POST /webhooks/<platform>, one route for every platform: find the store, verify on the raw
-body, parse, dedupe on the delivery id, enqueue, answer at once.
+body, parse, dedupe on the delivery id and the body, enqueue, answer at once.
 
 Each step asks the platform's declaration (gateway/platforms); nothing here calls a platform: the
 jobs re-read what they need.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from flask import Blueprint, Flask, jsonify, request
 
@@ -25,7 +27,12 @@ JOBS = {INGEST: INGEST_ORDER, SYNC: SYNC_SELLER_REF}  # what a topic starts -> t
 webhooks = Blueprint("webhooks", __name__)
 
 
-def refuse(platform: str, why: str) -> ApiError:
+# One text for an unknown store and a wrong signature: a caller learns nothing of which stores
+# are connected.
+NOT_SIGNED = "Missing or wrong signature, or no store connected by that name."
+
+
+def refuse(platform: str, why: str = NOT_SIGNED) -> ApiError:
     """401 for a missing or wrong signature or an unknown store; nothing stored."""
     store().count(f"webhooks_refused_{platform}")
     return ApiError(401, "unauthorized", why)
@@ -48,10 +55,8 @@ def receive(name: str):
         return jsonify({"status": "accepted"}), 200
     identity = platform.webhook_store(call)
     partner = store().known_store(f"{name}:{identity}") if identity else None
-    if partner is None:
-        raise refuse(name, "Unknown store.")
-    if not platform.verify_webhook(partner["connection"], call):
-        raise refuse(name, "Missing or wrong signature.")
+    if partner is None or not platform.verify_webhook(partner["connection"], call):
+        raise refuse(name)
     call.body()  # 400 for a body that is not a JSON object, whatever its topic
     delivery_id = platform.delivery_id(call)
     if not delivery_id:
@@ -62,8 +67,12 @@ def receive(name: str):
         store().count(f"webhooks_ignored_{name}")
         return jsonify({"status": "ignored"}), 200
     job = JobSpec(JOBS[platform.topics[topic]], (partner["id"], ref), options=RETRIED_OPTIONS)
-    dedupe = f"{name}:{identity}:{delivery_id}"
-    if store().accept_delivery(dedupe, DEDUPE_SECONDS, job, f"webhooks_received_{name}"):
+    # The body's hash too: a delivery id travels outside the signature (Shopify, WooCommerce),
+    # so a captured body replayed under a new id is a repeat; two real events differ in their
+    # bodies (timestamps, versions, BigCommerce's own `hash`).
+    body = hashlib.sha256(call.raw).hexdigest()
+    seen = [f"{name}:{identity}:{delivery_id}", f"{name}:{identity}:body:{body}"]
+    if store().accept_delivery(seen, DEDUPE_SECONDS, job, f"webhooks_received_{name}"):
         return jsonify({"status": "accepted"}), 200
     store().count(f"webhooks_duplicate_{name}")
     return jsonify({"status": "duplicate"}), 200

@@ -22,8 +22,8 @@ FEDEX_URL = "https://www.fedex.com/apps/fedextrack/?tracknumbers={}"
 SCREENSHOT = "/tmp/order-page.png"
 SHOPIFY_CONNECTION = {
     "shop_domain": "acme.myshopify.com",
-    "access_token": "shpat_x",
-    "webhook_secret": "s",
+    "access_token": "shpat_test_access_token",
+    "webhook_secret": "test-webhook-secret",
 }
 
 

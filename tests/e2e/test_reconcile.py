@@ -55,14 +55,18 @@ def cycle(redis) -> None:
 
 def _shops(shopify_sim, connect, partnership):
     base = shopify_sim.base_url
-    buyer_shop = shopify_sim.add_shop("corner.myshopify.com", "shpat_corner", "corner-secret")
-    seller_shop = shopify_sim.add_shop("acme.myshopify.com", "shpat_acme", "acme-secret")
+    buyer_shop = shopify_sim.add_shop(
+        "corner.myshopify.com", "shpat_corner_token", "corner-webhook-secret"
+    )
+    seller_shop = shopify_sim.add_shop(
+        "acme.myshopify.com", "shpat_acme_token", "acme-webhook-secret"
+    )
     buyer = connect(
         "shopify",
         {
             "shop_domain": "corner.myshopify.com",
-            "access_token": "shpat_corner",
-            "webhook_secret": "corner-secret",
+            "access_token": "shpat_corner_token",
+            "webhook_secret": "corner-webhook-secret",
             "api_base_url": base,
         },
         "Corner",
@@ -71,8 +75,8 @@ def _shops(shopify_sim, connect, partnership):
         "shopify",
         {
             "shop_domain": "acme.myshopify.com",
-            "access_token": "shpat_acme",
-            "webhook_secret": "acme-secret",
+            "access_token": "shpat_acme_token",
+            "webhook_secret": "acme-webhook-secret",
             "api_base_url": base,
         },
         "Acme",
@@ -135,13 +139,15 @@ def test_missed_order_and_fulfillments_are_caught_up_then_nothing_twice(
 
 def _seller_with_orders(client, shopify_sim, connect, partnership, redis, count):
     """A no-platform buyer's orders routed to a Shopify seller (webhooks dropped)."""
-    seller_shop = shopify_sim.add_shop("acme.myshopify.com", "shpat_acme", "acme-secret")
+    seller_shop = shopify_sim.add_shop(
+        "acme.myshopify.com", "shpat_acme_token", "acme-webhook-secret"
+    )
     seller = connect(
         "shopify",
         {
             "shop_domain": "acme.myshopify.com",
-            "access_token": "shpat_acme",
-            "webhook_secret": "acme-secret",
+            "access_token": "shpat_acme_token",
+            "webhook_secret": "acme-webhook-secret",
             "api_base_url": shopify_sim.base_url,
         },
         "Acme",

@@ -28,14 +28,18 @@ ADDRESS = {
 
 def _connect_two_shops(shopify_sim, live_server, connect, partnership, header_style="webhooks"):
     base = shopify_sim.base_url
-    buyer_shop = shopify_sim.add_shop("corner.myshopify.com", "shpat_corner", "corner-secret")
-    seller_shop = shopify_sim.add_shop("acme.myshopify.com", "shpat_acme", "acme-secret")
+    buyer_shop = shopify_sim.add_shop(
+        "corner.myshopify.com", "shpat_corner_token", "corner-webhook-secret"
+    )
+    seller_shop = shopify_sim.add_shop(
+        "acme.myshopify.com", "shpat_acme_token", "acme-webhook-secret"
+    )
     buyer = connect(
         "shopify",
         {
             "shop_domain": "corner.myshopify.com",
-            "access_token": "shpat_corner",
-            "webhook_secret": "corner-secret",
+            "access_token": "shpat_corner_token",
+            "webhook_secret": "corner-webhook-secret",
             "api_base_url": base,
         },
         "Corner Shop",
@@ -44,8 +48,8 @@ def _connect_two_shops(shopify_sim, live_server, connect, partnership, header_st
         "shopify",
         {
             "shop_domain": "acme.myshopify.com",
-            "access_token": "shpat_acme",
-            "webhook_secret": "acme-secret",
+            "access_token": "shpat_acme_token",
+            "webhook_secret": "acme-webhook-secret",
             "api_base_url": base,
         },
         "Acme Supply",
@@ -158,7 +162,7 @@ def _replay(live_server, delivery):
     payload = delivery["payload"]
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     shop = delivery.get("shop") or "corner.myshopify.com"
-    secret = "corner-secret" if shop.startswith("corner") else "acme-secret"
+    secret = "corner-webhook-secret" if shop.startswith("corner") else "acme-webhook-secret"
     signature = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest()).decode()
     answer = requests.post(
         f"{live_server}/webhooks/shopify",

@@ -24,14 +24,18 @@ ADDRESS = {
 def _connect(shopify_sim, live_server, connect, partnership):
     """A buyer's and a seller's shop, subscribed to what the gateway acts on."""
     base = shopify_sim.base_url
-    buyer_shop = shopify_sim.add_shop("corner.myshopify.com", "shpat_corner", "corner-secret")
-    seller_shop = shopify_sim.add_shop("acme.myshopify.com", "shpat_acme", "acme-secret")
+    buyer_shop = shopify_sim.add_shop(
+        "corner.myshopify.com", "shpat_corner_token", "corner-webhook-secret"
+    )
+    seller_shop = shopify_sim.add_shop(
+        "acme.myshopify.com", "shpat_acme_token", "acme-webhook-secret"
+    )
     buyer = connect(
         "shopify",
         {
             "shop_domain": "corner.myshopify.com",
-            "access_token": "shpat_corner",
-            "webhook_secret": "corner-secret",
+            "access_token": "shpat_corner_token",
+            "webhook_secret": "corner-webhook-secret",
             "api_base_url": base,
         },
         "Corner Shop",
@@ -40,8 +44,8 @@ def _connect(shopify_sim, live_server, connect, partnership):
         "shopify",
         {
             "shop_domain": "acme.myshopify.com",
-            "access_token": "shpat_acme",
-            "webhook_secret": "acme-secret",
+            "access_token": "shpat_acme_token",
+            "webhook_secret": "acme-webhook-secret",
             "api_base_url": base,
         },
         "Acme Supply",

@@ -24,6 +24,7 @@ UPS = "1Z5R89390357567127"
 PUBLIC = "http://127.0.0.1:8000"
 SHOP = "seller-shop.myshopify.com"
 SHOP_SECRET = "seller-webhook-secret"
+SHOP_TOKEN = "shpat_abuse_test_token"
 
 
 def app_with(**settings):
@@ -83,7 +84,7 @@ def test_a_partner_over_its_limit_gets_429_with_retry_after_and_nothing_is_store
 
 
 def test_platform_webhooks_are_not_limited_by_the_partners_limit(make_partner, redis):
-    connection = {"shop_domain": SHOP, "access_token": "shpat_x", "webhook_secret": SHOP_SECRET}
+    connection = {"shop_domain": SHOP, "access_token": SHOP_TOKEN, "webhook_secret": SHOP_SECRET}
     seller = make_partner("shopify", connection=connection)
     limited = app_with(rate_limit_partner="2/minute").test_client()
     for _ in range(2):
@@ -159,7 +160,7 @@ def test_order_page_posts_are_limited_per_link_holder(client, pair, make_order, 
 
 
 def test_a_resync_within_the_cooldown_is_coalesced(client, pair, make_order, redis):
-    connection = {"shop_domain": SHOP, "access_token": "shpat_x", "webhook_secret": SHOP_SECRET}
+    connection = {"shop_domain": SHOP, "access_token": SHOP_TOKEN, "webhook_secret": SHOP_SECRET}
     buyer, seller = pair(seller_platform="shopify", seller_connection=connection)
     order = make_order(buyer, seller)
     store = connect(Settings.from_env())

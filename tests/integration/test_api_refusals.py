@@ -24,13 +24,14 @@ FEDEX_GROUND = "449044304137821"
 DHL_1 = "3318810025"
 ORDER_PAGE_PREFIX = "http://127.0.0.1:8000/orders/"
 
-SHOPIFY = {"shop_domain": "acme.myshopify.com", "access_token": "shpat_x", "webhook_secret": "s"}
-BIGCOMMERCE = {"store_hash": "abc123", "access_token": "t", "webhook_secret": "s"}
+SECRET = "test-webhook-secret"  # credentials are 16 characters or more
+SHOPIFY = {"shop_domain": "acme.myshopify.com", "access_token": SECRET, "webhook_secret": SECRET}
+BIGCOMMERCE = {"store_hash": "abc123", "access_token": SECRET, "webhook_secret": SECRET}
 WOOCOMMERCE = {
     "store_url": "http://wc.example.com",
-    "consumer_key": "ck_x",
-    "consumer_secret": "cs_x",
-    "webhook_secret": "s",
+    "consumer_key": SECRET,
+    "consumer_secret": SECRET,
+    "webhook_secret": SECRET,
 }
 
 

@@ -121,7 +121,7 @@ def bc_buyer(client, redis):
         "bigcommerce",
         {
             "store_hash": BC_BUYER_HASH,
-            "access_token": "bc-buyer-token",
+            "access_token": "bc-buyer-access-token",
             "webhook_secret": BC_BUYER_SECRET,
             "api_base_url": "http://127.0.0.1:9",
         },
@@ -135,7 +135,7 @@ def bc_seller(client, redis):
         "bigcommerce",
         {
             "store_hash": BC_SELLER_HASH,
-            "access_token": "bc-seller-token",
+            "access_token": "bc-seller-access-token",
             "webhook_secret": BC_SELLER_SECRET,
             "api_base_url": "http://127.0.0.1:9",
         },
@@ -313,11 +313,26 @@ def test_bc_the_same_webhook_id_again_is_a_duplicate(client, redis, bc_buyer):
 def test_bc_another_webhook_id_is_another_delivery(client, redis, bc_buyer):
     raw = raw_fixture("bigcommerce", "webhook_order_created")
     deliver_bc(client, raw)
+    later = json.loads(raw)
+    later["created_at"] += 61  # another event: another body (and `hash`)
+    later["hash"] = "2222222222222222222222222222222222222222"
 
-    answer = deliver_bc(client, raw, msg_id="msg_9Kx0")
+    answer = deliver_bc(client, json.dumps(later).encode(), msg_id="msg_9Kx0")
 
     assert answer.get_json() == {"status": "accepted"}
     assert queued(redis).count == 2
+
+
+def test_bc_the_same_body_under_another_webhook_id_is_a_duplicate(client, redis, bc_buyer):
+    raw = raw_fixture("bigcommerce", "webhook_order_created")
+    deliver_bc(client, raw)
+
+    answer = deliver_bc(client, raw, msg_id="msg_9Kx0")
+
+    # BigCommerce: "duplicates happen; dedupe on hash" (its body's own): the same body is the
+    # same event, whatever its webhook-id (issue 11).
+    assert answer.get_json() == {"status": "duplicate"}
+    assert queued(redis).count == 1
 
 
 def test_bc_unsigned_deliveries_dedupe_on_hash(client, redis, bc_buyer):
@@ -447,8 +462,8 @@ def woo_buyer(client, redis):
         "woocommerce",
         {
             "store_url": WOO_SITE,
-            "consumer_key": "ck_buyer",
-            "consumer_secret": "cs_buyer",
+            "consumer_key": "ck_buyer_consumer_key",
+            "consumer_secret": "cs_buyer_consumer_secret",
             "webhook_secret": WOO_SECRET,
         },
     )
@@ -510,8 +525,8 @@ def test_woo_a_store_url_with_a_slash_and_capitals_matches_its_source(client, re
         "woocommerce",
         {
             "store_url": "https://Example.ORG/Shop/",
-            "consumer_key": "ck",
-            "consumer_secret": "cs",
+            "consumer_key": "ck_example_consumer_key",
+            "consumer_secret": "cs_example_consumer_secret",
             "webhook_secret": WOO_SECRET,
         },
     )
@@ -667,11 +682,26 @@ def test_woo_a_reused_delivery_id_for_another_order_is_accepted(client, redis, w
 def test_woo_another_delivery_id_is_another_delivery(client, redis, woo_buyer):
     raw = raw_fixture("woocommerce", "webhook_order_created")
     deliver_woo(client, raw)
+    later = json.loads(raw)
+    later["date_modified_gmt"] = "2026-03-02T16:17:42"  # another event: another body
 
-    answer = deliver_woo(client, raw, delivery_id="0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e")
+    answer = deliver_woo(
+        client, json.dumps(later).encode(), delivery_id="0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
+    )
 
     assert answer.get_json() == {"status": "accepted"}
     assert queued(redis).count == 2
+
+
+def test_woo_the_same_body_under_another_delivery_id_is_a_replay(client, redis, woo_buyer):
+    raw = raw_fixture("woocommerce", "webhook_order_created")
+    deliver_woo(client, raw)
+
+    answer = deliver_woo(client, raw, delivery_id="0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e")
+
+    # The signature covers the body only: the delivery id can be changed by anyone (issue 11).
+    assert answer.get_json() == {"status": "duplicate"}
+    assert queued(redis).count == 1
 
 
 @pytest.mark.parametrize(

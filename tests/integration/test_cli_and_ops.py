@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import bearer
+from conftest import admin_headers, bearer
 from flask.testing import FlaskCliRunner
 
 
@@ -105,7 +105,7 @@ def test_metrics_show_counters_gauges_and_the_reconcile_lag(client, pair, make_o
     make_order(buyer, seller)
     redis.hset("gw:cursors", "ptr_x:seller", "2026-01-01T00:00:00Z")
     redis.hincrby("gw:metrics", "reconcile_runs", 2)
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers=admin_headers()).get_data(as_text=True)
     assert "gateway_reconcile_runs_total 2" in text
     lag = float(re.search(r"^gateway_reconcile_lag_seconds (\S+)$", text, re.M).group(1))
     assert lag > 3600  # the cursor is months old

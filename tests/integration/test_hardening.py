@@ -35,7 +35,8 @@ UPS = "1Z5R89390357567127"
 )
 def test_odd_headers_from_anyone_get_401_not_500(client, make_partner, redis, path, headers):
     make_partner(
-        "bigcommerce", connection={"store_hash": "abc", "access_token": "t", "webhook_secret": "s"}
+        "bigcommerce",
+        connection={"store_hash": "abc", "access_token": "t" * 16, "webhook_secret": "s" * 16},
     )
     body = b'{"producer": "stores/abc", "scope": "store/order/created", "data": {"id": 1}}'
     answer = client.post(path, data=body, headers={**headers, "Content-Type": "application/json"})

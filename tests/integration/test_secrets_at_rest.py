@@ -45,13 +45,13 @@ CONNECTIONS = {
     "bigcommerce": {
         "store_hash": "abc123",
         "access_token": "bc-secret-token-0003",
-        "webhook_secret": "bc-secret-0004",
+        "webhook_secret": "bc-webhook-secret-0004",
     },
     "woocommerce": {
         "store_url": "https://shop.example.com",
-        "consumer_key": "ck_secret-0005",
-        "consumer_secret": "cs_secret-0006",
-        "webhook_secret": "woo-secret-0007",
+        "consumer_key": "ck_secret-key-0005",
+        "consumer_secret": "cs_consumer-secret-0006",
+        "webhook_secret": "woo-webhook-secret-0007",
     },
     "vaultmarket": {"account": "acct-1", "api_secret": "vault-secret-0008"},
 }
@@ -128,7 +128,12 @@ def test_a_plain_record_from_before_is_read_then_encrypted(client, redis, app):
 
     assert app.extensions["gateway.store"].partner("ptr_before") == plain
     stored = every_value(redis)
-    for secret in ("ck_secret-0005", "cs_secret-0006", "woo-secret-0007", "whsec_before-0009"):
+    for secret in (
+        "ck_secret-key-0005",
+        "cs_consumer-secret-0006",
+        "woo-webhook-secret-0007",
+        "whsec_before-0009",
+    ):
         assert secret.encode() not in stored
     assert app.extensions["gateway.store"].partner("ptr_before") == plain
 
@@ -161,7 +166,11 @@ def test_rotate_names_the_partners_no_key_decrypts(client, redis):
 
 
 def test_production_refuses_to_start_without_encryption_keys(redis):
-    https = {"PUBLIC_URL": "https://gateway.example", "SECRET_KEY": "s" * 40}
+    https = {
+        "PUBLIC_URL": "https://gateway.example",
+        "SECRET_KEY": "s" * 40,
+        "GATEWAY_ADMIN_TOKEN": "t" * 40,  # production needs one too (issue 11)
+    }
     with pytest.raises(RuntimeError, match="ENCRYPTION_KEYS"):
         Settings.from_env(https)
     with pytest.raises(RuntimeError, match="ENCRYPTION_KEYS"):
