@@ -601,9 +601,9 @@ def test_woo_a_store_passes_as_no_other_whatever_the_source_says(client, redis, 
         "woocommerce",
         {
             "store_url": "https://other.example.com",
-            "consumer_key": "ck_other",
-            "consumer_secret": "cs_other",
-            "webhook_secret": "other-secret",
+            "consumer_key": "ck_other_store_key",
+            "consumer_secret": "cs_other_store_secret",
+            "webhook_secret": "other-webhook-secret",
         },
     )
     raw = raw_fixture("woocommerce", "webhook_order_created")
@@ -614,7 +614,7 @@ def test_woo_a_store_passes_as_no_other_whatever_the_source_says(client, redis, 
 
     assert_refused(forged, 401, "unauthorized")
     assert snapshot(redis) == before
-    own = deliver_woo(client, raw, source="http://www.other.example.com/", secret="other-secret")
+    own = deliver_woo(client, raw, source="http://www.other.example.com/", secret="other-webhook-secret")
     assert own.get_json() == {"status": "accepted"}
     assert queued(redis).jobs[0].args == [other["id"], "727"]
 
@@ -628,9 +628,9 @@ def test_woo_one_store_under_another_form_of_its_url_is_taken(client, redis, woo
             "platform": "woocommerce",
             "connection": {
                 "store_url": "http://www.shop.example.com/",
-                "consumer_key": "ck2",
-                "consumer_secret": "cs2",
-                "webhook_secret": "another-secret",
+                "consumer_key": "ck_same_shop_key_2",
+                "consumer_secret": "cs_same_shop_secret_2",
+                "webhook_secret": "another-webhook-secret",
             },
         },
         headers=admin_headers(),
