@@ -147,7 +147,7 @@ def hold(order: Order, reason: str) -> Order:
 
 
 def recheck_waiting(
-    order: Order, payment: str, address: dict[str, Any] | None
+    order: Order, payment: str, address: dict[str, Any] | None, email: str | None = None
 ) -> tuple[Order, str] | None:
     """What the buyer store's order, read again, does to our order whose routing waits:
     cancelled ends it unrouted, a different gap is noted, nothing missing releases it (the
@@ -169,6 +169,7 @@ def recheck_waiting(
         routing=Delivery(),
         waiting_for=None,
         shipping_address=dict(address or {}),
+        customer_email=email or order.customer_email,  # withheld with the address, maybe
         updated_at=now_iso(),
     )
     return (

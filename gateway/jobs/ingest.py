@@ -71,7 +71,9 @@ def _waiting_orders(store: Store, buyer_id: str, ref: str) -> list[str]:
 
 def _recheck(store: Store, order_id: str, store_order: StoreOrder) -> None:
     def decide(current: Order) -> Change | None:
-        changed = recheck_waiting(current, store_order.payment, store_order.shipping_address)
+        changed = recheck_waiting(
+            current, store_order.payment, store_order.shipping_address, store_order.email
+        )
         if changed is None:
             return None
         order, note = changed

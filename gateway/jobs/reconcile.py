@@ -30,6 +30,7 @@ from gateway.store import Change, JobSpec, Store, event
 log = logging.getLogger(__name__)
 
 LOCK = "reconcile"
+WAITING_RECHECK_DAYS = 30  # how long a waiting order is read again each cycle
 LOCK_SECONDS = 14 * 60  # shorter than the 15-minute schedule, longer than any run
 
 
@@ -231,10 +232,14 @@ def _reconcile_seller(store: Store, config: Settings, adapter, partner: dict, do
 
 def _reconcile_buyer(store: Store, config: Settings, adapter, partner: dict, done: dict) -> None:
     partner_id = partner["id"]
-    # Orders waiting on payment: asked about again each cycle, in case the webhook that said
-    # they were paid (or cancelled) was lost. One read each; they are few and short-lived.
+    # Orders waiting (on payment, an address): asked about again each cycle, in case the
+    # webhook that said they were paid (or cancelled) was lost. One read each: they are few,
+    # and an abandoned checkout is asked about for WAITING_RECHECK_DAYS only (a webhook still
+    # releases it later), so the cycle's cost does not grow with them.
+    oldest = iso_utc(datetime.now(UTC) - timedelta(days=WAITING_RECHECK_DAYS))
     waiting = [store.order(order_id) for order_id in store.waiting_orders(partner_id)]
-    for ref in sorted({order.buyer_order_ref for order in waiting if order is not None}):
+    recent = {o.buyer_order_ref for o in waiting if o is not None and o.created_at >= oldest}
+    for ref in sorted(recent):
         store.enqueue(JobSpec(INGEST_ORDER, (partner_id, ref), options=RETRIED_OPTIONS))
         done["ingested"] += 1
     for orders in _changed_pages(store, config, adapter, partner, "buyer"):

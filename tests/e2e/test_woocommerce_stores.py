@@ -249,7 +249,9 @@ def test_webhooks_naming_the_sites_own_home_url_are_taken(
     )
     seller = WooCommerceSide(env, "woocommerce", "seller")
     seller.connect()
-    shop = woocommerce_sim.add_store("homely", "ck_homely_store_key", "cs_homely_store_secret", "homely-webhook-secret")
+    shop = woocommerce_sim.add_store(
+        "homely", "ck_homely_store_key", "cs_homely_store_secret", "homely-webhook-secret"
+    )
     port = urlsplit(shop.url).port
     # WordPress's `home` is www and https; the merchant gave us the bare http URL.
     shop.home_url = f"https://www.localhost:{port}/stores/homely"

@@ -614,7 +614,9 @@ def test_woo_a_store_passes_as_no_other_whatever_the_source_says(client, redis, 
 
     assert_refused(forged, 401, "unauthorized")
     assert snapshot(redis) == before
-    own = deliver_woo(client, raw, source="http://www.other.example.com/", secret="other-webhook-secret")
+    own = deliver_woo(
+        client, raw, source="http://www.other.example.com/", secret="other-webhook-secret"
+    )
     assert own.get_json() == {"status": "accepted"}
     assert queued(redis).jobs[0].args == [other["id"], "727"]
 

@@ -188,3 +188,35 @@ def test_a_lost_forward_is_enqueued_again_by_the_watchdog_within_seconds(
     assert [job.func_name for job in job_queue(redis).jobs] == [FORWARD_FULFILLMENT]
     assert forward_fulfillment(order["id"], fulfillment_id) == "delivered"
     assert [e["type"] for e in callback_receiver.events()] == ["fulfillment.created"]
+
+
+def test_an_abandoned_checkout_is_read_again_for_thirty_days_only(client, redis, make_partner):
+    """A waiting order costs one read per cycle; one left unpaid for good stops costing it."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from gateway.jobs.reconcile import WAITING_RECHECK_DAYS, _reconcile_buyer
+    from gateway.model import iso_utc
+    from gateway.orders import hold, new_order
+    from gateway.platforms.base import ChangedPage
+
+    store = connect(Settings.from_env())
+    buyer = make_partner()
+    for ref, age in (("fresh", 1), ("abandoned", WAITING_RECHECK_DAYS + 1)):
+        order = hold(new_order(buyer["id"], "ptr_seller", ref, [], {}, None), "payment")
+        order.created_at = iso_utc(datetime.now(UTC) - timedelta(days=age), "milliseconds")
+        store.add_order(order, [], [])
+    nothing_new = SimpleNamespace(changed_orders=lambda *a, **k: ChangedPage([], None))
+    job_queue(redis).empty()
+
+    done = {"ingested": 0}
+    _reconcile_buyer(
+        store,
+        Settings.from_env(),
+        nothing_new,
+        {"id": buyer["id"], "created_at": iso_utc(datetime.now(UTC))},
+        done,
+    )
+
+    assert done["ingested"] == 1
+    assert [job.args for job in job_queue(redis).jobs] == [[buyer["id"], "fresh"]]

@@ -671,8 +671,9 @@ def test_paid_without_an_address_goes_on_waiting_for_the_address():
     assert still.waiting_for == "address"
     assert "address" in note and "address" in not_released(still)
     assert recheck_waiting(still, PAID, {}) is None
-    released, _ = recheck_waiting(still, PAID, STORE_ADDRESS)
+    released, _ = recheck_waiting(still, PAID, STORE_ADDRESS, "ada@example.com")
     assert released.routing.state == "pending"
+    assert released.customer_email == "ada@example.com"  # withheld with the address, given now
 
 
 def test_a_cancelled_waiting_order_is_never_routed():
