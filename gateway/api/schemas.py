@@ -95,6 +95,16 @@ class PartnerOut(Schema):
 class PartnerCreated(PartnerOut):
     api_key = fields.String(metadata={"description": "Shown this once."})
     event_signing_secret = fields.String(metadata={"description": "whsec_...; shown this once."})
+    webhook_headers = fields.Method(
+        "_webhook_headers",
+        metadata={
+            "description": "Headers the store's webhooks must carry, where the platform has "
+            "them (BigCommerce's X-Gateway-Secret); shown this once."
+        },
+    )
+
+    def _webhook_headers(self, partner: dict[str, Any]) -> dict[str, str]:
+        return platforms.get(partner["platform"]).webhook_headers(partner["connection"])
 
 
 class SkuPair(StrictSchema):

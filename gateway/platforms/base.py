@@ -296,6 +296,11 @@ class Platform:
         """The identity webhooks find this connection's store by (None: no store)."""
         return None
 
+    def webhook_headers(self, connection: dict[str, Any]) -> dict[str, str]:
+        """Headers the store's hooks must send (set when a hook is made; shown once when the
+        partner is created, for hooks made by hand)."""
+        return {}
+
     def adapter(self, partner: dict[str, Any], port: PlatformPort, config: Settings) -> Any:
         """The adapter of the partner's store connection (see `Adapter`)."""
         raise PlatformError(f"{self.label} has no store to call", permanent=True)

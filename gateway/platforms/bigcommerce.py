@@ -21,11 +21,12 @@ import hmac
 import re
 import time
 from email.utils import parsedate_to_datetime
+from secrets import token_urlsafe
 from typing import Any
 from urllib.parse import quote
 
 import requests
-from marshmallow import fields, validate
+from marshmallow import fields, post_load, validate
 
 from gateway import tracking
 from gateway.model import CANCELLED, PAID, UNPAID, Fulfillment, ObservedFulfillment, Order, iso_utc
@@ -172,9 +173,10 @@ STATE_NAMES = {
 }
 
 
-def verify_webhook(secret: str, raw_body: bytes, headers: Any) -> bool:
+def verify_webhook(secret: str, raw_body: bytes, headers: Any, token: str | None = None) -> bool:
     """Standard Webhooks signature when present (HMAC key: the secret's raw bytes), else the
-    custom `X-Gateway-Secret` header set when the hook was created."""
+    custom `X-Gateway-Secret` header set when the hook was created: the connection's own random
+    `token`, never the signing key itself (a header can be read where a signature can't)."""
     if not secret:
         return False
     signatures = headers.get("webhook-signature")
@@ -192,7 +194,7 @@ def verify_webhook(secret: str, raw_body: bytes, headers: Any) -> bool:
             if part.startswith("v1,")
         )
     given = headers.get("X-Gateway-Secret", "")
-    return bool(given) and hmac.compare_digest(given.encode(), secret.encode())
+    return bool(given and token) and hmac.compare_digest(given.encode(), token.encode())
 
 
 class BigCommerceAdapter:
@@ -559,6 +561,15 @@ class BigCommerceConnection(StrictSchema):
     access_token = secret(required=True)
     webhook_secret = secret(required=True)
     api_base_url = web_url()
+    # The X-Gateway-Secret of hooks without a signature: made here, shown once (load_only keeps
+    # it a secret, encrypted at rest); given in the request, it is refused.
+    gateway_token = fields.String(
+        load_only=True, validate=validate.Length(max=0, error="Made by the gateway; leave it out.")
+    )
+
+    @post_load
+    def _new_gateway_token(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        return {**data, "gateway_token": token_urlsafe(32)}
 
 
 class BigCommerce(Platform):
@@ -594,7 +605,12 @@ class BigCommerce(Platform):
         return producer if named else None
 
     def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
-        return verify_webhook(connection["webhook_secret"], call.raw, call.headers)
+        return verify_webhook(
+            connection["webhook_secret"], call.raw, call.headers, connection.get("gateway_token")
+        )
+
+    def webhook_headers(self, connection: dict[str, Any]) -> dict[str, str]:
+        return {"X-Gateway-Secret": connection["gateway_token"]}
 
     def delivery_id(self, call: WebhookCall) -> str | None:
         return call.header("webhook-id") or str(call.body().get("hash") or "") or None

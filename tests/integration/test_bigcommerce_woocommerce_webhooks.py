@@ -256,7 +256,10 @@ def test_bc_a_signature_over_other_bytes_of_the_same_json_is_401(client, redis, 
 def test_bc_unsigned_with_the_custom_secret_header_is_accepted(client, redis, bc_buyer):
     raw = raw_fixture("bigcommerce", "webhook_order_created")
 
-    answer = deliver_bc(client, raw, secret=None, gateway_secret=BC_BUYER_SECRET)
+    token = bc_buyer["webhook_headers"]["X-Gateway-Secret"]  # made by the gateway, shown once
+    assert token != BC_BUYER_SECRET and len(token) >= 32
+
+    answer = deliver_bc(client, raw, secret=None, gateway_secret=token)
 
     assert answer.get_json() == {"status": "accepted"}
     assert queued(redis).jobs[0].args == [bc_buyer["id"], "100"]
@@ -266,12 +269,17 @@ def test_bc_unsigned_with_the_custom_secret_header_is_accepted(client, redis, bc
 
 @pytest.mark.parametrize(
     "gateway_secret",
-    [None, "", "wrong-secret", BC_SELLER_SECRET],
-    ids=["neither", "empty", "wrong", "another-stores"],
+    [None, "", "wrong-secret", "another-stores", "the-signing-key"],
 )
 def test_bc_unsigned_without_the_right_custom_secret_is_401(
     client, redis, bc_buyer, bc_seller, gateway_secret
 ):
+    gateway_secret = {
+        "another-stores": bc_seller["webhook_headers"]["X-Gateway-Secret"],
+        # The header is the connection's own token, never the signing key (issue 11): a
+        # header can leak where a signature can't.
+        "the-signing-key": BC_BUYER_SECRET,
+    }.get(gateway_secret, gateway_secret)
     before = snapshot(redis)
 
     answer = deliver_bc(
@@ -341,11 +349,10 @@ def test_bc_unsigned_deliveries_dedupe_on_hash(client, redis, bc_buyer):
     other["hash"] = "1111111111111111111111111111111111111111"
     other["data"]["id"] = 101
 
-    first = deliver_bc(client, raw, secret=None, gateway_secret=BC_BUYER_SECRET)
-    second = deliver_bc(client, raw, secret=None, gateway_secret=BC_BUYER_SECRET)
-    third = deliver_bc(
-        client, json.dumps(other).encode(), secret=None, gateway_secret=BC_BUYER_SECRET
-    )
+    token = bc_buyer["webhook_headers"]["X-Gateway-Secret"]
+    first = deliver_bc(client, raw, secret=None, gateway_secret=token)
+    second = deliver_bc(client, raw, secret=None, gateway_secret=token)
+    third = deliver_bc(client, json.dumps(other).encode(), secret=None, gateway_secret=token)
 
     assert first.get_json() == {"status": "accepted"}
     assert second.get_json() == {"status": "duplicate"}
