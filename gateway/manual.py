@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.api.schemas import fulfillment_json, order_json
 from gateway.errors import ApiError, validation_failed
-from gateway.jobs import passing_on
+from gateway.jobs import delivery_queue, passing_on
 from gateway.model import SHIPPED, Order
 from gateway.orders import (
     ProposedFulfillment,
@@ -88,7 +88,8 @@ def create_manual_fulfillment(
                 fulfillment_id=fulfillment.id,
             )
         ]
-        shipped_events, jobs = passing_on(current.id, [fulfillment.id], shipped)
+        queue = delivery_queue(store, current.buyer_id)
+        shipped_events, jobs = passing_on(current.id, [fulfillment.id], shipped, queue)
         events += shipped_events
         body = {
             "fulfillment": fulfillment_json(updated, fulfillment.id),

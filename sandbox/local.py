@@ -127,7 +127,7 @@ class LocalGateway:
         self._spawn("gunicorn", [*web, "wsgi:app"], env)
         worker = [bin_dir / "rq", "worker", "--with-scheduler"]
         worker += ["--worker-class", "gateway.worker.GatewayWorker", "--maintenance-interval", "15"]
-        worker += ["--url", self.redis_url, "gateway"]
+        worker += ["--url", self.redis_url, "gateway", "callbacks"]  # the Procfile: one each
         worker += ["--serializer", "rq.serializers.JSONSerializer"]  # as in the Procfile
         for n in range(self.workers):
             self._spawn(f"worker{n}", worker, env)

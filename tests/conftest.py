@@ -170,6 +170,7 @@ def worker(redis, gateway_env) -> Iterator[subprocess.Popen]:
             "--logging_level",
             "WARNING",
             "gateway",
+            "callbacks",  # the Procfile gives this queue workers of its own
         ],
         cwd=ROOT,
         env=env,

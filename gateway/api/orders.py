@@ -156,7 +156,7 @@ def post_resync(order_id: str):
     seller = store().partner(order.seller_id)
     jobs = resync_jobs(order, seller["platform"])
     done = store().resync_order(
-        order.id, settings().resync_cooldown, lambda current: reopen_failed(current, jobs)
+        order.id, settings().resync_cooldown, lambda current: reopen_failed(store(), current, jobs)
     )
     if done is not None and done.result:
         body = {"status": "coalesced", "order_id": order.id, "retry_after": done.result}

@@ -15,9 +15,10 @@ from rq import Queue, Retry, get_current_job
 from rq.serializers import JSONSerializer
 
 if TYPE_CHECKING:
-    from gateway.store import JobSpec
+    from gateway.store import JobSpec, Store
 
 QUEUE = "gateway"
+CALLBACKS_QUEUE = "callbacks"  # deliveries to partners' own URLs (platforms/none.py)
 # Jobs (arguments, results) are kept as JSON, never pickle: whoever can write to Redis must not
 # be able to make a worker run code. The workers and the cron process use it too (Procfile).
 SERIALIZER = JSONSerializer
@@ -42,20 +43,36 @@ RETRIED_OPTIONS = {**JOB_OPTIONS, "retry": Retry(max=5, interval=[5, 30, 120, 60
 
 
 def passing_on(
-    order_id: str, fulfillment_ids: Iterable[str], became_shipped: bool
+    order_id: str, fulfillment_ids: Iterable[str], became_shipped: bool, queue: str = QUEUE
 ) -> tuple[list[dict], list[JobSpec]]:
     """(events, jobs) that follow new or changed fulfillments in their own transaction: a forward
-    for each and, when they made the order shipped, its timeline event and the buyer's notice."""
+    for each and, when they made the order shipped, its timeline event and the buyer's notice,
+    on the buyer's delivery queue (`delivery_queue`)."""
     from gateway.store import JobSpec, event
 
     jobs = [
-        JobSpec(FORWARD_FULFILLMENT, (order_id, fid), options=JOB_OPTIONS)
+        JobSpec(FORWARD_FULFILLMENT, (order_id, fid), options=JOB_OPTIONS, queue=queue)
         for fid in fulfillment_ids
     ]
     if not became_shipped:
         return [], jobs
-    jobs.append(JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS))
+    jobs.append(JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS, queue=queue))
     return [event("order.shipped", "Every line is fulfilled: the order is shipped.")], jobs
+
+
+def delivery_queue(store: Store, buyer_id: str) -> str:
+    """The queue of deliveries to this buyer: its platform's own (callbacks to partners' URLs
+    have theirs, so one slow partner can't hold every worker), else the gateway's."""
+    from gateway import platforms
+
+    platform = platforms.REGISTRY.get(store.platform_of(buyer_id) or "")
+    return (platform.delivery_queue if platform else None) or QUEUE
+
+
+def current_queue() -> str:
+    """The queue the running job came from (a retry goes back to it); the gateway's outside."""
+    job = get_current_job()
+    return job.origin if job is not None else QUEUE
 
 
 def context():

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gateway import platforms
-from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, JOB_OPTIONS, context
+from gateway.jobs import (
+    ANNOUNCE_SHIPPED,
+    FORWARD_FULFILLMENT,
+    JOB_OPTIONS,
+    context,
+    current_queue,
+)
 from gateway.jobs.attempts import Sent, attempt
 from gateway.model import Delivery, Order
 from gateway.store import JobSpec
@@ -14,6 +20,7 @@ from gateway.store import JobSpec
 def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
     """Deliver one fulfillment (or its latest tracking change) to the buyer once."""
     config, store = context()
+    queue = current_queue()  # retries and what follows stay on the buyer's delivery queue
     sending = {"version": 0}  # the version `send` passed on, for `put`
 
     def due(order: Order) -> bool:
@@ -52,12 +59,16 @@ def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
         get=lambda o: o.fulfillment(fulfillment_id).delivery,
         put=put,
         what=f"fulfillment {fulfillment_id}",
-        retry=JobSpec(FORWARD_FULFILLMENT, (order_id, fulfillment_id), options=JOB_OPTIONS),
+        retry=JobSpec(
+            FORWARD_FULFILLMENT, (order_id, fulfillment_id), options=JOB_OPTIONS, queue=queue
+        ),
         schedule=config.delivery_retry_schedule,
         audience="buyer",
         due=due,
         follow_up=lambda o: (
-            [JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS)] if notice_due(o) else []
+            [JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS, queue=queue)]
+            if notice_due(o)
+            else []
         ),
     )
 
@@ -79,7 +90,7 @@ def announce_shipped(order_id: str) -> str:
         get=lambda o: o.shipped_notice,
         put=lambda o, d: replace(o, shipped_notice=d),
         what="the shipped notice",
-        retry=JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS),
+        retry=JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS, queue=current_queue()),
         schedule=config.delivery_retry_schedule,
         audience="buyer",
         due=notice_due,

@@ -18,6 +18,7 @@ from gateway.jobs import (
     ROUTE_ORDER,
     SYNC_SELLER,
     context,
+    delivery_queue,
 )
 from gateway.jobs.sync import apply_observed
 from gateway.model import Order, deliveries, iso_utc
@@ -34,14 +35,16 @@ WAITING_RECHECK_DAYS = 30  # how long a waiting order is read again each cycle
 LOCK_SECONDS = 14 * 60  # shorter than the 15-minute schedule, longer than any run
 
 
-def job_for(order_id: str, name: str) -> JobSpec:
-    """The job that carries the named delivery of an order."""
+def job_for(store: Store, order: Order, name: str) -> JobSpec:
+    """The job that carries the named delivery of an order (to the buyer: on its queue)."""
     if name == "route":
-        return JobSpec(ROUTE_ORDER, (order_id,), options=JOB_OPTIONS)
+        return JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)
+    queue = delivery_queue(store, order.buyer_id)
     if name == "shipped":
-        return JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS)
+        return JobSpec(ANNOUNCE_SHIPPED, (order.id,), options=JOB_OPTIONS, queue=queue)
+    fulfillment_id = name.removeprefix("forward:")
     return JobSpec(
-        FORWARD_FULFILLMENT, (order_id, name.removeprefix("forward:")), options=JOB_OPTIONS
+        FORWARD_FULFILLMENT, (order.id, fulfillment_id), options=JOB_OPTIONS, queue=queue
     )
 
 
@@ -52,7 +55,7 @@ def resync_jobs(order: Order, seller_platform: str) -> list[JobSpec]:
     return [JobSpec(SYNC_SELLER, (order.id,), options=RETRIED_OPTIONS)]
 
 
-def reopen_failed(order: Order, jobs: list[JobSpec]) -> Change:
+def reopen_failed(store: Store, order: Order, jobs: list[JobSpec]) -> Change:
     """Failed deliveries go back to pending, with a fresh set of attempts, and are enqueued."""
     reopened = reopen_failed_deliveries(order)
     names = [name for name, d in deliveries(order).items() if d.state == "failed"]
@@ -65,7 +68,7 @@ def reopen_failed(order: Order, jobs: list[JobSpec]) -> Change:
     return Change(
         order=reopened,
         events=events,
-        jobs=jobs + [job_for(order.id, name) for name in names],
+        jobs=jobs + [job_for(store, order, name) for name in names],
     )
 
 
@@ -128,7 +131,9 @@ def requeue_stuck(store: Store) -> int:
     """Enqueue again the deliveries whose job was lost; how many."""
     stuck = store.stuck_deliveries()
     for order_id, name in stuck:
-        store.enqueue(job_for(order_id, name))
+        order = store.order(order_id)
+        if order is not None:
+            store.enqueue(job_for(store, order, name))
         store.postpone_stuck(order_id, name)
     return len(stuck)
 

@@ -9,6 +9,7 @@ from gateway.jobs import (
     RETRIED_OPTIONS,
     TELL_SELLER_HELD,
     context,
+    delivery_queue,
     passing_on,
 )
 from gateway.model import ObservedFulfillment, Order
@@ -79,7 +80,8 @@ def apply_observed(
         if seen_newer:
             synced.order.seller_updated_at = seen_updated_at
         events = [event(kind, message, level=level) for kind, message, level in synced.notes]
-        shipped_events, jobs = passing_on(order_id, synced.forward, synced.became_shipped)
+        queue = delivery_queue(store, current.buyer_id)
+        shipped_events, jobs = passing_on(order_id, synced.forward, synced.became_shipped, queue)
         events += shipped_events
         jobs += [
             JobSpec(TELL_SELLER_HELD, (order_id, fid), options=RETRIED_OPTIONS)

@@ -290,6 +290,8 @@ class Platform:
     # A buyer on this platform may give a callback_url for events.
     callbacks: ClassVar[bool] = False
     topics: ClassVar[dict[str, str]] = {}  # webhook topic -> INGEST_ORDER or SYNC_SELLER
+    # The queue of deliveries to a buyer on this platform (None: the gateway's own).
+    delivery_queue: ClassVar[str | None] = None
     webhook_auth: ClassVar[str] = ""  # how its webhooks are signed and matched, for OpenAPI
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:

@@ -95,6 +95,7 @@ class NoPlatform(Platform):
     has_store = False
     fulfillments_from_store = False
     callbacks = True
+    delivery_queue = "callbacks"  # any partner's URL may be slow: its own workers (Procfile)
 
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings

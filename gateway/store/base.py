@@ -36,6 +36,7 @@ class JobSpec:
     args: tuple[Any, ...] = ()
     delay: float = 0  # seconds; > 0 parks it in RQ's scheduled registry
     options: dict[str, Any] = field(default_factory=dict)  # job_timeout, retry, job_id, ...
+    queue: str | None = None  # another queue than the store's (jobs.CALLBACKS_QUEUE)
 
 
 @dataclass
@@ -74,8 +75,9 @@ class Records:
         options = dict(job.options)
         if pipe is not None:
             options["pipeline"] = pipe
+        queue = self.queue
+        if job.queue and job.queue != queue.name:
+            queue = Queue(job.queue, connection=self.redis, serializer=queue.serializer)
         if job.delay > 0:
-            return self.queue.enqueue_in(
-                timedelta(seconds=job.delay), job.func, *job.args, **options
-            )
-        return self.queue.enqueue(job.func, *job.args, **options)
+            return queue.enqueue_in(timedelta(seconds=job.delay), job.func, *job.args, **options)
+        return queue.enqueue(job.func, *job.args, **options)

@@ -50,6 +50,7 @@ class Partners(Records):
     def __init__(self, redis: Redis, queue: Queue, timeline_cap: int, encryption_keys: str) -> None:
         super().__init__(redis, queue, timeline_cap)
         self._known_stores: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._platforms: dict[str, str] = {}
         self._cipher = cipher(encryption_keys)
 
     def _sealed(self, partner: dict[str, Any]) -> str:
@@ -109,6 +110,16 @@ class Partners(Records):
             except WatchError:
                 return False
         return True
+
+    def platform_of(self, partner_id: str) -> str | None:
+        """A partner's platform, which never changes: read once per process (None: no such
+        partner)."""
+        if partner_id not in self._platforms:
+            partner = self.partner(partner_id)
+            if partner is None:
+                return None
+            self._platforms[partner_id] = partner["platform"]
+        return self._platforms[partner_id]
 
     def partner(self, partner_id: str) -> dict[str, Any] | None:
         """A partner's record, connection secrets included (never return it as is)."""

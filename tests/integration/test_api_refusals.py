@@ -17,7 +17,7 @@ from conftest import ADDRESS, admin_headers, bearer
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-QUEUE = "gateway"
+QUEUE, CALLBACKS_QUEUE = "gateway", "callbacks"
 UPS_1 = "1Z5R89390357567127"
 UPS_2 = "1Z879E930346834440"
 FEDEX_GROUND = "449044304137821"
@@ -39,8 +39,12 @@ WOOCOMMERCE = {
 
 
 def queue_state(redis) -> tuple[int, int]:
-    queue = Queue(QUEUE, connection=redis)
-    return queue.count, ScheduledJobRegistry(queue=queue).count
+    """Jobs queued and scheduled, on every queue (deliveries to callback URLs have their own)."""
+    queues = [Queue(name, connection=redis) for name in (QUEUE, CALLBACKS_QUEUE)]
+    return (
+        sum(queue.count for queue in queues),
+        sum(ScheduledJobRegistry(queue=queue).count for queue in queues),
+    )
 
 
 def keyspace(redis) -> dict[bytes, bytes]:

@@ -48,5 +48,7 @@ def test_twenty_threads_never_overfill_a_line(live_server, pair, make_order, red
     assert stored["line_items"][0]["fulfilled_quantity"] == 5
     assert len(stored["fulfillments"]) == 5
     assert stored["status"] == "shipped"
-    # One forward per fulfillment, one shipped notice, one routing job: nothing more enqueued.
-    assert Queue("gateway", connection=redis).count == 1 + 5 + 1
+    # One forward per fulfillment, one shipped notice (on the buyer's callbacks queue), one
+    # routing job: nothing more enqueued.
+    assert Queue("gateway", connection=redis).count == 1
+    assert Queue("callbacks", connection=redis).count == 5 + 1

@@ -7,8 +7,15 @@ import time
 
 import pytest
 from conftest import bearer
+from rq import Queue
 
-from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, job_queue
+from gateway.jobs import (
+    ANNOUNCE_SHIPPED,
+    CALLBACKS_QUEUE,
+    FORWARD_FULFILLMENT,
+    SERIALIZER,
+    job_queue,
+)
 from gateway.jobs.forwarding import announce_shipped, forward_fulfillment
 from gateway.jobs.reconcile import watch_deliveries
 from gateway.model import ObservedFulfillment
@@ -175,7 +182,8 @@ def test_a_lost_forward_is_enqueued_again_by_the_watchdog_within_seconds(
         },
     )
     fulfillment_id = answer.get_json()["fulfillment"]["id"]
-    job_queue(redis).empty()  # the job is lost (no worker runs in this test)
+    callbacks = Queue(CALLBACKS_QUEUE, connection=redis, serializer=SERIALIZER)
+    callbacks.empty()  # the job is lost (no worker runs in this test)
     member = f"{order['id']}|forward:{fulfillment_id}"
     due = redis.zscore(key("pending"), member)
     assert time.time() + STUCK_AFTER - 5 <= due <= time.time() + STUCK_AFTER + 1
@@ -185,7 +193,7 @@ def test_a_lost_forward_is_enqueued_again_by_the_watchdog_within_seconds(
     redis.zadd(key("pending"), {member: time.time() - 1})  # as STUCK_AFTER seconds later
     assert watch_deliveries() == 1
     assert redis.zscore(key("pending"), member) > time.time() + STUCK_AFTER - 5  # postponed
-    assert [job.func_name for job in job_queue(redis).jobs] == [FORWARD_FULFILLMENT]
+    assert [job.func_name for job in callbacks.jobs] == [FORWARD_FULFILLMENT]
     assert forward_fulfillment(order["id"], fulfillment_id) == "delivered"
     assert [e["type"] for e in callback_receiver.events()] == ["fulfillment.created"]
 
@@ -220,3 +228,38 @@ def test_an_abandoned_checkout_is_read_again_for_thirty_days_only(client, redis,
 
     assert done["ingested"] == 1
     assert [job.args for job in job_queue(redis).jobs] == [[buyer["id"], "fresh"]]
+
+
+def test_deliveries_to_a_callback_url_wait_on_their_own_queue(
+    client, redis, pair, make_order, callback_receiver
+):
+    """A slow partner URL holds only the callbacks queue's workers, not every worker."""
+    from gateway.jobs.reconcile import requeue_stuck
+
+    buyer, seller = pair({"callback_url": callback_receiver.url})
+    order = make_order(buyer, seller, lines=[{"sku": "MUG-BLUE", "quantity": 1}])
+    job_queue(redis).empty()
+    answer = client.post(
+        f"/api/v1/orders/{order['id']}/fulfillments",
+        headers=bearer(seller["api_key"]),
+        json={
+            "line_items": [{"sku": "AC-100", "quantity": 1}],
+            "carrier": "UPS",
+            "tracking_numbers": [UPS],
+        },
+    )
+    callbacks = Queue(CALLBACKS_QUEUE, connection=redis, serializer=SERIALIZER)
+
+    assert answer.status_code == 201
+    assert sorted(job.func_name for job in callbacks.jobs) == [
+        ANNOUNCE_SHIPPED,
+        FORWARD_FULFILLMENT,
+    ]
+    assert job_queue(redis).count == 0
+    # A lost one goes back to the same queue.
+    callbacks.empty()
+    redis.zadd(
+        key("pending"), {f"{order['id']}|forward:{answer.get_json()['fulfillment']['id']}": 0}
+    )
+    assert requeue_stuck(connect(Settings.from_env())) == 1
+    assert [job.func_name for job in callbacks.jobs] == [FORWARD_FULFILLMENT]

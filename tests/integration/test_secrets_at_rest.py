@@ -99,7 +99,9 @@ def test_no_secret_is_in_redis_in_the_clear(client, redis, app, vault):
     secrets = [v for c in CONNECTIONS.values() for v in c.values() if "secret" in v]
     secrets += [partner["event_signing_secret"] for partner in created]
     secrets += [partner["api_key"] for partner in created]
-    assert len(secrets) == 8 + 5 + 5
+    # and what the gateway makes: BigCommerce's unsigned-hook token, shown once
+    secrets += [v for partner in created for v in partner["webhook_headers"].values()]
+    assert len(secrets) == 8 + 5 + 5 + 1
 
     stored = every_value(redis)
     assert b"acme.myshopify.com" in stored  # what isn't secret stays readable
@@ -109,7 +111,8 @@ def test_no_secret_is_in_redis_in_the_clear(client, redis, app, vault):
     store = app.extensions["gateway.store"]
     for partner, connection in zip(created, CONNECTIONS.values(), strict=False):
         read = store.partner(partner["id"])
-        assert read["connection"] == connection
+        made = {"gateway_token": v for v in partner["webhook_headers"].values()}
+        assert read["connection"] == {**connection, **made}
         assert read["event_signing_secret"] == partner["event_signing_secret"]
 
 
