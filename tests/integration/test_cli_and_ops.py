@@ -125,7 +125,7 @@ def test_healthz_is_503_when_redis_is_down(redis):
 
 
 def test_the_cron_config_schedules_reconcile_every_15_minutes_utc(redis):
-    """What `rq cron gateway.jobs.schedule` (the Procfile's cron) loads."""
+    """What the Procfile's cron (`python -m gateway.cron`) loads."""
     from rq.cron import CronScheduler
 
     scheduler = CronScheduler(connection=redis)

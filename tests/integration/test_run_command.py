@@ -118,7 +118,7 @@ def test_run_serves_where_it_says_and_stops_everything(tmp_path: Path, listen: s
 
         started = descendants(run.pid)
         names = " ".join(" ".join(p.cmdline()) for p in started)
-        for expected in ("redis-server", "honcho", "gunicorn", "rq worker", "rq cron"):
+        for expected in ("redis-server", "honcho", "gunicorn", "rq worker", "gateway.cron"):
             assert expected in names, names
         gunicorn = next(p for p in started if "gunicorn" in " ".join(p.cmdline()))
         worker = next(p for p in started if "rq worker" in " ".join(p.cmdline()))
