@@ -23,6 +23,21 @@ ERRORS = {
     "503": "Store or queue unavailable",
 }
 
+# Who may call each operation (API.md): the operator's token, a partner's API key, or either.
+OPERATOR, PARTNER = "operator", "partner"
+SECURITY = {
+    ("/api/v1/partners", "post"): (OPERATOR,),
+    ("/api/v1/partners/{partner_id}", "get"): (OPERATOR, PARTNER),
+    ("/api/v1/partnerships", "post"): (OPERATOR,),
+    ("/api/v1/orders", "post"): (PARTNER,),
+    ("/api/v1/orders", "get"): (PARTNER,),
+    ("/api/v1/orders/{order_id}", "get"): (OPERATOR, PARTNER),
+    ("/api/v1/orders/{order_id}/fulfillments", "post"): (PARTNER,),
+    ("/api/v1/orders/{order_id}/links", "post"): (OPERATOR, PARTNER),
+    ("/api/v1/orders/{order_id}/resync", "post"): (OPERATOR, PARTNER),
+    ("/api/v1/reconcile", "post"): (OPERATOR,),
+}
+
 
 def _op(
     summary: str,
@@ -32,7 +47,7 @@ def _op(
     parameters: list[dict[str, Any]] | None = None,
     body_required: bool = True,
 ) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}], "responses": {}}
+    operation: dict[str, Any] = {"summary": summary, "responses": {}}
     if body:
         operation["requestBody"] = {
             "required": body_required,
@@ -70,7 +85,12 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
     )
-    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme(
+        OPERATOR, {"type": "http", "scheme": "bearer", "description": "GATEWAY_ADMIN_TOKEN"}
+    )
+    spec.components.security_scheme(
+        PARTNER, {"type": "http", "scheme": "bearer", "description": "A partner's API key"}
+    )
     spec.components.schema(
         "Error",
         {
@@ -145,7 +165,11 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         "/api/v1/partners/{partner_id}",
         operations={
             "get": _op(
-                "A partner", None, {"200": "Partner"}, ("401", "404"), [_path_id("partner_id")]
+                "A partner",
+                None,
+                {"200": "Partner"},
+                ("401", "404", "503"),
+                [_path_id("partner_id")],
             )
         },
     )
@@ -186,14 +210,16 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
                 "The caller's orders",
                 None,
                 {"200": "OrderPage"},
-                ("401", "403", "422"),
+                ("401", "403", "422", "503"),
                 list_params,
             ),
         },
     )
     spec.path(
         "/api/v1/orders/{order_id}",
-        operations={"get": _op("An order", None, {"200": "Order"}, ("401", "404"), order_id)},
+        operations={
+            "get": _op("An order", None, {"200": "Order"}, ("401", "404", "503"), order_id)
+        },
     )
     idempotency = {
         "in": "header",
@@ -288,7 +314,13 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
     spec.path(
         "/metrics",
         operations={
-            "get": {"summary": "Prometheus text", "responses": {"200": {"description": "ok"}}}
+            "get": {
+                "summary": "Prometheus text",
+                "responses": {
+                    "200": {"description": "ok"},
+                    "503": {"description": ERRORS["503"]},
+                },
+            }
         },
     )
     spec.path(
@@ -301,6 +333,8 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         },
     )
     document = spec.to_dict()
+    for (path, method), who in SECURITY.items():
+        document["paths"][path][method]["security"] = [{name: []} for name in who]
     schemas = document["components"]["schemas"]
     partner_in = schemas["PartnerIn"]["properties"]
     partner_in["platform"]["enum"] = list(platform_names)
