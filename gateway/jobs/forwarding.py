@@ -8,7 +8,7 @@ from gateway import platforms
 from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT, JOB_OPTIONS, context
 from gateway.jobs.attempts import Sent, attempt
 from gateway.model import Delivery, Order
-from gateway.store import JobSpec
+from gateway.store import JobSpec, attempt_lock
 
 
 def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
@@ -47,7 +47,7 @@ def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
     return attempt(
         store,
         order_id,
-        f"forward:{fulfillment_id}",
+        attempt_lock(order_id, f"forward:{fulfillment_id}"),
         send,
         get=lambda o: o.fulfillment(fulfillment_id).delivery,
         put=put,
@@ -73,7 +73,7 @@ def announce_shipped(order_id: str) -> str:
     return attempt(
         store,
         order_id,
-        f"shipped:{order_id}",
+        attempt_lock(order_id, "shipped"),
         send,
         get=lambda o: o.shipped_notice,
         put=lambda o, d: replace(o, shipped_notice=d),
