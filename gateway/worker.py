@@ -25,6 +25,7 @@ from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker, WorkerStatus
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)  # BusyLoadingError is one: AOF loading
+SCHEDULER_CHECK_SECONDS = 2  # how often a worker looks whether the scheduler lock is free
 
 
 class ResilientScheduler(RQScheduler):
@@ -61,6 +62,7 @@ class GatewayWorker(SimpleWorker):
     # RQ waits 1, 2, 4 ... up to 60 s between tries while Redis is away, so after a long outage
     # a worker could come back a minute late; every 2 s at most instead.
     max_connection_wait_time = 2.0
+    scheduler_checked = 0.0
 
     def execute_job(self, job, queue) -> None:
         try:
@@ -74,6 +76,7 @@ class GatewayWorker(SimpleWorker):
                 self.set_state(WorkerStatus.IDLE)
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        self.take_over_scheduler()
         while True:
             try:
                 return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
@@ -99,6 +102,18 @@ class GatewayWorker(SimpleWorker):
             super().check_for_suspension(burst)
         except REDIS_DOWN as error:
             self.wait_for_redis(error)
+
+    def take_over_scheduler(self) -> None:
+        """Start this worker's scheduler if the lock is free (the worker that held it died):
+        looked at every few seconds, where RQ looks at its maintenance interval only."""
+        checked = time.monotonic()
+        if self.scheduler is None or checked - self.scheduler_checked < SCHEDULER_CHECK_SECONDS:
+            return
+        self.scheduler_checked = checked
+        process = self.scheduler._process
+        if process is None or not process.is_alive():
+            with suppress(*REDIS_DOWN):
+                self.scheduler.acquire_locks(auto_start=True)
 
     def wait_for_redis(self, error: Exception) -> None:
         """Poll Redis every second until it answers; StopRequested if asked to stop meanwhile."""

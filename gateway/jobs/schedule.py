@@ -8,7 +8,7 @@ from gateway.jobs import QUEUE
 from gateway.jobs.reconcile import reconcile, watch_deliveries
 
 EVERY_15_MINUTES = "*/15 * * * *"  # UTC, clock-aligned; missed runs are not caught up
-WATCH_SECONDS = 10  # how often lost deliveries are looked for (store.STUCK_AFTER past due)
+WATCH_SECONDS = 5  # how often lost deliveries are looked for (store.STUCK_AFTER past due)
 
 
 def periodic_job_definitions() -> list[dict]:

@@ -11,7 +11,7 @@ from redis import Redis
 
 from sandbox.local import LocalGateway, wait_for
 
-OUTAGE = 12  # seconds: longer than the cron's 10 s watchdog interval, so it wakes up meanwhile
+OUTAGE = 8  # seconds: longer than the cron's 5 s watchdog interval, so it wakes up meanwhile
 
 
 @pytest.mark.timeout(120)
@@ -27,7 +27,7 @@ def test_worker_and_cron_wait_out_a_long_redis_outage():
         gateway.restart_redis()
         done = int(redis.hget("rq:worker:worker0", "successful_job_count") or 0)
 
-        # The cron enqueues its watchdog again (every 10 s) and the same worker runs it.
+        # The cron enqueues its watchdog again (every 5 s) and the same worker runs it.
         wait_for(
             "a job done after the outage",
             lambda: int(redis.hget("rq:worker:worker0", "successful_job_count") or 0) > done,
