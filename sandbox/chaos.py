@@ -107,6 +107,7 @@ class Receiver:
 
     def __init__(self, refuse_every: int) -> None:
         self.refuse_every = refuse_every
+        self.hold = 0.0  # seconds each request waits for its answer (a slow buyer)
         self.secret = ""
         self.arrivals: list[Arrival] = []
         self.tries: Counter = Counter()  # event id -> deliveries so far
@@ -159,6 +160,7 @@ class Receiver:
                     signed,
                 )
             )
+        time.sleep(self.hold)
         handler.send_response(status)
         handler.send_header("Content-Length", "0")
         handler.end_headers()
@@ -475,11 +477,9 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> Outcome:
     return outcome
 
 
-def scenario(
-    plan: Plan, gateway: LocalGateway, receiver: Receiver, outcome: Outcome, log: Callable
-) -> None:
-    admin = gateway.admin
-    client = Client(gateway.url)
+def partners(gateway: LocalGateway, receiver: Receiver) -> tuple[dict, dict]:
+    """A buyer whose callback URL is the receiver and a seller, both with no platform, and
+    their partnership; their creation answers (with their keys)."""
     buyer = gateway.api(
         "POST",
         "/api/v1/partners",
@@ -500,7 +500,15 @@ def scenario(
     skus.append({"buyer_sku": "MUG-RED", "seller_sku": "AC-200"})
     pair = {"buyer_id": buyer["id"], "seller_id": seller["id"], "skus": skus}
     gateway.api("POST", "/api/v1/partnerships", json=pair)
+    return buyer, seller
 
+
+def scenario(
+    plan: Plan, gateway: LocalGateway, receiver: Receiver, outcome: Outcome, log: Callable
+) -> None:
+    admin = gateway.admin
+    client = Client(gateway.url)
+    buyer, seller = partners(gateway, receiver)
     deadline = time.monotonic() + 600
 
     def place(n: int) -> dict:

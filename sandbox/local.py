@@ -137,9 +137,13 @@ class LocalGateway:
         self._spawn("gunicorn", [*web, "wsgi:app"], env)
         for _ in range(self.workers):
             self.start_worker()
-        if self.cron:  # as in the Procfile
-            self._spawn("cron", [sys.executable, "-m", "gateway.cron"], env)
+        if self.cron:
+            self.start_cron()
         wait_for("the gateway", lambda: self.api("GET", "/healthz")["workers"] == self.workers)
+
+    def start_cron(self) -> None:
+        """The cron process, as the Procfile runs it (again, after `kill("cron")`)."""
+        self._spawn("cron", [sys.executable, "-m", "gateway.cron"], self.env)
 
     def start_worker(self) -> str:
         """One more RQ worker, as the Procfile runs it, named worker0, worker1, ... (its RQ
