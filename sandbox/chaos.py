@@ -274,18 +274,16 @@ class Faults:
                         break
             if victim is None:
                 time.sleep(0.02)
-        if victim is None:  # none delivering (or no lock seen): any worker still counts
+        if holding_scheduler and victim is not None:
+            kind = "scheduler worker killed"
+        elif victim is not None:
+            kind = "delivering worker killed"
+        else:  # none seen delivering, or no lock holder seen: any worker, said as it is
             victim = self.alive_workers()[0]
-            job = self.current_job(victim)
+            job, kind = self.current_job(victim), "worker killed"
         self.gateway.kill(victim)
         at = time.monotonic()
-        fault = Fault(
-            "scheduler worker killed" if holding_scheduler else "delivering worker killed",
-            at,
-            at,
-            victim,
-            job,
-        )
+        fault = Fault(kind, at, at, victim, job)
         self.done.append(fault)
         self.gateway.start_worker()  # what a process manager does
         if holding_scheduler:  # measured aside: the next fault does not wait for it
