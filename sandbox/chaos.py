@@ -332,18 +332,24 @@ class Client:
         self.local = threading.local()
 
     def call(self, method: str, path: str, key: str, **kwargs: Any) -> Answer:
+        """One call; a 429 (rate limited: nothing was done) is waited out and sent again."""
         session = getattr(self.local, "session", None)
         if session is None:
             session = self.local.session = requests.Session()
         headers = {"Authorization": f"Bearer {key}", **kwargs.pop("headers", {})}
-        try:
-            answer = session.request(
-                method, self.base + path, headers=headers, timeout=30, **kwargs
-            )
-            body = answer.json() if answer.content else {}
-            return Answer(answer.status_code, body, time.monotonic())
-        except (requests.RequestException, ValueError):
-            return Answer(0, {}, time.monotonic())
+        for _ in range(20):
+            try:
+                answer = session.request(
+                    method, self.base + path, headers=headers, timeout=30, **kwargs
+                )
+                body = answer.json() if answer.content else {}
+            except (requests.RequestException, ValueError):
+                return Answer(0, {}, time.monotonic())
+            if answer.status_code != 429:
+                break
+            wait = answer.headers.get("Retry-After", "1")
+            time.sleep(min(float(wait), 10) if wait.isdigit() else 1)
+        return Answer(answer.status_code, body, time.monotonic())
 
     def until_answered(self, method: str, path: str, key: str, deadline: float, **kw) -> Answer:
         """Call again while the answer is ambiguous (safe only for repeat-safe calls)."""
