@@ -84,7 +84,11 @@ def start_redis(
 
 class LocalGateway:
     """A Redis of its own, gunicorn (2 workers) and `workers` RQ workers in child processes, with
-    a data folder of their own (logs, outbox); `api` calls it, by default as the operator."""
+    a data folder of their own (logs, outbox); `api` calls it, by default as the operator.
+
+    With `cron`, the Procfile's cron process runs too (the reconciliation and the watchdog).
+    Faults for the chaos test and bench: `kill` a child by name, `start_worker` a replacement,
+    `kill_redis` and `restart_redis` (same port, same folder, so AOF brings the data back)."""
 
     def __init__(
         self,
@@ -93,15 +97,22 @@ class LocalGateway:
         aof: bool = True,
         admin: str | None = None,
         prefix: str = "gateway-",
+        cron: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
-        """Configure; nothing runs until `start`."""
+        """Configure; nothing runs until `start`. `env` adds settings for every process."""
         self.workers = workers
         self.aof = aof
+        self.cron = cron
+        self.extra_env = env or {}
         self.folder = Path(tempfile.mkdtemp(prefix=prefix))
         self.url = f"http://127.0.0.1:{free_port()}"
         self.admin = admin or os.urandom(16).hex()
         self.redis_url = ""
+        self.env: dict[str, str] = {}
         self.processes: list[subprocess.Popen] = []
+        self.children: dict[str, subprocess.Popen] = {}  # by name: redis, gunicorn, worker0, ...
+        self.started_workers = 0
 
     def start(self) -> None:
         """Start Redis, the web server and the workers; return when the workers are in."""
@@ -109,7 +120,8 @@ class LocalGateway:
             self.folder, aof=self.aof, log=self.folder / "redis.log"
         )
         self.processes.append(redis_process)
-        env = {
+        self.children["redis"] = redis_process
+        self.env = env = {
             **os.environ,
             "REDIS_URL": self.redis_url,
             "PUBLIC_URL": self.url,
@@ -120,24 +132,67 @@ class LocalGateway:
             "OUTBOX_DIR": str(self.folder / "outbox"),
             "ALLOW_PRIVATE_HOSTS": "127.0.0.0/8,::1,localhost",  # the local simulators
             "PYTHONPATH": str(ROOT),
+            **self.extra_env,
         }
         bin_dir = Path(sys.executable).parent
         web = [bin_dir / "gunicorn", "--bind", self.url.removeprefix("http://")]
         web += ["--workers", "2", "--no-control-socket"]  # as in the Procfile
         self._spawn("gunicorn", [*web, "wsgi:app"], env)
-        worker = [bin_dir / "rq", "worker", "--with-scheduler"]
+        for _ in range(self.workers):
+            self.start_worker()
+        if self.cron:
+            self.start_cron()
+        wait_for("the gateway", lambda: self.api("GET", "/healthz")["workers"] == self.workers)
+
+    def start_cron(self) -> None:
+        """The cron process, as the Procfile runs it (again, after `kill("cron")`)."""
+        self._spawn("cron", [sys.executable, "-m", "gateway.cron"], self.env)
+
+    def start_worker(self) -> str:
+        """One more RQ worker, as the Procfile runs it, named worker0, worker1, ... (its RQ
+        name and its log's); its name."""
+        name = f"worker{self.started_workers}"
+        self.started_workers += 1
+        worker = [Path(sys.executable).parent / "rq", "worker", "--with-scheduler", "--name", name]
         worker += ["--worker-class", "gateway.worker.GatewayWorker", "--maintenance-interval", "15"]
         worker += ["--url", self.redis_url, "gateway", "callbacks"]  # the Procfile: one each
         worker += ["--serializer", "rq.serializers.JSONSerializer"]  # as in the Procfile
-        for n in range(self.workers):
-            self._spawn(f"worker{n}", worker, env)
-        wait_for("the gateway", lambda: self.api("GET", "/healthz")["workers"] == self.workers)
+        self._spawn(name, worker, self.env)
+        return name
 
     def _spawn(self, name: str, command: list, env: dict[str, str]) -> None:
         with open(self.folder / f"{name}.log", "ab") as log:
-            self.processes.append(
-                subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
+        self.processes.append(process)
+        self.children[name] = process
+
+    def kill(self, name: str) -> int:
+        """SIGKILL one child (no clean-up of any kind); its pid."""
+        process = self.children[name]
+        process.kill()
+        process.wait(10)
+        return process.pid
+
+    def kill_redis(self) -> None:
+        """`kill -9` Redis: what it had written to its AOF is all that survives."""
+        self.kill("redis")
+
+    def restart_redis(self) -> None:
+        """Start Redis again with the same command (port, folder, AOF); return once it answers
+        with its data loaded."""
+        with open(self.folder / "redis.log", "ab") as log:
+            process = subprocess.Popen(
+                self.children["redis"].args, stdout=log, stderr=subprocess.STDOUT
+            )
+        self.processes.insert(0, process)  # stopped last
+        self.children["redis"] = process
+        client = Redis.from_url(self.redis_url)
+        try:
+            wait_for("redis-server to restart", client.ping, timeout=30, interval=0.05)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         """Stop the children, newest first (Redis last)."""

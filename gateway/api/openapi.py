@@ -24,6 +24,22 @@ ERRORS = {
     "503": "Store or queue unavailable",
 }
 
+# Who may call each operation (API.md): the operator's token, a partner's API key, or either.
+OPERATOR, PARTNER = "operator", "partner"
+SECURITY = {
+    ("/api/v1/partners", "post"): (OPERATOR,),
+    ("/api/v1/partners/{partner_id}", "get"): (OPERATOR, PARTNER),
+    ("/api/v1/partnerships", "post"): (OPERATOR,),
+    ("/api/v1/orders", "post"): (PARTNER,),
+    ("/api/v1/orders", "get"): (PARTNER,),
+    ("/api/v1/orders/{order_id}", "get"): (OPERATOR, PARTNER),
+    ("/api/v1/orders/{order_id}/fulfillments", "post"): (PARTNER,),
+    ("/api/v1/orders/{order_id}/links", "post"): (OPERATOR, PARTNER),
+    ("/api/v1/orders/{order_id}/resync", "post"): (OPERATOR, PARTNER),
+    ("/api/v1/orders/{order_id}/links/revoke", "post"): (OPERATOR,),
+    ("/api/v1/reconcile", "post"): (OPERATOR,),
+}
+
 
 def _op(
     summary: str,
@@ -33,7 +49,7 @@ def _op(
     parameters: list[dict[str, Any]] | None = None,
     body_required: bool = True,
 ) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}], "responses": {}}
+    operation: dict[str, Any] = {"summary": summary, "responses": {}}
     errors = (*errors, "429")  # any partner key is counted, even where only the operator may act
     if body:
         operation["requestBody"] = {
@@ -72,7 +88,15 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
     )
-    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme(
+        OPERATOR, {"type": "http", "scheme": "bearer", "description": "GATEWAY_ADMIN_TOKEN"}
+    )
+    spec.components.security_scheme(
+        PARTNER, {"type": "http", "scheme": "bearer", "description": "A partner's API key"}
+    )
+    spec.components.security_scheme(
+        "metrics", {"type": "http", "scheme": "bearer", "description": "METRICS_TOKEN"}
+    )
     spec.components.schema(
         "Error",
         {
@@ -147,7 +171,11 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         "/api/v1/partners/{partner_id}",
         operations={
             "get": _op(
-                "A partner", None, {"200": "Partner"}, ("401", "404"), [_path_id("partner_id")]
+                "A partner",
+                None,
+                {"200": "Partner"},
+                ("401", "404", "503"),
+                [_path_id("partner_id")],
             )
         },
     )
@@ -188,14 +216,16 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
                 "The caller's orders",
                 None,
                 {"200": "OrderPage"},
-                ("401", "403", "422"),
+                ("401", "403", "422", "503"),
                 list_params,
             ),
         },
     )
     spec.path(
         "/api/v1/orders/{order_id}",
-        operations={"get": _op("An order", None, {"200": "Order"}, ("401", "404"), order_id)},
+        operations={
+            "get": _op("An order", None, {"200": "Order"}, ("401", "404", "503"), order_id)
+        },
     )
     idempotency = {
         "in": "header",
@@ -306,13 +336,14 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         operations={
             "get": {
                 "summary": "Prometheus text (the operator's key or METRICS_TOKEN)",
-                "security": [{"bearer": []}],
+                "security": [{OPERATOR: []}, {"metrics": []}],
                 "responses": {
                     "200": {"description": "ok"},
                     "401": {
                         "description": ERRORS["401"],
                         "content": {"application/json": {"schema": "Error"}},
                     },
+                    "503": {"description": ERRORS["503"]},
                 },
             }
         },
@@ -327,6 +358,8 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         },
     )
     document = spec.to_dict()
+    for (path, method), who in SECURITY.items():
+        document["paths"][path][method]["security"] = [{name: []} for name in who]
     schemas = document["components"]["schemas"]
     partner_in = schemas["PartnerIn"]["properties"]
     partner_in["platform"]["enum"] = list(platform_names)

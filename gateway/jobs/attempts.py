@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+
+from redis.exceptions import RedisError
 
 from gateway.delivery import DeliveryFailed
 from gateway.jobs import next_attempt_delay
@@ -38,7 +42,7 @@ def attempt(
     due: Callable[[Order], bool] | None = None,
     follow_up: Callable[[Order], list[JobSpec]] | None = None,
 ) -> str:
-    """One attempt under a lock; its outcome and the next attempt are committed together.
+    """One attempt under a lease; its outcome and the next attempt are committed together.
 
     `send` returns Sent or raises DeliveryFailed; `get`/`put` read and write the Delivery record
     on the order; `due` (default: the delivery is pending) is asked under the lock; `follow_up`
@@ -46,10 +50,9 @@ def attempt(
     leave a visible `failed` state. The timeline entries are the `audience`'s: the party the
     delivery goes to (store.shown_to).
     """
-    token = store.acquire(lock_name, ATTEMPT_SECONDS)
-    if token is None:
-        return "another attempt is running"
-    try:
+    with leased(store, lock_name) as token:
+        if token is None:
+            return "another attempt is running"
         order = store.order(order_id)
         if order is None or not (due(order) if due else get(order).state == "pending"):
             return "nothing to do"
@@ -115,5 +118,30 @@ def attempt(
             store.count(f"deliveries_{outcome}")
         log.info("%s of order %s: %s", what, order_id, outcome)
         return outcome
+
+
+@contextmanager
+def leased(store: Store, name: str) -> Iterator[str | None]:
+    """Hold the named lease (its token; None while another attempt holds it), renewed every few
+    seconds by a thread until the attempt ends: a slow call keeps it, a killed worker loses it
+    within ATTEMPT_SECONDS, and the watchdog can then enqueue the delivery again."""
+    token = store.acquire(name, ATTEMPT_SECONDS)
+    if token is None:
+        yield None
+        return
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(ATTEMPT_SECONDS / 3):
+            try:
+                if not store.extend(name, token, ATTEMPT_SECONDS):
+                    return  # lost (it expired and another attempt took it): nothing to keep
+            except RedisError:
+                pass  # the attempt itself meets the outage
+
+    threading.Thread(target=renew, name=f"lease {name}", daemon=True).start()
+    try:
+        yield token
     finally:
-        store.release(lock_name, token)
+        done.set()
+        store.release(name, token)

@@ -14,7 +14,7 @@ from gateway.jobs import (
 )
 from gateway.jobs.attempts import Sent, attempt
 from gateway.model import Delivery, Order
-from gateway.store import JobSpec
+from gateway.store import JobSpec, attempt_lock
 
 
 def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
@@ -54,7 +54,7 @@ def forward_fulfillment(order_id: str, fulfillment_id: str) -> str:
     return attempt(
         store,
         order_id,
-        f"forward:{fulfillment_id}",
+        attempt_lock(order_id, f"forward:{fulfillment_id}"),
         send,
         get=lambda o: o.fulfillment(fulfillment_id).delivery,
         put=put,
@@ -85,7 +85,7 @@ def announce_shipped(order_id: str) -> str:
     return attempt(
         store,
         order_id,
-        f"shipped:{order_id}",
+        attempt_lock(order_id, "shipped"),
         send,
         get=lambda o: o.shipped_notice,
         put=lambda o, d: replace(o, shipped_notice=d),

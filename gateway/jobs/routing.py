@@ -12,7 +12,7 @@ from gateway.jobs.attempts import Sent, attempt
 from gateway.model import Order
 from gateway.platforms import adapter_for
 from gateway.settings import Settings
-from gateway.store import Change, JobSpec, Store, event
+from gateway.store import Change, JobSpec, Store, attempt_lock, event
 
 
 def route_order(order_id: str) -> str:
@@ -34,7 +34,7 @@ def route_order(order_id: str) -> str:
     return attempt(
         store,
         order_id,
-        f"route:{order_id}",
+        attempt_lock(order_id, "route"),
         send,
         get=lambda o: o.routing,
         put=lambda o, d: replace(o, routing=d),

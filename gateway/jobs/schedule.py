@@ -11,7 +11,7 @@ from gateway.jobs.reconcile import reconcile, watch_deliveries
 from gateway.settings import Settings
 
 EVERY_15_MINUTES = "*/15 * * * *"  # UTC, clock-aligned; missed runs are not caught up
-WATCH_SECONDS = 10  # how often lost deliveries are looked for (store.STUCK_AFTER past due)
+WATCH_SECONDS = 5  # how often lost deliveries are looked for (store.STUCK_AFTER past due)
 
 # rq 2.12's cron enqueues through `Queue(name, connection=...)`, so with pickle, and `rq cron`
 # ignores its --serializer option: its jobs are made JSON here, as the workers expect.

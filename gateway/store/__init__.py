@@ -7,7 +7,7 @@ optimistic transaction (WATCH the order, MULTI, write, enqueue with `pipeline=`,
 from __future__ import annotations
 
 from gateway.store.base import PREFIX, Change, JobSpec, event, key, key_hash, shown_to
-from gateway.store.deliveries import ATTEMPT_SECONDS, STUCK_AFTER, Deliveries
+from gateway.store.deliveries import ATTEMPT_SECONDS, STUCK_AFTER, Deliveries, attempt_lock
 from gateway.store.links import Links
 from gateway.store.locks import Locks
 from gateway.store.metrics import Metrics
@@ -24,6 +24,7 @@ __all__ = [
     "Change",
     "JobSpec",
     "Store",
+    "attempt_lock",
     "event",
     "key",
     "key_hash",

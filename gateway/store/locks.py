@@ -15,6 +15,19 @@ class Locks(Records):
         token = f"{time.time_ns()}"
         return token if self.redis.set(key("lock", name), token, nx=True, ex=seconds) else None
 
+    def extend(self, name: str, token: str, seconds: int) -> bool:
+        """Keep a lock `seconds` more if it is still ours; False if it is not."""
+        return bool(
+            self.redis.eval(
+                "if redis.call('get', KEYS[1]) == ARGV[1] then "
+                "return redis.call('expire', KEYS[1], ARGV[2]) end return 0",
+                1,
+                key("lock", name),
+                token,
+                seconds,
+            )
+        )
+
     def lock_held(self, name: str) -> bool:
         """True while someone holds the lock."""
         return bool(self.redis.exists(key("lock", name)))

@@ -135,7 +135,7 @@ def test_run_serves_where_it_says_and_stops_everything(tmp_path: Path, listen: s
             value = (data / secret).read_text().strip()
             assert value not in output.text() and value not in names, secret
             assert stat.S_IMODE((data / secret).stat().st_mode) == 0o600, secret
-        for expected in ("redis-server", "honcho", "gunicorn", "rq worker", "rq cron"):
+        for expected in ("redis-server", "honcho", "gunicorn", "rq worker", "gateway.cron"):
             assert expected in names, names
         gunicorn = next(p for p in started if "gunicorn" in " ".join(p.cmdline()))
         worker = next(p for p in started if "rq worker" in " ".join(p.cmdline()))
