@@ -8,16 +8,30 @@ from collections.abc import Iterator
 import pytest
 from conftest import admin_headers
 
+from sandbox.bigcommerce import BigCommerceSimulator
 from sandbox.shopify import ShopifySimulator
+from sandbox.woocommerce import WooCommerceSimulator
 
 
 @pytest.fixture
 def shopify_sim() -> Iterator[ShopifySimulator]:
     """A Shopify simulator on a free loopback port."""
-    sim = ShopifySimulator()
-    sim.start()
-    yield sim
-    sim.stop()
+    with ShopifySimulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+def bigcommerce_sim() -> Iterator[BigCommerceSimulator]:
+    """A BigCommerce simulator on a free loopback port."""
+    with BigCommerceSimulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+def woocommerce_sim() -> Iterator[WooCommerceSimulator]:
+    """A WooCommerce simulator on a free loopback port."""
+    with WooCommerceSimulator() as sim:
+        yield sim
 
 
 @pytest.fixture

@@ -13,16 +13,14 @@ from conftest import bearer, wait_for
 from e2e.sides import BC_ADDRESS, SKUS, side
 from e2e.test_reconcile import cycle, drain
 from gateway import runtime
-from sandbox.bigcommerce import BigCommerceSimulator
 
 CANCELLED = 5  # BigCommerce's status_id
 UPS, FEDEX = "1Z5R89390357567127", "449044304137821"
 
 
 @pytest.fixture
-def sim():
-    with BigCommerceSimulator() as simulator:
-        yield simulator
+def sim(bigcommerce_sim):
+    return bigcommerce_sim
 
 
 @pytest.fixture

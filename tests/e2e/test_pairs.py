@@ -11,28 +11,10 @@ from conftest import bearer, wait_for
 
 from e2e.sides import SIDES, SKUS, side
 from gateway import platforms
-from sandbox.bigcommerce import BigCommerceSimulator
-from sandbox.woocommerce import WooCommerceSimulator
 
 PLATFORMS = platforms.names()
 UPS = "1Z5R89390357567127"
 FEDEX = "449044304137821"
-
-
-@pytest.fixture
-def bigcommerce_sim():
-    sim = BigCommerceSimulator()
-    sim.start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def woocommerce_sim():
-    sim = WooCommerceSimulator()
-    sim.start()
-    yield sim
-    sim.stop()
 
 
 def test_every_registered_platform_has_a_side():

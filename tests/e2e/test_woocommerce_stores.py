@@ -14,20 +14,11 @@ from conftest import bearer, wait_for
 
 from e2e.sides import SKUS, WOO_ADDRESS, WooCommerceSide
 from e2e.test_reconcile import cycle, drain
-from sandbox.woocommerce import WooCommerceSimulator
 
 LINES = [
     {"sku": "MUG-BLUE", "name": "Blue mug", "quantity": 2},
     {"sku": "MUG-RED", "name": "Red mug", "quantity": 1},
 ]
-
-
-@pytest.fixture
-def woocommerce_sim():
-    sim = WooCommerceSimulator()
-    sim.start()
-    yield sim
-    sim.stop()
 
 
 @pytest.fixture
