@@ -84,7 +84,11 @@ def start_redis(
 
 class LocalGateway:
     """A Redis of its own, gunicorn (2 workers) and `workers` RQ workers in child processes, with
-    a data folder of their own (logs, outbox); `api` calls it, by default as the operator."""
+    a data folder of their own (logs, outbox); `api` calls it, by default as the operator.
+
+    `webs` gunicorns listen on ports of their own (`urls`); `cron` adds the Procfile's cron;
+    `env` adds settings, and with REDIS_URL or REDIS_SENTINELS among them no Redis is started.
+    """
 
     def __init__(
         self,
@@ -93,22 +97,29 @@ class LocalGateway:
         aof: bool = True,
         admin: str | None = None,
         prefix: str = "gateway-",
+        webs: int = 1,
+        cron: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         """Configure; nothing runs until `start`."""
         self.workers = workers
         self.aof = aof
         self.folder = Path(tempfile.mkdtemp(prefix=prefix))
-        self.url = f"http://127.0.0.1:{free_port()}"
+        self.urls = [f"http://127.0.0.1:{free_port()}" for _ in range(webs)]
+        self.url = self.urls[0]
+        self.cron = cron
+        self.env = dict(env or {})
         self.admin = admin or os.urandom(16).hex()
-        self.redis_url = ""
+        self.redis_url = self.env.get("REDIS_URL", "")
         self.processes: list[subprocess.Popen] = []
 
     def start(self) -> None:
         """Start Redis, the web server and the workers; return when the workers are in."""
-        redis_process, self.redis_url = start_redis(
-            self.folder, aof=self.aof, log=self.folder / "redis.log"
-        )
-        self.processes.append(redis_process)
+        if not {"REDIS_URL", "REDIS_SENTINELS"} & self.env.keys():
+            redis_process, self.redis_url = start_redis(
+                self.folder, aof=self.aof, log=self.folder / "redis.log"
+            )
+            self.processes.append(redis_process)
         env = {
             **os.environ,
             "REDIS_URL": self.redis_url,
@@ -120,18 +131,27 @@ class LocalGateway:
             "OUTBOX_DIR": str(self.folder / "outbox"),
             "ALLOW_PRIVATE_HOSTS": "127.0.0.0/8,::1,localhost",  # the local simulators
             "PYTHONPATH": str(ROOT),
+            **self.env,
         }
         bin_dir = Path(sys.executable).parent
-        web = [bin_dir / "gunicorn", "--bind", self.url.removeprefix("http://")]
-        web += ["--workers", "2", "--no-control-socket"]  # as in the Procfile
-        self._spawn("gunicorn", [*web, "wsgi:app"], env)
-        worker = [bin_dir / "rq", "worker", "--with-scheduler"]
+        for n, url in enumerate(self.urls):
+            web = [bin_dir / "gunicorn", "--bind", url.removeprefix("http://")]
+            web += ["--workers", "2", "--no-control-socket"]  # as in the Procfile
+            self._spawn("gunicorn" if n == 0 else f"gunicorn{n}", [*web, "wsgi:app"], env)
+        # RQ finds Redis as the Procfile's processes do: gateway.rq_config reads the settings.
+        worker = [bin_dir / "rq", "worker", "--config", "gateway.rq_config", "--with-scheduler"]
         worker += ["--worker-class", "gateway.worker.GatewayWorker", "--maintenance-interval", "15"]
-        worker += ["--url", self.redis_url, "gateway"]
-        worker += ["--serializer", "rq.serializers.JSONSerializer"]  # as in the Procfile
+        worker += ["--serializer", "rq.serializers.JSONSerializer", "gateway"]
         for n in range(self.workers):
             self._spawn(f"worker{n}", worker, env)
-        wait_for("the gateway", lambda: self.api("GET", "/healthz")["workers"] == self.workers)
+        if self.cron:
+            cron = [bin_dir / "rq", "cron", "--config", "gateway.rq_config"]
+            self._spawn("cron", [*cron, "gateway.jobs.schedule"], env)
+        for url in self.urls:
+            wait_for(
+                "the gateway",
+                lambda u=url: self.api("GET", "/healthz", base=u)["workers"] == self.workers,
+            )
 
     def _spawn(self, name: str, command: list, env: dict[str, str]) -> None:
         with open(self.folder / f"{name}.log", "ab") as log:
@@ -148,9 +168,13 @@ class LocalGateway:
             except subprocess.TimeoutExpired:
                 process.kill()
 
-    def api(self, method: str, path: str, key: str | None = None, **kwargs) -> dict:
-        """Call the gateway's JSON API; raise on an error status."""
+    def api(
+        self, method: str, path: str, key: str | None = None, base: str | None = None, **kwargs
+    ) -> dict:
+        """Call the gateway's JSON API (at `base`, one of `urls`: the first by default); raise on
+        an error status."""
         headers = {"Authorization": f"Bearer {key or self.admin}"}
-        answer = requests.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
+        url = (base or self.url) + path
+        answer = requests.request(method, url, headers=headers, timeout=10, **kwargs)
         answer.raise_for_status()
         return answer.json()
