@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import time
 from contextlib import suppress
+from dataclasses import replace
 
 from rq.cron import CronScheduler
 from rq.exceptions import StopRequested
 
-from gateway.runtime import connect
+from gateway.failover import redis_client
 from gateway.settings import Settings
 from gateway.worker import REDIS_DOWN
 
@@ -61,7 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The gateway's periodic jobs (rq cron).")
     parser.add_argument("--logging-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
     args = parser.parse_args(argv)
-    redis = connect(Settings.from_env()).redis
+    # The primary (through the Sentinels when set), as the workers reach it: the jobs it
+    # enqueues don't wait for replicas (REDIS_WAIT_REPLICAS is for answers the web gives).
+    config = replace(Settings.from_env(), redis_wait_replicas=0)
+    redis = redis_client(config, socket_timeout=10, socket_connect_timeout=2)
     scheduler = ResilientCronScheduler(connection=redis, logging_level=args.logging_level)
     scheduler.load_config_from_file(SCHEDULE)
     scheduler.start()

@@ -9,6 +9,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from gateway.failover import NotReplicatedError
+
 
 class ApiError(Exception):
     """A refusal with its status, snake_case code, message for a person and field details."""
@@ -81,6 +83,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)
+    @app.errorhandler(NotReplicatedError)  # written on the primary alone: not promised (503)
     def _store_down(error: Exception):
         app.logger.error("redis unavailable on %s %s: %s", request.method, request.path, error)
         unavailable = ApiError(503, "unavailable", "The store is unavailable; try again shortly.")

@@ -68,7 +68,13 @@ def create_manual_fulfillment(
                         "idempotency_key_reused",
                         "This Idempotency-Key was used with a different request.",
                     )
-                return Change(result=(earlier["status"], earlier["body"]))
+                # A repeat commits too (it counts itself), so with REDIS_WAIT_REPLICAS its
+                # answer waits for the replicas as a first one does: the first may have been a
+                # 503 whose write reached the primary alone.
+                return Change(
+                    result=(earlier["status"], earlier["body"]),
+                    writes=[lambda pipe: store.count_in(pipe, "fulfillment_repeats")],
+                )
         if current.status == SHIPPED:
             raise ApiError(409, "order_shipped", "The order is already shipped.")
         unreleased = not_released(current)

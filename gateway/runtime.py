@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask import Flask, current_app
-from redis import Redis
 
+from gateway.failover import redis_client
 from gateway.jobs import job_queue
 from gateway.settings import Settings
 from gateway.store import Store
@@ -23,8 +23,10 @@ def check_limits(config: Settings) -> None:
 
 
 def connect(config: Settings) -> Store:
-    """A Store on the configured Redis (connections are opened lazily, on first use)."""
-    redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    """A Store on the configured Redis (connections are opened lazily, on first use): the
+    primary, found through Sentinel when REDIS_SENTINELS is set."""
+    waiting = config.redis_wait_timeout_ms / 1000 if config.redis_wait_replicas else 0
+    redis = redis_client(config, socket_timeout=5 + waiting, socket_connect_timeout=2)
     return Store(
         redis,
         job_queue(redis),

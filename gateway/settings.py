@@ -31,6 +31,17 @@ class Settings:
 
     # Redis: the system of record and RQ's queues.
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    # Redis Sentinels, host:port comma-separated: when set, every process asks them for the
+    # primary (and again after a failover), taking only the user, password and db from REDIS_URL.
+    redis_sentinels: str = ""
+    # The name the Sentinels monitor the gateway's primary under.
+    redis_sentinel_master: str = "gateway"
+    # The Sentinels' own password (their requirepass), if they have one.
+    redis_sentinel_password: str = field(default="", repr=False)
+    # Replicas that must hold a web request's transaction before it is answered (WAIT); 0: none.
+    redis_wait_replicas: int = 0
+    # Milliseconds the web waits for those replicas; past it, the answer is 503 (retry it).
+    redis_wait_timeout_ms: int = 1000
     # Signs order-page links, sessions and CSRF tokens; required (32+ characters) in production.
     secret_key: str = field(default=DEV_SECRET_KEY, repr=False)
     # Fernet keys for partners' secrets in Redis, comma-separated: the first encrypts, all decrypt.

@@ -86,9 +86,11 @@ class LocalGateway:
     """A Redis of its own, gunicorn (2 workers) and `workers` RQ workers in child processes, with
     a data folder of their own (logs, outbox); `api` calls it, by default as the operator.
 
-    With `cron`, the Procfile's cron process runs too (the reconciliation and the watchdog).
-    Faults for the chaos test and bench: `kill` a child by name, `start_worker` a replacement,
-    `kill_redis` and `restart_redis` (same port, same folder, so AOF brings the data back)."""
+    `webs` gunicorns listen on ports of their own (`urls`); `cron` adds the Procfile's cron
+    process (the reconciliation and the watchdog); `env` adds settings for every process, and
+    with REDIS_URL or REDIS_SENTINELS among them no Redis is started. Faults for the chaos test
+    and bench: `kill` a child by name, `start_worker` a replacement, `kill_redis` and
+    `restart_redis` (same port, same folder, so AOF brings the data back)."""
 
     def __init__(
         self,
@@ -97,30 +99,33 @@ class LocalGateway:
         aof: bool = True,
         admin: str | None = None,
         prefix: str = "gateway-",
+        webs: int = 1,
         cron: bool = False,
         env: dict[str, str] | None = None,
     ) -> None:
-        """Configure; nothing runs until `start`. `env` adds settings for every process."""
+        """Configure; nothing runs until `start`."""
         self.workers = workers
         self.aof = aof
         self.cron = cron
-        self.extra_env = env or {}
+        self.extra_env = dict(env or {})
         self.folder = Path(tempfile.mkdtemp(prefix=prefix))
-        self.url = f"http://127.0.0.1:{free_port()}"
+        self.urls = [f"http://127.0.0.1:{free_port()}" for _ in range(webs)]
+        self.url = self.urls[0]
         self.admin = admin or os.urandom(16).hex()
-        self.redis_url = ""
-        self.env: dict[str, str] = {}
+        self.redis_url = self.extra_env.get("REDIS_URL", "")
+        self.env: dict[str, str] = {}  # every process's, once started
         self.processes: list[subprocess.Popen] = []
         self.children: dict[str, subprocess.Popen] = {}  # by name: redis, gunicorn, worker0, ...
         self.started_workers = 0
 
     def start(self) -> None:
-        """Start Redis, the web server and the workers; return when the workers are in."""
-        redis_process, self.redis_url = start_redis(
-            self.folder, aof=self.aof, log=self.folder / "redis.log"
-        )
-        self.processes.append(redis_process)
-        self.children["redis"] = redis_process
+        """Start Redis, the web servers and the workers; return when the workers are in."""
+        if not {"REDIS_URL", "REDIS_SENTINELS"} & self.extra_env.keys():
+            redis_process, self.redis_url = start_redis(
+                self.folder, aof=self.aof, log=self.folder / "redis.log"
+            )
+            self.processes.append(redis_process)
+            self.children["redis"] = redis_process
         self.env = env = {
             **os.environ,
             "REDIS_URL": self.redis_url,
@@ -135,28 +140,34 @@ class LocalGateway:
             **self.extra_env,
         }
         bin_dir = Path(sys.executable).parent
-        web = [bin_dir / "gunicorn", "--bind", self.url.removeprefix("http://")]
-        web += ["--workers", "2", "--no-control-socket"]  # as in the Procfile
-        self._spawn("gunicorn", [*web, "wsgi:app"], env)
+        for n, url in enumerate(self.urls):
+            web = [bin_dir / "gunicorn", "--bind", url.removeprefix("http://")]
+            web += ["--workers", "2", "--no-control-socket"]  # as in the Procfile
+            self._spawn("gunicorn" if n == 0 else f"gunicorn{n}", [*web, "wsgi:app"], env)
         for _ in range(self.workers):
             self.start_worker()
         if self.cron:
             self.start_cron()
-        wait_for("the gateway", lambda: self.api("GET", "/healthz")["workers"] == self.workers)
+        for url in self.urls:
+            wait_for(
+                "the gateway",
+                lambda u=url: self.api("GET", "/healthz", base=u)["workers"] == self.workers,
+            )
 
     def start_cron(self) -> None:
         """The cron process, as the Procfile runs it (again, after `kill("cron")`)."""
         self._spawn("cron", [sys.executable, "-m", "gateway.cron"], self.env)
 
     def start_worker(self) -> str:
-        """One more RQ worker, as the Procfile runs it, named worker0, worker1, ... (its RQ
-        name and its log's); its name."""
+        """One more RQ worker, as the Procfile runs it (finding Redis, or its Sentinels, through
+        gateway.rq_config), named worker0, worker1, ... (its RQ name and its log's); its name."""
         name = f"worker{self.started_workers}"
         self.started_workers += 1
-        worker = [Path(sys.executable).parent / "rq", "worker", "--with-scheduler", "--name", name]
+        worker = [Path(sys.executable).parent / "rq", "worker", "--config", "gateway.rq_config"]
+        worker += ["--with-scheduler", "--name", name]
         worker += ["--worker-class", "gateway.worker.GatewayWorker", "--maintenance-interval", "15"]
-        worker += ["--url", self.redis_url, "gateway", "callbacks"]  # the Procfile: one each
         worker += ["--serializer", "rq.serializers.JSONSerializer"]  # as in the Procfile
+        worker += ["gateway", "callbacks"]  # the Procfile gives each queue workers of its own
         self._spawn(name, worker, self.env)
         return name
 
@@ -203,9 +214,13 @@ class LocalGateway:
             except subprocess.TimeoutExpired:
                 process.kill()
 
-    def api(self, method: str, path: str, key: str | None = None, **kwargs) -> dict:
-        """Call the gateway's JSON API; raise on an error status."""
+    def api(
+        self, method: str, path: str, key: str | None = None, base: str | None = None, **kwargs
+    ) -> dict:
+        """Call the gateway's JSON API (at `base`, one of `urls`: the first by default); raise on
+        an error status."""
         headers = {"Authorization": f"Bearer {key or self.admin}"}
-        answer = requests.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
+        url = (base or self.url) + path
+        answer = requests.request(method, url, headers=headers, timeout=10, **kwargs)
         answer.raise_for_status()
         return answer.json()

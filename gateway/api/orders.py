@@ -43,8 +43,9 @@ def post_order():
     if partnership is None:
         raise ApiError(403, "no_partnership", "You have no partnership with this seller.")
     existing = store().order_id_by_buyer_ref(buyer_id, data["seller_id"], data["buyer_order_ref"])
-    if existing:
-        return jsonify(order_json(store().order(existing))), 200
+    earlier = store().repeated_order(existing) if existing else None
+    if earlier is not None:
+        return jsonify(order_json(earlier)), 200
 
     mapped, unmapped = seller_skus(
         [line["sku"] for line in data["line_items"]], partnership["skus"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from redis.client import Pipeline
+
 from gateway.store.base import Records, key
 
 
@@ -21,6 +23,11 @@ class Metrics(Records):
     def count(self, name: str, amount: int = 1) -> None:
         """Add to a counter shown on /metrics."""
         self.redis.hincrby(key("metrics"), name, amount)
+
+    @staticmethod
+    def count_in(pipe: Pipeline, name: str) -> None:
+        """Add one to a counter shown on /metrics, in the caller's transaction."""
+        pipe.hincrby(key("metrics"), name, 1)
 
     def counters(self) -> dict[str, int]:
         """All counters, for /metrics."""

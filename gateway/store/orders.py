@@ -38,6 +38,15 @@ class Orders(Records):
         raw = self.redis.get(key("order", order_id))
         return Order.from_doc(json.loads(raw)) if raw else None
 
+    def repeated_order(self, order_id: str) -> Order | None:
+        """The stored order, for a repeat of its creation: read in a transaction that counts the
+        repeat, a write, so with REDIS_WAIT_REPLICAS this answer too waits for the replicas."""
+        with self.redis.pipeline() as pipe:
+            pipe.get(key("order", order_id))
+            pipe.hincrby(key("metrics"), "order_repeats", 1)
+            raw, _ = pipe.execute()
+        return Order.from_doc(json.loads(raw)) if raw else None
+
     def order_id_by_buyer_ref(self, buyer_id: str, seller_id: str, ref: str) -> str | None:
         """The order a buyer already sent to this seller under its own order reference."""
         found = self.redis.get(key("order-ref", buyer_id, seller_id, ref))
