@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Blueprint, Flask, request
@@ -39,9 +40,23 @@ def json_object(raw: bytes) -> dict[str, Any]:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_body", "The body must be a JSON object.")
-    refuse_deep_nesting(body)
-    refuse_lone_surrogates(body)
+    # Both walks cost more than the parse: skip each where the raw bytes rule its case out.
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:  # else no deeper than that count
+        refuse_deep_nesting(body)
+    if may_hold_surrogates(raw):
+        refuse_lone_surrogates(body)
     return body
+
+
+# A \uD800-\uDFFF escape, either case (an escaped backslash before "ud8.." matches too: harmless)
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def may_hold_surrogates(raw: bytes) -> bool:
+    """False when no string parsed from these bytes can hold a lone surrogate: ASCII only (json
+    decodes other bytes with surrogatepass), no NUL (UTF-16 and -32 spell escapes with them),
+    and no surrogate escape."""
+    return not raw.isascii() or b"\0" in raw or SURROGATE_ESCAPE.search(raw) is not None
 
 
 def too_deep() -> ApiError:
