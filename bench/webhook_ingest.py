@@ -274,16 +274,31 @@ class Rounds:
         port = self.ports[name]
         figures = run_wrk(self.wrk, port, self.args, self.folder, rate, self.pids[name])
         accepted = figures["requests"] - figures["bad"]
-        queued = self.redis.llen("rq:queue:gateway")
+        queued = self.settled_queue()
         if name != "bare":  # nothing consumes the queue: it must hold every accepted one
             extra = queued - accepted
             if not 0 <= extra <= self.args.connections:
-                self.failures.append(f"{name}: {accepted} accepted but {queued} jobs queued")
+                errors = {k: figures[k] for k in ("connect", "read", "write", "timeout")}
+                self.failures.append(
+                    f"{name}: {accepted} accepted but {queued} jobs queued (wrk errors {errors})"
+                )
             self.redis.delete("rq:queue:gateway")  # the job hashes stay: their memory is small
         bad = figures["bad"] + figures["reused"] + figures["timeout"] + figures["status"]
         if bad:
             self.failures.append(f"{name}: {bad} bad answers, repeats or time-outs")
         return figures
+
+    def settled_queue(self) -> int:
+        """The queue's length once it stops growing: requests wrk sent but stopped waiting for
+        are still answered (and enqueued) after it exits."""
+        length, deadline = -1, time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = self.redis.llen("rq:queue:gateway")
+            if now == length:
+                return now
+            length = now
+            time.sleep(0.5)
+        return length
 
 
 def line(label: str, f: dict) -> str:
