@@ -3,31 +3,41 @@ the buyer's shop, through live webhooks, gunicorn and RQ workers (DESIGN.md: abo
 p50, a few seconds at p99, at dozens of fulfillments per second on 2 cores).
 
     .venv/bin/python bench/fulfillment_latency.py [--orders 200] [--rate 30] [--workers 4] \
-        [--idle 20] [--cap 300]
+        [--idle 20] [--cap 300] [--profile FILE]
 
 Two simulated shops are wired as in sandbox/demo.py (rate limits raised so they never throttle).
 The orders are placed in the buyer's shop and routed to the seller's first (not timed); then
 `--idle` of them are fulfilled one at a time on an idle gateway (the baseline) and the others at
 `--rate` per second. The buyer's shop is polled every 20 ms (Shopify's timestamps are whole
 seconds), so each latency is late by 10 ms on average. Prints p50/p90/p99/max of both and the
-ratios. The whole run stops after `--cap` seconds, counting what did not arrive.
+ratios, and the CPU each process used per fulfillment (Redis, gunicorn, the RQ workers, this
+process: the simulated shops and the poller), whose sum bounds the rate 2 cores can carry. The
+whole run stops after `--cap` seconds, counting what did not arrive.
+
+`--profile FILE` replaces the paced phase: the workers are stopped, the `--orders` fulfillments
+are made at once (the webhooks queue their jobs), then one burst RQ worker runs them all under
+cProfile (its stats in FILE); prints where that worker's CPU went.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import pstats
+import resource
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import psutil
 from redis import Redis
 from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project root
-from sandbox.local import LocalGateway, wait_for
+from sandbox.local import ROOT, LocalGateway, wait_for
 from sandbox.shopify import ShopifySimulator
 
 UPS = "1Z5R89390357567127"
@@ -52,11 +62,30 @@ class Gateway(LocalGateway):
 
     def __init__(self, workers: int) -> None:
         super().__init__(workers, aof=False, prefix="bench-latency-")
+        self.env: dict[str, str] = {}
         self.start()
         self.queue = Queue("gateway", connection=Redis.from_url(self.redis_url))
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by Redis, the web server (with its workers), the RQ workers."""
+        used = {}
+        for name, process in zip(("Redis", "web"), self.processes, strict=False):
+            used[name] = seconds(process.pid)
+        used["RQ workers"] = sum(seconds(p.pid) for p in self.processes[2:] if p.poll() is None)
+        return used
+
+    def _spawn(self, name: str, command: list, env: dict[str, str]) -> None:
+        self.env, self.worker_command = env, command  # the last: a worker's
+        super()._spawn(name, command, env)
+
     def idle(self) -> bool:
         return not self.queue.count and not StartedJobRegistry(queue=self.queue).count
+
+
+def seconds(pid: int) -> float:
+    """CPU seconds of a process and its children."""
+    process = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in (process, *process.children(recursive=True)))
 
 
 def main() -> None:
@@ -66,6 +95,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="RQ worker processes")
     parser.add_argument("--idle", type=int, default=20, help="sequential baseline samples")
     parser.add_argument("--cap", type=float, default=300, help="seconds for the whole run")
+    parser.add_argument("--profile", help="cProfile one worker on a backlog instead; stats file")
     args = parser.parse_args()
     deadline = time.monotonic() + args.cap
     sim = ShopifySimulator()
@@ -170,6 +200,9 @@ def run(args: argparse.Namespace, gateway: Gateway, sim: ShopifySimulator, deadl
 
     wait_for("an idle queue", gateway.idle, 30, interval=0.1)
     load = pairs[args.idle :]
+    if args.profile:
+        profile_backlog(args.profile, gateway, seller_shop, buyer_shop, load)
+        return
     sent_at: dict[str, float] = {}
 
     def ship() -> None:
@@ -180,6 +213,7 @@ def run(args: argparse.Namespace, gateway: Gateway, sim: ShopifySimulator, deadl
             seller_shop.fulfill(seller_ref, company="UPS", numbers=[UPS])
 
     shipper = threading.Thread(target=ship, daemon=True)
+    used = gateway.cpu()
     cpu, begin = time.process_time(), time.perf_counter()
     shipper.start()
     seen: dict[str, float] = {}
@@ -190,6 +224,7 @@ def run(args: argparse.Namespace, gateway: Gateway, sim: ShopifySimulator, deadl
         time.sleep(POLL)
     shipper.join(1)
     cpu = (time.process_time() - cpu) / (time.perf_counter() - begin)
+    used = {name: seconds - used[name] for name, seconds in gateway.cpu().items()}
 
     sends = sorted(sent_at.values())
     rate = (len(sends) - 1) / (sends[-1] - sends[0]) if len(sends) > 1 else 0.0
@@ -201,6 +236,12 @@ def run(args: argparse.Namespace, gateway: Gateway, sim: ShopifySimulator, deadl
     )
     if len(seen) < len(load):
         print(f"time cap: {len(load) - len(seen)} never arrived (left out of the figures)")
+    per = max(1, len(seen))
+    print(
+        "CPU per fulfillment: "
+        + ", ".join(f"{name} {1000 * seconds / per:.2f} ms" for name, seconds in used.items())
+        + f", this process {1000 * cpu * (time.perf_counter() - begin) / per:.2f} ms"
+    )
     failed = FailedJobRegistry(queue=gateway.queue).count
     print(f"failed jobs: {failed}\n")
     base = percentiles(f"idle, one at a time ({len(idle)})", idle)
@@ -208,6 +249,52 @@ def run(args: argparse.Namespace, gateway: Gateway, sim: ShopifySimulator, deadl
         f"under load, {rate:.0f}/s ({len(seen)})", [seen[g] - sent_at[g] for g in seen]
     )
     print("ratio load/idle: " + "  ".join(f"{k} {loaded[k] / base[k]:.1f}" for k in base))
+
+
+def profile_backlog(path: str, gateway: Gateway, seller_shop, buyer_shop, load: list) -> None:
+    """Stop the workers, queue every fulfillment's job, run them in one profiled burst worker;
+    print where its CPU went."""
+    for process in gateway.processes[2:]:
+        process.terminate()
+        process.wait(10)
+    for seller_ref, _ in load:
+        seller_shop.fulfill(seller_ref, company="UPS", numbers=[UPS])
+    wait_for("the webhooks' jobs", lambda: gateway.queue.count >= len(load), 60)
+    worker = [sys.executable, "-m", "cProfile", "-o", path, "-m", "rq.cli", "worker", "--burst"]
+    worker += gateway.worker_command[2:]  # after `rq worker`: the Procfile's options
+    used, cpu, begin = gateway.cpu()["Redis"], time.process_time(), time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(worker, cwd=ROOT, env=gateway.env, check=True, **quiet)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, count = time.perf_counter() - begin, len(load)
+    arrived = sum(1 for _, gid in load if buyer_shop.fulfillments(gid))
+    worker_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    print(
+        f"one profiled burst worker: {count} fulfillments ({arrived} reached the buyer's shop) in "
+        f"{wall:.1f} s; CPU per fulfillment: worker {1000 * worker_cpu / count:.1f} ms (under "
+        f"cProfile), Redis {1000 * (gateway.cpu()['Redis'] - used) / count:.2f} ms, this "
+        f"process (the simulated shops) {1000 * (time.process_time() - cpu) / count:.2f} ms"
+    )
+    stats = pstats.Stats(path).stats
+    wheres = {  # (file ending, function) -> label
+        ("rq/worker/base.py", "work"): "the worker, in all",
+        ("rq/job.py", "_execute"): "the jobs themselves (the rest: RQ's own per-job work)",
+        ("requests/sessions.py", "request"): "HTTP calls to the shops (requests), in the jobs",
+        ("redis/client.py", "_execute_command"): "Redis commands (redis-py), RQ's and ours",
+        ("redis/client.py", "execute"): "Redis pipelines/transactions (redis-py), both",
+    }
+    found = {
+        label: (ncalls, cumulative)
+        for (file, _, name), (_, ncalls, _, cumulative, _) in stats.items()
+        for (ending, function), label in wheres.items()
+        if file.endswith(ending) and name == function
+    }
+    whole = found["the worker, in all"][1]
+    for label in wheres.values():
+        ncalls, cumulative = found.get(label, (0, 0.0))
+        share = f"{100 * cumulative / whole:5.1f}%"
+        print(f"  {share} {label} ({ncalls / count:.1f} calls per fulfillment)")
 
 
 if __name__ == "__main__":
