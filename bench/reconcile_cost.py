@@ -2,10 +2,16 @@
 10,000 unshipped orders, 1% changed since the last cycle (DESIGN.md's target: about one call per
 page of changed orders plus one per store, never one per unshipped order).
 
-    .venv/bin/python bench/reconcile_cost.py [--stores 10] [--orders 1000] [--changed 0.01]
+    .venv/bin/python bench/reconcile_cost.py [--stores 10] [--orders 1000] [--changed 0.01] \
+        [--runs 3]
 
-Prints the call counts of each run (deterministic) and the median duration of the runs, beside
-the baseline of reading every unshipped order once, the cost the design avoids.
+SCALING.md's size: `--stores 200 --orders 500` (100,000 unshipped orders; about 2 minutes to
+set up on 2 cores). Prints the call counts of each run (deterministic), its duration and CPU
+(the gateway's code, Redis; the simulated shops run in this process too, on the same cores),
+beside two baselines: reading every unshipped order once, the cost the design avoids, and a
+cycle in which nothing changed (one listing call per connection), measured in the same run.
+From those two it prints the cost per connection and per changed order, and what a cycle of
+1,000 connections would take at 10,000 and 100,000 changed orders.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project root
 from sandbox.local import start_redis
@@ -36,13 +44,14 @@ def main() -> None:
 
     redis_process, redis_url = start_redis()
     os.environ.update({"REDIS_URL": redis_url, "SECRET_KEY": "bench", "MAIL_URL": ""})
+    os.environ["ALLOW_PRIVATE_HOSTS"] = "127.0.0.0/8,::1,localhost"  # the simulated shops
     try:
-        run(args)
+        run(args, redis_process.pid)
     finally:
         redis_process.terminate()
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
+def run(args: argparse.Namespace, redis_pid: int) -> dict[str, float]:
     """Set up the stores, run the cycles, print the figures; returns the figures too."""
     from gateway.jobs.reconcile import reconcile_store
     from gateway.model import Delivery, LineItem, Order, new_id, now_iso
@@ -53,6 +62,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     config = Settings.from_env()
     store = connect(config)
     store.redis.flushall()
+    empty_memory, setup = store.redis.info("memory")["used_memory"], time.perf_counter()
     sim = ShopifySimulator(max_query_cost=1000)
     base = sim.start()
     long_ago = datetime.now(UTC) - timedelta(hours=2)
@@ -101,52 +111,89 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             pipe.execute()
         sellers.append((partner, shop, shop_orders))
     unshipped = sum(store.unshipped_count(p["id"]) for p, _, _ in sellers)
+    memory = store.redis.info("memory")["used_memory"] - empty_memory
     per_store = max(1, round(args.orders * args.changed))
     changed_total = per_store * args.stores
     bound = 2 * (changed_total / config.reconcile_page_size + args.stores)
     print(
-        f"{args.stores} stores, {unshipped} unshipped orders, {changed_total} changed per run "
-        f"({args.changed:.0%}), page size {config.reconcile_page_size}"
+        f"{args.stores} stores, {unshipped} unshipped orders ({memory / 1e6:.0f} MB of Redis, "
+        f"{memory / max(1, unshipped):.0f} B each: one line, no timeline), {changed_total} "
+        f"changed per run ({args.changed:.1%}), page size {config.reconcile_page_size}; "
+        f"set up in {time.perf_counter() - setup:.0f} s"
     )
     print(f"target: at most about 2 x (changed / page size + connections) = {bound:.0f} calls")
     print(f"baseline avoided: one read per unshipped order = {unshipped} calls\n")
+    redis_process = psutil.Process(redis_pid)
 
-    durations, totals = [], []
-    for number in range(args.runs):
+    def cycle(label: str, number: int, changes: int) -> dict[str, float]:
+        """One cycle over every store after `changes` orders changed in each; its figures."""
         # Steady state: the last cycle saw everything up to now (its cursor, less the overlap
-        # window, is now); then 1% of the orders change.
+        # window, is now); then some orders change.
         time.sleep(1.1)  # the last cycle's changes are in an earlier (whole) second
         last_cycle = iso(datetime.now(UTC) + timedelta(seconds=config.reconcile_overlap))
         for partner, _, _ in sellers:
             store.redis.hset("gw:cursors", f"{partner['id']}:seller", last_cycle)
         time.sleep(1.1)  # Shopify's timestamps are whole seconds
         for _, shop, shop_orders in sellers:
-            for seller_order in shop_orders[number * per_store : (number + 1) * per_store]:
+            for seller_order in shop_orders[number * changes : (number + 1) * changes]:
                 shop.fulfill(seller_order["id"], company="UPS", numbers=["1Z5R89390357567127"])
         sim.reset_calls()
-        started = time.perf_counter()
+        redis_cpu = sum(redis_process.cpu_times()[:2])
+        started, cpu = time.perf_counter(), time.thread_time()  # this thread: the gateway's code
         for partner, _, _ in sellers:
             reconcile_store(partner["id"])
-        durations.append(time.perf_counter() - started)
+        figures = {
+            "seconds": time.perf_counter() - started,
+            "gateway_cpu": time.thread_time() - cpu,
+            "redis_cpu": sum(redis_process.cpu_times()[:2]) - redis_cpu,
+        }
         calls = sim.calls()
         by_field: dict[str, int] = {}
         for call in calls:
             for field in call["fields"]:
                 by_field[field] = by_field.get(field, 0) + 1
-        totals.append(len(calls))
+        figures["calls"] = len(calls)
         shipped = unshipped - sum(store.unshipped_count(p["id"]) for p, _, _ in sellers)
         print(
-            f"run {number + 1}: {len(calls)} calls {by_field}, {shipped} orders shipped so far, "
-            f"{durations[-1]:.2f} s"
+            f"{label}: {len(calls)} calls {by_field}, {shipped} orders shipped so far, "
+            f"{figures['seconds']:.2f} s (gateway CPU {figures['gateway_cpu']:.2f} s, Redis "
+            f"CPU {figures['redis_cpu']:.2f} s; the rest is the simulated shops)"
         )
-    median_calls = statistics.median(totals)
+        return figures
+
+    # The baseline: a cycle in which nothing changed costs one listing call per connection.
+    quiet = cycle("nothing changed (baseline)", 0, 0)
+    runs = [cycle(f"run {n + 1}", n, per_store) for n in range(args.runs)]
+    median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     print(
-        f"\nmedian calls per run: {median_calls:.0f} (ratio to target {median_calls / bound:.2f}, "
-        f"to the per-order baseline {median_calls / unshipped:.4f})"
+        f"\nmedian calls per run: {median['calls']:.0f} (ratio to target "
+        f"{median['calls'] / bound:.2f}, to the per-order baseline "
+        f"{median['calls'] / unshipped:.4f}, to the quiet cycle "
+        f"{median['calls'] / quiet['calls']:.2f})"
     )
-    print(f"median duration per run: {statistics.median(durations):.2f} s")
+    print(
+        f"median duration per run: {median['seconds']:.2f} s (quiet cycle {quiet['seconds']:.2f} "
+        f"s, ratio {median['seconds'] / quiet['seconds']:.2f}); gateway CPU "
+        f"{median['gateway_cpu']:.2f} s, Redis CPU {median['redis_cpu']:.2f} s"
+    )
+    per_connection = quiet["seconds"] / args.stores
+    per_change = (median["seconds"] - quiet["seconds"]) / changed_total
+    cpu_connection = quiet["gateway_cpu"] / args.stores
+    cpu_change = (median["gateway_cpu"] - quiet["gateway_cpu"]) / changed_total
+    print(
+        f"per connection {1000 * per_connection:.1f} ms ({1000 * cpu_connection:.1f} ms gateway "
+        f"CPU), per changed order {1000 * per_change:.1f} ms ({1000 * cpu_change:.1f} ms gateway "
+        f"CPU), on one process"
+    )
+    for connections, changed in ((1000, 10_000), (1000, 100_000)):
+        seconds = connections * per_connection + changed * per_change
+        print(
+            f"model: {connections} connections, {changed} changed orders per cycle: "
+            f"{seconds:.0f} s of one worker ({seconds / 900:.2f} of the 15-minute cycle), "
+            f"whatever the number of unshipped orders"
+        )
     sim.stop()
-    return {"median_calls": median_calls, "bound": bound, "unshipped": unshipped}
+    return {"median_calls": median["calls"], "bound": bound, "unshipped": unshipped}
 
 
 if __name__ == "__main__":
