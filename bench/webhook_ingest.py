@@ -11,7 +11,12 @@ Two phases, bare and gateway alternating within each round, every figure a media
    gateway/bare (target at least 0.5);
 2. latency at a fixed rate: `--share` (0.5) of the bare endpoint's median saturation rate, paced
    by the Lua script on a fixed schedule (Debian's wrk has no wrk2 `-R`; see
-   bench/webhook_ingest.lua): p50/p90/p99 (target: the gateway's p99 at most 25 ms).
+   bench/webhook_ingest.lua): p50/p90/p99 (target: the gateway's p99 at most 25 ms, having kept
+   that rate: wrk times each request from its send, so the latencies of a server that fell
+   behind the schedule, which delays the sends, say nothing).
+
+Each line also gives the CPU per request of the server's gunicorn (master and workers) and of
+Redis: what a web worker process and a Redis core can carry, for SCALING.md.
 
 Every request is a different delivery: its own webhook id and its own body (the gateway dedupes
 on both), signed here beforehand, since wrk's Lua has no HMAC. Each gateway answer must be 200
@@ -369,8 +374,12 @@ def run(
             f"gateway/before: throughput {after / before:.2f}, p99 at {rate:.0f} req/s "
             f"{fixed['gateway']['p99'] / fixed['before']['p99']:.2f}"
         )
-    gateway = top["gateway"]["rps"] / top["bare"]["rps"] >= 0.5 and fixed["gateway"]["p99"] <= 25
-    print(f"targets met: {gateway}")
+    # wrk measures from each send: a server that falls behind the schedule delays the sends
+    # themselves, so its latencies say nothing; it must have kept the rate.
+    kept = fixed["gateway"]["rps"] >= 0.97 * rate
+    print(f"gateway kept the fixed rate (97% or more of it): {kept}")
+    throughput = top["gateway"]["rps"] / top["bare"]["rps"] >= 0.5
+    print(f"targets met: {throughput and kept and fixed['gateway']['p99'] <= 25}")
     print(f"every answer 200 accepted, one queued job each: {not rounds.failures}")
     for failure in rounds.failures:
         print(f"  {failure}")
