@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 MAX_SITE_URL = 500  # a store's address, kept as its identity
-# Access tokens, API keys and webhook secrets: every platform's own are longer (Shopify's and
-# WooCommerce's 32+ characters, BigCommerce's 30ish); shorter ones are typed, and guessable.
+# Access tokens, API keys and webhook secrets: every platform's own are longer (30 to 40+
+# characters, platforms/*.md); shorter ones are typed, and guessable.
 MIN_SECRET_LENGTH = 16
 # Bidirectional embeddings, overrides and isolates: they make text read otherwise than it is.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")

@@ -99,7 +99,7 @@ class PartnerCreated(PartnerOut):
         "_webhook_headers",
         metadata={
             "description": "Headers the store's webhooks must carry, where the platform has "
-            "them (BigCommerce's X-Gateway-Secret); shown this once."
+            "them (a header with a token of the connection's own); shown this once."
         },
     )
 

@@ -74,9 +74,9 @@ def receive(name: str):
         store().count(f"webhooks_ignored_{name}")
         return answer("ignored")
     job = JobSpec(JOBS[platform.topics[topic]], (partner["id"], ref), options=RETRIED_OPTIONS)
-    # The body's hash too: a delivery id travels outside the signature (Shopify, WooCommerce),
-    # so a captured body replayed under a new id is a repeat; two real events differ in their
-    # bodies (timestamps, versions, BigCommerce's own `hash`).
+    # The body's hash too: a delivery id may travel outside the signature, so a captured body
+    # replayed under a new id is a repeat; two real events differ in their bodies (timestamps,
+    # versions, a platform's own event hash).
     body = hashlib.sha256(call.raw).hexdigest()
     seen = [f"{name}:{identity}:{delivery_id}", f"{name}:{identity}:body:{body}"]
     if store().accept_delivery(seen, DEDUPE_SECONDS, job, f"webhooks_received_{name}"):
