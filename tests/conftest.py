@@ -169,6 +169,7 @@ def worker(redis, gateway_env) -> Iterator[subprocess.Popen]:
             gateway_env["REDIS_URL"],
             "--logging_level",
             "WARNING",
+            "connections",
             "gateway",
             "callbacks",  # the Procfile gives this queue workers of its own
         ],
