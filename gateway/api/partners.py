@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 
-from flask import jsonify
+from flask import jsonify, request
 from marshmallow import fields
 
 from gateway import connect, outbound, platforms
@@ -119,7 +119,8 @@ def post_connect_link(partner_id: str):
     declared = platforms.get(partner["platform"])
     if declared.install_schema is None:
         raise ApiError(409, "no_store", f"A partner on {declared.label} has no store to connect.")
-    hints = read_json(declared.install_schema())
+    # The body is optional: without it the connect page asks the owner for the store.
+    hints = read_json(declared.install_schema()) if request.get_data() else {}
     schema_fields = declared.install_schema().fields
     reserved = [n for n in hints if schema_fields[n].metadata.get("operator_only")]
     if reserved and not caller.is_operator:
