@@ -10,10 +10,13 @@ there is nothing to read back from them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -111,6 +114,126 @@ def store_key(url: str) -> str | None:
     if scheme not in ("http", "https") or not rest or rest.startswith("/"):
         return None
     return rest.removeprefix("www.")
+
+
+# ---- connecting a store: the key flow and the gateway's own webhooks ---------------------------
+
+APP_NAME = "Fulfillment gateway"  # what the store's grant page names us
+SCOPE = "read_write"  # orders read and written, and "Create webhooks" (WC_Auth scopes)
+CALLBACK_STEP = "callback"
+WEBHOOKS_PATH = "/wp-json/wc/v3/webhooks"
+MAX_CALLBACK_BYTES = 4096  # five short fields
+
+
+def authorize_url(store_url: str, nonce: str, public_url: str) -> str:
+    """Where the store's owner approves our key: the Application Authentication Endpoint
+    (woocommerce-rest-api-docs, _authentication.md, "Auto generating API keys using our
+    Application Authentication Endpoint"). `user_id` is ours to choose ("User ID in your APP");
+    it comes back in the key's POST and on return_url, so it is the single-use nonce that binds
+    the key to the connect link. WooCommerce takes only an https:// callback_url
+    (WC_Auth::make_validation), so a real PUBLIC_URL is https."""
+    public = public_url.rstrip("/")
+    query = urlencode(
+        {
+            "app_name": APP_NAME,
+            "scope": SCOPE,
+            "user_id": nonce,
+            "return_url": f"{public}/connect/done",
+            "callback_url": f"{public}/connect/woocommerce/{CALLBACK_STEP}",
+        },
+        quote_via=quote,
+    )
+    return f"{normalize_store_url(store_url)}/wc-auth/v1/authorize?{query}"
+
+
+def read_key_callback(raw: bytes) -> dict[str, str]:
+    """The key WooCommerce POSTs to callback_url: JSON {key_id, user_id, consumer_key,
+    consumer_secret, key_permissions} (WC_Auth::create_keys, post_consumer_data). ValueError
+    with a reason for anything else, or a key that is not read_write (we register webhooks and
+    write orders: a read or write key can't do both)."""
+    if len(raw) > MAX_CALLBACK_BYTES:
+        raise ValueError("too large")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ValueError("not JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    user_id = body.get("user_id")
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        user_id = str(user_id)
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError("no user_id")
+    key, secret = body.get("consumer_key"), body.get("consumer_secret")
+    for name, value, prefix in (("consumer_key", key, "ck_"), ("consumer_secret", secret, "cs_")):
+        if (
+            not isinstance(value, str)
+            or not value.startswith(prefix)
+            or not 16 <= len(value) <= 255
+        ):
+            raise ValueError(f"no {name}")
+    if body.get("key_permissions") != SCOPE:
+        raise ValueError(f"the key is {body.get('key_permissions')!r}, not {SCOPE}")
+    return {
+        "user_id": user_id,
+        "key_id": str(body.get("key_id", "")),
+        "consumer_key": key,
+        "consumer_secret": secret,
+    }
+
+
+def secret_mark(secret: str) -> str:
+    """A short fingerprint of a webhook secret, kept in the names of the hooks we make.
+
+    WooCommerce never shows a hook's secret (write-only in the REST schema), so the name tells
+    whether a hook of ours signs with the connection's secret: a hook made by hand, or by an
+    earlier install with another secret, has its secret set again."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:8]
+
+
+def hook_name(topic: str, secret: str) -> str:
+    return f"{APP_NAME}: {topic} [{secret_mark(secret)}]"
+
+
+@dataclass(frozen=True)
+class HookPlan:
+    """What ensure_webhooks does for one topic: `found` active | missing | disabled, and the
+    call: "" (nothing), "create", "enable" (PUT status active and the secret), "secret" (PUT the
+    secret of an active hook that may sign with another); `hook_id` for the PUT."""
+
+    topic: str
+    found: str
+    action: str
+    hook_id: int | None = None
+
+
+def plan_webhooks(
+    listed: list[dict[str, Any]], address: str, topics: list[str], secret: str
+) -> list[HookPlan]:
+    """One plan per topic from the store's hooks: ours are those delivering to `address`.
+
+    Statuses: active (delivers), paused (by an admin), disabled (by WooCommerce after repeated
+    failures) (WRD _webhooks.md); paused and disabled ones are both enabled again. The first
+    active hook of a topic is enough; else the first of ours for it is enabled.
+    """
+    ours = [h for h in listed if _same_address(h.get("delivery_url") or "", address)]
+    plans = []
+    for topic in topics:
+        hooks = [h for h in ours if h.get("topic") == topic]
+        active = [h for h in hooks if h.get("status") == "active"]
+        if active:
+            hook = active[0]
+            signed = hook.get("name") == hook_name(topic, secret)
+            plans.append(HookPlan(topic, "active", "" if signed else "secret", int(hook["id"])))
+        elif hooks:
+            plans.append(HookPlan(topic, "disabled", "enable", int(hooks[0]["id"])))
+        else:
+            plans.append(HookPlan(topic, "missing", "create"))
+    return plans
+
+
+def _same_address(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
 
 
 def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
