@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,7 +35,12 @@ from gateway.platforms.base import (
     INGEST_ORDER,
     ChangedOrder,
     ChangedPage,
+    ConnectLink,
     CreatedOrder,
+    InstallAnswer,
+    InstallPort,
+    InstallRefused,
+    InstallRequest,
     Keyset,
     Platform,
     PlatformError,
@@ -42,6 +48,7 @@ from gateway.platforms.base import (
     StoreLine,
     StoreOrder,
     WebhookCall,
+    WebhookCheck,
     base64_hmac_matches,
     http,
     minute_before,
@@ -247,6 +254,9 @@ class WooCommerceAdapter:
     def __init__(self, connection: dict[str, Any], port: PlatformPort, config: Settings) -> None:
         self.site = connection["store_url"].rstrip("/")
         self.auth = (connection["consumer_key"], connection["consumer_secret"])
+        # The secret of the hooks the gateway makes (an installed connection's is generated at
+        # install; a static one's is the one its partner gave).
+        self.webhook_secret = connection.get("webhook_secret") or ""
         self.port = port
         self.timeout = config.http_timeout
 
@@ -419,6 +429,62 @@ class WooCommerceAdapter:
         orders = [ChangedOrder(ref, at) for ref, at in keyset.fresh(listed)]
         return ChangedPage(orders, keyset.next_page(listed, PAGE_SIZE))
 
+    def ensure_webhooks(
+        self, address: str, topics: list[str], headers: dict[str, str]
+    ) -> list[WebhookCheck]:
+        """The store's hooks delivering to `address`, one per topic, each signing with the
+        connection's webhook secret (WooCommerce takes no custom headers: `headers` unused).
+
+        `GET /webhooks` (every page), then per topic (plan_webhooks): `POST /webhooks` {name,
+        topic, delivery_url, secret, status: active} for a missing one, `PUT /webhooks/<id>`
+        {status: active, secret, name} for a paused or disabled one, and {secret, name} for an
+        active one whose name does not carry this secret's mark. A key without write access
+        (a static `read` key) can't make hooks: each repair fails with WooCommerce's 401, in
+        its check's error. WooCommerce pings a hook it saves active and not yet delivered
+        (`webhook_id=N`, answered 200 by our webhook route); re-enabling leaves its
+        failure_count as it was (6 after a disable: class-wc-webhook.php resets it only on a
+        delivery answered 2xx, 301 or 302), so one more failure disables it again.
+        """
+        if not self.webhook_secret:
+            raise PlatformError("the connection has no webhook secret to sign with", permanent=True)
+        listed = self._webhooks()
+        return [
+            self._carry_out(plan, address)
+            for plan in plan_webhooks(listed, address, topics, self.webhook_secret)
+        ]
+
+    def _webhooks(self) -> list[dict[str, Any]]:
+        hooks: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            listed = self.call("GET", f"{WEBHOOKS_PATH}?per_page={PAGE_SIZE}&page={page}") or []
+            hooks.extend(listed)
+            if len(listed) < PAGE_SIZE:
+                return hooks
+            page += 1
+
+    def _carry_out(self, plan: HookPlan, address: str) -> WebhookCheck:
+        mine = {"name": hook_name(plan.topic, self.webhook_secret), "secret": self.webhook_secret}
+        try:
+            if plan.action == "create":
+                self.call(
+                    "POST",
+                    WEBHOOKS_PATH,
+                    json={**mine, "topic": plan.topic, "delivery_url": address, "status": "active"},
+                )
+            elif plan.action == "enable":
+                self.call(
+                    "PUT", f"{WEBHOOKS_PATH}/{plan.hook_id}", json={**mine, "status": "active"}
+                )
+            elif plan.action == "secret":
+                self.call("PUT", f"{WEBHOOKS_PATH}/{plan.hook_id}", json=mine)
+        except PlatformError as error:
+            log.warning(
+                "WooCommerce %s: %s of %s failed: %s", self.site, plan.action, plan.topic, error
+            )
+            return WebhookCheck(plan.topic, plan.found, error=str(error))
+        return WebhookCheck(plan.topic, plan.found, repaired=plan.action in ("create", "enable"))
+
     # ---- transport ---------------------------------------------------------------------------
 
     def call(self, method: str, path: str, json: Any = None, missing_ok: bool = False) -> Any:
@@ -579,10 +645,18 @@ class WooCommerceConnection(StrictSchema):
     webhook_secret = secret(required=True)
 
 
+class WooCommerceInstall(StrictSchema):
+    """A connect link's hints: the store's address, asked on the connect page when left out."""
+
+    store_url = site_url(metadata={"ask": "Store address"})
+
+
 class WooCommerce(Platform):
     name = "woocommerce"
     label = "WooCommerce"
     connection_schema = WooCommerceConnection
+    install_schema = WooCommerceInstall
+    install_steps = {CALLBACK_STEP: ("POST",)}
     fulfillments_from_store = False  # sellers use our form; the order is also in their store
     # order.updated too: a checkout's order is often still pending when order.created fires, and
     # its payment (or cancellation) is only an update. It fires on every change of every order;
@@ -600,6 +674,51 @@ class WooCommerce(Platform):
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
     ) -> WooCommerceAdapter:
         return WooCommerceAdapter(partner["connection"], port, config)
+
+    # ---- connecting a store: the key flow (API.md "Store connections (install)") ------------
+
+    def begin_install(
+        self, link: ConnectLink, port: InstallPort, config: Settings
+    ) -> InstallAnswer:
+        """To the store's grant page, `user_id` a nonce bound to the link."""
+        store_url = normalize_store_url(link.hints["store_url"])
+        nonce = port.new_state(link, {"store_url": store_url})
+        return InstallAnswer(302, redirect=authorize_url(store_url, nonce, config.public_url))
+
+    def install_step(
+        self, step: str, request: InstallRequest, port: InstallPort, config: Settings
+    ) -> InstallAnswer:
+        """The store POSTs the key its owner approved. Answered exactly 200 once it is kept:
+        any other answer makes WooCommerce delete the key and show its owner an error
+        (WC_Auth::post_consumer_data, maybe_delete_key), so a refusal leaves nothing behind
+        on either side. `user_id` must be a nonce we gave for an open link, once."""
+        if step != CALLBACK_STEP:
+            return InstallAnswer(404, body="")
+        try:
+            keys = read_key_callback(request.raw)
+        except ValueError as error:
+            port.count("install_refused_woocommerce")
+            return InstallAnswer(400, body=f"refused: {error}")
+        taken = port.take_state(keys["user_id"])
+        if taken is None:
+            port.count("install_refused_woocommerce")
+            return InstallAnswer(403, body="refused: unknown or used user_id")
+        link, data = taken
+        connection = {
+            "store_url": data["store_url"],
+            "consumer_key": keys["consumer_key"],
+            "consumer_secret": keys["consumer_secret"],
+            # The secret of the hooks the gateway makes for this store (ensure_webhooks);
+            # WooCommerce's key flow gives none.
+            "webhook_secret": secrets.token_urlsafe(32),
+            "installed": True,
+        }
+        try:
+            port.complete(link, connection)
+        except InstallRefused as refused:
+            port.count("install_refused_woocommerce")
+            return InstallAnswer(409, body=f"refused: {refused}")
+        return InstallAnswer(200, body="")
 
     def is_ping(self, call: WebhookCall) -> bool:
         # WooCommerce's save-time ping: a form body `webhook_id=N` and no X-WC-* headers.
