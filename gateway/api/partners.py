@@ -5,15 +5,17 @@ from __future__ import annotations
 import base64
 import secrets
 
-from flask import jsonify
+from flask import jsonify, request
 from marshmallow import fields
 
-from gateway import outbound, platforms
+from gateway import connect, outbound, platforms
 from gateway.api import api, read_json
 from gateway.api.auth import authenticate, require_operator
 from gateway.api.schemas import PartnerCreated, PartnerIn, PartnerOut, PartnershipIn, PartnershipOut
 from gateway.errors import ApiError, validation_failed
+from gateway.jobs import REGISTER_WEBHOOKS, upkeep
 from gateway.model import new_id, now_iso
+from gateway.platforms.base import CONNECTED, NOT_CONNECTED
 from gateway.runtime import settings, store
 
 
@@ -59,6 +61,10 @@ def create_partner(data: dict) -> dict:
         "event_signing_secret": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
         "created_at": now_iso(),
     }
+    declared = platforms.get(data["platform"])
+    if declared.has_store:
+        partner["connection_status"] = CONNECTED if data["connection"] else NOT_CONNECTED
+        partner["connected_at"] = partner["created_at"] if data["connection"] else None
     if not store().add_partner(
         partner,
         api_key,
@@ -66,7 +72,17 @@ def create_partner(data: dict) -> dict:
         platforms.get(data["platform"]).has_store,
     ):
         raise ApiError(409, "store_taken", "Another partner is already connected to this store.")
+    register_webhooks(partner)
     return {**partner, "api_key": api_key}
+
+
+def register_webhooks(partner: dict) -> None:
+    """Have the gateway make (or check) the hooks of a connected store."""
+    if (
+        platforms.get(partner["platform"]).topics
+        and platforms.connection_status(partner) == CONNECTED
+    ):
+        store().enqueue(upkeep(REGISTER_WEBHOOKS, partner["id"]))
 
 
 @api.post("/partners")
@@ -84,7 +100,49 @@ def get_partner(partner_id: str):
     partner = store().partner(partner_id)
     if partner is None or not (caller.is_operator or caller.partner_id == partner_id):
         raise ApiError(404, "not_found", "No such partner.")
-    return jsonify(PartnerOut().dump(partner))
+    return jsonify(PartnerOut().dump(partner_view(partner)))
+
+
+def partner_view(partner: dict) -> dict:
+    """A partner with its connection's health as stored apart (the last webhook's time)."""
+    return {**partner, "last_webhook_at": store().last_webhook_at(partner["id"])}
+
+
+@api.post("/partners/<partner_id>/connect")
+def post_connect_link(partner_id: str):
+    """A signed, single-use link for the store's owner to connect it (operator, or the
+    partner itself); the body may name the store (API.md "Store connections")."""
+    caller = authenticate()
+    partner = store().partner(partner_id)
+    if partner is None or not (caller.is_operator or caller.partner_id == partner_id):
+        raise ApiError(404, "not_found", "No such partner.")
+    declared = platforms.get(partner["platform"])
+    if declared.install_schema is None:
+        raise ApiError(409, "no_store", f"A partner on {declared.label} has no store to connect.")
+    # The body is optional: without it the connect page asks the owner for the store.
+    hints = read_json(declared.install_schema()) if request.get_data() else {}
+    schema_fields = declared.install_schema().fields
+    reserved = [n for n in hints if schema_fields[n].metadata.get("operator_only")]
+    if reserved and not caller.is_operator:
+        raise ApiError(
+            403, "operator_only", f"Only the operator may set {', '.join(sorted(reserved))}."
+        )
+    refuse_unsafe_hint_urls(hints, schema_fields)
+    return jsonify(connect.create_link(settings(), store(), partner, hints)), 201
+
+
+def refuse_unsafe_hint_urls(hints: dict, schema_fields: dict) -> None:
+    """422 for a hint URL the gateway would call that is insecure or private."""
+    errors: dict[str, list[str]] = {}
+    for name, value in hints.items():
+        if isinstance(schema_fields[name], fields.Url) and value:
+            try:
+                outbound.refuse_insecure(value, settings())
+                outbound.refuse_private(value, settings())
+            except outbound.RefusedAddress as refused:
+                errors[name] = [str(refused)]
+    if errors:
+        raise validation_failed(errors)
 
 
 def save_partnership(data: dict) -> tuple[dict, bool]:
@@ -105,6 +163,9 @@ def save_partnership(data: dict) -> tuple[dict, bool]:
         raise validation_failed(
             {"skus": [f"{sku} is already mapped to another seller of this buyer." for sku in taken]}
         )
+    if earlier is None:  # a new role for either partner: its store's hooks for that role
+        for partner_id in (data["buyer_id"], data["seller_id"]):
+            register_webhooks(store().partner(partner_id))
     return partnership, earlier is None
 
 
