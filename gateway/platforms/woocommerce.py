@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
+from gateway.delivery import ConnectionDown
 from gateway.model import (
     CANCELLED,
     PAID,
@@ -33,6 +34,7 @@ from gateway.model import (
 from gateway.platforms import register
 from gateway.platforms.base import (
     INGEST_ORDER,
+    NEEDS_REAUTH,
     ChangedOrder,
     ChangedPage,
     ConnectLink,
@@ -251,7 +253,14 @@ def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
 class WooCommerceAdapter:
     """One store's connection: `store_url`, `consumer_key`, `consumer_secret`."""
 
-    def __init__(self, connection: dict[str, Any], port: PlatformPort, config: Settings) -> None:
+    def __init__(
+        self,
+        connection: dict[str, Any],
+        port: PlatformPort,
+        config: Settings,
+        partner_id: str | None = None,
+    ) -> None:
+        self.partner_id = partner_id
         self.site = connection["store_url"].rstrip("/")
         self.auth = (connection["consumer_key"], connection["consumer_secret"])
         # The secret of the hooks the gateway makes (an installed connection's is generated at
@@ -498,12 +507,36 @@ class WooCommerceAdapter:
         self.port.count("platform_calls_woocommerce")
         if answer.status_code == 404 and missing_ok:
             return None
+        if answer.status_code == 401 and self.partner_id and _key_refused(answer):
+            # The key is gone: its owner revoked it (WooCommerce > Settings > Advanced > REST
+            # API) or its user was removed. Only the owner can give a new one: the connection
+            # needs them, its owner is emailed a link, and the work waits (ConnectionDown).
+            reason = "WooCommerce refused the gateway's key (revoked in the store?)"
+            self.port.connection_failed(self.partner_id, reason)
+            raise ConnectionDown(self.partner_id, NEEDS_REAUTH, reason)
         if answer.status_code >= 300:
             refuse_status("WooCommerce", answer)
         try:
             return answer.json()
         except ValueError:
             raise PlatformError("WooCommerce answered something that is not JSON") from None
+
+
+# WC_REST_Authentication::perform_basic_authentication / get_user_data_by_consumer_key: a key
+# that is not (or no longer) in woocommerce_api_keys, or a secret that does not match it.
+KEY_REFUSED = {"Consumer key is invalid.", "Consumer secret is invalid."}
+
+
+def _key_refused(answer: requests.Response) -> bool:
+    try:
+        body = answer.json()
+    except ValueError:
+        return False
+    return (
+        isinstance(body, dict)
+        and body.get("code") == "woocommerce_rest_authentication_error"
+        and body.get("message") in KEY_REFUSED
+    )
 
 
 def _woo_line(line: LineItem, product: dict[str, Any] | None) -> dict[str, Any]:
@@ -668,12 +701,13 @@ class WooCommerce(Platform):
     )
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:
-        return store_key(connection["store_url"])
+        # None for a partner made without a connection (its owner connects the store later)
+        return store_key(connection.get("store_url") or "")
 
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
     ) -> WooCommerceAdapter:
-        return WooCommerceAdapter(partner["connection"], port, config)
+        return WooCommerceAdapter(partner["connection"], port, config, partner.get("id"))
 
     # ---- connecting a store: the key flow (API.md "Store connections (install)") ------------
 
