@@ -93,7 +93,9 @@ def woo(installed_gateway, woocommerce_sim):
     for role in ("buyer", "seller"):
         side = WooCommerceSide(env, "woocommerce", role)
         # The stores' own keys stay with their owners: the gateway gets its key by the flow.
-        side.store = woocommerce_sim.add_store(side.name, f"ck_own_{role}", f"cs_own_{role}_x")
+        side.store = woocommerce_sim.add_store(
+            side.name, f"ck_own_{role}_0123456789", f"cs_own_{role}_0123456789"
+        )
         side.partner = partner(gw, side.name)
         sides.append(side)
     buyer, seller = sides
@@ -175,7 +177,7 @@ def test_one_reconciliation_recreates_a_deleted_hook_and_re_enables_a_disabled_o
     partners_of_each_other(woo)
     hooks = registered(woo)
     drain(redis)
-    own = ("ck_own_buyer", "cs_own_buyer_x")  # the merchant, in their own admin
+    own = ("ck_own_buyer_0123456789", "cs_own_buyer_0123456789")  # the merchant, in their own admin
     gone = requests.delete(
         f"{buyer.store.api_url}/webhooks/{hooks['order.created']['id']}",
         params={"force": "true"},
@@ -290,3 +292,46 @@ def test_a_revoked_key_holds_the_work_until_the_owner_connects_again(woo, redis,
     wait_for(lambda: len(seller.store.orders()) == 1, 30, "the held order created once reconnected")
     assert shown(woo.gw, seller.partner["id"])["connection_status"] == "connected"
     assert WOO_ADDRESS["city"] == seller.store.orders()[0]["shipping"]["city"]
+
+
+def test_static_keys_get_the_same_registration_when_they_may_write(woo, redis):
+    buyer = woo.buyer
+    static = {
+        "store_url": buyer.store.url,
+        "consumer_key": "ck_own_buyer_0123456789",
+        "consumer_secret": "cs_own_buyer_0123456789",
+        "webhook_secret": "buyer-static-webhook-secret",
+    }
+    body = {"name": "Static", "email": "static@example.com", "platform": "woocommerce"}
+    made = woo.gw.api("POST", "/api/v1/partners", json={**body, "connection": static})
+    assert made.status_code == 201, made.text
+    pairs = [{"buyer_sku": b, "seller_sku": s} for b, s in SKUS.items()]
+    woo.seller.partner.update(install(woo.gw, woo.seller.store, woo.seller.partner))
+    link = {"buyer_id": made.json()["id"], "seller_id": woo.seller.partner["id"], "skus": pairs}
+    assert woo.gw.api("POST", "/api/v1/partnerships", json=link).status_code == 201
+    hooks = wait_for(
+        lambda: len(h := our_hooks(buyer.store, woo.gw)) == 2 and h, 20, "the static key's hooks"
+    )
+    assert set(hooks) == {"order.created", "order.updated"}
+    assert {h["secret"] for h in hooks.values()} == {"buyer-static-webhook-secret"}
+
+    reader = woo.sim.add_store("reader")
+    reader.add_key("ck_reader_0123456789", "cs_reader_0123456789", "read")  # Read access
+    ro = {"store_url": reader.url, "webhook_secret": "reader-static-webhook-secret"}
+    ro.update(consumer_key="ck_reader_0123456789", consumer_secret="cs_reader_0123456789")
+    other = woo.gw.api("POST", "/api/v1/partners", json={**body, "name": "Ro", "connection": ro})
+    assert other.status_code == 201, other.text
+    link = {"buyer_id": other.json()["id"], "seller_id": woo.seller.partner["id"], "skus": pairs}
+    assert woo.gw.api("POST", "/api/v1/partnerships", json=link).status_code == 201
+    store = woo.gw.app.extensions["gateway.store"]
+
+    def refusals():
+        timeline = store.partner_timeline(other.json()["id"])
+        return [e for e in timeline if "could not be repaired" in e["message"]]
+
+    # Asked at the partner's creation and at the partnership's: one or two checks, by timing.
+    found = wait_for(lambda: len(r := refusals()) >= 2 and r, 20, "the read key's refusals")
+    assert all("HTTP 401" in e["message"] for e in found)
+    assert our_hooks(reader, woo.gw) == {}
+    seen = shown(woo.gw, other.json()["id"])
+    assert {h["state"] for h in seen["webhooks"]} == {"missing"}
