@@ -21,7 +21,6 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from gateway.delivery import ConnectionDown
 from gateway.model import (
     CANCELLED,
     PAID,
@@ -34,7 +33,6 @@ from gateway.model import (
 from gateway.platforms import register
 from gateway.platforms.base import (
     INGEST_ORDER,
-    NEEDS_REAUTH,
     ChangedOrder,
     ChangedPage,
     ConnectLink,
@@ -253,14 +251,7 @@ def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
 class WooCommerceAdapter:
     """One store's connection: `store_url`, `consumer_key`, `consumer_secret`."""
 
-    def __init__(
-        self,
-        connection: dict[str, Any],
-        port: PlatformPort,
-        config: Settings,
-        partner_id: str | None = None,
-    ) -> None:
-        self.partner_id = partner_id
+    def __init__(self, connection: dict[str, Any], port: PlatformPort, config: Settings) -> None:
         self.site = connection["store_url"].rstrip("/")
         self.auth = (connection["consumer_key"], connection["consumer_secret"])
         # The secret of the hooks the gateway makes (an installed connection's is generated at
@@ -488,6 +479,10 @@ class WooCommerceAdapter:
             elif plan.action == "secret":
                 self.call("PUT", f"{WEBHOOKS_PATH}/{plan.hook_id}", json=mine)
         except PlatformError as error:
+            # CredentialsRefused too: a `read` key's 401 on a write ("does not have write
+            # permissions") is this check's error, not a connection to redo (it still reads).
+            # A revoked key fails the listing first, which the core's guard (adapter_for)
+            # turns into needs_reauth.
             log.warning(
                 "WooCommerce %s: %s of %s failed: %s", self.site, plan.action, plan.topic, error
             )
@@ -507,36 +502,12 @@ class WooCommerceAdapter:
         self.port.count("platform_calls_woocommerce")
         if answer.status_code == 404 and missing_ok:
             return None
-        if answer.status_code == 401 and self.partner_id and _key_refused(answer):
-            # The key is gone: its owner revoked it (WooCommerce > Settings > Advanced > REST
-            # API) or its user was removed. Only the owner can give a new one: the connection
-            # needs them, its owner is emailed a link, and the work waits (ConnectionDown).
-            reason = "WooCommerce refused the gateway's key (revoked in the store?)"
-            self.port.connection_failed(self.partner_id, reason)
-            raise ConnectionDown(self.partner_id, NEEDS_REAUTH, reason)
         if answer.status_code >= 300:
             refuse_status("WooCommerce", answer)
         try:
             return answer.json()
         except ValueError:
             raise PlatformError("WooCommerce answered something that is not JSON") from None
-
-
-# WC_REST_Authentication::perform_basic_authentication / get_user_data_by_consumer_key: a key
-# that is not (or no longer) in woocommerce_api_keys, or a secret that does not match it.
-KEY_REFUSED = {"Consumer key is invalid.", "Consumer secret is invalid."}
-
-
-def _key_refused(answer: requests.Response) -> bool:
-    try:
-        body = answer.json()
-    except ValueError:
-        return False
-    return (
-        isinstance(body, dict)
-        and body.get("code") == "woocommerce_rest_authentication_error"
-        and body.get("message") in KEY_REFUSED
-    )
 
 
 def _woo_line(line: LineItem, product: dict[str, Any] | None) -> dict[str, Any]:
@@ -707,7 +678,7 @@ class WooCommerce(Platform):
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
     ) -> WooCommerceAdapter:
-        return WooCommerceAdapter(partner["connection"], port, config, partner.get("id"))
+        return WooCommerceAdapter(partner["connection"], port, config)
 
     # ---- connecting a store: the key flow (API.md "Store connections (install)") ------------
 

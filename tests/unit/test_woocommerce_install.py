@@ -11,7 +11,6 @@ import pytest
 import responses
 from responses import matchers
 
-from gateway.delivery import ConnectionDown
 from gateway.platforms.base import (
     ConnectLink,
     InstallAnswer,
@@ -399,48 +398,3 @@ def test_a_refused_repair_is_the_checks_error_and_a_refused_listing_raises():
     responses.replace(responses.GET, HOOKS, status=401, json={})
     with pytest.raises(PlatformError):
         adapter().ensure_webhooks(ADDRESS, ["order.created"], {})
-
-
-class Failing(Counter):
-    def __init__(self) -> None:
-        self.failed: list[tuple[str, str]] = []
-
-    def connection_failed(self, partner_id, reason):
-        self.failed.append((partner_id, reason))
-
-
-@responses.activate
-@pytest.mark.parametrize("message", ["Consumer key is invalid.", "Consumer secret is invalid."])
-def test_a_revoked_key_asks_the_owner_and_holds_the_work(message):
-    responses.get(
-        f"{SITE}/wp-json/wc/v3/orders/727",
-        status=401,
-        json={"code": "woocommerce_rest_authentication_error", "message": message},
-    )
-    port = Failing()
-    connection = {"store_url": SITE, "consumer_key": KEY, "consumer_secret": KEY_SECRET}
-    woo = WooCommerceAdapter(connection, port, CONFIG, partner_id="ptr_1")
-    with pytest.raises(ConnectionDown) as down:
-        woo.read_order("727")
-    assert down.value.status == "needs_reauth" and down.value.partner_id == "ptr_1"
-    assert port.failed == [
-        ("ptr_1", "WooCommerce refused the gateway's key (revoked in the store?)")
-    ]
-
-
-@responses.activate
-def test_a_key_without_write_access_is_no_revoked_key():
-    responses.post(
-        f"{SITE}/wp-json/wc/v3/orders/727/notes",
-        status=401,
-        json={
-            "code": "woocommerce_rest_authentication_error",
-            "message": "The API key provided does not have write permissions.",
-        },
-    )
-    port = Failing()
-    connection = {"store_url": SITE, "consumer_key": KEY, "consumer_secret": KEY_SECRET}
-    woo = WooCommerceAdapter(connection, port, CONFIG, partner_id="ptr_1")
-    with pytest.raises(PlatformError) as refused:
-        woo.call("POST", "/wp-json/wc/v3/orders/727/notes", json={"note": "x"})
-    assert not isinstance(refused.value, ConnectionDown) and port.failed == []
