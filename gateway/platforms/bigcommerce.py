@@ -48,7 +48,12 @@ from gateway.platforms.base import (
     SYNC_SELLER,
     ChangedOrder,
     ChangedPage,
+    ConnectLink,
     CreatedOrder,
+    InstallAnswer,
+    InstallPort,
+    InstallRefused,
+    InstallRequest,
     Keyset,
     Platform,
     PlatformError,
@@ -56,30 +61,12 @@ from gateway.platforms.base import (
     StoreLine,
     StoreOrder,
     WebhookCall,
+    WebhookCheck,
     http,
     refuse_status,
 )
 from gateway.settings import Settings
 from gateway.validation import StrictSchema, secret, web_url
-
-try:  # the install core's names (i9-design.md); a stand-in until the core is on main
-    from gateway.platforms.base import (  # type: ignore[attr-defined]
-        ConnectLink,
-        InstallAnswer,
-        InstallPort,
-        InstallRefused,
-        InstallRequest,
-        WebhookCheck,
-    )
-except ImportError:
-    from gateway.platforms._install_standin import (
-        ConnectLink,
-        InstallAnswer,
-        InstallPort,
-        InstallRefused,
-        InstallRequest,
-        WebhookCheck,
-    )
 
 TIMESTAMP_TOLERANCE = 5 * 60  # seconds, as the Standard Webhooks libraries use
 LOGIN_URL = "https://login.bigcommerce.com"  # AU: POST https://login.bigcommerce.com/oauth2/token
@@ -794,6 +781,12 @@ class BigCommerce(Platform):
     # The app's callback URLs, <PUBLIC_URL>/connect/bigcommerce/<step> (CB: all GET; auth and
     # load come from the merchant's browser, uninstall from BigCommerce's server).
     install_steps = {"auth": ("GET",), "load": ("GET",), "uninstall": ("GET",)}
+    # The auth and load answers are shown in an iframe of the store's control panel (AU:
+    # "BigCommerce renders the response view inside an iFrame"). Which origin frames them is not
+    # documented (UNCONFIRMED): the control panel is https://{store}.mybigcommerce.com/manage
+    # (bigcommerce/docs docs/b2b-edition/headless.mdx), the auth callback's Referer
+    # https://login.bigcommerce.com/ (AU).
+    install_frame_ancestors = "https://*.mybigcommerce.com https://*.bigcommerce.com"
     # A checkout creates its order Incomplete, before payment (bigcommerce/docs
     # docs/storefront/headless/orders.mdx), and `store/order/created` fires then; the payment
     # shows later as a status change, which reads the order again (events/index.mdx:
@@ -823,13 +816,13 @@ class BigCommerce(Platform):
         return producer if named else None
 
     def verify_webhook(
-        self, connection: dict[str, Any], call: WebhookCall, config: Settings | None = None
+        self, connection: dict[str, Any], call: WebhookCall, config: Settings
     ) -> bool:
         """An installed connection's hooks are the app's: signed with its client secret
         (shared/platforms/bigcommerce.md, Authenticity); else the connection's webhook_secret.
         Either way an unsigned delivery needs the hook's X-Gateway-Secret."""
         if connection.get("installed"):
-            key = config.platform_setting("BIGCOMMERCE_CLIENT_SECRET", "") if config else ""
+            key = config.platform_setting("BIGCOMMERCE_CLIENT_SECRET", "")
         else:
             key = connection.get("webhook_secret") or ""
         return verify_webhook(key, call.raw, call.headers, connection.get("gateway_token"))
@@ -896,7 +889,7 @@ class BigCommerce(Platform):
         if store is None or not request.args.get("code"):
             port.count("install_refused_bigcommerce")
             return _page("Refused", "This is not an installation from BigCommerce.", 400)
-        link = port.link_for_store(self.name, store)
+        link = port.link_for_store(self.name, f"stores/{store}")
         if link is None:
             port.count("install_refused_bigcommerce")
             return _page(

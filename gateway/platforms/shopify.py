@@ -842,8 +842,16 @@ class Shopify(Platform):
         domain = _header(call, "Shop-Domain").strip().lower()
         return domain if SHOP_DOMAIN.fullmatch(domain) else None
 
-    def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
-        return verify_webhook(connection["webhook_secret"], call.raw, _header(call, "Hmac-Sha256"))
+    def verify_webhook(
+        self, connection: dict[str, Any], call: WebhookCall, config: Settings
+    ) -> bool:
+        # An installed connection's deliveries are signed with the app's client secret.
+        signing_key = (
+            config.platform_setting("SHOPIFY_CLIENT_SECRET", "")
+            if connection.get("installed")
+            else connection.get("webhook_secret", "")
+        )
+        return verify_webhook(signing_key, call.raw, _header(call, "Hmac-Sha256"))
 
     def delivery_id(self, call: WebhookCall) -> str | None:
         return (

@@ -20,16 +20,16 @@ from responses import matchers
 from werkzeug.datastructures import MultiDict
 
 from gateway.platforms import bigcommerce, get
-from gateway.platforms.base import PlatformError, WebhookCall
-from gateway.platforms.bigcommerce import (
-    BigCommerceAdapter,
+from gateway.platforms.base import (
     ConnectLink,
     InstallAnswer,
     InstallRefused,
     InstallRequest,
+    PlatformError,
+    WebhookCall,
     WebhookCheck,
-    verify_signed_payload,
 )
+from gateway.platforms.bigcommerce import BigCommerceAdapter, verify_signed_payload
 from gateway.runtime import connect
 from gateway.settings import Settings
 
@@ -57,7 +57,8 @@ class FakePort:
 
     def link_for_store(self, platform: str, identity: str) -> ConnectLink | None:
         self.asked.append((platform, identity))
-        return self.link if self.link and self.link.hints.get("store_hash") == identity else None
+        named = self.link and f"stores/{self.link.hints.get('store_hash')}" == identity
+        return self.link if named else None
 
     def partner_by_store(self, platform: str, identity: str) -> dict | None:
         self.asked.append((platform, identity))
@@ -199,7 +200,7 @@ def test_auth_exchanges_the_code_and_completes_the_links_partner(config, rsps):
     port = FakePort(link(api_base_url=API_BASE, login_base_url=LOGIN))
     answer = PLATFORM.install_step("auth", request(**auth_args()), port, config)
     assert answer.status == 200 and answer.title == "Connected", answer
-    assert port.asked == [("bigcommerce", STORE)]
+    assert port.asked == [("bigcommerce", f"stores/{STORE}")]
     [(bound, connection, status, reason)] = port.completed
     assert bound == port.link and status == "connected" and reason == ""
     assert connection["store_hash"] == STORE
