@@ -801,7 +801,9 @@ class BigCommerce(Platform):
     webhook_auth = "Standard Webhooks headers, else X-Gateway-Secret; store by producer"
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:
-        return f"stores/{connection['store_hash']}"
+        # A connection, or a connect link's hints (the link is found by the store it names).
+        store = connection.get("store_hash")
+        return f"stores/{store}" if store else None
 
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
