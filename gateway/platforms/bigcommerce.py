@@ -41,10 +41,12 @@ import requests
 from marshmallow import fields, post_load, validate
 
 from gateway import tracking
+from gateway.delivery import ConnectionDown
 from gateway.model import CANCELLED, PAID, UNPAID, Fulfillment, ObservedFulfillment, Order, iso_utc
 from gateway.platforms import register
 from gateway.platforms.base import (
     INGEST_ORDER,
+    NEEDS_REAUTH,
     SYNC_SELLER,
     ChangedOrder,
     ChangedPage,
@@ -230,9 +232,15 @@ class BigCommerceAdapter:
     email of the partner who owns the store, which the orders we create there bill to."""
 
     def __init__(
-        self, connection: dict[str, Any], port: PlatformPort, config: Settings, owner_email: str
+        self,
+        connection: dict[str, Any],
+        port: PlatformPort,
+        config: Settings,
+        owner_email: str,
+        partner_id: str | None = None,
     ) -> None:
         self.owner_email = owner_email
+        self.partner_id = partner_id
         self.store_hash = connection["store_hash"]
         base = (connection.get("api_base_url") or "https://api.bigcommerce.com").rstrip("/")
         self.base = f"{base}/stores/{self.store_hash}/v2"
@@ -527,12 +535,24 @@ class BigCommerceAdapter:
             if answer.status_code >= 300:
                 if answer.status_code == 429:
                     raise PlatformError("BigCommerce rate limit", retry_after=reset or 30)
+                if answer.status_code == 401 and self.partner_id:
+                    self._token_refused()
                 refuse_status("BigCommerce", answer)
             try:
                 return answer.json()
             except ValueError:
                 raise PlatformError("BigCommerce answered something that is not JSON") from None
         raise PlatformError("BigCommerce kept answering 429", retry_after=30)
+
+    def _token_refused(self) -> None:
+        """A BigCommerce token does not expire (AU: "semi-permanent"); one refused was revoked:
+        the app uninstalled without its callback reaching us, the app's scopes changed or the
+        owner's email changed (AU: "can mark the access_token for invalidation"), or the API
+        account deleted. The connection needs its owner (needs_reauth, who is emailed a fresh
+        link), and the work waits for it instead of failing."""
+        reason = "BigCommerce refused the store's access token (HTTP 401)"
+        self.port.connection_failed(self.partner_id or "", reason)
+        raise ConnectionDown(self.partner_id or "", NEEDS_REAUTH, reason)
 
     def _pace_key(self) -> str:
         return f"pace:bigcommerce:{self.store_hash}"
@@ -808,7 +828,9 @@ class BigCommerce(Platform):
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
     ) -> BigCommerceAdapter:
-        return BigCommerceAdapter(partner["connection"], port, config, partner["email"])
+        return BigCommerceAdapter(
+            partner["connection"], port, config, partner["email"], partner.get("id")
+        )
 
     def webhook_store(self, call: WebhookCall) -> str | None:
         # The store is named inside the body (`producer`): parsed to find the secret, and

@@ -142,10 +142,18 @@ def pair(client, worker, redis, sim, partnership, live_server):
 def test_installed_stores_trade_orders_and_fulfillments(client, redis, sim, pair):
     buyer, seller, buyer_store, seller_store = pair
     for partner in (buyer, seller):
-        assert partner_view(client, partner)["connection_status"] == "connected"
+        view = partner_view(client, partner)
+        assert view["connection_status"] == "connected"
+        shown = str(view["connection"])
+        assert "access_token" not in shown and "gateway_token" not in shown, "secrets stay in"
+        raw = redis.get(f"gw:partner:{partner['id']}")
+        assert raw and b'"installed"' in raw
+        for store in (buyer_store, seller_store):
+            assert store.app_token(CLIENT_ID).encode() not in raw, "sealed at rest"
     wait_for(lambda: set(our_hooks(buyer_store)) == BUYER_TOPICS, what="the buyer's hooks")
     wait_for(lambda: set(our_hooks(seller_store)) == SELLER_TOPICS, what="the seller's hooks")
-    assert all(h["headers"]["X-Gateway-Secret"] for h in our_hooks(buyer_store).values())
+    secret = next(iter(our_hooks(buyer_store).values()))["headers"]["X-Gateway-Secret"]
+    assert secret and secret.encode() not in redis.get(f"gw:partner:{buyer['id']}")
     assert not [h for h in buyer_store.webhooks() if h["client_id"] != CLIENT_ID]
 
     placed = buyer_store.place_order(
@@ -297,3 +305,18 @@ def test_forged_callbacks_are_refused_and_store_nothing(client, redis, sim, live
             )
             assert answer.status_code == 401
     assert partner_view(client, partner)["connection_status"] == "not_connected"
+
+
+def test_an_uninstall_whose_callback_never_came_is_found_by_the_next_cycle(
+    client, redis, sim, pair
+):
+    buyer, _, buyer_store, _ = pair
+    wait_for(lambda: set(our_hooks(buyer_store)) == BUYER_TOPICS, what="the buyer's hooks")
+    sim.app(CLIENT_ID).uninstall_callback = ""  # the callback is lost: the token is revoked
+    assert buyer_store.uninstall_app(CLIENT_ID) is None
+
+    cycle(redis)  # the cycle's calls are refused (401): the store needs its owner
+
+    view = partner_view(client, buyer)
+    assert view["connection_status"] == "needs_reauth"
+    assert "401" in view["connection_reason"]

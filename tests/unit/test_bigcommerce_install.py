@@ -19,6 +19,7 @@ import responses
 from responses import matchers
 from werkzeug.datastructures import MultiDict
 
+from gateway.delivery import ConnectionDown
 from gateway.platforms import bigcommerce, get
 from gateway.platforms.base import (
     ConnectLink,
@@ -507,3 +508,41 @@ def test_an_installed_connection_verifies_with_the_apps_client_secret(config):
 
 def test_the_module_keeps_its_login_default():
     assert bigcommerce.LOGIN_URL == "https://login.bigcommerce.com"
+
+
+# ---- a revoked token -----------------------------------------------------------------------------
+
+
+class RecordingPort:
+    """The store's port, with the connection failures it was told of recorded."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.failed: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    def connection_failed(self, partner_id: str, reason: str) -> None:
+        self.failed.append((partner_id, reason))
+
+
+def test_a_refused_token_asks_for_reauth_and_holds_the_work(redis, config, rsps):
+    port = RecordingPort(connect(config))
+    partner = {
+        "id": "ptr_1",
+        "email": "orders@acme.example",
+        "connection": {"store_hash": STORE, "access_token": "revoked", "api_base_url": API_BASE},
+    }
+    adapter = PLATFORM.adapter(partner, port, config)
+    rsps.get(f"{API_BASE}/stores/{STORE}/v2/orders/100", status=401, json={"status": 401})
+    with pytest.raises(ConnectionDown) as down:
+        adapter.read_order("100")
+    assert down.value.partner_id == "ptr_1" and down.value.status == "needs_reauth"
+    assert port.failed == [("ptr_1", "BigCommerce refused the store's access token (HTTP 401)")]
+
+    rsps.get(f"{API_BASE}/stores/{STORE}/v2/orders/101", status=403, json={"status": 403})
+    with pytest.raises(PlatformError) as refused:
+        adapter.read_order("101")
+    assert refused.value.permanent and not isinstance(refused.value, ConnectionDown)
+    assert len(port.failed) == 1
