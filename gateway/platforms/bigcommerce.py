@@ -41,12 +41,10 @@ import requests
 from marshmallow import fields, post_load, validate
 
 from gateway import tracking
-from gateway.delivery import ConnectionDown
 from gateway.model import CANCELLED, PAID, UNPAID, Fulfillment, ObservedFulfillment, Order, iso_utc
 from gateway.platforms import register
 from gateway.platforms.base import (
     INGEST_ORDER,
-    NEEDS_REAUTH,
     SYNC_SELLER,
     ChangedOrder,
     ChangedPage,
@@ -237,10 +235,8 @@ class BigCommerceAdapter:
         port: PlatformPort,
         config: Settings,
         owner_email: str,
-        partner_id: str | None = None,
     ) -> None:
         self.owner_email = owner_email
-        self.partner_id = partner_id
         self.store_hash = connection["store_hash"]
         base = (connection.get("api_base_url") or "https://api.bigcommerce.com").rstrip("/")
         self.base = f"{base}/stores/{self.store_hash}/v2"
@@ -535,24 +531,12 @@ class BigCommerceAdapter:
             if answer.status_code >= 300:
                 if answer.status_code == 429:
                     raise PlatformError("BigCommerce rate limit", retry_after=reset or 30)
-                if answer.status_code == 401 and self.partner_id:
-                    self._token_refused()
                 refuse_status("BigCommerce", answer)
             try:
                 return answer.json()
             except ValueError:
                 raise PlatformError("BigCommerce answered something that is not JSON") from None
         raise PlatformError("BigCommerce kept answering 429", retry_after=30)
-
-    def _token_refused(self) -> None:
-        """A BigCommerce token does not expire (AU: "semi-permanent"); one refused was revoked:
-        the app uninstalled without its callback reaching us, the app's scopes changed or the
-        owner's email changed (AU: "can mark the access_token for invalidation"), or the API
-        account deleted. The connection needs its owner (needs_reauth, who is emailed a fresh
-        link), and the work waits for it instead of failing."""
-        reason = "BigCommerce refused the store's access token (HTTP 401)"
-        self.port.connection_failed(self.partner_id or "", reason)
-        raise ConnectionDown(self.partner_id or "", NEEDS_REAUTH, reason)
 
     def _pace_key(self) -> str:
         return f"pace:bigcommerce:{self.store_hash}"
@@ -828,9 +812,7 @@ class BigCommerce(Platform):
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
     ) -> BigCommerceAdapter:
-        return BigCommerceAdapter(
-            partner["connection"], port, config, partner["email"], partner.get("id")
-        )
+        return BigCommerceAdapter(partner["connection"], port, config, partner["email"])
 
     def webhook_store(self, call: WebhookCall) -> str | None:
         # The store is named inside the body (`producer`): parsed to find the secret, and
