@@ -50,6 +50,7 @@ from gateway.platforms.base import (
     ChangedPage,
     ConnectLink,
     CreatedOrder,
+    CredentialsRefused,
     InstallAnswer,
     InstallPort,
     InstallRefused,
@@ -230,11 +231,7 @@ class BigCommerceAdapter:
     email of the partner who owns the store, which the orders we create there bill to."""
 
     def __init__(
-        self,
-        connection: dict[str, Any],
-        port: PlatformPort,
-        config: Settings,
-        owner_email: str,
+        self, connection: dict[str, Any], port: PlatformPort, config: Settings, owner_email: str
     ) -> None:
         self.owner_email = owner_email
         self.store_hash = connection["store_hash"]
@@ -473,6 +470,8 @@ class BigCommerceAdapter:
                 body, method, path = change, "PUT", f"/hooks/{hook['id']}"
             try:
                 self.call(method, path, json=body, version="v3")
+            except CredentialsRefused:
+                raise  # the connection needs its owner: not one hook's trouble
             except PlatformError as error:
                 checks.append(WebhookCheck(topic, found, False, error=str(error)))
                 continue

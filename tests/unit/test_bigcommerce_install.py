@@ -23,6 +23,7 @@ from gateway.delivery import ConnectionDown
 from gateway.platforms import adapter_for, bigcommerce, get
 from gateway.platforms.base import (
     ConnectLink,
+    CredentialsRefused,
     InstallAnswer,
     InstallRefused,
     InstallRequest,
@@ -464,6 +465,13 @@ def test_ensure_webhooks_raises_when_the_listing_fails(adapter, rsps):
     with pytest.raises(PlatformError) as refused:
         adapter.ensure_webhooks(ADDRESS, ["store/order/created"], {})
     assert refused.value.permanent
+
+
+def test_a_refused_token_on_a_repair_is_the_connections_trouble(adapter, rsps):
+    rsps.get(f"{HOOKS}?page=1&limit=250", json={"data": [], "meta": {}})
+    rsps.post(HOOKS, status=401, json={"status": 401})
+    with pytest.raises(CredentialsRefused):
+        adapter.ensure_webhooks(ADDRESS, ["store/order/created"], {"X-Gateway-Secret": "g"})
 
 
 def test_an_empty_listing_creates_every_topic(adapter, rsps):
