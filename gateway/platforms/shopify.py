@@ -422,7 +422,8 @@ class ShopifyAdapter:
         self.token = connection["access_token"]
         self.refresh_token = connection.get("refresh_token")
         self.expires_at = _epoch(connection.get("token_expires_at"))
-        self.expiring = bool(connection.get("installed") and self.refresh_token)
+        self.installed = bool(connection.get("installed"))
+        self.expiring = bool(self.installed and self.refresh_token)
 
     # ---- the interface -----------------------------------------------------------------------
 
@@ -689,9 +690,11 @@ class ShopifyAdapter:
                 raise PlatformError(f"Shopify unreachable: {type(error).__name__}") from error
             self.port.count("platform_calls_shopify")
             note_deprecation(answer, self.port, self.shop)
-            if answer.status_code == 401 and self.expiring:
+            if answer.status_code == 401 and self.installed:
                 if refreshed:  # refused right after a refresh: the merchant must connect again
                     self._down("Shopify refused the refreshed access token (HTTP 401)")
+                if not self.expiring:  # a non-expiring token refused: revoked (uninstalled)
+                    self._down("Shopify refused the access token (HTTP 401)")
                 self._refresh("Shopify answered 401")
                 refreshed = True
                 continue

@@ -518,3 +518,12 @@ def test_installed_connections_verify_with_the_client_secret(config):
     assert not PLATFORM.verify_webhook({"installed": True, "webhook_secret": "x"}, signed, None)
     static = {"webhook_secret": "custom-app-secret-1"}
     assert PLATFORM.verify_webhook(static, call("x", {}, "custom-app-secret-1"), config)
+
+
+def test_an_installed_non_expiring_token_refused_is_needs_reauth(config, rsps, graphql):
+    connection = {**installed(3000), "refresh_token": None, "token_expires_at": None}
+    port = FakeStorePort(connection)
+    rsps.post(graphql, status=401, json={"errors": "x"})
+    with pytest.raises(ConnectionDown):
+        ShopifyAdapter(connection, port, config, "ptr_1").execute(SHOP_QUERY, {})
+    assert port.failed == ["Shopify refused the access token (HTTP 401)"]
