@@ -31,3 +31,17 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class ConnectionDown(DeliveryFailed):
+    """A store connection that can't be used now (not connected yet, a token refused after a
+    refresh, scopes short, the app uninstalled): the work waits, counting no attempt, until
+    its owner connects the store again (gateway/jobs/connections.py resumes it)."""
+
+    def __init__(self, partner_id: str, status: str, reason: str = "") -> None:
+        super().__init__(
+            f"waiting for the store to be connected again ({status}"
+            + (f": {reason})" if reason else ")")
+        )
+        self.partner_id = partner_id
+        self.status = status

@@ -13,10 +13,10 @@ import secrets
 from flask import Flask, Response, g
 
 PAGE_POLICY = (
-    "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; form-action {form_action}; "
+    "frame-ancestors {frame_ancestors}; base-uri 'none'"
 )
-OTHER_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+OTHER_POLICY = "default-src 'none'; frame-ancestors {frame_ancestors}; base-uri 'none'"
 
 
 def csp_nonce() -> str:
@@ -36,7 +36,16 @@ def init_app(app: Flask) -> None:
         response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        # The connect page sends its form on to a platform, and a platform's install page may
+        # be shown inside its own admin: those answers widen the policy for that (pages/connect.py).
+        frame_ancestors = g.get("frame_ancestors") or "'none'"
         response.headers["Content-Security-Policy"] = (
-            PAGE_POLICY.format(nonce=nonce) if nonce else OTHER_POLICY
+            PAGE_POLICY.format(
+                nonce=nonce,
+                form_action=g.get("form_action", "'self'"),
+                frame_ancestors=frame_ancestors,
+            )
+            if nonce
+            else OTHER_POLICY.format(frame_ancestors=frame_ancestors)
         )
         return response

@@ -167,7 +167,7 @@ class LocalGateway:
         worker += ["--with-scheduler", "--name", name]
         worker += ["--worker-class", "gateway.worker.GatewayWorker", "--maintenance-interval", "15"]
         worker += ["--serializer", "rq.serializers.JSONSerializer"]  # as in the Procfile
-        worker += ["gateway", "callbacks"]  # the Procfile gives each queue workers of its own
+        worker += ["connections", "gateway", "callbacks"]  # the Procfile gives callbacks its own
         self._spawn(name, worker, self.env)
         return name
 

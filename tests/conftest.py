@@ -10,12 +10,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
 from aiosmtpd.controller import Controller
+from rq import Worker
 from werkzeug.serving import make_server
 
 from sandbox.local import free_port, start_redis
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "test-admin-token"
 LOCAL_HOSTS = "127.0.0.0/8,::1,localhost"  # ALLOW_PRIVATE_HOSTS: the simulators and receivers
 ENCRYPTION_KEY = "dGVzdC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyEhISE="  # a Fernet key for tests only
+APP_PLATFORMS = ("SHOPIFY", "BIGCOMMERCE")  # platforms where the gateway is an app with a secret
 
 
 def wait_for(
@@ -92,6 +95,9 @@ def gateway_env(redis_url, smtp_server, tmp_path_factory) -> dict[str, str]:
         "MAIL_RETRY_SCHEDULE": "1,1",
         "HTTP_TIMEOUT": "3",
         "ALLOW_PRIVATE_HOSTS": LOCAL_HOSTS,
+        # The gateway's own apps on the platforms, as the simulators know them (APP below).
+        **{f"{name}_CLIENT_ID": f"{name.lower()}-test-client-id" for name in APP_PLATFORMS},
+        **{f"{name}_CLIENT_SECRET": f"{name.lower()}-test-client-secret" for name in APP_PLATFORMS},
     }
     os.environ.update(env)
     return env
@@ -150,8 +156,16 @@ def client(app):
 
 @pytest.fixture
 def worker(redis, gateway_env) -> Iterator[subprocess.Popen]:
-    """A real `rq worker --with-scheduler` process on the gateway's queue, for one test."""
-    env = {**os.environ, **gateway_env, "PYTHONPATH": str(ROOT)}
+    """A real `rq worker --with-scheduler` process on the gateway's queues, for one test."""
+    with running_worker(redis, gateway_env) as process:
+        yield process
+
+
+@contextmanager
+def running_worker(redis, env_vars: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """A real worker process as the Procfile runs it, with these settings."""
+    env = {**os.environ, **env_vars, "PYTHONPATH": str(ROOT)}
+    before = Worker.count(connection=redis)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -166,24 +180,25 @@ def worker(redis, gateway_env) -> Iterator[subprocess.Popen]:
             "--serializer",
             "rq.serializers.JSONSerializer",
             "-u",
-            gateway_env["REDIS_URL"],
+            env_vars["REDIS_URL"],
             "--logging_level",
             "WARNING",
+            "connections",
             "gateway",
             "callbacks",  # the Procfile gives this queue workers of its own
         ],
         cwd=ROOT,
         env=env,
     )
-    from rq import Worker
-
-    wait_for(lambda: Worker.count(connection=redis) > 0, 20, "the RQ worker to register")
-    yield process
-    process.terminate()
+    wait_for(lambda: Worker.count(connection=redis) > before, 20, "the RQ worker to register")
     try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @pytest.fixture
@@ -316,7 +331,9 @@ def pair(client, make_partner):
 def make_order(client):
     """Post an order as the buyer; returns the Order JSON."""
 
-    def make(buyer: dict, seller: dict, ref: str = "1001", lines=None) -> dict:
+    def make(
+        buyer: dict, seller: dict, ref: str = "1001", lines=None, email: str = "ada@example.com"
+    ) -> dict:
         body = {
             "seller_id": seller["id"],
             "buyer_order_ref": ref,
@@ -326,7 +343,7 @@ def make_order(client):
                 {"sku": "MUG-RED", "quantity": 1, "title": "Red mug"},
             ],
             "shipping_address": ADDRESS,
-            "customer_email": "ada@example.com",
+            "customer_email": email,
         }
         answer = client.post("/api/v1/orders", json=body, headers=bearer(buyer["api_key"]))
         assert answer.status_code == 201, answer.get_json()

@@ -29,6 +29,7 @@ OPERATOR, PARTNER = "operator", "partner"
 SECURITY = {
     ("/api/v1/partners", "post"): (OPERATOR,),
     ("/api/v1/partners/{partner_id}", "get"): (OPERATOR, PARTNER),
+    ("/api/v1/partners/{partner_id}/connect", "post"): (OPERATOR, PARTNER),
     ("/api/v1/partnerships", "post"): (OPERATOR,),
     ("/api/v1/orders", "post"): (PARTNER,),
     ("/api/v1/orders", "get"): (PARTNER,),
@@ -153,6 +154,30 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         spec.components.schema(name, schema=schema)
     for platform in platforms.every():
         spec.components.schema(f"{platform.name}_connection", schema=platform.connection_schema)
+    installs = [p for p in platforms.every() if p.install_schema is not None]
+    for platform in installs:
+        spec.components.schema(f"{platform.name}_install", schema=platform.install_schema)
+    spec.components.schema(
+        "ConnectIn",
+        {
+            "description": "What the link names of the store, per the partner's platform.",
+            **(
+                {"oneOf": [{"$ref": f"#/components/schemas/{p.name}_install"} for p in installs]}
+                if installs
+                else {"type": "object"}
+            ),
+        },
+    )
+    spec.components.schema(
+        "ConnectLink",
+        {
+            "type": "object",
+            "properties": {
+                "url": {"type": "string", "description": "<PUBLIC_URL>/connect/<token>"},
+                "expires_at": {"type": "string"},
+            },
+        },
+    )
 
     write = ("400", "401", "403", "413", "415", "422", "503")
     order_id = [_path_id("order_id")]
@@ -176,6 +201,21 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
                 {"200": "Partner"},
                 ("401", "404", "503"),
                 [_path_id("partner_id")],
+            )
+        },
+    )
+    spec.path(
+        "/api/v1/partners/{partner_id}/connect",
+        operations={
+            "post": _op(
+                "A single-use link (a day) for the store's owner to connect its store; 403 "
+                "operator_only for a partner naming api_base_url/login_base_url, 409 no_store "
+                "for a platform without a store",
+                "ConnectIn",
+                {"201": "ConnectLink"},
+                (*write, "404", "409"),
+                [_path_id("partner_id")],
+                body_required=False,
             )
         },
     )

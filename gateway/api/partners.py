@@ -5,28 +5,40 @@ from __future__ import annotations
 import base64
 import secrets
 
-from flask import jsonify
+from flask import jsonify, request
 from marshmallow import fields
 
-from gateway import outbound, platforms
+from gateway import connect, outbound, platforms
 from gateway.api import api, read_json
 from gateway.api.auth import authenticate, require_operator
 from gateway.api.schemas import PartnerCreated, PartnerIn, PartnerOut, PartnershipIn, PartnershipOut
 from gateway.errors import ApiError, validation_failed
+from gateway.jobs import REGISTER_WEBHOOKS, upkeep
 from gateway.model import new_id, now_iso
+from gateway.platforms.base import CONNECTED, NOT_CONNECTED
 from gateway.runtime import settings, store
 
 
 def refuse_unsafe_urls(data: dict) -> None:
     """422 naming each URL the gateway would call (callback_url, the connection's URL fields)
     that is http:// in production or leads to a private address."""
-    schema = platforms.get(data["platform"]).connection_schema()
-    urls = {
-        f"connection.{name}": data["connection"].get(name)
-        for name, field in schema.fields.items()
-        if isinstance(field, fields.Url)
-    }
-    urls["callback_url"] = data.get("callback_url")
+    urls = url_fields(platforms.get(data["platform"]).connection_schema, data["connection"])
+    refuse_unsafe(
+        {
+            **{f"connection.{k}": v for k, v in urls.items()},
+            "callback_url": data.get("callback_url"),
+        }
+    )
+
+
+def url_fields(schema: type, values: dict) -> dict:
+    """The values of a schema's URL fields."""
+    return {n: values.get(n) for n, f in schema().fields.items() if isinstance(f, fields.Url)}
+
+
+def refuse_unsafe(urls: dict) -> None:
+    """422 naming each of these URLs that is http:// in production or leads to a private
+    address (each is called by the gateway later)."""
     errors: dict[str, list[str]] = {}
     for name, url in urls.items():
         try:
@@ -59,6 +71,10 @@ def create_partner(data: dict) -> dict:
         "event_signing_secret": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
         "created_at": now_iso(),
     }
+    declared = platforms.get(data["platform"])
+    if declared.has_store:
+        partner["connection_status"] = CONNECTED if data["connection"] else NOT_CONNECTED
+        partner["connected_at"] = partner["created_at"] if data["connection"] else None
     if not store().add_partner(
         partner,
         api_key,
@@ -66,7 +82,17 @@ def create_partner(data: dict) -> dict:
         platforms.get(data["platform"]).has_store,
     ):
         raise ApiError(409, "store_taken", "Another partner is already connected to this store.")
+    register_webhooks(partner)
     return {**partner, "api_key": api_key}
+
+
+def register_webhooks(partner: dict) -> None:
+    """Have the gateway make (or check) the hooks of a connected store."""
+    if (
+        platforms.get(partner["platform"]).topics
+        and platforms.connection_status(partner) == CONNECTED
+    ):
+        store().enqueue(upkeep(REGISTER_WEBHOOKS, partner["id"]))
 
 
 @api.post("/partners")
@@ -84,7 +110,35 @@ def get_partner(partner_id: str):
     partner = store().partner(partner_id)
     if partner is None or not (caller.is_operator or caller.partner_id == partner_id):
         raise ApiError(404, "not_found", "No such partner.")
-    return jsonify(PartnerOut().dump(partner))
+    return jsonify(PartnerOut().dump(partner_view(partner)))
+
+
+def partner_view(partner: dict) -> dict:
+    """A partner with its connection's health as stored apart (the last webhook's time)."""
+    return {**partner, "last_webhook_at": store().last_webhook_at(partner["id"])}
+
+
+@api.post("/partners/<partner_id>/connect")
+def post_connect_link(partner_id: str):
+    """A signed, single-use link for the store's owner to connect it (operator, or the
+    partner itself); the body may name the store (API.md "Store connections")."""
+    caller = authenticate()
+    partner = store().partner(partner_id)
+    if partner is None or not (caller.is_operator or caller.partner_id == partner_id):
+        raise ApiError(404, "not_found", "No such partner.")
+    declared = platforms.get(partner["platform"])
+    if declared.install_schema is None:
+        raise ApiError(409, "no_store", f"A partner on {declared.label} has no store to connect.")
+    # The body is optional: without it the connect page asks the owner for the store.
+    hints = read_json(declared.install_schema()) if request.get_data() else {}
+    schema_fields = declared.install_schema().fields
+    reserved = [n for n in hints if schema_fields[n].metadata.get("operator_only")]
+    if reserved and not caller.is_operator:
+        raise ApiError(
+            403, "operator_only", f"Only the operator may set {', '.join(sorted(reserved))}."
+        )
+    refuse_unsafe(url_fields(declared.install_schema, hints))
+    return jsonify(connect.create_link(settings(), store(), partner, hints)), 201
 
 
 def save_partnership(data: dict) -> tuple[dict, bool]:
@@ -105,6 +159,9 @@ def save_partnership(data: dict) -> tuple[dict, bool]:
         raise validation_failed(
             {"skus": [f"{sku} is already mapped to another seller of this buyer." for sku in taken]}
         )
+    if earlier is None:  # a new role for either partner: its store's hooks for that role
+        for partner_id in (data["buyer_id"], data["seller_id"]):
+            register_webhooks(store().partner(partner_id))
     return partnership, earlier is None
 
 

@@ -21,6 +21,7 @@ from gateway.orders import (
     MAX_URL_LENGTH,
     fulfilled_quantities,
 )
+from gateway.platforms.base import CONNECTION_STATUSES
 from gateway.validation import StrictSchema, Text, text, web_url
 
 
@@ -61,7 +62,12 @@ class PartnerIn(StrictSchema):
         metadata={"description": "A registered platform (the enum in /openapi.json)."},
     )
     connection = fields.Dict(
-        load_default=dict, metadata={"description": "Per platform; see API.md."}
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "Per platform; see API.md. Left out (or null) for a store that "
+            "connects by its platform's install flow: the partner is then not_connected."
+        },
     )
     callback_url = web_url(allow_none=True, load_default=None)
 
@@ -70,12 +76,20 @@ class PartnerIn(StrictSchema):
         platform = platforms.REGISTRY.get(data.get("platform", ""))
         if platform is None:
             return
+        if not data.get("connection") and platform.install_schema is not None:
+            data["connection"] = {}  # connected later, by the install flow
+            return
         try:
             data["connection"] = platform.connection_schema().load(data.get("connection") or {})
         except ValidationError as error:
             raise ValidationError({"connection": error.messages}) from error
         if data.get("callback_url") and not platform.callbacks:
             raise ValidationError({"callback_url": ["Only buyers with no platform get callbacks."]})
+
+
+class WebhookOut(Schema):
+    topic = fields.String(metadata={"description": "As the platform names it in deliveries."})
+    state = fields.String(metadata={"enum": ["active", "missing", "disabled"]})
 
 
 class PartnerOut(Schema):
@@ -86,10 +100,27 @@ class PartnerOut(Schema):
     connection = fields.Method("_public_connection")
     callback_url = fields.String(allow_none=True)
     created_at = fields.String()
+    connection_status = fields.Function(
+        platforms.connection_status, metadata={"enum": list(CONNECTION_STATUSES)}
+    )
+    connection_reason = fields.Function(
+        lambda p: p.get("status_reason") or None,
+        metadata={"description": "Why a connection needs its owner, when it does."},
+    )
+    webhooks = fields.Function(
+        lambda p: p.get("webhooks") or [],
+        metadata={"description": "The store's hooks, as last checked."},
+    )
+    token_expires_at = fields.Function(
+        lambda p: (p.get("connection") or {}).get("token_expires_at"),
+        metadata={"description": "When the store's access token expires (refreshed before)."},
+    )
+    last_webhook_at = fields.String(allow_none=True)
+    connected_at = fields.String(allow_none=True)
 
     def _public_connection(self, partner: dict[str, Any]) -> dict[str, Any]:
         schema = platforms.get(partner["platform"]).connection_schema()
-        return schema.dump(partner["connection"])
+        return schema.dump(partner["connection"] or {})
 
 
 class PartnerCreated(PartnerOut):
@@ -104,6 +135,8 @@ class PartnerCreated(PartnerOut):
     )
 
     def _webhook_headers(self, partner: dict[str, Any]) -> dict[str, str]:
+        if not partner["connection"]:  # connected later: the gateway makes its own hooks
+            return {}
         return platforms.get(partner["platform"]).webhook_headers(partner["connection"])
 
 

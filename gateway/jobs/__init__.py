@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 QUEUE = "gateway"
 CALLBACKS_QUEUE = "callbacks"  # deliveries to partners' own URLs (platforms/none.py)
+# Keeping store connections alive (registering webhooks, resuming held work, asking an owner
+# to reconnect): a worker takes these first, so a burst of deliveries never delays them.
+CONNECTIONS_QUEUE = "connections"
 # Jobs (arguments, results) are kept as JSON, never pickle: whoever can write to Redis must not
 # be able to make a worker run code. The workers and the cron process use it too (Procfile).
 SERIALIZER = JSONSerializer
@@ -34,6 +37,10 @@ SYNC_SELLER = "gateway.jobs.sync.sync_seller"
 SYNC_SELLER_REF = "gateway.jobs.sync.sync_seller_ref"
 TELL_SELLER_HELD = "gateway.jobs.sync.tell_seller_held"
 RECONCILE_STORE = "gateway.jobs.reconcile.reconcile_store"
+REGISTER_WEBHOOKS = "gateway.jobs.connections.register_webhooks"
+RESUME_CONNECTION = "gateway.jobs.connections.resume_connection"
+TELL_OWNER_TO_RECONNECT = "gateway.jobs.connections.tell_owner_to_reconnect"
+CONNECTION_EVENT = "gateway.jobs.connections.connection_event"
 
 JOB_OPTIONS = {"job_timeout": JOB_TIMEOUT, "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
 # Jobs that read a platform (ingest, sync) or tell a seller are retried by RQ with backoff;
@@ -58,6 +65,13 @@ def passing_on(
         return [], jobs
     jobs.append(JobSpec(ANNOUNCE_SHIPPED, (order_id,), options=JOB_OPTIONS, queue=queue))
     return [event("order.shipped", "Every line is fulfilled: the order is shipped.")], jobs
+
+
+def upkeep(func: str, *args: object) -> JobSpec:
+    """A job that keeps a store connection alive, on its own queue (CONNECTIONS_QUEUE)."""
+    from gateway.store import JobSpec
+
+    return JobSpec(func, args, options=RETRIED_OPTIONS, queue=CONNECTIONS_QUEUE)
 
 
 def delivery_queue(store: Store, buyer_id: str) -> str:

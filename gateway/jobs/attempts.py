@@ -11,12 +11,15 @@ from dataclasses import dataclass, replace
 
 from redis.exceptions import RedisError
 
-from gateway.delivery import DeliveryFailed
+from gateway.delivery import ConnectionDown, DeliveryFailed
 from gateway.jobs import next_attempt_delay
 from gateway.model import Delivery, Order
 from gateway.store import ATTEMPT_SECONDS, Change, JobSpec, Store, event
 
 log = logging.getLogger(__name__)
+# A delivery held for a store connection is tried again when the store is connected (the
+# resume job), and besides once in this many seconds, in case a resume was lost.
+CONNECTION_RECHECK_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ def attempt(
             delivery = get(current)
             if delivery.state != "pending":
                 return None
+            if isinstance(error, ConnectionDown):
+                return _held(current, delivery, error)
             attempts = delivery.attempts + 1
             if sent is not None:
                 done = Delivery("delivered", attempts, None, sent.ref)
@@ -112,9 +117,38 @@ def attempt(
                 result="retrying",
             )
 
+        def _held(current: Order, delivery: Delivery, down: ConnectionDown) -> Change:
+            """No attempt counted: the work waits, visibly, for the store to be connected."""
+            waiting = replace(
+                delivery,
+                last_error=str(down),
+                retry_at=time.time() + CONNECTION_RECHECK_SECONDS,
+            )
+            first = delivery.last_error != str(down)
+            return Change(
+                order=put(current, waiting),
+                events=[
+                    event(
+                        "delivery.waiting",
+                        f"{what[:1].upper()}{what[1:]} waits: {down}.",
+                        level="warning",
+                        audience=audience,
+                    )
+                ]
+                if first
+                else [],
+                jobs=[replace(retry, delay=CONNECTION_RECHECK_SECONDS)],
+                writes=[
+                    lambda pipe: store.await_connection(
+                        pipe, down.partner_id, current.id, _delivery_name(retry)
+                    )
+                ],
+                result="waiting",
+            )
+
         change = store.change_order(order_id, record)
         outcome = change.result if change else "nothing to do"
-        if outcome in ("delivered", "retrying", "failed"):
+        if outcome in ("delivered", "retrying", "failed", "waiting"):
             store.count(f"deliveries_{outcome}")
         log.info("%s of order %s: %s", what, order_id, outcome)
         return outcome
@@ -145,3 +179,13 @@ def leased(store: Store, name: str) -> Iterator[str | None]:
     finally:
         done.set()
         store.release(name, token)
+
+
+def _delivery_name(retry: JobSpec) -> str:
+    """The delivery a retry job carries, as the pending index names it (route, shipped,
+    forward:<fulfillment id>)."""
+    from gateway.jobs import ANNOUNCE_SHIPPED, FORWARD_FULFILLMENT
+
+    if retry.func == FORWARD_FULFILLMENT:
+        return f"forward:{retry.args[1]}"
+    return "shipped" if retry.func == ANNOUNCE_SHIPPED else "route"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from gateway.delivery import ConnectionDown
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER, context
 from gateway.model import CANCELLED, Order
 from gateway.orders import WAITING, hold, new_order, recheck_waiting, split_by_seller, waiting_for
@@ -33,7 +34,11 @@ def ingest_order(buyer_id: str, ref: str) -> list[str]:
     waiting = _waiting_orders(store, buyer_id, ref)
     if not waiting and all(store.buyer_refs_seen(buyer_id, [ref])):
         return []  # in, and routed: nothing a new read could change
-    store_order = adapter_for(buyer, store, config).read_order(ref)
+    try:
+        store_order = adapter_for(buyer, store, config).read_order(ref)
+    except ConnectionDown as down:  # the reconciliation reads it once the store is back
+        log.info("buyer %s order %s: %s", buyer_id, ref, down)
+        return []
     if store_order is None:
         log.info("buyer %s has no order %s any more", buyer_id, ref)
         return []

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from gateway import platforms
+from gateway.delivery import ConnectionDown
 from gateway.jobs import (
     ANNOUNCE_SHIPPED,
     FORWARD_FULFILLMENT,
@@ -20,6 +21,7 @@ from gateway.jobs import (
     context,
     delivery_queue,
 )
+from gateway.jobs.connections import check_webhooks
 from gateway.jobs.sync import apply_observed
 from gateway.model import Order, deliveries, iso_utc
 from gateway.orders import reopen_failed_deliveries
@@ -155,7 +157,10 @@ def reconcile_store(partner_id: str) -> dict[str, int]:
         return {"skipped": 1}
     started = time.monotonic()
     try:
-        adapter = adapter_for(partner, store, config)
+        try:
+            adapter = adapter_for(partner, store, config)
+        except ConnectionDown:
+            return {"held": 1}  # its cursors wait where they are: caught up once reconnected
         done = {"changed": 0, "synced": 0, "ingested": 0}
         if platforms.get(partner["platform"]).fulfillments_from_store:
             if store.unshipped_count(partner_id):
@@ -164,6 +169,7 @@ def reconcile_store(partner_id: str) -> dict[str, int]:
                 store.set_cursor(partner_id, "seller", _now_seconds())
         if store.is_buyer(partner_id):
             _reconcile_buyer(store, config, adapter, partner, done)
+        done["webhooks_repaired"] = check_webhooks(config, store, partner)
         store.count("reconcile_orders_changed", done["changed"])
         store.set_gauge(
             f'reconcile_duration_seconds{{partner="{partner_id}"}}', time.monotonic() - started

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from gateway import links, mail
+from gateway.delivery import ConnectionDown
 from gateway.jobs import (
     RETRIED_OPTIONS,
     TELL_SELLER_HELD,
@@ -43,6 +44,8 @@ def sync_seller(order_id: str, seen_updated_at: str | None = None) -> str:
     seller = store.partner(order.seller_id)
     try:
         observed = adapter_for(seller, store, config).read_fulfillments(order.seller_order_ref)
+    except ConnectionDown:  # the reconciliation reads it once the store is back
+        return "waiting for the store connection"
     except PlatformError as error:
         if not error.permanent:
             raise  # RQ retries with backoff

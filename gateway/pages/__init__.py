@@ -208,5 +208,8 @@ def _by_form_field(
 
 
 def init_app(app: Flask) -> None:
-    """Register the order page."""
+    """Register the order page and the connect pages."""
+    from gateway.pages import connect
+
     app.register_blueprint(pages)
+    connect.init_app(app)

@@ -10,7 +10,14 @@ import importlib
 import pkgutil
 from typing import Any
 
-from gateway.platforms.base import Adapter, Platform, PlatformPort
+from gateway.delivery import ConnectionDown
+from gateway.platforms.base import (
+    CONNECTED,
+    NOT_CONNECTED,
+    Adapter,
+    Platform,
+    PlatformPort,
+)
 from gateway.settings import Settings
 
 REGISTRY: dict[str, Platform] = {}
@@ -39,8 +46,24 @@ def every() -> list[Platform]:
 
 
 def adapter_for(partner: dict[str, Any], port: PlatformPort, config: Settings) -> Adapter:
-    """The adapter of the partner's store connection (or its buyer channel)."""
-    return get(partner["platform"]).adapter(partner, port, config)
+    """The adapter of the partner's store connection (or its buyer channel); ConnectionDown
+    while a store connection can't be used (its work waits for the store's owner)."""
+    platform = get(partner["platform"])
+    status = connection_status(partner)
+    if platform.has_store and status != CONNECTED:
+        raise ConnectionDown(partner["id"], status, partner.get("status_reason") or "")
+    return platform.adapter(partner, port, config)
+
+
+def connection_status(partner: dict[str, Any]) -> str:
+    """A partner's connection status (API.md): a partner stored before there were statuses
+    is connected when it has a connection."""
+    if not get(partner["platform"]).has_store:
+        return CONNECTED
+    status = partner.get("connection_status")
+    if status:
+        return status
+    return CONNECTED if partner.get("connection") else NOT_CONNECTED
 
 
 def _load_platform_modules() -> None:

@@ -191,9 +191,16 @@ class Adapter(Protocol):
     def changed_orders(self, since: str, page: str | None, created: bool = False) -> ChangedPage:
         """Orders updated (or, with `created`, created) at or after `since`, oldest first."""
 
+    def ensure_webhooks(
+        self, address: str, topics: list[str], headers: dict[str, str]
+    ) -> list[WebhookCheck]:
+        """Make the store deliver each topic to `address` (with `headers` where hooks carry
+        them): create the missing hooks, enable the disabled ones; one check per topic."""
+
 
 class PlatformPort(Protocol):
-    """What an adapter may reach of our Redis store: its counters and pacing state."""
+    """What an adapter may reach of our Redis store: its counters, pacing state, and its
+    connection's tokens (refreshed under a lease, saved in one transaction)."""
 
     def count(self, name: str, amount: int = 1) -> None:
         """Add to a counter shown on /metrics."""
@@ -203,6 +210,22 @@ class PlatformPort(Protocol):
 
     def set_pace(self, name: str, state: dict[str, float]) -> None:
         """Remember a store's rate-limit state for a while."""
+
+    def acquire(self, name: str, seconds: int) -> str | None:
+        """A lease for one process at a time (a token to release it with), or None."""
+
+    def release(self, name: str, token: str) -> None:
+        """Give back a lease taken with `acquire`."""
+
+    def stored_connection(self, partner_id: str) -> dict[str, Any] | None:
+        """The partner's connection as stored now, secrets included (no process cache)."""
+
+    def save_tokens(self, partner_id: str, expected_token: str, changes: dict[str, Any]) -> bool:
+        """Merge `changes` into the connection in one transaction, only while its
+        `access_token` is still `expected_token`; False (nothing written) otherwise."""
+
+    def connection_failed(self, partner_id: str, reason: str) -> None:
+        """The store refused the connection for good: mark it needs_reauth and ask its owner."""
 
 
 def base64_hmac_matches(secret: str, raw_body: bytes, signature: str | None) -> bool:
@@ -239,6 +262,113 @@ def refuse_status(platform: str, answer: Any) -> None:
         )
     if 300 <= status < 400:
         raise PlatformError(f"{platform} answered HTTP {status}: a redirect, not followed")
+
+
+# ---- store connections: statuses, install flows, webhook registration ------------------------
+
+NOT_CONNECTED = "not_connected"
+CONNECTED = "connected"
+NEEDS_REAUTH = "needs_reauth"
+UNINSTALLED = "uninstalled"
+CONNECTION_STATUSES = (NOT_CONNECTED, CONNECTED, NEEDS_REAUTH, UNINSTALLED)
+
+# What a verified delivery about the connection (not an order) asks for.
+UNINSTALLED_EVENT = "uninstalled"
+REDACT_CUSTOMER = "redact_customer"  # erase one customer's name, address, email in our orders
+REDACT_SHOP = "redact_shop"  # erase every customer's personal data of the store
+DATA_REQUEST = "data_request"  # a customer asked what we hold: recorded for the operator
+
+
+@dataclass(frozen=True)
+class ConnectionEvent:
+    """A delivery about the store connection: an uninstall, a privacy-law request."""
+
+    kind: str
+    emails: tuple[str, ...] = ()
+    order_refs: tuple[str, ...] = ()  # the store's own order ids
+
+
+@dataclass(frozen=True)
+class WebhookCheck:
+    """One topic's hook in a store, as found and after any repair."""
+
+    topic: str  # as the platform names it in its deliveries
+    found: str  # "active", "missing" or "disabled"
+    repaired: bool = False  # created or re-enabled now
+    error: str = ""  # a repair that failed: the found state stays
+
+    @property
+    def state(self) -> str:
+        """The hook's state now."""
+        return "active" if self.repaired else self.found
+
+
+@dataclass(frozen=True)
+class ConnectLink:
+    """An open connect link, as the install hooks see it."""
+
+    id: str
+    partner_id: str
+    platform: str
+    hints: dict[str, Any]  # what the link's body and the connect page's form named
+
+
+@dataclass(frozen=True)
+class InstallRequest:
+    """One request to /connect/<platform>/<step>: a browser coming back, or the platform."""
+
+    method: str
+    args: Any  # the query parameters (a MultiDict)
+    query_string: bytes  # as received: signatures over the query are computed on it
+    form: Any
+    raw: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class InstallAnswer:
+    """What an install step answers: a redirect, a page for a person, or a plain body."""
+
+    status: int = 200
+    redirect: str | None = None
+    title: str = ""
+    message: str = ""
+    body: str | None = None  # a server-to-server answer, sent as it is
+
+
+class InstallRefused(Exception):  # noqa: N818 (an outcome shown to a person)
+    """An installation that can't be bound (another partner has that store, a used link)."""
+
+
+class InstallPort(Protocol):
+    """The gateway's side of an install flow (gateway/connect.py)."""
+
+    def new_state(self, link: ConnectLink, data: dict[str, Any], seconds: int = 3600) -> str:
+        """A random single-use nonce bound to the link (a `state`, a `user_id`)."""
+
+    def take_state(self, nonce: str) -> tuple[ConnectLink, dict[str, Any]] | None:
+        """The open link and data of a nonce, once; None when unknown, used or expired."""
+
+    def link_for_store(self, platform: str, identity: str) -> ConnectLink | None:
+        """The open connect link whose hints name this store."""
+
+    def partner_by_store(self, platform: str, identity: str) -> dict[str, Any] | None:
+        """The partner connected to this store."""
+
+    def complete(
+        self,
+        link: ConnectLink,
+        connection: dict[str, Any],
+        status: str = CONNECTED,
+        reason: str = "",
+    ) -> dict[str, Any]:
+        """Keep the connection on the link's partner and use the link up; InstallRefused."""
+
+    def uninstalled(self, partner_id: str, reason: str) -> None:
+        """The store's owner removed the app."""
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to a counter shown on /metrics."""
 
 
 # ---- the declaration each platform module registers ---------------------------------------------
@@ -293,6 +423,18 @@ class Platform:
     # The queue of deliveries to a buyer on this platform (None: the gateway's own).
     delivery_queue: ClassVar[str | None] = None
     webhook_auth: ClassVar[str] = ""  # how its webhooks are signed and matched, for OpenAPI
+    # The install flow (API.md "Store connections"): the hints a connect link takes (a field
+    # with metadata {"operator_only": True} is the operator's alone; one with {"ask": label} is
+    # asked on the connect page when the link left it out), the steps served under
+    # /connect/<name>/<step> with their methods, connection fields sealed at rest beside the
+    # schema's load_only ones, and topics registered whatever the partner's role.
+    install_schema: ClassVar[type[Schema] | None] = None
+    install_steps: ClassVar[dict[str, tuple[str, ...]]] = {}
+    extra_secrets: ClassVar[tuple[str, ...]] = ()
+    lifecycle_topics: ClassVar[tuple[str, ...]] = ()
+    # The sites that may show the install steps' pages in a frame (a platform whose admin
+    # loads the app's pages inside itself); none by default.
+    install_frame_ancestors: ClassVar[str] = ""
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:
         """The identity webhooks find this connection's store by (None: no store)."""
@@ -307,6 +449,32 @@ class Platform:
         """The adapter of the partner's store connection (see `Adapter`)."""
         raise PlatformError(f"{self.label} has no store to call", permanent=True)
 
+    # ---- connecting a store ----------------------------------------------------------------------
+
+    def begin_install(
+        self, link: ConnectLink, port: InstallPort, config: Settings
+    ) -> InstallAnswer:
+        """The connect page's last step: send the browser to the platform (or tell the owner
+        what to do there)."""
+        raise NotImplementedError
+
+    def install_step(
+        self, step: str, request: InstallRequest, port: InstallPort, config: Settings
+    ) -> InstallAnswer:
+        """One of `install_steps`: the platform or the browser coming back."""
+        raise NotImplementedError
+
+    def webhook_topics(self, roles: set[str]) -> list[str]:
+        """The topics a store connection registers for the partner's roles."""
+        wanted = {INGEST_ORDER} if "buyer" in roles else set()
+        if "seller" in roles and self.fulfillments_from_store:
+            wanted.add(SYNC_SELLER)
+        return [t for t, job in self.topics.items() if job in wanted] + list(self.lifecycle_topics)
+
+    def connection_event(self, topic: str, call: WebhookCall) -> ConnectionEvent | None:
+        """A verified delivery about the connection itself (not an order), if this is one."""
+        return None
+
     # ---- webhooks (only for platforms with `topics`) ---------------------------------------------
 
     def is_ping(self, call: WebhookCall) -> bool:
@@ -317,8 +485,11 @@ class Platform:
         """The store identity a webhook names, before it is verified."""
         raise NotImplementedError
 
-    def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
-        """True when the request is signed for this connection (on the raw body)."""
+    def verify_webhook(
+        self, connection: dict[str, Any], call: WebhookCall, config: Settings
+    ) -> bool:
+        """True when the request is signed for this connection (on the raw body); an installed
+        connection's key may be the app's own secret, a setting."""
         raise NotImplementedError
 
     def delivery_id(self, call: WebhookCall) -> str | None:

@@ -604,10 +604,16 @@ class BigCommerce(Platform):
         named = isinstance(producer, str) and re.fullmatch(rf"stores/{STORE_HASH}", producer)
         return producer if named else None
 
-    def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
-        return verify_webhook(
-            connection["webhook_secret"], call.raw, call.headers, connection.get("gateway_token")
+    def verify_webhook(
+        self, connection: dict[str, Any], call: WebhookCall, config: Settings
+    ) -> bool:
+        # An installed connection's hooks are signed with the app's client secret.
+        signing_key = (
+            config.platform_setting("BIGCOMMERCE_CLIENT_SECRET", "")
+            if connection.get("installed")
+            else connection.get("webhook_secret", "")
         )
+        return verify_webhook(signing_key, call.raw, call.headers, connection.get("gateway_token"))
 
     def webhook_headers(self, connection: dict[str, Any]) -> dict[str, str]:
         return {"X-Gateway-Secret": connection["gateway_token"]}

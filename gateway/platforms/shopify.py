@@ -21,55 +21,39 @@ from urllib.parse import urlencode
 import requests
 from marshmallow import fields, validate
 
+from gateway.delivery import ConnectionDown
 from gateway.model import CANCELLED, PAID, UNPAID, Fulfillment, ObservedFulfillment, Order
 from gateway.platforms import register
 from gateway.platforms.base import (
+    DATA_REQUEST,
     INGEST_ORDER,
+    NEEDS_REAUTH,
+    REDACT_CUSTOMER,
+    REDACT_SHOP,
     SYNC_SELLER,
+    UNINSTALLED_EVENT,
     ChangedOrder,
     ChangedPage,
+    ConnectionEvent,
+    ConnectLink,
     CreatedOrder,
+    InstallAnswer,
+    InstallPort,
+    InstallRefused,
+    InstallRequest,
     Platform,
     PlatformError,
     PlatformPort,
     StoreLine,
     StoreOrder,
     WebhookCall,
+    WebhookCheck,
     base64_hmac_matches,
     http,
     refuse_status,
 )
 from gateway.settings import Settings
 from gateway.validation import StrictSchema, secret, text, web_url
-
-try:  # the install core's names (/work/i9-design.md)
-    from gateway.delivery import ConnectionDown  # type: ignore[attr-defined]
-    from gateway.platforms.base import (  # type: ignore[attr-defined]
-        DATA_REQUEST,
-        REDACT_CUSTOMER,
-        REDACT_SHOP,
-        UNINSTALLED,
-        ConnectionEvent,
-        ConnectLink,
-        InstallAnswer,
-        InstallRefused,
-        InstallRequest,
-        WebhookCheck,
-    )
-except ImportError:  # until the core is merged
-    from gateway.install_standin import (
-        DATA_REQUEST,
-        REDACT_CUSTOMER,
-        REDACT_SHOP,
-        UNINSTALLED,
-        ConnectionDown,
-        ConnectionEvent,
-        ConnectLink,
-        InstallAnswer,
-        InstallRefused,
-        InstallRequest,
-        WebhookCheck,
-    )
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +135,7 @@ CALLBACK_TOLERANCE = 90
 # Expiring offline tokens live an hour; refresh "a few minutes before they expire, and when you
 # receive a 401" (shopify.dev/changelog/offline-access-tokens-now-support-expiry-and-refresh).
 REFRESH_AHEAD = 300
-REFRESH_LEASE = 30.0  # seconds one worker holds the right to refresh a store's token
+REFRESH_LEASE = 30  # seconds one worker holds the right to refresh a store's token
 REFRESH_WAIT = 10.0  # seconds a worker waits for another's refresh before trying later
 # X-Shopify-API-Deprecated-Reason values logged already by this process (each once).
 DEPRECATIONS_LOGGED: set[str] = set()
@@ -738,8 +722,8 @@ class ShopifyAdapter:
     def _down(self, reason: str) -> None:
         """The store's tokens are refused: needs_reauth, and the work waits (ConnectionDown)."""
         if self.partner_id:
-            self.port.connection_failed(self.partner_id, reason)  # type: ignore[attr-defined]
-        raise ConnectionDown(reason, partner_id=self.partner_id or "", status="needs_reauth")
+            self.port.connection_failed(self.partner_id, reason)
+        raise ConnectionDown(self.partner_id or "", NEEDS_REAUTH, reason)
 
     def _refresh(self, why: str) -> None:
         """Swap the refresh token for a new pair, one worker per store at a time.
@@ -751,7 +735,7 @@ class ShopifyAdapter:
         app begins using its replacement" (shopify.dev/changelog/more-resilient-refreshes-for-
         expiring-offline-access-tokens, 2026-08-28), so a later retry with it still works.
         """
-        port: Any = self.port
+        port = self.port
         if not self.partner_id:
             raise PlatformError("an expiring Shopify token with no partner to save it to")
         name = f"refresh:{self.partner_id}"
@@ -784,7 +768,7 @@ class ShopifyAdapter:
     def _exchange_refresh(self, stored: dict[str, Any], why: str) -> None:
         """One refresh call with the stored refresh token; the answer saved with the access
         token it replaces (caller holds the lease)."""
-        port: Any = self.port
+        port = self.port
         body = {
             "client_id": self.config.platform_setting("SHOPIFY_CLIENT_ID", ""),
             "client_secret": self.config.platform_setting("SHOPIFY_CLIENT_SECRET", ""),
@@ -1186,7 +1170,9 @@ class Shopify(Platform):
 
     # ---- install: the authorization code grant with expiring offline tokens --------------------
 
-    def begin_install(self, link: ConnectLink, port: Any, config: Settings) -> InstallAnswer:
+    def begin_install(
+        self, link: ConnectLink, port: InstallPort, config: Settings
+    ) -> InstallAnswer:
         """To the shop's grant screen: `https://{shop}/admin/oauth/authorize?client_id&scope&
         redirect_uri&state` (shopify.dev/docs/apps/build/authentication-authorization/
         get-access-tokens/authorization-code-grant), `state` a single-use nonce bound to the link.
@@ -1204,7 +1190,7 @@ class Shopify(Platform):
         return InstallAnswer(status=302, redirect=f"{base}/admin/oauth/authorize?{query}")
 
     def install_step(
-        self, step: str, request: InstallRequest, port: Any, config: Settings
+        self, step: str, request: InstallRequest, port: InstallPort, config: Settings
     ) -> InstallAnswer:
         """`GET /connect/shopify/callback?code&hmac&host&shop&state&timestamp`: hmac, timestamp,
         shop name and state checked (in that order: a forged request uses up no state), the code
@@ -1223,7 +1209,8 @@ class Shopify(Platform):
             stamp = int(args.get("timestamp", ""))
         except ValueError:
             stamp = None
-        if stamp is None or abs(port.now() - stamp) > CALLBACK_TOLERANCE:
+        now = getattr(port, "now", time.time)()  # the core's Installation has now()
+        if stamp is None or abs(now - stamp) > CALLBACK_TOLERANCE:
             port.count("shopify_install_refused")
             return _refused("This request is too old: start again from your connect link.")
         shop = (args.get("shop") or "").strip().lower()
@@ -1322,7 +1309,7 @@ class Shopify(Platform):
         {shop_id, shop_domain, customer {id, email, phone}, orders_to_redact}; shop/redact
         {shop_id, shop_domain}, 48 hours after an uninstall."""
         if topic == "app/uninstalled":
-            return ConnectionEvent(UNINSTALLED)
+            return ConnectionEvent(UNINSTALLED_EVENT)
         if topic == "shop/redact":
             return ConnectionEvent(REDACT_SHOP)
         if topic not in ("customers/redact", "customers/data_request"):
@@ -1343,12 +1330,12 @@ class Shopify(Platform):
         return domain if SHOP_DOMAIN.fullmatch(domain) else None
 
     def verify_webhook(
-        self, connection: dict[str, Any], call: WebhookCall, config: Settings | None = None
+        self, connection: dict[str, Any], call: WebhookCall, config: Settings
     ) -> bool:
         """An installed connection's webhooks are signed with the app's client secret; a custom
         app's with the secret given with the connection."""
         if connection.get("installed"):
-            key = config.platform_setting("SHOPIFY_CLIENT_SECRET", "") if config else ""
+            key = config.platform_setting("SHOPIFY_CLIENT_SECRET", "")
         else:
             key = connection.get("webhook_secret") or ""
         return verify_webhook(key, call.raw, _header(call, "Hmac-Sha256"))

@@ -489,9 +489,11 @@ class WooCommerce(Platform):
     def webhook_store(self, call: WebhookCall) -> str | None:
         return store_key(call.header("X-WC-Webhook-Source"))
 
-    def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
+    def verify_webhook(
+        self, connection: dict[str, Any], call: WebhookCall, config: Settings
+    ) -> bool:
         return verify_webhook(
-            connection["webhook_secret"], call.raw, call.header("X-WC-Webhook-Signature")
+            connection.get("webhook_secret", ""), call.raw, call.header("X-WC-Webhook-Signature")
         )
 
     def delivery_id(self, call: WebhookCall) -> str | None:

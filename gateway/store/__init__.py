@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gateway.store.base import PREFIX, Change, JobSpec, event, key, key_hash, shown_to
 from gateway.store.deliveries import ATTEMPT_SECONDS, STUCK_AFTER, Deliveries, attempt_lock
+from gateway.store.installs import Installs
 from gateway.store.links import Links
 from gateway.store.locks import Locks
 from gateway.store.metrics import Metrics
@@ -32,5 +33,7 @@ __all__ = [
 ]
 
 
-class Store(Partners, Orders, Deliveries, Reconciliation, Metrics, Locks, Links, RateLimits):
+class Store(
+    Partners, Orders, Deliveries, Reconciliation, Metrics, Locks, Links, RateLimits, Installs
+):
     """The gateway's records in Redis: one object with every topic's keys and transactions."""

@@ -9,7 +9,7 @@ from typing import Any
 from redis.client import Pipeline
 from rq import Queue
 
-from gateway.model import Order, deliveries
+from gateway.model import Order, deliveries, now_iso
 from gateway.store.base import JobSpec, Records, key
 
 # A delivery attempt's lease on its delivery (jobs/attempts.py): taken for this long and renewed
@@ -97,7 +97,14 @@ class Deliveries(Records):
         """The Redis key under which an Idempotency-Key answer is kept (to WATCH it)."""
         return key("idem", scope)
 
-    def accept_delivery(self, seen: list[str], seconds: int, job: JobSpec, counter: str) -> bool:
+    def accept_delivery(
+        self,
+        seen: list[str],
+        seconds: int,
+        job: JobSpec,
+        counter: str,
+        partner_id: str | None = None,
+    ) -> bool:
         """Remember what identifies a webhook delivery (its id, its body's hash) and enqueue its
         job in one MULTI/EXEC (one round trip); False for a repeat of any of them, whose job is
         then taken back.
@@ -111,8 +118,11 @@ class Deliveries(Records):
                 pipe.set(key("delivery", delivery), 1, nx=True, ex=seconds)
             queued = self.enqueue(job, pipe)
             pipe.hincrby(key("metrics"), counter, 1)  # /metrics counters, in the same round trip
+            if partner_id:  # when its store last sent one (the connection's health)
+                pipe.hset(key("last-webhook"), partner_id, now_iso())
             fresh = all(pipe.execute()[: len(seen)])
         if not fresh:
-            self.queue.remove(queued)
+            origin = Queue(queued.origin, connection=self.redis, serializer=self.queue.serializer)
+            origin.remove(queued)
             queued.delete()
         return fresh

@@ -17,6 +17,7 @@ from gateway import platforms
 from gateway.store.base import Records, key, key_hash
 
 KNOWN_STORE_SECONDS = 5.0  # how long a web process trusts its copy of a store's connection
+PARTNER_TIMELINE_CAP = 200  # entries a partner's connection timeline keeps
 SEALED = "sealed"  # the field of a stored partner that holds its secrets, encrypted
 EVENT_SIGNING_SECRET = "event_signing_secret"
 
@@ -40,8 +41,9 @@ def _secret_fields(schema: type[Schema]) -> tuple[str, ...]:
 
 
 def secret_fields(platform: str) -> tuple[str, ...]:
-    """The connection fields of a platform that are secrets."""
-    return _secret_fields(platforms.get(platform).connection_schema)
+    """The connection fields of a platform that are secrets (its install flow's too)."""
+    declared = platforms.get(platform)
+    return _secret_fields(declared.connection_schema) + declared.extra_secrets
 
 
 class Partners(Records):
@@ -205,6 +207,7 @@ class Partners(Records):
                     pipe.multi()
                     pipe.set(key("partnership", buyer, seller), json.dumps(partnership))
                     pipe.sadd(key("sellers-of", buyer), seller)
+                    pipe.sadd(key("buyers-of", seller), buyer)
                     if dropped:
                         pipe.hdel(skus_key, *dropped)
                     if wanted:
@@ -234,3 +237,118 @@ class Partners(Records):
     def is_buyer(self, partner_id: str) -> bool:
         """True when the partner has partnerships as a buyer."""
         return bool(self.redis.scard(key("sellers-of", partner_id)))
+
+    def roles(self, partner_id: str) -> set[str]:
+        """ "buyer" and/or "seller", from the partner's partnerships."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.scard(key("sellers-of", partner_id))
+            pipe.scard(key("buyers-of", partner_id))
+            sellers, buyers = pipe.execute()
+        return {role for role, n in (("buyer", sellers), ("seller", buyers)) if n}
+
+    # ---- the store connection: install, status, tokens, webhooks ------------------------------
+
+    def change_partner(
+        self,
+        partner_id: str,
+        decide: Any,
+        jobs: Any = None,
+        watch: Iterable[str] = (),
+        writes: Any = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Change a partner in one optimistic transaction: `decide(partner, pipe)` returns the
+        new record (None: no change; it may read the `watch`ed keys through `pipe`);
+        `jobs(before, after)` the jobs committed with it, `writes(pipe, before, after)` other
+        writes. Returns (before, after), or None when nothing changed or no such partner."""
+        partner_key = key("partner", partner_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(partner_key, *watch)
+                    raw = pipe.get(partner_key)
+                    if raw is None:
+                        pipe.reset()
+                        return None
+                    before = self._opened(json.loads(raw))
+                    after = decide(dict(before), pipe)
+                    if after is None:
+                        pipe.reset()
+                        return None
+                    pipe.multi()
+                    pipe.set(partner_key, self._sealed(after))
+                    for job in jobs(before, after) if jobs else []:
+                        self.enqueue(job, pipe)
+                    if writes:
+                        writes(pipe, before, after)
+                    pipe.execute()
+                    self._known_stores.clear()
+                    return before, after
+                except WatchError:
+                    continue
+
+    def stored_connection(self, partner_id: str) -> dict[str, Any] | None:
+        """The partner's connection as stored now, secrets included."""
+        partner = self.partner(partner_id)
+        return partner["connection"] if partner else None
+
+    def save_tokens(self, partner_id: str, expected_token: str, changes: dict[str, Any]) -> bool:
+        """Merge refreshed tokens into the connection, in one transaction, only while its
+        access token is still the one the refresh replaced."""
+
+        def merge(partner: dict[str, Any], _pipe: Any) -> dict[str, Any] | None:
+            if partner["connection"].get("access_token") != expected_token:
+                return None
+            partner["connection"] = {**partner["connection"], **changes}
+            return partner
+
+        return self.change_partner(partner_id, merge) is not None
+
+    def set_webhooks(self, partner_id: str, hooks: list[dict[str, str]]) -> None:
+        """Keep what the last check found of the store's hooks."""
+
+        def put(partner: dict[str, Any], _pipe: Any) -> dict[str, Any] | None:
+            if partner.get("webhooks") == hooks:
+                return None
+            partner["webhooks"] = hooks
+            return partner
+
+        self.change_partner(partner_id, put)
+
+    def last_webhook_at(self, partner_id: str) -> str | None:
+        """When the partner's store last sent a webhook that was accepted."""
+        raw = self.redis.hget(key("last-webhook"), partner_id)
+        return raw.decode() if raw else None
+
+    def add_partner_event(self, partner_id: str, entry: dict[str, Any]) -> None:
+        """An entry on the partner's connection timeline (installs, repairs, refusals)."""
+        timeline = key("partner-timeline", partner_id)
+        with self.redis.pipeline() as pipe:
+            pipe.rpush(timeline, json.dumps(entry))
+            pipe.ltrim(timeline, -PARTNER_TIMELINE_CAP, -1)
+            pipe.execute()
+
+    def partner_timeline(self, partner_id: str) -> list[dict[str, Any]]:
+        """The partner's connection timeline, oldest first."""
+        return [
+            json.loads(e) for e in self.redis.lrange(key("partner-timeline", partner_id), 0, -1)
+        ]
+
+    def await_connection(self, pipe: Any, partner_id: str, order_id: str, name: str) -> None:
+        """Remember a delivery held for the partner's connection (in the caller's pipeline)."""
+        pipe.sadd(key("awaiting-connection", partner_id), f"{order_id}|{name}")
+
+    def take_awaiting(self, partner_id: str) -> list[tuple[str, str]]:
+        """The deliveries held for the partner's connection, forgotten as they are returned."""
+        awaiting = key("awaiting-connection", partner_id)
+        with self.redis.pipeline() as pipe:
+            pipe.smembers(awaiting)
+            pipe.delete(awaiting)
+            members, _ = pipe.execute()
+        return [tuple(m.decode().split("|", 1)) for m in sorted(members)]
+
+    def connection_failed(self, partner_id: str, reason: str) -> None:
+        """The store refused the connection for good (a token refused after a refresh):
+        needs_reauth, and its owner is asked to connect it again."""
+        from gateway import connect  # connect builds on the store
+
+        connect.set_status(self, partner_id, platforms.base.NEEDS_REAUTH, reason)

@@ -14,11 +14,11 @@ from flask import Blueprint, Flask, Response, current_app, request
 from gateway import platforms
 from gateway.api import json_object
 from gateway.errors import ApiError
-from gateway.jobs import INGEST_ORDER, RETRIED_OPTIONS, SYNC_SELLER_REF
+from gateway.jobs import CONNECTION_EVENT, INGEST_ORDER, RETRIED_OPTIONS, SYNC_SELLER_REF, upkeep
 from gateway.platforms.base import INGEST_ORDER as INGEST
 from gateway.platforms.base import SYNC_SELLER as SYNC
 from gateway.platforms.base import WebhookCall
-from gateway.runtime import store
+from gateway.runtime import settings, store
 from gateway.store import JobSpec
 
 DEDUPE_SECONDS = 3 * 24 * 3600  # longer than any platform's retry window (4 h at most)
@@ -62,27 +62,53 @@ def receive(name: str):
         return answer("accepted")
     identity = platform.webhook_store(call)
     partner = store().known_store(f"{name}:{identity}") if identity else None
-    if partner is None or not platform.verify_webhook(partner["connection"], call):
+    if partner is None:
+        return about_no_partner(name, platform, call, identity)
+    if not platform.verify_webhook(partner["connection"], call, settings()):
         raise refuse(name)
     call.body()  # 400 for a body that is not a JSON object, whatever its topic
     delivery_id = platform.delivery_id(call)
     if not delivery_id:
         raise refuse(name, "No delivery id.")
     topic = platform.topic(call)
-    ref = platform.order_ref(topic, call) if topic in platform.topics else None
-    if ref is None:
-        store().count(f"webhooks_ignored_{name}")
-        return answer("ignored")
-    job = JobSpec(JOBS[platform.topics[topic]], (partner["id"], ref), options=RETRIED_OPTIONS)
+    about = platform.connection_event(topic, call)
+    if about is not None:  # an uninstall, a privacy request: about the store, not an order
+        args = (partner["id"], about.kind, list(about.emails), list(about.order_refs))
+        job = upkeep(CONNECTION_EVENT, *args)
+    else:
+        ref = platform.order_ref(topic, call) if topic in platform.topics else None
+        if ref is None:
+            store().count(f"webhooks_ignored_{name}")
+            return answer("ignored")
+        job = JobSpec(JOBS[platform.topics[topic]], (partner["id"], ref), options=RETRIED_OPTIONS)
     # The body's hash too: a delivery id may travel outside the signature, so a captured body
     # replayed under a new id is a repeat; two real events differ in their bodies (timestamps,
     # versions, a platform's own event hash).
     body = hashlib.sha256(call.raw).hexdigest()
     seen = [f"{name}:{identity}:{delivery_id}", f"{name}:{identity}:body:{body}"]
-    if store().accept_delivery(seen, DEDUPE_SECONDS, job, f"webhooks_received_{name}"):
+    if store().accept_delivery(
+        seen, DEDUPE_SECONDS, job, f"webhooks_received_{name}", partner_id=partner["id"]
+    ):
         return answer("accepted")
     store().count(f"webhooks_duplicate_{name}")
     return answer("duplicate")
+
+
+def about_no_partner(name: str, platform, call: WebhookCall, identity: str | None) -> Response:
+    """A delivery from a store no partner has: 401, but for one about the connection (a
+    privacy request after the partner was removed) signed with the app's own secret: 200,
+    nothing to act on, so the platform stops asking."""
+    if (
+        not identity
+        or platform.install_schema is None  # no app of ours there to sign anything
+        or not platform.verify_webhook({"installed": True}, call, settings())
+    ):
+        raise refuse(name)
+    call.body()
+    if platform.connection_event(platform.topic(call), call) is None:
+        raise refuse(name)
+    store().count(f"webhooks_ignored_{name}")
+    return answer("ignored")
 
 
 def init_app(app: Flask) -> None:

@@ -40,7 +40,7 @@ class Acme(Platform):
     def webhook_store(self, call: WebhookCall) -> str | None:
         return call.header("X-Acme-Market") or None
 
-    def verify_webhook(self, connection: dict[str, Any], call: WebhookCall) -> bool:
+    def verify_webhook(self, connection: dict[str, Any], call: WebhookCall, config) -> bool:
         expected = hmac.new(connection["signing_key"].encode(), call.raw, hashlib.sha256)
         return hmac.compare_digest(expected.hexdigest(), call.header("X-Acme-Signature"))
 

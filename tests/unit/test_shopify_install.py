@@ -486,7 +486,7 @@ def call(topic: str, body: dict, secret: str = CLIENT_SECRET) -> WebhookCall:
 def test_connection_events_of_shopifys_topics():
     assert PLATFORM.lifecycle_topics == ("app/uninstalled",)
     assert PLATFORM.connection_event("app/uninstalled", call("app/uninstalled", {})).kind == (
-        shopify.UNINSTALLED
+        shopify.UNINSTALLED_EVENT
     )
     redact = {
         "shop_id": 1,
@@ -515,7 +515,8 @@ def test_installed_connections_verify_with_the_client_secret(config):
     signed = call("orders/create", {"id": 1})
     assert PLATFORM.verify_webhook({"installed": True}, signed, config)
     assert not PLATFORM.verify_webhook({"installed": True}, call("x", {}, "forged"), config)
-    assert not PLATFORM.verify_webhook({"installed": True, "webhook_secret": "x"}, signed, None)
+    unset = Settings()  # no SHOPIFY_CLIENT_SECRET: nothing verifies
+    assert not PLATFORM.verify_webhook({"installed": True, "webhook_secret": "x"}, signed, unset)
     static = {"webhook_secret": "custom-app-secret-1"}
     assert PLATFORM.verify_webhook(static, call("x", {}, "custom-app-secret-1"), config)
 
