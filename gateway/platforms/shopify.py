@@ -1161,7 +1161,7 @@ class Shopify(Platform):
     )
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:
-        return connection["shop_domain"]
+        return connection.get("shop_domain")  # none before the store is installed
 
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
