@@ -89,6 +89,14 @@ class Partners(Records):
         partner.update(hidden)
         return partner
 
+    def seal_text(self, text: str) -> str:
+        """A secret (a sign-in link in a queued job's arguments) encrypted as partners' are."""
+        return self._cipher.encrypt(text.encode()).decode()
+
+    def open_text(self, sealed: str) -> str:
+        """A text sealed with `seal_text`."""
+        return self._cipher.decrypt(sealed.encode()).decode()
+
     def add_partner(
         self, partner: dict[str, Any], api_key: str, lookups: Iterable[str], has_store: bool
     ) -> bool:
@@ -104,6 +112,7 @@ class Partners(Records):
                 pipe.multi()
                 pipe.set(key("partner", partner["id"]), self._sealed(partner))
                 pipe.set(key("partner-by-key", key_hash(api_key)), partner["id"])
+                self.index_partner_email(pipe, partner["id"], partner["email"])
                 if has_store:
                     pipe.sadd(key("connections"), partner["id"])
                 for k in lookup_keys:
