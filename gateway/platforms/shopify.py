@@ -1209,7 +1209,7 @@ class Shopify(Platform):
             stamp = int(args.get("timestamp", ""))
         except ValueError:
             stamp = None
-        now = getattr(port, "now", time.time)()  # the core's Installation has now()
+        now = port.now()
         if stamp is None or abs(now - stamp) > CALLBACK_TOLERANCE:
             port.count("shopify_install_refused")
             return _refused("This request is too old: start again from your connect link.")
