@@ -11,11 +11,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
+import requests
 from aiosmtpd.controller import Controller
 from rq import Worker
 from werkzeug.serving import make_server
@@ -350,3 +352,41 @@ def make_order(client):
         return answer.get_json()
 
     return make
+
+
+@dataclass
+class InstalledGateway:
+    """A gateway whose PUBLIC_URL is where it listens, as a deployment's is: the hooks it
+    registers in a store reach it, and its connect links open. `browser` plays the store
+    owner's browser (it keeps cookies and follows no redirect by itself)."""
+
+    url: str
+    app: object
+    browser: requests.Session
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        """A call to its API as the operator."""
+        return requests.request(
+            method, f"{self.url}{path}", headers=admin_headers(), timeout=10, **kwargs
+        )
+
+
+@pytest.fixture
+def installed_gateway(redis, gateway_env, monkeypatch) -> Iterator[InstalledGateway]:
+    """The app on a real server and a worker, both with PUBLIC_URL = that server's URL."""
+    from gateway import create_app
+    from gateway.settings import Settings
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("PUBLIC_URL", url)
+    app = create_app(Settings.from_env(flask={"TESTING": True}))
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with running_worker(redis, {**gateway_env, "PUBLIC_URL": url}):
+        browser = requests.Session()
+        yield InstalledGateway(url, app, browser)
+        browser.close()
+    server.shutdown()
+    thread.join(5)

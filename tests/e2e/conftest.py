@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-import requests
-from conftest import admin_headers, free_port, running_worker
-from werkzeug.serving import make_server
+from conftest import admin_headers
 
 from sandbox.bigcommerce import BigCommerceSimulator
 from sandbox.shopify import ShopifySimulator
@@ -36,44 +32,6 @@ def woocommerce_sim() -> Iterator[WooCommerceSimulator]:
     """A WooCommerce simulator on a free loopback port."""
     with WooCommerceSimulator() as sim:
         yield sim
-
-
-@dataclass
-class InstalledGateway:
-    """A gateway whose PUBLIC_URL is where it listens, as a deployment's is: the hooks it
-    registers in a store reach it, and its connect links open. `browser` plays the store
-    owner's browser (it keeps cookies and follows no redirect by itself)."""
-
-    url: str
-    app: object
-    browser: requests.Session
-
-    def api(self, method: str, path: str, **kwargs) -> requests.Response:
-        """A call to its API as the operator."""
-        return requests.request(
-            method, f"{self.url}{path}", headers=admin_headers(), timeout=10, **kwargs
-        )
-
-
-@pytest.fixture
-def installed_gateway(redis, gateway_env, monkeypatch) -> Iterator[InstalledGateway]:
-    """The app on a real server and a worker, both with PUBLIC_URL = that server's URL."""
-    from gateway import create_app
-    from gateway.settings import Settings
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("PUBLIC_URL", url)
-    app = create_app(Settings.from_env(flask={"TESTING": True}))
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    with running_worker(redis, {**gateway_env, "PUBLIC_URL": url}):
-        browser = requests.Session()
-        yield InstalledGateway(url, app, browser)
-        browser.close()
-    server.shutdown()
-    thread.join(5)
 
 
 @pytest.fixture
