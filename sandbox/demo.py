@@ -1,14 +1,20 @@
 """A walk through Shopify in both directions: `./scripts/demo`.
 
-Starts a Redis, the gateway (gunicorn + an RQ worker) and two simulated Shopify shops, connects
-them, places an order in the buyer's shop, fulfils it in two parts in the seller's shop, and
-prints each step with the order page's URL.
+Starts a Redis, the gateway (gunicorn + an RQ worker) and two simulated Shopify shops; each
+shop's owner connects it through the install flow (a connect link, the shop's grant page,
+Install), after which the gateway registers its own webhooks; places an order in the buyer's
+shop, fulfils it in two parts in the seller's shop, and prints each step with the order page's
+URL.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
+import re
 import sys
+
+import requests
 
 from sandbox.local import LocalGateway, wait_for
 from sandbox.shopify import ShopifySimulator
@@ -22,75 +28,83 @@ def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
+def install_by_browser(url: str) -> list[str]:
+    """What the owner's browser does: open the connect link, press Install on the shop's grant
+    page, come back to the gateway; one line per hop."""
+    browser = requests.Session()
+    hops = []
+    sent = browser.get(url, allow_redirects=False, timeout=10)
+    grant = sent.headers["Location"]
+    hops.append(f"the link sends the browser to the shop's grant page: {grant.split('?')[0]}")
+    page = browser.get(grant, timeout=10)
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    fields = {k: html.unescape(v) for k, v in fields.items()}
+    installed = browser.post(
+        grant.split("?")[0], data={**fields, "action": "install"}, allow_redirects=False, timeout=10
+    )
+    callback = installed.headers["Location"]
+    hops.append(f"Install: Shopify sends it back to {callback.split('?')[0]}")
+    done = browser.get(callback, timeout=10)
+    title = re.search(r"<h1>(.*?)</h1>", done.text)
+    hops.append(
+        f"the gateway answers {done.status_code}: {html.unescape(title.group(1)) if title else ''}"
+    )
+    if done.status_code != 200:
+        raise TimeoutError(f"the install did not complete: {done.text[:300]}")
+    return hops
+
+
 def main() -> None:
     """Run the walk."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exit", action="store_true", help="stop when done (no Ctrl-C wait)")
     args = parser.parse_args()
 
-    gateway = LocalGateway(prefix="gateway-demo-")
+    # The gateway's app on Shopify, as the simulator knows it (its Partner Dashboard, for real).
+    app = {"SHOPIFY_CLIENT_ID": "demo-app-client-id", "SHOPIFY_CLIENT_SECRET": "demo-app-secret"}
+    gateway = LocalGateway(prefix="gateway-demo-", env=app)
     sim = ShopifySimulator()
     try:
         step("Starting Redis, the gateway and its worker")
         gateway.start()
         print(f"gateway on {gateway.url}; logs in {gateway.folder}")
         base = sim.start()
-        buyer_shop = sim.add_shop(
-            "corner-store.myshopify.com", "shpat_corner_token", "corner-webhook-secret"
+        sim.configure_app(
+            client_id=app["SHOPIFY_CLIENT_ID"],
+            client_secret=app["SHOPIFY_CLIENT_SECRET"],
+            redirect_urls=[f"{gateway.url}/connect/shopify/callback"],
+            compliance_url=f"{gateway.url}/webhooks/shopify",
         )
-        seller_shop = sim.add_shop(
-            "acme-supply.myshopify.com", "shpat_acme_token", "acme-webhook-secret"
-        )
+        buyer_shop = sim.add_shop("corner-store.myshopify.com")
+        seller_shop = sim.add_shop("acme-supply.myshopify.com")
         print(f"two simulated Shopify shops on {base}: corner-store (buyer), acme-supply (seller)")
 
-        step("Connecting both shops to the gateway (operator API)")
-        buyer = gateway.api(
-            "POST",
-            "/api/v1/partners",
-            json={
-                "name": "Corner Store",
-                "email": "buyer@corner.example",
-                "platform": "shopify",
-                "connection": {
-                    "shop_domain": "corner-store.myshopify.com",
-                    "access_token": "shpat_corner_token",
-                    "webhook_secret": "corner-webhook-secret",
-                    "api_base_url": base,
-                },
-            },
+        step("The operator adds both partners, not connected yet, and their SKU map")
+        buyer, seller = gateway.partners(
+            {"name": "Corner Store", "email": "buyer@corner.example", "platform": "shopify"},
+            {"name": "Acme Supply", "email": "ops@acme.example", "platform": "shopify"},
         )
-        seller = gateway.api(
-            "POST",
-            "/api/v1/partners",
-            json={
-                "name": "Acme Supply",
-                "email": "ops@acme.example",
-                "platform": "shopify",
-                "connection": {
-                    "shop_domain": "acme-supply.myshopify.com",
-                    "access_token": "shpat_acme_token",
-                    "webhook_secret": "acme-webhook-secret",
-                    "api_base_url": base,
-                },
-            },
-        )
-        gateway.api(
-            "POST",
-            "/api/v1/partnerships",
-            json={
-                "buyer_id": buyer["id"],
-                "seller_id": seller["id"],
-                "skus": [
-                    {"buyer_sku": "MUG-BLUE", "seller_sku": "AC-100"},
-                    {"buyer_sku": "MUG-RED", "seller_sku": "AC-200"},
-                ],
-            },
-        )
-        hook = f"{gateway.url}/webhooks/shopify"
-        buyer_shop.add_webhook("orders/create", hook)
-        for topic in ("fulfillments/create", "fulfillments/update"):
-            seller_shop.add_webhook(topic, hook)
         print(f"buyer {buyer['id']}, seller {seller['id']}; MUG-BLUE -> AC-100, MUG-RED -> AC-200")
+
+        for partner, shop in ((buyer, buyer_shop), (seller, seller_shop)):
+            step(f"{partner['name']}'s owner connects {shop.domain} with a connect link")
+            link = gateway.api(
+                "POST",
+                f"/api/v1/partners/{partner['id']}/connect",
+                json={"shop_domain": shop.domain, "api_base_url": shop.base_url},
+            )
+            print(f"connect link (single-use, until {link['expires_at']}): {link['url']}")
+            for hop in install_by_browser(link["url"]):
+                print(f"  {hop}")
+        for partner, shop in ((buyer, buyer_shop), (seller, seller_shop)):
+            hooks = wait_for(
+                f"the gateway's webhooks in {shop.domain}",
+                lambda partner=partner: gateway.api("GET", f"/api/v1/partners/{partner['id']}")[
+                    "webhooks"
+                ],
+            )
+            topics = ", ".join(f"{h['topic']} ({h['state']})" for h in hooks)
+            print(f"{shop.domain}: the gateway registered {topics}")
 
         step("A customer places an order in the buyer's shop")
         placed = buyer_shop.place_order(

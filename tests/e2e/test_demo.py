@@ -19,6 +19,10 @@ def test_demo_walks_an_order_to_shipped():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
+    # Both shops connected by the install flow, and the gateway's own webhooks registered.
+    assert out.count("the gateway answers 200: Shopify store connected") == 2
+    assert "corner-store.myshopify.com: the gateway registered orders/create (active)" in out
+    assert "fulfillments/create (active)" in out
     assert "seller's shop order #1001" in out
     assert "the order is unshipped" in out  # after the first part
     assert "buyer's shop: UPS 1Z5R89390357567127 (2 x MUG-BLUE)" in out
