@@ -147,15 +147,9 @@ def tell_owner_to_reconnect(partner_id: str, status: str) -> str:
         f"Connect the store again here (nothing is lost; the held work resumes at once):\n"
         f"{link['url']}\n\nThis link works once, until {link['expires_at']}.\n"
     )
-    message = mail.compose(config, partner["email"], f"Reconnect your {label} store", text)
-    try:
-        where = mail.send(config, message)
-    except (OSError, smtplib.SMTPException) as error:
-        raise DeliveryFailed(f"email not sent: {type(error).__name__}") from error
-    store.add_partner_event(
-        partner_id, event("connection.reconnect_asked", f"Emailed a connect link ({where}).")
+    return _email_owner(
+        config, store, partner, f"Reconnect your {label} store", text, "connection.reconnect_asked"
     )
-    return where
 
 
 def connection_event(partner_id: str, kind: str, emails: list[str], order_refs: list[str]) -> str:
@@ -238,12 +232,20 @@ def send_connect_link(partner_id: str, sealed_url: str, expires_at: str) -> str:
         f"Connect your {label} store to the marketplace's fulfillment gateway here:\n"
         f"{store.open_text(sealed_url)}\n\nThis link works once, until {expires_at}.\n"
     )
-    message = mail.compose(config, partner["email"], f"Connect your {label} store", text)
+    return _email_owner(
+        config, store, partner, f"Connect your {label} store", text, "connection.link_sent"
+    )
+
+
+def _email_owner(
+    config: Settings, store: Store, partner: dict[str, Any], subject: str, text: str, kind: str
+) -> str:
+    """Email a connect link to the partner's contact, noted on its connection timeline; a
+    failure is retried by RQ (the job's options)."""
+    message = mail.compose(config, partner["email"], subject, text)
     try:
         where = mail.send(config, message)
     except (OSError, smtplib.SMTPException) as error:
         raise DeliveryFailed(f"email not sent: {type(error).__name__}") from error
-    store.add_partner_event(
-        partner_id, event("connection.link_sent", f"Emailed a connect link ({where}).")
-    )
+    store.add_partner_event(partner["id"], event(kind, f"Emailed a connect link ({where})."))
     return where

@@ -11,6 +11,7 @@ from conftest import bearer
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
+from e2e.sides import SIM_ADDRESS
 from gateway.jobs.reconcile import reconcile, reconcile_store
 from gateway.platforms import shopify
 from gateway.platforms.base import PlatformError
@@ -18,15 +19,6 @@ from gateway.store import key
 
 UPS = "1Z5R89390357567127"
 FEDEX = "449044304137821"
-ADDRESS = {
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "address1": "1 Main St",
-    "city": "Springfield",
-    "province_code": "IL",
-    "zip": "62701",
-    "country_code": "US",
-}
 
 
 def drain(redis, timeout: float = 30) -> None:
@@ -99,7 +91,7 @@ def test_missed_order_and_fulfillments_are_caught_up_then_nothing_twice(
             {"sku": "MUG-BLUE", "quantity": 2, "title": "Blue mug"},
             {"sku": "MUG-RED", "quantity": 1, "title": "Red mug"},
         ],
-        shipping_address=ADDRESS,
+        shipping_address=SIM_ADDRESS,
     )
     cycle(redis)  # finds the buyer's order, which is created here and in the seller's shop
     orders = client.get("/api/v1/orders", headers=bearer(buyer["api_key"])).get_json()["orders"]

@@ -11,19 +11,12 @@ import requests
 from conftest import bearer, wait_for
 from rq import Queue
 
+from e2e.sides import SIM_ADDRESS
+
 UPS_1 = "1Z5R89390357567127"
 UPS_2 = "1ZV5W4500395539416"
 FEDEX = "449044304137821"
 DHL = "3318810025"
-ADDRESS = {
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "address1": "1 Main St",
-    "city": "Springfield",
-    "province_code": "IL",
-    "zip": "62701",
-    "country_code": "US",
-}
 
 
 def _connect_two_shops(shopify_sim, live_server, connect, partnership, header_style="webhooks"):
@@ -87,7 +80,7 @@ def test_order_in_buyer_shop_reaches_seller_and_fulfillments_come_back(
             {"sku": "MUG-RED", "quantity": 1, "title": "Red mug", "price": "12.00"},
             {"sku": "OWN-THING", "quantity": 1, "title": "The buyer's own", "price": "5.00"},
         ],
-        shipping_address=ADDRESS,
+        shipping_address=SIM_ADDRESS,
         email="ada@example.com",
     )
 
@@ -213,7 +206,7 @@ def test_a_dummy_tracking_number_is_held_told_and_released_by_the_correction(
     )
     placed = buyer_shop.place_order(
         line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
-        shipping_address=ADDRESS,
+        shipping_address=SIM_ADDRESS,
     )
     order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
 
@@ -250,7 +243,7 @@ def test_a_carrier_reaches_the_buyers_shop_by_a_name_it_recognizes(
     )
     placed = buyer_shop.place_order(
         line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
-        shipping_address=ADDRESS,
+        shipping_address=SIM_ADDRESS,
     )
     order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
     wait_for(
@@ -279,7 +272,7 @@ def test_deliveries_with_headers_named_as_shopify_events_name_them_work_alike(
     )
     placed = buyer_shop.place_order(
         line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
-        shipping_address=ADDRESS,
+        shipping_address=SIM_ADDRESS,
     )
     order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
     wait_for(
@@ -313,7 +306,7 @@ def test_an_order_whose_answer_was_lost_is_created_once_though_the_search_index_
     seller_shop.lose_next_answer("orderCreate")  # created, but the answer never reaches us
     buyer_shop.place_order(
         line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
-        shipping_address=ADDRESS,
+        shipping_address=SIM_ADDRESS,
     )
     order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
 

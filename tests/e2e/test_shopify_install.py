@@ -17,21 +17,13 @@ import pytest
 import requests
 from conftest import bearer, wait_for
 
+from e2e.sides import SIM_ADDRESS
 from sandbox.shopify import Shop, ShopifySimulator
 
 CLIENT_ID = "shopify-test-client-id"  # tests/conftest.py gateway_env
 CLIENT_SECRET = "shopify-test-client-secret"
 UPS_1 = "1Z5R89390357567127"
 FEDEX = "449044304137821"
-ADDRESS = {
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "address1": "1 Main St",
-    "city": "Springfield",
-    "province_code": "IL",
-    "zip": "62701",
-    "country_code": "US",
-}
 LINES = [
     {"sku": "MUG-BLUE", "quantity": 2, "title": "Blue mug", "price": "12.00"},
     {"sku": "MUG-RED", "quantity": 1, "title": "Red mug", "price": "12.00"},
@@ -164,7 +156,9 @@ def test_connected_through_the_flow_an_order_travels_and_an_expired_token_is_ref
     )
     assert "access_token" not in shown["connection"] and "refresh_token" not in shown["connection"]
 
-    placed = buyer_shop.place_order(line_items=LINES, shipping_address=ADDRESS, email="a@b.example")
+    placed = buyer_shop.place_order(
+        line_items=LINES, shipping_address=SIM_ADDRESS, email="a@b.example"
+    )
     wait_for(lambda: seller_shop.orders(), what="the order created in the seller's shop")
     (seller_order,) = seller_shop.orders()
     seller_shop.fulfill(seller_order["id"], lines=[("AC-100", 2)], company="UPS", numbers=[UPS_1])
@@ -213,7 +207,7 @@ def test_uninstall_stops_routing_and_shows_uninstalled(installed_gateway, sim):
         what="the seller's connection marked uninstalled",
     )
     assert seller_shop.webhooks() == []
-    buyer_shop.place_order(line_items=LINES, shipping_address=ADDRESS, email="a@b.example")
+    buyer_shop.place_order(line_items=LINES, shipping_address=SIM_ADDRESS, email="a@b.example")
     wait_for(lambda: our_order(gw, buyer), what="the buyer's order ingested")
     time.sleep(2)  # time for a worker to (wrongly) route it
     assert seller_shop.orders() == []
@@ -260,7 +254,7 @@ def test_forged_callbacks_are_refused_and_store_nothing(installed_gateway, sim):
 def test_compliance_webhooks_are_verified_and_acted_on(installed_gateway, sim):
     gw = installed_gateway
     buyer_shop, _, buyer, _ = connected_pair(gw, sim)
-    buyer_shop.place_order(line_items=LINES, shipping_address=ADDRESS, email="ada@example.com")
+    buyer_shop.place_order(line_items=LINES, shipping_address=SIM_ADDRESS, email="ada@example.com")
     wait_for(lambda: our_order(gw, buyer), what="the buyer's order ingested")
     payload = {
         "shop_id": buyer_shop.id,

@@ -7,18 +7,9 @@ from __future__ import annotations
 
 from conftest import bearer, wait_for
 
+from e2e.sides import SIM_ADDRESS
 from e2e.test_reconcile import cycle, drain
 from gateway import runtime
-
-ADDRESS = {
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "address1": "1 Main St",
-    "city": "Springfield",
-    "province_code": "IL",
-    "zip": "62701",
-    "country_code": "US",
-}
 
 
 def _connect(shopify_sim, live_server, connect, partnership):
@@ -62,7 +53,7 @@ def _connect(shopify_sim, live_server, connect, partnership):
 def _place(buyer_shop, **extra) -> dict:
     return buyer_shop.place_order(
         line_items=[{"sku": "MUG-BLUE", "quantity": 2, "title": "Blue mug", "price": "12.00"}],
-        shipping_address=ADDRESS,
+        shipping_address=SIM_ADDRESS,
         email="ada@example.com",
         **extra,
     )
