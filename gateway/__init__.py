@@ -48,7 +48,7 @@ def create_app(config: Settings | None = None) -> Flask:
     configure_logging()
 
     from gateway import api as api_part
-    from gateway import cli, errors, headers, ops, runtime, webhooks
+    from gateway import cli, console, errors, headers, ops, runtime, webhooks
     from gateway import pages as pages_part
 
     runtime.init_app(app, config)
@@ -56,6 +56,7 @@ def create_app(config: Settings | None = None) -> Flask:
     headers.init_app(app)
     api_part.init_app(app)
     pages_part.init_app(app)
+    console.init_app(app)
     ops.init_app(app)
     webhooks.init_app(app)
     cli.init_app(app)

@@ -13,7 +13,12 @@ from gateway.store.ratelimits import rate_limit_items
 
 def check_limits(config: Settings) -> None:
     """Refuse to start on a rate limit, cooldown or timeline cap the gateway can't apply."""
-    for name in ("rate_limit_partner", "rate_limit_person"):
+    for name in (
+        "rate_limit_partner",
+        "rate_limit_person",
+        "rate_limit_signin_address",
+        "rate_limit_signin_client",
+    ):
         try:
             rate_limit_items(getattr(config, name))
         except ValueError:

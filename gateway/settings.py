@@ -82,6 +82,13 @@ class Settings:
     rate_limit_partner: str = "50/second;2000/minute"
     # Order-page form posts one person (a link's holder, per order) may make; empty: no limit.
     rate_limit_person: str = "5/second;60/minute"
+    # Addresses that may sign in to the console (/admin), comma-separated, any case; more are
+    # added with `flask operators add EMAIL`.
+    operator_emails: str = ""
+    # Sign-in emails one address may be sent ("3/minute;10/hour"; empty: no limit).
+    rate_limit_signin_address: str = "3/minute;10/hour"
+    # Sign-in forms one client (IP address) may send; empty: no limit.
+    rate_limit_signin_client: str = "10/minute;100/hour"
     # Seconds after a resync of an order during which another resync of it is coalesced.
     resync_cooldown: int = 60
     # Entries an order's timeline keeps: its first (the order's creation) and the newest.
@@ -130,6 +137,11 @@ class Settings:
         if self.metrics_token and len(self.metrics_token) < MIN_SECRET_LENGTH:
             problems.append(f"set METRICS_TOKEN to {MIN_SECRET_LENGTH}+ characters, or unset it")
         return problems
+
+    @property
+    def operators(self) -> frozenset[str]:
+        """OPERATOR_EMAILS as a set of lower-case addresses."""
+        return frozenset(e.strip().lower() for e in self.operator_emails.split(",") if e.strip())
 
     def platform_setting(self, name: str, default: str) -> str:
         """A platform's own setting, by its environment name."""

@@ -22,13 +22,23 @@ from gateway.runtime import settings, store
 def refuse_unsafe_urls(data: dict) -> None:
     """422 naming each URL the gateway would call (callback_url, the connection's URL fields)
     that is http:// in production or leads to a private address."""
-    schema = platforms.get(data["platform"]).connection_schema()
-    urls = {
-        f"connection.{name}": data["connection"].get(name)
-        for name, field in schema.fields.items()
-        if isinstance(field, fields.Url)
-    }
-    urls["callback_url"] = data.get("callback_url")
+    urls = url_fields(platforms.get(data["platform"]).connection_schema, data["connection"])
+    refuse_unsafe(
+        {
+            **{f"connection.{k}": v for k, v in urls.items()},
+            "callback_url": data.get("callback_url"),
+        }
+    )
+
+
+def url_fields(schema: type, values: dict) -> dict:
+    """The values of a schema's URL fields."""
+    return {n: values.get(n) for n, f in schema().fields.items() if isinstance(f, fields.Url)}
+
+
+def refuse_unsafe(urls: dict) -> None:
+    """422 naming each of these URLs that is http:// in production or leads to a private
+    address (each is called by the gateway later)."""
     errors: dict[str, list[str]] = {}
     for name, url in urls.items():
         try:
@@ -127,22 +137,8 @@ def post_connect_link(partner_id: str):
         raise ApiError(
             403, "operator_only", f"Only the operator may set {', '.join(sorted(reserved))}."
         )
-    refuse_unsafe_hint_urls(hints, schema_fields)
+    refuse_unsafe(url_fields(declared.install_schema, hints))
     return jsonify(connect.create_link(settings(), store(), partner, hints)), 201
-
-
-def refuse_unsafe_hint_urls(hints: dict, schema_fields: dict) -> None:
-    """422 for a hint URL the gateway would call that is insecure or private."""
-    errors: dict[str, list[str]] = {}
-    for name, value in hints.items():
-        if isinstance(schema_fields[name], fields.Url) and value:
-            try:
-                outbound.refuse_insecure(value, settings())
-                outbound.refuse_private(value, settings())
-            except outbound.RefusedAddress as refused:
-                errors[name] = [str(refused)]
-    if errors:
-        raise validation_failed(errors)
 
 
 def save_partnership(data: dict) -> tuple[dict, bool]:

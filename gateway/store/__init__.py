@@ -14,6 +14,7 @@ from gateway.store.locks import Locks
 from gateway.store.metrics import Metrics
 from gateway.store.orders import Orders
 from gateway.store.partners import KNOWN_STORE_SECONDS, Partners
+from gateway.store.people import People
 from gateway.store.ratelimits import RateLimits
 from gateway.store.reconciliation import Reconciliation
 
@@ -34,6 +35,15 @@ __all__ = [
 
 
 class Store(
-    Partners, Orders, Deliveries, Reconciliation, Metrics, Locks, Links, RateLimits, Installs
+    Partners,
+    Orders,
+    Deliveries,
+    Reconciliation,
+    Metrics,
+    Locks,
+    Links,
+    RateLimits,
+    Installs,
+    People,
 ):
     """The gateway's records in Redis: one object with every topic's keys and transactions."""

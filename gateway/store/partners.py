@@ -104,6 +104,7 @@ class Partners(Records):
                 pipe.multi()
                 pipe.set(key("partner", partner["id"]), self._sealed(partner))
                 pipe.set(key("partner-by-key", key_hash(api_key)), partner["id"])
+                self.index_partner_email(pipe, partner["id"], partner["email"])
                 if has_store:
                     pipe.sadd(key("connections"), partner["id"])
                 for k in lookup_keys:

@@ -1,0 +1,29 @@
+"""The operator console under /admin: every URL, POSTs too, is 404 to anyone but a signed-in
+operator (the operator's Bearer key is not accepted here); views add themselves to `admin`."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, render_template
+from flask_wtf.csrf import generate_csrf
+
+from gateway.people import operator_only, signed_in
+
+admin = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
+
+
+@admin.before_request
+def _operators_only() -> None:
+    operator_only()  # before any view, so before its CSRF check
+
+
+@admin.get("/")
+def index():
+    """The console's front page: where each part of it is."""
+    return render_template("console_index.html")
+
+
+def init_app(app: Flask) -> None:
+    """Register the console with its views; the layout (console.html, which the portal shares)
+    asks who is signed in and puts a CSRF token in its sign-out form."""
+    app.jinja_env.globals.update(signed_in=signed_in, csrf_token=generate_csrf)
+    app.register_blueprint(admin)
