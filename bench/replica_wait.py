@@ -62,24 +62,10 @@ def report(what: str, baseline: list[float], waiting: list[float]) -> None:
 
 def prepare(gateway: LocalGateway, orders: int) -> tuple[str, list[str]]:
     """A buyer, a seller and `orders` orders of one mug; the seller's key and the order ids."""
-    buyer = gateway.api(
-        "POST",
-        "/api/v1/partners",
-        json={"name": "Shop", "email": "b@example.com", "platform": "none"},
-    )
-    seller = gateway.api(
-        "POST",
-        "/api/v1/partners",
-        json={"name": "Acme", "email": "s@example.com", "platform": "none"},
-    )
-    gateway.api(
-        "POST",
-        "/api/v1/partnerships",
-        json={
-            "buyer_id": buyer["id"],
-            "seller_id": seller["id"],
-            "skus": [{"buyer_sku": "MUG-BLUE", "seller_sku": "AC-100"}],
-        },
+    buyer, seller = gateway.partners(
+        {"name": "Shop", "email": "b@example.com", "platform": "none"},
+        {"name": "Acme", "email": "s@example.com", "platform": "none"},
+        {"MUG-BLUE": "AC-100"},
     )
     ids = []
     for n in range(orders):

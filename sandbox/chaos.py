@@ -484,26 +484,16 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> Outcome:
 def partners(gateway: LocalGateway, receiver: Receiver) -> tuple[dict, dict]:
     """A buyer whose callback URL is the receiver and a seller, both with no platform, and
     their partnership; their creation answers (with their keys)."""
-    buyer = gateway.api(
-        "POST",
-        "/api/v1/partners",
-        json={
+    buyer, seller = gateway.partners(
+        {
             "name": "Corner Shop",
             "email": "buyer@example.com",
             "platform": "none",
             "callback_url": receiver.url,
         },
+        {"name": "Acme Supply", "email": "seller@example.com", "platform": "none"},
     )
     receiver.secret = buyer["event_signing_secret"]
-    seller = gateway.api(
-        "POST",
-        "/api/v1/partners",
-        json={"name": "Acme Supply", "email": "seller@example.com", "platform": "none"},
-    )
-    skus = [{"buyer_sku": "MUG-BLUE", "seller_sku": "AC-100"}]
-    skus.append({"buyer_sku": "MUG-RED", "seller_sku": "AC-200"})
-    pair = {"buyer_id": buyer["id"], "seller_id": seller["id"], "skus": skus}
-    gateway.api("POST", "/api/v1/partnerships", json=pair)
     return buyer, seller
 
 

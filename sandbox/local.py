@@ -21,6 +21,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 ROOT = Path(__file__).resolve().parent.parent
 
 
+MUGS = {"MUG-BLUE": "AC-100", "MUG-RED": "AC-200"}  # the SKU map the walks and benches use
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket() as sock:
@@ -213,6 +216,17 @@ class LocalGateway:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+    def partners(
+        self, buyer: dict, seller: dict, skus: dict[str, str] | None = None
+    ) -> tuple[dict, dict]:
+        """A buyer and a seller (bodies of POST /api/v1/partners), created with their
+        partnership mapping `skus` (buyer SKU -> seller SKU); their creations."""
+        made = [self.api("POST", "/api/v1/partners", json=body) for body in (buyer, seller)]
+        pairs = [{"buyer_sku": b, "seller_sku": s} for b, s in (skus or MUGS).items()]
+        pair = {"buyer_id": made[0]["id"], "seller_id": made[1]["id"], "skus": pairs}
+        self.api("POST", "/api/v1/partnerships", json=pair)
+        return made[0], made[1]
 
     def api(
         self, method: str, path: str, key: str | None = None, base: str | None = None, **kwargs

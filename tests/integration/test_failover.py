@@ -141,29 +141,15 @@ def test_a_primary_killed_mid_run_loses_no_answered_fulfillment(
     redis_group, gateway, callback_receiver
 ):
     started = time.monotonic()
-    buyer = gateway.api(
-        "POST",
-        "/api/v1/partners",
-        json={
+    buyer, seller = gateway.partners(
+        {
             "name": "Corner Shop",
             "email": "buyer@example.com",
             "platform": "none",
             "callback_url": callback_receiver.url,
         },
-    )
-    seller = gateway.api(
-        "POST",
-        "/api/v1/partners",
-        json={"name": "Acme", "email": "seller@example.com", "platform": "none"},
-    )
-    gateway.api(
-        "POST",
-        "/api/v1/partnerships",
-        json={
-            "buyer_id": buyer["id"],
-            "seller_id": seller["id"],
-            "skus": [{"buyer_sku": "MUG-BLUE", "seller_sku": "AC-100"}],
-        },
+        {"name": "Acme", "email": "seller@example.com", "platform": "none"},
+        {"MUG-BLUE": "AC-100"},
     )
     clients = [Client(f"c{n}", url, buyer, seller) for n, url in enumerate(gateway.urls)]
     for client in clients:
