@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -206,6 +207,55 @@ def reopen_failed_deliveries(order: Order) -> Order:
         if delivery.state == "failed":
             delivery.state, delivery.attempts, delivery.first_attempt_at = "pending", 0, None
     return fresh
+
+
+def retry_failed_delivery(order: Order, fulfillment_id: str) -> Order | None:
+    """The order with this fulfillment's failed delivery pending again, its attempts from 0;
+    None when that delivery has not failed (only a failed delivery is retried)."""
+    fresh = Order.from_doc(order.to_doc())
+    fulfillment = fresh.fulfillment(fulfillment_id)
+    if fulfillment is None or fulfillment.status != "active":
+        return None
+    delivery = fulfillment.delivery
+    if delivery.state != "failed":
+        return None
+    fulfillment.delivery = replace(
+        delivery, state="pending", attempts=0, last_error=None, retry_at=None, first_attempt_at=None
+    )
+    return fresh
+
+
+PENDING_TOO_LONG = timedelta(minutes=10)  # a delivery pending this long after its first attempt
+
+
+def needs_attention(order: Order, now: datetime, down: set[str] = frozenset()) -> list[str]:
+    """Why the order needs a person (none: it doesn't): a failed delivery, a held
+    fulfillment, waiting on payment (or an address), a delivery waiting on a store connection
+    (`down`: the partners whose connection can't be used), a delivery pending longer than
+    PENDING_TOO_LONG since its first attempt. Every delivery counts: the order to the seller,
+    each fulfillment to the buyer, the shipped notice."""
+    reasons: list[str] = []
+    if any(f.status == "held" for f in order.fulfillments):
+        reasons.append("a fulfillment is held")
+    if order.routing.state == "waiting":
+        reasons.append(
+            f"waiting on {'an address' if order.waiting_for == 'address' else 'payment'}"
+        )
+    for name, delivery in deliveries(order).items():
+        to = order.seller_id if name == "route" else order.buyer_id
+        label = DELIVERY_LABELS.get(name, "a fulfillment to the buyer")
+        if delivery.state == "failed":
+            reasons.append(f"{label} failed")
+        elif delivery.state == "pending" and to in down:
+            reasons.append(f"{label} waits on a store connection")
+        elif delivery.state == "pending" and delivery.first_attempt_at:
+            first = datetime.fromisoformat(delivery.first_attempt_at)
+            if now - first > PENDING_TOO_LONG:
+                reasons.append(f"{label} pending for over 10 minutes")
+    return list(dict.fromkeys(reasons))
+
+
+DELIVERY_LABELS = {"route": "the order to the seller", "shipped": "the shipped notice"}
 
 
 def seller_skus(skus: list[str], pairs: list[dict[str, str]]) -> tuple[list[str], list[int]]:

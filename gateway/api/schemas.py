@@ -369,7 +369,7 @@ class CorrectionIn(StrictSchema):
     )
     reason = Text(
         required=True,
-        validate=validate.Length(min=1, max=MAX_REASON_LENGTH),
+        validate=validate.Length(max=MAX_REASON_LENGTH),
         metadata={"description": "Why the tracking is corrected: 1 to 500 characters."},
     )
 
