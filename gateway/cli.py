@@ -1,5 +1,5 @@
 """Operator commands: `flask --app wsgi partners create ...`, `partnerships create ...`,
-`secrets rotate`, `orders revoke-links ...`."""
+`secrets rotate`, `orders revoke-links ...`, `operators add EMAIL`."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from gateway.api import load
 from gateway.api.partners import create_partner, save_partnership
 from gateway.api.schemas import PartnerIn, PartnershipIn
 from gateway.errors import ApiError
+from gateway.pages.signin import EMAIL_SHAPE
 
 partners = AppGroup("partners", help="Manage partners.")
 partnerships = AppGroup("partnerships", help="Manage buyer-seller partnerships.")
 partner_secrets = AppGroup("secrets", help="Partners' secrets, encrypted at rest.")
 orders = AppGroup("orders", help="Manage orders.")
+operators = AppGroup("operators", help="People who may sign in to the console (/admin).")
 
 
 def _fail(error: ApiError) -> None:
@@ -94,6 +96,42 @@ def revoke_links_command(order_id):
     click.echo(f"revoked every link to order {order_id}; new ones can be asked for")
 
 
+@operators.command("add")
+@click.argument("email")
+def add_operator_command(email):
+    """Let EMAIL sign in to the console (as OPERATOR_EMAILS does), kept in Redis."""
+    from gateway.runtime import store
+    from gateway.store.people import normal_email
+
+    if not EMAIL_SHAPE.fullmatch(email.strip()):
+        raise click.ClickException(f"{email!r} is not an email address")
+    added = store().add_operator(email)
+    click.echo(f"{normal_email(email)} {'may now sign in' if added else 'was an operator already'}")
+
+
+@operators.command("remove")
+@click.argument("email")
+def remove_operator_command(email):
+    """No longer let EMAIL sign in to the console (OPERATOR_EMAILS is the environment's)."""
+    from gateway.runtime import store
+    from gateway.store.people import normal_email
+
+    if not store().remove_operator(email):
+        raise click.ClickException(f"{normal_email(email)} was not added as an operator")
+    click.echo(f"{normal_email(email)} removed; its open sessions lose the console at once")
+
+
+@operators.command("list")
+def list_operators_command():
+    """The operators: OPERATOR_EMAILS, then those added with `operators add`."""
+    from gateway.runtime import settings, store
+
+    for email in sorted(settings().operators):
+        click.echo(f"{email} (OPERATOR_EMAILS)")
+    for email in store().operators():
+        click.echo(email)
+
+
 @click.command("reconcile")
 @with_appcontext
 def reconcile_command():
@@ -104,18 +142,18 @@ def reconcile_command():
 
     current = store()
 
-    def run_here(partner_id: str) -> None:
+    def run_here(partner_id: str, cycle: str) -> None:
         partner = current.partner(partner_id)
         label = f"{partner['name']} ({partner['platform']}, {partner_id})"
         try:
-            done = reconcile_store(partner_id)
+            done = reconcile_store(partner_id, cycle)
         except PlatformError as error:  # reported; the next connection goes on
             click.echo(f"{label}: failed: {error}")
             return
         summary = ", ".join(f"{k} {v}" for k, v in done.items()) or "nothing to do"
         click.echo(f"{label}: {summary}")
 
-    done = run_cycle(current, run_here)
+    done = run_cycle(current, run_here, "command line")
     if done is None:
         raise click.ClickException("a reconciliation cycle is running; try again when it ends")
     click.echo(f"{done['requeued']} stuck deliveries enqueued again")
@@ -147,4 +185,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(partnerships)
     app.cli.add_command(partner_secrets)
     app.cli.add_command(orders)
+    app.cli.add_command(operators)
     app.cli.add_command(reconcile_command)

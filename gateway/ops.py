@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from redis.exceptions import RedisError
@@ -62,21 +61,11 @@ def metrics():
         lines += [f"# TYPE gateway_{name.split('{')[0]} gauge", f"gateway_{name} {value:g}"]
     lines += [
         "# TYPE gateway_reconcile_lag_seconds gauge",
-        f"gateway_reconcile_lag_seconds {_lag(current):.0f}",
+        f"gateway_reconcile_lag_seconds {current.lag_seconds():.0f}",
     ]
     queue = current.queue
     lines += ["# TYPE gateway_queue_depth gauge", f"gateway_queue_depth {queue.count}"]
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
-
-
-def _lag(current) -> float:
-    """Seconds since the oldest change a store connection's reconciliation has not reached."""
-    now = datetime.now(UTC)
-    oldest = min(
-        (datetime.fromisoformat(v) for v in current.cursors().values()),
-        default=now,
-    )
-    return max(0.0, (now - oldest).total_seconds())
 
 
 @ops.get("/openapi.json")

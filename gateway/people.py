@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from flask import abort, g, redirect, request, session, url_for
+from flask import abort, g, redirect, session, url_for
 
 from gateway.runtime import settings, store
 from gateway.store.people import normal_email
@@ -60,7 +60,7 @@ def partner_contact() -> Person:
     """The signed-in contact of one or more partners; else the browser goes to sign in."""
     person = signed_in()
     if person is None or not person.partner_ids:
-        abort(redirect(url_for("signin.signin_form", next=request.path), code=303))
+        abort(redirect(url_for("signin.signin_form"), code=303))
     return person
 
 

@@ -21,7 +21,7 @@ from gateway.api.schemas import (
 )
 from gateway.errors import ApiError, validation_failed
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER
-from gateway.jobs.reconcile import reconcile, reconcile_locks, reopen_failed, resync_jobs
+from gateway.jobs.reconcile import reopen_failed, resync_jobs, run_now
 from gateway.manual import correct_fulfillment, create_manual_fulfillment, refuse_unless_allowed
 from gateway.model import Order
 from gateway.orders import new_order, seller_skus
@@ -185,7 +185,7 @@ def post_resync(order_id: str):
 def post_reconcile():
     """Run one reconciliation cycle now (operator); a cycle already running makes it a no-op."""
     require_operator(authenticate())
-    if any(store().lock_held(name) for name in reconcile_locks(store())):
+    job = run_now(store())
+    if job is None:
         return jsonify({"job_id": None, "status": "already_running"}), 202
-    job = store().queue.enqueue(reconcile, **JOB_OPTIONS)
     return jsonify({"job_id": job.id, "status": "queued"}), 202

@@ -3,7 +3,7 @@ operator (the operator's Bearer key is not accepted here); views add themselves 
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, render_template
+from flask import Blueprint, Flask, render_template, request
 from flask_wtf.csrf import generate_csrf
 
 from gateway.people import operator_only, signed_in
@@ -16,7 +16,7 @@ def _operators_only() -> None:
     operator_only()  # before any view, so before its CSRF check
 
 
-@admin.get("/")
+@admin.get("/", strict_slashes=False)
 def index():
     """The console's front page: where each part of it is."""
     return render_template("console_index.html")
@@ -25,7 +25,14 @@ def index():
 def init_app(app: Flask) -> None:
     """Register the console with its views; the layout (console.html, which the portal shares)
     asks who is signed in and puts a CSRF token in its sign-out form."""
-    from gateway.console import orders  # noqa: F401  (views register on `admin`)
+    from gateway.console import jobs, orders, partners, reconcile  # noqa: F401  (views on `admin`)
 
     app.jinja_env.globals.update(signed_in=signed_in, csrf_token=generate_csrf)
     app.register_blueprint(admin)
+
+    @app.before_request
+    def _nothing_under_admin_but_to_operators() -> None:
+        # A wrong method (405) or an unknown path under /admin never reaches the blueprint:
+        # it is 404 too, so no answer tells anyone but an operator what the console holds.
+        if request.path == "/admin" or request.path.startswith("/admin/"):
+            operator_only()

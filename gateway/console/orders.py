@@ -79,7 +79,7 @@ def orders():
         shown = sorted(found, key=lambda o: (o.created_at, o.id), reverse=True)
         next_cursor = None
     else:
-        shown, next_cursor = store().newest_orders(partner or None, keep, PAGE_SIZE, cursor)
+        shown, next_cursor = store().orders_page(partner or None, keep, PAGE_SIZE, cursor)
     filters = {"status": status, "partner": partner, "attention": "1" if attention else "", "q": q}
     next_url = None
     if next_cursor:

@@ -41,6 +41,8 @@ REGISTER_WEBHOOKS = "gateway.jobs.connections.register_webhooks"
 RESUME_CONNECTION = "gateway.jobs.connections.resume_connection"
 TELL_OWNER_TO_RECONNECT = "gateway.jobs.connections.tell_owner_to_reconnect"
 CONNECTION_EVENT = "gateway.jobs.connections.connection_event"
+SEND_CONNECT_LINK = "gateway.jobs.connections.send_connect_link"
+SEND_SIGNIN_LINK = "gateway.jobs.people.send_signin_link"
 
 JOB_OPTIONS = {"job_timeout": JOB_TIMEOUT, "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
 # Jobs that read a platform (ingest, sync) or tell a seller are retried by RQ with backoff;

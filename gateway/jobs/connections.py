@@ -201,3 +201,27 @@ def _orders_of(store: Store, partner_id: str) -> list[Order]:
         found.extend(page)
         if cursor is None:
             return found
+
+
+def send_connect_link(partner_id: str, sealed_url: str, expires_at: str) -> str:
+    """Email the partner's contact a connect link the operator made in the console (sealed in
+    the job's arguments: Redis keeps no usable link)."""
+    config, store = context()
+    partner = store.partner(partner_id)
+    if partner is None:
+        return "no such partner"
+    label = platforms.get(partner["platform"]).label
+    text = (
+        f"Hello {partner['name']},\n\n"
+        f"Connect your {label} store to the marketplace's fulfillment gateway here:\n"
+        f"{store.open_text(sealed_url)}\n\nThis link works once, until {expires_at}.\n"
+    )
+    message = mail.compose(config, partner["email"], f"Connect your {label} store", text)
+    try:
+        where = mail.send(config, message)
+    except (OSError, smtplib.SMTPException) as error:
+        raise DeliveryFailed(f"email not sent: {type(error).__name__}") from error
+    store.add_partner_event(
+        partner_id, event("connection.link_sent", f"Emailed a connect link ({where}).")
+    )
+    return where

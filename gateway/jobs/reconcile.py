@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+from rq.job import Job
+
 from gateway import platforms
 from gateway.delivery import ConnectionDown
 from gateway.jobs import (
@@ -74,15 +76,16 @@ def reopen_failed(store: Store, order: Order, jobs: list[JobSpec]) -> Change:
     )
 
 
-def reconcile() -> dict[str, int]:
+def reconcile(kind: str = "scheduled") -> dict[str, int]:
     """One cycle under a Redis lock (a second scheduler or an overlapping run does nothing):
-    enqueue stuck deliveries again, and one job per store connection, so workers share it."""
+    enqueue stuck deliveries again, and one job per store connection, so workers share it.
+    `kind` (scheduled, manual) is what /admin/reconcile shows of the cycle."""
     _, store = context()
 
-    def enqueue(partner_id: str) -> None:
-        store.enqueue(JobSpec(RECONCILE_STORE, (partner_id,), options=RETRIED_OPTIONS))
+    def enqueue(partner_id: str, cycle: str) -> None:
+        store.enqueue(JobSpec(RECONCILE_STORE, (partner_id, cycle), options=RETRIED_OPTIONS))
 
-    done = run_cycle(store, enqueue)
+    done = run_cycle(store, enqueue, kind)
     if done is None:
         log.info("reconcile: another run holds the lock; nothing to do")
         return {"skipped": 1}
@@ -92,18 +95,29 @@ def reconcile() -> dict[str, int]:
     return done
 
 
-def run_cycle(store: Store, per_connection: Callable[[str], None]) -> dict[str, int] | None:
+def run_now(store: Store) -> Job | None:
+    """Enqueue a cycle now, as the schedule would (the API's and the console's "run now");
+    None when a cycle is running already."""
+    if any(store.lock_held(name) for name in reconcile_locks(store)):
+        return None
+    return store.queue.enqueue(reconcile, "manual", **JOB_OPTIONS)
+
+
+def run_cycle(
+    store: Store, per_connection: Callable[[str, str], None], kind: str
+) -> dict[str, int] | None:
     """The cycle the cron job and `flask reconcile` share: under the lock (None when another run
-    holds it), enqueue stuck deliveries again, hand each store connection to `per_connection`,
-    and count the run."""
+    holds it), enqueue stuck deliveries again, hand each store connection to `per_connection`
+    (with the cycle's id, under which its job records what it did), and count the run."""
     token = store.acquire(LOCK, LOCK_SECONDS)
     if token is None:
         return None
     try:
         stuck = requeue_stuck(store)
         connections = store.connections()
+        cycle = store.start_cycle(kind, len(connections), stuck)
         for partner_id in connections:
-            per_connection(partner_id)
+            per_connection(partner_id, cycle)
         store.count("reconcile_runs")
         store.count("stuck_deliveries_requeued", stuck)
         store.set_gauge("reconcile_last_run_timestamp", time.time())
@@ -140,15 +154,47 @@ def requeue_stuck(store: Store) -> int:
     return len(stuck)
 
 
-def reconcile_store(partner_id: str) -> dict[str, int]:
+class CallCounter:
+    """The store as an adapter's port, counting the platform calls of one store's cycle."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.calls = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to a counter on /metrics; a platform call is counted for the cycle too."""
+        if name.startswith("platform_calls_"):
+            self.calls += amount
+        self.store.count(name, amount)
+
+
+def reconcile_store(partner_id: str, cycle: str | None = None) -> dict[str, int]:
     """Ask one store what changed since its cursors; sync and ingest what was missed.
 
     Its cost follows what changed: one call per page of changed orders (plus one per order
     where the listing can't carry its fulfillments), and a shipped order is never read (rule 3).
     Each cursor moves only after its page is applied, so a run that fails half-way resumes
-    where it was.
+    where it was. What it did (calls, orders changed) is added to its `cycle`'s record.
     """
     config, store = context()
+    port = CallCounter(store)
+    done: dict[str, int] = {}
+    failed = True
+    try:
+        done = _reconcile_store(config, store, port, partner_id)
+        failed = False
+        return done
+    finally:
+        if cycle is not None:
+            store.cycle_part_done(cycle, partner_id, port.calls, done.get("changed", 0), failed)
+
+
+def _reconcile_store(
+    config: Settings, store: Store, port: CallCounter, partner_id: str
+) -> dict[str, int]:
     partner = store.partner(partner_id)
     if partner is None:
         return {}
@@ -158,7 +204,7 @@ def reconcile_store(partner_id: str) -> dict[str, int]:
     started = time.monotonic()
     try:
         try:
-            adapter = adapter_for(partner, store, config)
+            adapter = adapter_for(partner, port, config)
         except ConnectionDown:
             return {"held": 1}  # its cursors wait where they are: caught up once reconnected
         done = {"changed": 0, "synced": 0, "ingested": 0}
@@ -169,7 +215,7 @@ def reconcile_store(partner_id: str) -> dict[str, int]:
                 store.set_cursor(partner_id, "seller", _now_seconds())
         if store.is_buyer(partner_id):
             _reconcile_buyer(store, config, adapter, partner, done)
-        done["webhooks_repaired"] = check_webhooks(config, store, partner)
+        done["webhooks_repaired"] = check_webhooks(config, port, partner)
         store.count("reconcile_orders_changed", done["changed"])
         store.set_gauge(
             f'reconcile_duration_seconds{{partner="{partner_id}"}}', time.monotonic() - started

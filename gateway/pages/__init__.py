@@ -26,6 +26,7 @@ from gateway.errors import ApiError
 from gateway.manual import create_manual_fulfillment
 from gateway.model import UNSHIPPED, Order
 from gateway.orders import fulfilled_quantities, manual_fulfillment_refusal, not_released
+from gateway.people import signed_in
 from gateway.runtime import settings, store
 from gateway.store import shown_to
 
@@ -43,8 +44,16 @@ REFUSED = {
 
 
 def _role(order_id: str) -> str | None:
-    """The role this session holds on the order, None if none; LinkRefused (the role then
-    forgotten) once the link that gave it has expired or been revoked."""
+    """The role this session holds on the order, None if none: a signed-in contact of its
+    seller or buyer holds that partner's role (no link needed); else the role a link gave,
+    LinkRefused (the role then forgotten) once that link has expired or been revoked."""
+    person = signed_in()
+    if person is not None and person.partner_ids:
+        order = store().order(order_id)
+        if order is not None and order.seller_id in person.partner_ids:
+            return "seller"
+        if order is not None and order.buyer_id in person.partner_ids:
+            return "buyer"
     grant = links.Grant.from_session(order_id, (session.get("orders") or {}).get(order_id))
     if grant is None:
         return None
@@ -208,8 +217,10 @@ def _by_form_field(
 
 
 def init_app(app: Flask) -> None:
-    """Register the order page and the connect pages."""
-    from gateway.pages import connect
+    """Register the order page, the connect pages, sign-in and the partner portal."""
+    from gateway.pages import connect, portal, signin
 
     app.register_blueprint(pages)
+    app.register_blueprint(signin.signin)
+    app.register_blueprint(portal.portal)
     connect.init_app(app)

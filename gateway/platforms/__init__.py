@@ -6,6 +6,7 @@ module (and its simulator and tests), nothing else.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from typing import Any
@@ -13,8 +14,10 @@ from typing import Any
 from gateway.delivery import ConnectionDown
 from gateway.platforms.base import (
     CONNECTED,
+    NEEDS_REAUTH,
     NOT_CONNECTED,
     Adapter,
+    CredentialsRefused,
     Platform,
     PlatformPort,
 )
@@ -49,10 +52,37 @@ def adapter_for(partner: dict[str, Any], port: PlatformPort, config: Settings) -
     """The adapter of the partner's store connection (or its buyer channel); ConnectionDown
     while a store connection can't be used (its work waits for the store's owner)."""
     platform = get(partner["platform"])
+    if not platform.has_store:
+        return platform.adapter(partner, port, config)
     status = connection_status(partner)
-    if platform.has_store and status != CONNECTED:
+    if status != CONNECTED:
         raise ConnectionDown(partner["id"], status, partner.get("status_reason") or "")
-    return platform.adapter(partner, port, config)
+    return Guarded(platform.adapter(partner, port, config), partner["id"], port)
+
+
+class Guarded:
+    """A store's adapter whose refused credentials (CredentialsRefused) make the connection
+    needs_reauth, once, and hold the work that met them (ConnectionDown) instead of failing it."""
+
+    def __init__(self, adapter: Adapter, partner_id: str, port: PlatformPort) -> None:
+        self._adapter = adapter
+        self._partner_id = partner_id
+        self._port = port
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._adapter, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attribute(*args, **kwargs)
+            except CredentialsRefused as refused:
+                self._port.connection_failed(self._partner_id, str(refused))
+                raise ConnectionDown(self._partner_id, NEEDS_REAUTH, str(refused)) from refused
+
+        return call
 
 
 def connection_status(partner: dict[str, Any]) -> str:

@@ -83,6 +83,11 @@ class PlatformError(DeliveryFailed):
     """A platform call that failed; `permanent` unless retrying may help (5xx, 429, time-outs)."""
 
 
+class CredentialsRefused(PlatformError):  # noqa: N818 (an outcome, as PlatformError)
+    """The store refused the connection's credentials (HTTP 401): a revoked key or token, an
+    app removed without a word. The connection then needs its owner (`adapter_for`)."""
+
+
 @dataclass(frozen=True)
 class StoreLine:
     """A line of an order as a store has it."""
@@ -251,9 +256,14 @@ def refuse_status(platform: str, answer: Any) -> None:
             f"{platform} answered HTTP {status}",
             retry_after=retry_after_seconds(answer.headers.get("Retry-After")),
         )
-    if status in (401, 403):
+    if status == 401:
+        raise CredentialsRefused(
+            f"{platform} refused the credentials (HTTP 401): check the connection",
+            permanent=True,
+        )
+    if status == 403:
         raise PlatformError(
-            f"{platform} refused the credentials (HTTP {status}): check the connection",
+            f"{platform} refused the call (HTTP 403): the connection lacks a permission",
             permanent=True,
         )
     if status >= 400:

@@ -245,6 +245,42 @@ class Orders(Records):
         more = last is not None and bool(self.redis.zrangebylex(index, f"({last}", "+", 0, 1))
         return found, (last if more else None)
 
+    def newest_orders(
+        self,
+        partner_ids: Iterable[str],
+        keep: Callable[[Order], bool],
+        limit: int,
+        before: str | None,
+    ) -> tuple[list[Order], str | None]:
+        """A page of the orders of any of these partners, newest first, that `keep` accepts,
+        and the cursor of the next page (None: no more). Like `list_orders`, a page scans a
+        bounded number of ids, so it may hold fewer than `limit` with a next cursor set."""
+        budget = limit * 5
+        top = f"({before}" if before else "+"
+        members: set[str] = set()
+        horizon: str | None = None  # below it, a partner's older orders were not read yet
+        for partner_id in partner_ids:
+            found = self.redis.zrevrangebylex(key("orders-of", partner_id), top, "-", 0, budget)
+            members.update(m.decode() for m in found)
+            if len(found) == budget:
+                horizon = max(horizon or "", found[-1].decode())
+        candidates = sorted((m for m in members if horizon is None or m >= horizon), reverse=True)
+        kept: list[Order] = []
+        last: str | None = None
+        for start in range(0, len(candidates), 100):
+            chunk = candidates[start : start + 100]
+            docs = self.redis.mget([key("order", m.split("|")[1]) for m in chunk])
+            for member, raw in zip(chunk, docs, strict=True):
+                last = member
+                if raw is not None and keep(order := Order.from_doc(json.loads(raw))):
+                    kept.append(order)
+                if len(kept) == limit:
+                    break
+            if len(kept) == limit:
+                break
+        more = last is not None and (last != candidates[-1] or horizon is not None)
+        return kept, (last if more else None)
+
     def find_orders(self, term: str) -> list[str]:
         """Ids of the orders whose id, either order ref or a tracking number is `term`
         (trimmed, any case); our id is also tried as typed, for orders stored before the
@@ -268,7 +304,7 @@ class Orders(Records):
             self.redis.set(key("orders-indexed"), 1)
         return index
 
-    def newest_orders(
+    def orders_page(
         self,
         partner_id: str | None,
         keep: Callable[[Order], bool],

@@ -89,6 +89,14 @@ class Partners(Records):
         partner.update(hidden)
         return partner
 
+    def seal_text(self, text: str) -> str:
+        """A secret (a sign-in link in a queued job's arguments) encrypted as partners' are."""
+        return self._cipher.encrypt(text.encode()).decode()
+
+    def open_text(self, sealed: str) -> str:
+        """A text sealed with `seal_text`."""
+        return self._cipher.decrypt(sealed.encode()).decode()
+
     def add_partner(
         self, partner: dict[str, Any], api_key: str, lookups: Iterable[str], has_store: bool
     ) -> bool:

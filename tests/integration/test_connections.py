@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import responses as responses_lib
 from conftest import admin_headers, bearer
 from marshmallow import fields
 from rq import Queue
@@ -416,3 +417,30 @@ def test_privacy_requests_erase_the_customers_data(client, redis, pair, make_ord
 
     assert connection_event(buyer["id"], REDACT_SHOP, [], []) == "2 orders redacted"
     assert store.order(bob["id"]).customer_email is None
+
+
+@responses_lib.activate
+def test_a_store_that_refuses_its_credentials_needs_its_owner(client, redis, pair, make_order):
+    """A revoked key (HTTP 401) holds the work and asks the owner once; nothing fails."""
+    connection = {
+        "store_hash": "acme123",
+        "access_token": "revoked-token-0123456789",
+        "webhook_secret": "acme-webhook-secret-0123",
+    }
+    buyer, seller = pair(seller_platform="bigcommerce", seller_connection=connection)
+    for method in (responses_lib.GET, responses_lib.POST):
+        store_api = re.compile(r"https://api\.bigcommerce\.com/.*")
+        responses_lib.add(
+            method, store_api, status=401, json={"status": 401, "title": "Unauthorized"}
+        )
+    order = make_order(buyer, seller)
+    assert route_order(order["id"]) == "waiting"
+    store = client.application.extensions["gateway.store"]
+    routing = store.order(order["id"]).routing
+    assert routing.state == "pending" and routing.attempts == 0
+    shown = client.get(f"/api/v1/partners/{seller['id']}", headers=admin_headers()).get_json()
+    assert shown["connection_status"] == "needs_reauth"
+    assert "HTTP 401" in shown["connection_reason"]
+    assert route_order(order["id"]) == "waiting"  # a held delivery checks the status, not the store
+    asks = [j for j in upkeep_jobs(redis) if j.func_name.endswith("tell_owner_to_reconnect")]
+    assert len(asks) == 1

@@ -62,6 +62,7 @@ def open_store(platform, simulator, app) -> Callable[[str], tuple[Side, Adapter]
     def open_(role: str) -> tuple[Side, Adapter]:
         opened = side(env, platform, role)
         partner = {
+            "id": f"ptr_{role}",
             "platform": platform,
             "email": f"{role}@example.com",
             "connection": opened.open_store(),

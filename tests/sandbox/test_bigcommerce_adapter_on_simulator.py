@@ -31,6 +31,7 @@ def store(sim) -> BigCommerceStore:
 @pytest.fixture
 def adapter(app, sim, store) -> BigCommerceAdapter:
     partner = {
+        "id": "ptr_acme",
         "platform": "bigcommerce",
         "email": "orders@acme.example",
         "connection": {

@@ -40,7 +40,7 @@ def adapter_for(sim, app):
             "api_base_url": sim.base_url,
         }
         return platforms.adapter_for(
-            {"platform": "shopify", "connection": connection}, port, config
+            {"id": f"ptr_{name}", "platform": "shopify", "connection": connection}, port, config
         )
 
     return make
