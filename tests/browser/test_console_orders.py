@@ -121,6 +121,11 @@ def test_filters_and_search(operator_page: Page, live_server, client, pair, make
     page.goto(f"{live_server}/admin/orders?q=no-such-ref")
     expect(page.locator("#no-orders")).to_be_visible()
 
+    page.set_viewport_size({"width": 375, "height": 740})  # a phone: nothing wider than it
+    for path in ("/admin/orders", f"/admin/orders/{first['id']}"):
+        page.goto(f"{live_server}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
+
 
 def test_retry_a_failed_delivery(
     operator_page: Page, live_server, client, pair, make_order, redis, callback_receiver
