@@ -45,11 +45,16 @@ def _failed(queue: Queue) -> list[dict]:
             "function": job.func_name.rsplit(".", 1)[-1],
             "args": ", ".join(str(a)[:40] for a in job.args),
             "ended_at": job.ended_at.isoformat(timespec="seconds") if job.ended_at else "",
-            "error": last_line(job.exc_info),
+            "error": last_line(_exc_string(job)),
         }
         for job in jobs
         if job is not None
     ]
+
+
+def _exc_string(job: Job) -> str | None:
+    result = job.latest_result()
+    return result.exc_string if result is not None else None
 
 
 @admin.get("/jobs")

@@ -14,13 +14,14 @@ from gateway.runtime import settings, store
 
 @admin.get("/partners")
 def partners():
-    """Every partner, with its roles and its connection's health."""
+    """Every partner, by name, with its roles and its connection's health."""
     current = store()
     rows = []
     for partner_id in current.partner_ids():
         partner = current.partner(partner_id)
         if partner is not None:
             rows.append({**health(partner), "roles": sorted(current.roles(partner_id))})
+    rows.sort(key=lambda row: (row["name"].lower(), row["id"]))
     return render_template("console_partners.html", partners=rows)
 
 
@@ -51,8 +52,8 @@ def connect_link(partner_id: str):
     found = store().partner(partner_id)
     if found is None:
         abort(404)
-    if not platforms.get(found["platform"]).has_store:
-        abort(409, "This partner has no store to connect.")
+    if platforms.get(found["platform"]).install_schema is None:
+        abort(409, "This partner's platform has no install flow: no connect link.")
     link = connect.create_link(settings(), store(), found, connect.reconnect_hints(found))
     sealed = store().seal_text(link["url"])
     store().enqueue(upkeep(SEND_CONNECT_LINK, partner_id, sealed, link["expires_at"]))

@@ -20,7 +20,7 @@ portal = Blueprint("portal", __name__, url_prefix="/portal", template_folder="te
 
 PAGE = 50
 STATUSES = {
-    "": "Waiting for you (a seller's unshipped orders; a buyer's, all)",
+    "": "Waiting for you",  # a seller's unshipped orders released to it; a buyer's, all
     UNSHIPPED: "Unshipped",
     SHIPPED: "Shipped",
     "all": "All",
@@ -94,7 +94,13 @@ def health(partner: dict[str, Any]) -> dict[str, Any]:
     """What a person is shown of a partner's store connection (no secret among it)."""
     shown = PartnerOut().dump(partner_view(partner))
     declared = platforms.get(partner["platform"])
-    return {**shown, "label": declared.label, "has_store": declared.has_store}
+    return {
+        **shown,
+        "label": declared.label,
+        "has_store": declared.has_store,
+        # Connect links need the platform's install flow (API.md "Store connections").
+        "connectable": declared.install_schema is not None,
+    }
 
 
 @portal.get("/connection")
@@ -113,7 +119,7 @@ def reconnect(partner_id: str):
     person = partner_contact()
     require_csrf()
     partner = store().partner(partner_id) if partner_id in person.partner_ids else None
-    if partner is None or not platforms.get(partner["platform"]).has_store:
+    if partner is None or platforms.get(partner["platform"]).install_schema is None:
         abort(404)
     link = connect.create_link(settings(), store(), partner, connect.reconnect_hints(partner))
     return redirect(link["url"], code=303)
