@@ -4,6 +4,8 @@ released, and the seller's store still heard afterwards. No Redis, no Flask."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from unit.test_orders import FEDEX_GROUND, FEDEX_URL, UPS_1, UPS_2, UPS_URL, ful, make_order
 from unit.test_store_fulfillments import T1, T2, T3, apply, note_types, seen
@@ -21,6 +23,7 @@ from gateway.orders import (
     check_correction,
     check_fulfillment,
     correction_refusal,
+    needs_attention,
 )
 
 UPS_3 = "1Z410E7W0392751591"
@@ -265,3 +268,47 @@ def test_a_cancellation_in_the_sellers_store_after_a_correction_applies():
 
     assert synced.order.fulfillment(fid).status == "cancelled"
     assert note_types(synced) == ["fulfillment.cancelled"]
+
+
+# ---- what needs a person (the console's "needs attention") ------------------------------------
+
+
+NOW = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+
+
+def test_a_quiet_order_needs_no_attention():
+    order, _ = shipped_order()
+    order.routing.state = "delivered"
+    order.shipped_notice = Delivery("delivered", 1)
+    assert needs_attention(order, NOW) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda o: setattr(o.fulfillments[0].delivery, "state", "failed"), "buyer failed"),
+        (lambda o: setattr(o.routing, "state", "failed"), "the order to the seller failed"),
+        (lambda o: setattr(o.fulfillments[0], "status", "held"), "a fulfillment is held"),
+        (lambda o: setattr(o.routing, "state", "waiting"), "waiting on payment"),
+        (
+            lambda o: setattr(o.shipped_notice, "first_attempt_at", "2026-03-03T11:49:00.000Z"),
+            "the shipped notice pending for over 10 minutes",
+        ),
+    ],
+)
+def test_what_needs_attention(change, reason):
+    order, _ = shipped_order()
+    order.routing.state = "delivered"
+    order.shipped_notice = Delivery("pending", 1)
+    change(order)
+    assert any(reason in text for text in needs_attention(order, NOW)), needs_attention(order, NOW)
+
+
+def test_pending_counts_from_the_first_attempt_and_connections_that_are_down():
+    order, _ = shipped_order()
+    order.routing.state = "delivered"
+    order.shipped_notice = Delivery("pending", 1, first_attempt_at="2026-03-03T11:55:00.000Z")
+    assert needs_attention(order, NOW) == []  # five minutes: not yet
+    assert needs_attention(order, NOW, {order.buyer_id}) == [
+        "the shipped notice waits on a store connection"
+    ]
