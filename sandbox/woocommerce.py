@@ -19,6 +19,13 @@ pending, success is HTTP 200-302, no retries, the 7th consecutive failure disabl
 and `X-WC-Webhook-Delivery-ID` is `wp_hash(webhook_id . unix_seconds)`: two deliveries of one
 webhook in the same second share it (a real trap for dedupe on that header).
 
+A store's owner connects an app through the application authentication endpoint,
+`{store_url}/wc-auth/v1/authorize?app_name&scope&user_id&return_url&callback_url`: a page
+where the owner (`store.admin_user` / `store.admin_password`) approves or denies; approving
+creates a key and POSTs it to callback_url (kept only if that answers exactly 200), then sends
+the browser to return_url with success=1 (see _wc_auth). `store.revoke_key(ck)` is the owner
+revoking a key. Webhooks are made by REST (`/wp-json/wc/v3/webhooks`) or `store.add_webhook`.
+
 Other processes drive it through `/_sim/` JSON endpoints or the CLI:
 `python -m sandbox.woocommerce --port N --store name:ck:cs:webhook_secret[:tracking|:ast]`.
 """
@@ -29,6 +36,7 @@ import argparse
 import base64
 import hashlib
 import hmac
+import html
 import itertools
 import json
 import math
@@ -39,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import requests
 from werkzeug.wrappers import Request, Response
@@ -424,6 +432,7 @@ class WooCommerceStore:
         tracking_plugin: str | None,
         utc_offset_hours: float,
         home_url: str | None = None,
+        admin_password: str | None = None,
     ) -> None:
         """Use WooCommerceSimulator.add_store."""
         if tracking_plugin not in (None, *TRACKING_PLUGINS):
@@ -438,6 +447,13 @@ class WooCommerceStore:
         self.ast_api_date_format = "d-m-Y"  # AST's `wc_ast_api_date_format` (or "m-d-Y")
         self._keys: dict[str, tuple[str, str]] = {consumer_key: (consumer_secret, "read_write")}
         self._first_key = consumer_key
+        # WooCommerce > Settings > Advanced > REST API: each key's row (woocommerce_api_keys).
+        self._key_ids = itertools.count(1)
+        self._key_rows: dict[str, dict[str, Any]] = {}
+        self._key_row(consumer_key, "read_write", "Key made by hand")
+        # The store's administrator (manage_woocommerce), who logs in to approve an app.
+        self.admin_user = "admin"
+        self.admin_password = admin_password or secrets.token_urlsafe(12)
         self._salt = secrets.token_bytes(32)
         self._orders: dict[int, _Order] = {}
         self._products: dict[int, dict[str, Any]] = {}
@@ -500,6 +516,53 @@ class WooCommerceStore:
         """Another REST API key (`read`, `write` or `read_write`)."""
         with self._sim._lock:
             self._keys[consumer_key] = (consumer_secret, permissions)
+            self._key_row(consumer_key, permissions, "Key made by hand")
+
+    def _key_row(self, consumer_key: str, permissions: str, description: str) -> dict[str, Any]:
+        row = {
+            "key_id": next(self._key_ids),
+            "description": description,
+            "permissions": permissions,
+            "truncated_key": consumer_key[-7:],  # what the admin screen shows
+        }
+        self._key_rows[consumer_key] = row
+        return row
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        """The REST keys as the admin screen lists them (key_id, description, permissions,
+        truncated_key; never the secret)."""
+        with self._sim._lock:
+            return [dict(row) for row in self._key_rows.values()]
+
+    def revoke_key(self, key: str | int) -> bool:
+        """The merchant's "Revoke" on a key (its consumer key or key_id): the key's calls get
+        401 "Consumer key is invalid." from then on. False when there is no such key."""
+        with self._sim._lock:
+            for consumer_key, row in list(self._key_rows.items()):
+                if key in (consumer_key, row["key_id"]):
+                    del self._key_rows[consumer_key]
+                    self._keys.pop(consumer_key, None)
+                    return True
+        return False
+
+    def _create_app_key(self, app_name: str, scope: str) -> dict[str, Any]:
+        """WC_Auth::create_keys: `ck_`/`cs_` + wc_rand_hash() (40 hex), the scope as the key's
+        permissions, described "{app_name} - API ({date})"."""
+        consumer_key = "ck_" + secrets.token_hex(20)
+        consumer_secret = "cs_" + secrets.token_hex(20)
+        with self._sim._lock:
+            self._keys[consumer_key] = (consumer_secret, scope)
+            row = self._key_row(
+                consumer_key,
+                scope,
+                f"{app_name[:170]} - API ({datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S')})",
+            )
+        return {
+            "key_id": row["key_id"],
+            "consumer_key": consumer_key,
+            "consumer_secret": consumer_secret,
+            "key_permissions": scope,
+        }
 
     def _wp_hash(self, data: str) -> str:
         return hmac.new(self._salt, data.encode(), hashlib.md5).hexdigest()
@@ -1549,6 +1612,10 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         super().__init__(host, port)
         self.delivery_timeout = 60.0  # WooCommerce core's webhook timeout
         self.max_delivery_failures = 5  # woocommerce_max_webhook_delivery_failures
+        # WC_Auth::make_validation refuses a callback_url that is not https:// ("The
+        # callback_url needs to be over SSL"). The simulator serves http on loopback, so it takes
+        # http callbacks unless this is set: a real store never does.
+        self.require_https_callback = False
 
     # -- stores ----------------------------------------------------------------------------------
 
@@ -1563,10 +1630,12 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         tracking_plugin: str | None = None,
         utc_offset_hours: float = 0.0,
         home_url: str | None = None,
+        admin_password: str | None = None,
     ) -> WooCommerceStore:
         """A new site with a tracking plugin: `tracking_plugin` "shipment-tracking" (the official
         extension, also `has_shipment_tracking=True`), "ast" (zorem's plugin) or None; its
-        webhooks name `home_url` (default: the site URL) as their source."""
+        webhooks name `home_url` (default: the site URL) as their source. Its administrator
+        (`admin` / `admin_password`, random by default) approves apps at /wc-auth/v1/."""
         name = name or f"shop{secrets.token_hex(3)}"
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ValueError("store name must be URL-safe")
@@ -1582,6 +1651,7 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
                 tracking_plugin or ("shipment-tracking" if has_shipment_tracking else None),
                 utc_offset_hours,
                 home_url,
+                admin_password,
             )
             self._stores[name] = store
             return store
@@ -1683,6 +1753,9 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         slow = self._slow.take(name)
         if self.latency or slow:
             time.sleep(self.latency + (slow.retry_after or 0.0 if slow else 0.0))
+        auth = re.fullmatch(r"/wc-auth/v1/([a-z_]+)/?", rest)
+        if auth:
+            return self._wc_auth(store, request, auth.group(1))
         if not rest.startswith("/wp-json"):
             return Response("<html><body>WordPress</body></html>", 200, mimetype="text/html")
         route = rest[len("/wp-json") :].strip("/")
@@ -2051,6 +2124,168 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
             raise _no_route()
         return wp_response(PROVIDERS)
 
+    # -- the application authentication endpoint (/wc-auth/v1/) ---------------------------------
+    #
+    # "Auto generating API keys using our Application Authentication Endpoint" (WRD
+    # _authentication.md) as WC_Auth implements it (woocommerce plugins/woocommerce/includes/
+    # class-wc-auth.php, auth_endpoint): every route first validates app_name, user_id,
+    # return_url, callback_url and scope (make_validation: all present and scalar, scope one of
+    # read / write / read_write, both URLs valid once get_formatted_url has urldecoded them and
+    # put https:// before one without a scheme, callback_url https only). A store owner not
+    # logged in is sent to /login, then /authorize shows the grant page: the app's name, the
+    # scope's permissions, an Approve link (GET /access_granted with a wc_auth_nonce) and a
+    # Deny link (return_url with success=0&user_id). access_granted creates the key
+    # (create_keys), POSTs {key_id, user_id, consumer_key, consumer_secret, key_permissions} as
+    # JSON to callback_url (post_consumer_data: wp_safe_remote_post, 60 s timeout) and, only
+    # if that answer is exactly 200, redirects to return_url with success=1&user_id; otherwise
+    # the key is deleted (maybe_delete_key) and the owner sees wp_die "Error: ..." (401).
+    #
+    # Simplified here: login and grant are one page, a form (POST, no JavaScript) with the
+    # owner's user name and password and two buttons; Approve posts to /access_granted, Deny
+    # posts there too and is answered with the same redirect WooCommerce's Deny link makes.
+    # http callback URLs are taken unless `require_https_callback` is set; a real store also
+    # refuses, through wp_safe_remote_post, a callback on a private address or an unusual port.
+
+    AUTH_PARAMS = ("app_name", "user_id", "return_url", "callback_url", "scope")
+    SCOPES = {"read": "Read", "write": "Write", "read_write": "Read/Write"}
+    # WC_Auth::get_permissions_in_scope
+    SCOPE_PERMISSIONS = {
+        "read": [
+            "View coupons",
+            "View customers",
+            "View orders and sales reports",
+            "View products",
+        ],
+        "write": [
+            "Create webhooks",
+            "Create coupons",
+            "Create customers",
+            "Create orders",
+            "Create products",
+        ],
+        "read_write": [
+            "Create webhooks",
+            "View and manage coupons",
+            "View and manage customers",
+            "View and manage orders and sales reports",
+            "View and manage products",
+        ],
+    }
+
+    def _wc_auth(self, store: WooCommerceStore, request: Request, route: str) -> Response:
+        try:
+            data = self._auth_params(request)
+            if route in ("login", "authorize") and request.method == "GET":
+                return self._grant_page(store, data)
+            if route == "access_granted" and request.method == "POST":
+                return self._access_granted(store, request, data)
+            raise _AuthError("You do not have permission to access this page")
+        except _AuthError as denied:
+            return _wp_die(f"Error: {denied}.", "Access denied", 401)
+
+    def _auth_params(self, request: Request) -> dict[str, str]:
+        """WC_Auth::make_validation, over the query and form ($_REQUEST)."""
+        data: dict[str, str] = {}
+        for name in self.AUTH_PARAMS:
+            values = request.values.getlist(name)
+            if not values or not values[0]:
+                raise _AuthError(f"Missing parameter {name}")
+            if len(values) > 1:
+                raise _AuthError(f"Invalid parameter {name}")
+            data[name] = values[0]
+        if data["scope"] not in self.SCOPES:
+            raise _AuthError(f"Invalid scope {data['scope']}")
+        for name in ("return_url", "callback_url"):
+            url = _formatted_url(data[name])
+            parts = urlsplit(url)
+            if not parts.scheme or not parts.netloc or " " in url:
+                raise _AuthError(f"The {url} is not a valid URL")
+        if self.require_https_callback and not _formatted_url(
+            data["callback_url"]
+        ).lower().startswith("https://"):
+            raise _AuthError("The callback_url needs to be over SSL")
+        return data
+
+    def _auth_nonce(self, store: WooCommerceStore, data: dict[str, str]) -> str:
+        """wp_nonce_url(..., 'wc_auth_grant_access'): here bound to the request's parameters."""
+        text = "wc_auth_grant_access|" + "|".join(data[n] for n in self.AUTH_PARAMS)
+        return store._wp_hash(text)[:10]
+
+    def _grant_page(
+        self, store: WooCommerceStore, data: dict[str, str], error: str = ""
+    ) -> Response:
+        """form-login.php and form-grant-access.php as one page."""
+        esc = html.escape
+        hidden = "".join(
+            f'<input type="hidden" name="{n}" value="{esc(data[n])}">' for n in self.AUTH_PARAMS
+        )
+        permissions = "".join(f"<li>{esc(p)}</li>" for p in self.SCOPE_PERMISSIONS[data["scope"]])
+        page = (
+            '<!DOCTYPE html><html><head><meta charset="utf-8">'
+            f"<title>{esc(store.name)} &rsaquo; Grant access</title></head><body>"
+            f"<h1>{esc(data['app_name'])} would like to connect to your store</h1>"
+            + (f'<p class="error">{esc(error)}</p>' if error else "")
+            + f"<p>This will give &quot;{esc(data['app_name'])}&quot; "
+            f"<strong>{self.SCOPES[data['scope']]}</strong> access which will allow it to:</p>"
+            f"<ul>{permissions}</ul>"
+            f'<form method="post" action="{esc(store.url)}/wc-auth/v1/access_granted">'
+            f"{hidden}"
+            f'<input type="hidden" name="wc_auth_nonce" value="{self._auth_nonce(store, data)}">'
+            '<p><label>Username <input type="text" name="username"></label></p>'
+            '<p><label>Password <input type="password" name="password"></label></p>'
+            '<button type="submit" name="wc_auth_action" value="approve">Approve</button> '
+            '<button type="submit" name="wc_auth_action" value="deny">Deny</button>'
+            "</form></body></html>"
+        )
+        return Response(page, 200, mimetype="text/html")
+
+    def _access_granted(
+        self, store: WooCommerceStore, request: Request, data: dict[str, str]
+    ) -> Response:
+        nonce = request.form.get("wc_auth_nonce", "")
+        if not hmac.compare_digest(nonce, self._auth_nonce(store, data)):
+            raise _AuthError("Invalid nonce verification")
+        return_url = _formatted_url(data["return_url"])
+        if request.form.get("wc_auth_action") == "deny":
+            location = _add_query_arg(return_url, success="0", user_id=data["user_id"])
+            return Response("", 302, headers={"Location": location})
+        user = request.form.get("username", "")
+        password = request.form.get("password", "")
+        if not (
+            hmac.compare_digest(user, store.admin_user)
+            and hmac.compare_digest(password, store.admin_password)
+        ):
+            return self._grant_page(store, data, "The username or password is incorrect.")
+        keys = store._create_app_key(data["app_name"], data["scope"])
+        consumer_data = {
+            "key_id": keys["key_id"],
+            "user_id": data["user_id"],  # the app's own reference, as it was sent (a string)
+            "consumer_key": keys["consumer_key"],
+            "consumer_secret": keys["consumer_secret"],
+            "key_permissions": keys["key_permissions"],
+        }
+        body = php_json(consumer_data)
+        headers = {
+            "Content-Type": "application/json;charset=UTF-8",
+            "User-Agent": f"WordPress/{WP_VERSION}; {store.home_url}",
+        }
+        url = _formatted_url(data["callback_url"])
+        with requests.Session() as session:
+            # wp_safe_remote_post follows redirects (WP_Http's default `redirection` 5).
+            status, error, took = send_http(session, url, body, headers, 60.0, True)
+        self._log_delivery(
+            store, "keys", keys["key_id"], "", url, status, error, headers, body, took
+        )
+        if status != 200:
+            store.revoke_key(keys["consumer_key"])  # maybe_delete_key
+            message = error or (
+                "An error occurred in the request and at the time were unable to send the "
+                "consumer data"
+            )
+            raise _AuthError(message)
+        location = _add_query_arg(return_url, success="1", user_id=data["user_id"])
+        return Response("", 302, headers={"Location": location})
+
     # -- control endpoints (/_sim/...) -----------------------------------------------------------
 
     def _control(self, request: Request) -> Response:
@@ -2131,6 +2366,13 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
             return json_response(store.webhooks())
         if len(parts) == 2 and parts[0] == "webhooks" and method in ("POST", "PUT"):
             return json_response(store.set_webhook_status(int(parts[1]), body["status"]))
+        if parts == ["keys"]:
+            return json_response(store.api_keys())
+        if len(parts) == 2 and parts[0] == "keys" and method in ("DELETE", "POST"):
+            key: str | int = int(parts[1]) if parts[1].isdigit() else parts[1]
+            if not store.revoke_key(key):
+                return json_response({"error": "no such key"}, 404)
+            return json_response({"revoked": parts[1]})
         if parts == ["emails"]:
             return json_response(store.emails())
         if parts == ["orders"]:
@@ -2179,6 +2421,33 @@ class WooCommerceSimulator(StoreSimulator["WooCommerceStore"]):
         return json_response({"error": "unknown control endpoint"}, 404)
 
 
+class _AuthError(Exception):
+    """A WC_Auth exception: shown with wp_die as "Error: {message}." (401)."""
+
+
+def _wp_die(message: str, title: str, status: int) -> Response:
+    page = (
+        f"<!DOCTYPE html><html><head><title>{html.escape(title)}</title></head>"
+        f'<body id="error-page"><div class="wp-die-message">{html.escape(message)}</div>'
+        "</body></html>"
+    )
+    return Response(page, status, mimetype="text/html")
+
+
+def _formatted_url(url: str) -> str:
+    """WC_Auth::get_formatted_url: urldecode, and https:// before a URL without a scheme."""
+    url = unquote(url)
+    return url if "://" in url else "https://" + url
+
+
+def _add_query_arg(url: str, **args: str) -> str:
+    """WordPress's add_query_arg: set these parameters on the URL, keeping its others."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in args]
+    query.extend(args.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def _store_info(store: WooCommerceStore) -> dict[str, Any]:
     return {
         "name": store.name,
@@ -2188,6 +2457,8 @@ def _store_info(store: WooCommerceStore) -> dict[str, Any]:
         "consumer_key": store.consumer_key,
         "consumer_secret": store.consumer_secret,
         "webhook_secret": store.webhook_secret,
+        "admin_user": store.admin_user,
+        "admin_password": store.admin_password,
         "has_shipment_tracking": store.has_shipment_tracking,
         "tracking_plugin": store.tracking_plugin,
         "utc_offset_hours": store.utc_offset_hours,

@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway import connect, mail, platforms
 from gateway.delivery import DeliveryFailed
-from gateway.jobs import JOB_OPTIONS, RECONCILE_STORE, context
+from gateway.jobs import JOB_OPTIONS, RECONCILE_STORE, REGISTER_WEBHOOKS, context, upkeep
 from gateway.model import Order
 from gateway.platforms.base import (
     CONNECTED,
@@ -28,6 +28,8 @@ from gateway.store import Change, JobSpec, Store, event
 log = logging.getLogger(__name__)
 REDACTED = "(redacted)"
 ORDERS_PAGE = 200
+WEBHOOK_CHECK_SECONDS = 120  # a store's check holds its lease at most this long (a job timeout)
+WEBHOOK_RECHECK_DELAY = 5  # seconds a registration waits for a check already running
 
 
 def register_webhooks(partner_id: str) -> int:
@@ -37,17 +39,33 @@ def register_webhooks(partner_id: str) -> int:
     partner = store.partner(partner_id)
     if partner is None or platforms.connection_status(partner) != CONNECTED:
         return 0
-    return check_webhooks(config, store, partner)
+    repaired = check_webhooks(config, store, partner)
+    if repaired is None:  # a check is running: this one's roles may be newer, so look again
+        store.enqueue(replace(upkeep(REGISTER_WEBHOOKS, partner_id), delay=WEBHOOK_RECHECK_DELAY))
+        return 0
+    return repaired
 
 
-def check_webhooks(config: Settings, store: Store, partner: dict[str, Any]) -> int:
+def check_webhooks(config: Settings, store: Store, partner: dict[str, Any]) -> int | None:
     """Check the store's hooks (also every reconciliation of the store): create the missing,
     enable the disabled, keep what was found on the partner; each creation or repair goes on
     its timeline and /metrics. A store that refuses (static credentials without the rights)
-    is counted and tried again next cycle."""
+    is counted and tried again next cycle. None while another check of the store runs."""
     platform = platforms.get(partner["platform"])
     if not platform.topics:
         return 0
+    # One check of a store at a time: two at once (a registration job beside a cycle) could
+    # both find a hook missing and make it twice. The other one's check covers this one's.
+    lease = store.acquire(f"webhooks:{partner['id']}", WEBHOOK_CHECK_SECONDS)
+    if lease is None:
+        return None
+    try:
+        return _check_webhooks(config, store, partner, platform)
+    finally:
+        store.release(f"webhooks:{partner['id']}", lease)
+
+
+def _check_webhooks(config: Settings, store: Store, partner: dict[str, Any], platform: Any) -> int:
     topics = platform.webhook_topics(store.roles(partner["id"]))
     address = f"{config.public_url.rstrip('/')}/webhooks/{platform.name}"
     try:

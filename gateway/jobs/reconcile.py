@@ -215,7 +215,7 @@ def _reconcile_store(
                 store.set_cursor(partner_id, "seller", _now_seconds())
         if store.is_buyer(partner_id):
             _reconcile_buyer(store, config, adapter, partner, done)
-        done["webhooks_repaired"] = check_webhooks(config, port, partner)
+        done["webhooks_repaired"] = check_webhooks(config, port, partner) or 0
         store.count("reconcile_orders_changed", done["changed"])
         store.set_gauge(
             f'reconcile_duration_seconds{{partner="{partner_id}"}}', time.monotonic() - started

@@ -10,10 +10,14 @@ there is nothing to read back from them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -31,7 +35,12 @@ from gateway.platforms.base import (
     INGEST_ORDER,
     ChangedOrder,
     ChangedPage,
+    ConnectLink,
     CreatedOrder,
+    InstallAnswer,
+    InstallPort,
+    InstallRefused,
+    InstallRequest,
     Keyset,
     Platform,
     PlatformError,
@@ -39,6 +48,7 @@ from gateway.platforms.base import (
     StoreLine,
     StoreOrder,
     WebhookCall,
+    WebhookCheck,
     base64_hmac_matches,
     http,
     minute_before,
@@ -113,6 +123,126 @@ def store_key(url: str) -> str | None:
     return rest.removeprefix("www.")
 
 
+# ---- connecting a store: the key flow and the gateway's own webhooks ---------------------------
+
+APP_NAME = "Fulfillment gateway"  # what the store's grant page names us
+SCOPE = "read_write"  # orders read and written, and "Create webhooks" (WC_Auth scopes)
+CALLBACK_STEP = "callback"
+WEBHOOKS_PATH = "/wp-json/wc/v3/webhooks"
+MAX_CALLBACK_BYTES = 4096  # five short fields
+
+
+def authorize_url(store_url: str, nonce: str, public_url: str) -> str:
+    """Where the store's owner approves our key: the Application Authentication Endpoint
+    (woocommerce-rest-api-docs, _authentication.md, "Auto generating API keys using our
+    Application Authentication Endpoint"). `user_id` is ours to choose ("User ID in your APP");
+    it comes back in the key's POST and on return_url, so it is the single-use nonce that binds
+    the key to the connect link. WooCommerce takes only an https:// callback_url
+    (WC_Auth::make_validation), so a real PUBLIC_URL is https."""
+    public = public_url.rstrip("/")
+    query = urlencode(
+        {
+            "app_name": APP_NAME,
+            "scope": SCOPE,
+            "user_id": nonce,
+            "return_url": f"{public}/connect/done",
+            "callback_url": f"{public}/connect/woocommerce/{CALLBACK_STEP}",
+        },
+        quote_via=quote,
+    )
+    return f"{normalize_store_url(store_url)}/wc-auth/v1/authorize?{query}"
+
+
+def read_key_callback(raw: bytes) -> dict[str, str]:
+    """The key WooCommerce POSTs to callback_url: JSON {key_id, user_id, consumer_key,
+    consumer_secret, key_permissions} (WC_Auth::create_keys, post_consumer_data). ValueError
+    with a reason for anything else, or a key that is not read_write (we register webhooks and
+    write orders: a read or write key can't do both)."""
+    if len(raw) > MAX_CALLBACK_BYTES:
+        raise ValueError("too large")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ValueError("not JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    user_id = body.get("user_id")
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        user_id = str(user_id)
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError("no user_id")
+    key, secret = body.get("consumer_key"), body.get("consumer_secret")
+    for name, value, prefix in (("consumer_key", key, "ck_"), ("consumer_secret", secret, "cs_")):
+        if (
+            not isinstance(value, str)
+            or not value.startswith(prefix)
+            or not 16 <= len(value) <= 255
+        ):
+            raise ValueError(f"no {name}")
+    if body.get("key_permissions") != SCOPE:
+        raise ValueError(f"the key is {body.get('key_permissions')!r}, not {SCOPE}")
+    return {
+        "user_id": user_id,
+        "key_id": str(body.get("key_id", "")),
+        "consumer_key": key,
+        "consumer_secret": secret,
+    }
+
+
+def secret_mark(secret: str) -> str:
+    """A short fingerprint of a webhook secret, kept in the names of the hooks we make.
+
+    WooCommerce never shows a hook's secret (write-only in the REST schema), so the name tells
+    whether a hook of ours signs with the connection's secret: a hook made by hand, or by an
+    earlier install with another secret, has its secret set again."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:8]
+
+
+def hook_name(topic: str, secret: str) -> str:
+    return f"{APP_NAME}: {topic} [{secret_mark(secret)}]"
+
+
+@dataclass(frozen=True)
+class HookPlan:
+    """What ensure_webhooks does for one topic: `found` active | missing | disabled, and the
+    call: "" (nothing), "create", "enable" (PUT status active and the secret), "secret" (PUT the
+    secret of an active hook that may sign with another); `hook_id` for the PUT."""
+
+    topic: str
+    found: str
+    action: str
+    hook_id: int | None = None
+
+
+def plan_webhooks(
+    listed: list[dict[str, Any]], address: str, topics: list[str], secret: str
+) -> list[HookPlan]:
+    """One plan per topic from the store's hooks: ours are those delivering to `address`.
+
+    Statuses: active (delivers), paused (by an admin), disabled (by WooCommerce after repeated
+    failures) (WRD _webhooks.md); paused and disabled ones are both enabled again. The first
+    active hook of a topic is enough; else the first of ours for it is enabled.
+    """
+    ours = [h for h in listed if _same_address(h.get("delivery_url") or "", address)]
+    plans = []
+    for topic in topics:
+        hooks = [h for h in ours if h.get("topic") == topic]
+        active = [h for h in hooks if h.get("status") == "active"]
+        if active:
+            hook = active[0]
+            signed = hook.get("name") == hook_name(topic, secret)
+            plans.append(HookPlan(topic, "active", "" if signed else "secret", int(hook["id"])))
+        elif hooks:
+            plans.append(HookPlan(topic, "disabled", "enable", int(hooks[0]["id"])))
+        else:
+            plans.append(HookPlan(topic, "missing", "create"))
+    return plans
+
+
+def _same_address(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
 def verify_webhook(secret: str, raw_body: bytes, signature: str | None) -> bool:
     """X-WC-Webhook-Signature is base64 HMAC-SHA256 of the raw body with the webhook secret."""
     return base64_hmac_matches(secret, raw_body, signature)
@@ -124,6 +254,9 @@ class WooCommerceAdapter:
     def __init__(self, connection: dict[str, Any], port: PlatformPort, config: Settings) -> None:
         self.site = connection["store_url"].rstrip("/")
         self.auth = (connection["consumer_key"], connection["consumer_secret"])
+        # The secret of the hooks the gateway makes (an installed connection's is generated at
+        # install; a static one's is the one its partner gave).
+        self.webhook_secret = connection.get("webhook_secret") or ""
         self.port = port
         self.timeout = config.http_timeout
 
@@ -302,6 +435,66 @@ class WooCommerceAdapter:
         orders = [ChangedOrder(ref, at) for ref, at in keyset.fresh(listed)]
         return ChangedPage(orders, keyset.next_page(listed, PAGE_SIZE))
 
+    def ensure_webhooks(
+        self, address: str, topics: list[str], headers: dict[str, str]
+    ) -> list[WebhookCheck]:
+        """The store's hooks delivering to `address`, one per topic, each signing with the
+        connection's webhook secret (WooCommerce takes no custom headers: `headers` unused).
+
+        `GET /webhooks` (every page), then per topic (plan_webhooks): `POST /webhooks` {name,
+        topic, delivery_url, secret, status: active} for a missing one, `PUT /webhooks/<id>`
+        {status: active, secret, name} for a paused or disabled one, and {secret, name} for an
+        active one whose name does not carry this secret's mark. A key without write access
+        (a static `read` key) can't make hooks: each repair fails with WooCommerce's 401, in
+        its check's error. WooCommerce pings a hook it saves active and not yet delivered
+        (`webhook_id=N`, answered 200 by our webhook route); re-enabling leaves its
+        failure_count as it was (6 after a disable: class-wc-webhook.php resets it only on a
+        delivery answered 2xx, 301 or 302), so one more failure disables it again.
+        """
+        if not self.webhook_secret:
+            raise PlatformError("the connection has no webhook secret to sign with", permanent=True)
+        listed = self._webhooks()
+        return [
+            self._carry_out(plan, address)
+            for plan in plan_webhooks(listed, address, topics, self.webhook_secret)
+        ]
+
+    def _webhooks(self) -> list[dict[str, Any]]:
+        hooks: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            listed = self.call("GET", f"{WEBHOOKS_PATH}?per_page={PAGE_SIZE}&page={page}") or []
+            hooks.extend(listed)
+            if len(listed) < PAGE_SIZE:
+                return hooks
+            page += 1
+
+    def _carry_out(self, plan: HookPlan, address: str) -> WebhookCheck:
+        mine = {"name": hook_name(plan.topic, self.webhook_secret), "secret": self.webhook_secret}
+        try:
+            if plan.action == "create":
+                self.call(
+                    "POST",
+                    WEBHOOKS_PATH,
+                    json={**mine, "topic": plan.topic, "delivery_url": address, "status": "active"},
+                )
+            elif plan.action == "enable":
+                self.call(
+                    "PUT", f"{WEBHOOKS_PATH}/{plan.hook_id}", json={**mine, "status": "active"}
+                )
+            elif plan.action == "secret":
+                self.call("PUT", f"{WEBHOOKS_PATH}/{plan.hook_id}", json=mine)
+        except PlatformError as error:
+            # CredentialsRefused too: a `read` key's 401 on a write ("does not have write
+            # permissions") is this check's error, not a connection to redo (it still reads).
+            # A revoked key fails the listing first, which the core's guard (adapter_for)
+            # turns into needs_reauth.
+            log.warning(
+                "WooCommerce %s: %s of %s failed: %s", self.site, plan.action, plan.topic, error
+            )
+            return WebhookCheck(plan.topic, plan.found, error=str(error))
+        return WebhookCheck(plan.topic, plan.found, repaired=plan.action in ("create", "enable"))
+
     # ---- transport ---------------------------------------------------------------------------
 
     def call(self, method: str, path: str, json: Any = None, missing_ok: bool = False) -> Any:
@@ -469,10 +662,18 @@ class WooCommerceConnection(StrictSchema):
     webhook_secret = secret(required=True)
 
 
+class WooCommerceInstall(StrictSchema):
+    """A connect link's hints: the store's address, asked on the connect page when left out."""
+
+    store_url = site_url(metadata={"ask": "Store address"})
+
+
 class WooCommerce(Platform):
     name = "woocommerce"
     label = "WooCommerce"
     connection_schema = WooCommerceConnection
+    install_schema = WooCommerceInstall
+    install_steps = {CALLBACK_STEP: ("POST",)}
     fulfillments_from_store = False  # sellers use our form; the order is also in their store
     # order.updated too: a checkout's order is often still pending when order.created fires, and
     # its payment (or cancellation) is only an update. It fires on every change of every order;
@@ -484,12 +685,58 @@ class WooCommerce(Platform):
     )
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:
-        return store_key(connection["store_url"])
+        # None for a partner made without a connection (its owner connects the store later)
+        return store_key(connection.get("store_url") or "")
 
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
     ) -> WooCommerceAdapter:
         return WooCommerceAdapter(partner["connection"], port, config)
+
+    # ---- connecting a store: the key flow (API.md "Store connections (install)") ------------
+
+    def begin_install(
+        self, link: ConnectLink, port: InstallPort, config: Settings
+    ) -> InstallAnswer:
+        """To the store's grant page, `user_id` a nonce bound to the link."""
+        store_url = normalize_store_url(link.hints["store_url"])
+        nonce = port.new_state(link, {"store_url": store_url})
+        return InstallAnswer(302, redirect=authorize_url(store_url, nonce, config.public_url))
+
+    def install_step(
+        self, step: str, request: InstallRequest, port: InstallPort, config: Settings
+    ) -> InstallAnswer:
+        """The store POSTs the key its owner approved. Answered exactly 200 once it is kept:
+        any other answer makes WooCommerce delete the key and show its owner an error
+        (WC_Auth::post_consumer_data, maybe_delete_key), so a refusal leaves nothing behind
+        on either side. `user_id` must be a nonce we gave for an open link, once."""
+        if step != CALLBACK_STEP:
+            return InstallAnswer(404, body="")
+        try:
+            keys = read_key_callback(request.raw)
+        except ValueError as error:
+            port.count("install_refused_woocommerce")
+            return InstallAnswer(400, body=f"refused: {error}")
+        taken = port.take_state(keys["user_id"])
+        if taken is None:
+            port.count("install_refused_woocommerce")
+            return InstallAnswer(403, body="refused: unknown or used user_id")
+        link, data = taken
+        connection = {
+            "store_url": data["store_url"],
+            "consumer_key": keys["consumer_key"],
+            "consumer_secret": keys["consumer_secret"],
+            # The secret of the hooks the gateway makes for this store (ensure_webhooks);
+            # WooCommerce's key flow gives none.
+            "webhook_secret": secrets.token_urlsafe(32),
+            "installed": True,
+        }
+        try:
+            port.complete(link, connection)
+        except InstallRefused as refused:
+            port.count("install_refused_woocommerce")
+            return InstallAnswer(409, body=f"refused: {refused}")
+        return InstallAnswer(200, body="")
 
     def is_ping(self, call: WebhookCall) -> bool:
         # WooCommerce's save-time ping: a form body `webhook_id=N` and no X-WC-* headers.

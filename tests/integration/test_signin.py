@@ -1,10 +1,11 @@
-"""Sign-in by email link, sessions, and the console's refusals (API.md "Sign-in, console and
-portal"), through the Flask test client on a real Redis; the email job runs in-process and
-sends through the real SMTP test server."""
+"""Sign-in by email link, sessions, the console's refusals, the portal's lists and the
+reconciliation's cycle records (API.md "Sign-in, console and portal"), through the Flask test
+client on a real Redis; the email job runs in-process and sends through the real SMTP server."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from conftest import admin_headers
@@ -12,7 +13,9 @@ from flask.testing import FlaskCliRunner
 from rq.job import Job
 
 from gateway.jobs import SEND_SIGNIN_LINK
-from gateway.store import key, key_hash
+from gateway.model import SHIPPED, Order
+from gateway.store import Change, key, key_hash
+from gateway.store.reconciliation import CYCLES_KEPT
 
 OPERATOR = "Boss@Example.com"
 CONTACT = "seller-desk@example.com"
@@ -268,3 +271,114 @@ def test_a_signed_in_contact_opens_its_orders_without_a_link_and_no_one_elses(
     assert client.get(f"/orders/{theirs['id']}").status_code == 403
     listed = client.get("/portal/orders").get_data(as_text=True)
     assert f'/orders/{mine["id"]}"' in listed and theirs["id"] not in listed
+
+
+# ---- the portal and the reconciliation's cycles ----------------------------------------------
+
+
+def ship(store, order_id: str) -> None:
+    store.change_order(order_id, lambda o: Change(order=replace(o, status=SHIPPED)))
+
+
+def test_pages_merge_every_partner_of_the_contact_newest_first(app, pair, make_order):
+    store = app.extensions["gateway.store"]
+    buyer, seller = pair()
+    other_buyer, other_seller = pair()
+    orders = [make_order(buyer, seller, ref=f"A-{n}") for n in range(3)]
+    orders += [make_order(other_buyer, other_seller, ref=f"B-{n}") for n in range(2)]
+    newest_first = [o["id"] for o in sorted(orders, key=lambda o: o["created_at"], reverse=True)]
+    ids = (seller["id"], other_seller["id"])
+    seen, cursor = [], None
+    for _ in range(3):
+        page, cursor = store.newest_orders(ids, lambda _: True, 2, cursor)
+        seen += [o.id for o in page]
+        if cursor is None:
+            break
+    assert seen == newest_first and cursor is None
+    page, _ = store.newest_orders((seller["id"],), lambda o: o.buyer_order_ref == "A-0", 10, None)
+    assert [o.buyer_order_ref for o in page] == ["A-0"]
+
+
+def test_a_seller_sees_what_waits_for_it_and_a_buyer_everything(
+    app, client, mailbox, pair, make_order
+):
+    store = app.extensions["gateway.store"]
+    buyer, seller = pair(buyer_fields={"email": "same-desk@example.com"})
+    orders = {ref: make_order(buyer, seller, ref=ref) for ref in ("open", "done", "unpaid")}
+    ship(store, orders["done"]["id"])
+
+    def waiting(order: Order) -> Change:
+        return Change(order=replace(order, routing=replace(order.routing, state="waiting")))
+
+    store.change_order(orders["unpaid"]["id"], waiting)
+    # The seller's contact:
+    store.change_partner(seller["id"], lambda p, _: {**p, "email": "seller-desk@example.com"})
+    store.redis.delete("gw:partner-email-index")
+    sign_in(app, client, mailbox, "seller-desk@example.com")
+    text = client.get("/portal/orders").get_data(as_text=True)
+    assert orders["open"]["id"] in text
+    assert orders["done"]["id"] not in text and orders["unpaid"]["id"] not in text
+    shipped = client.get("/portal/orders?status=shipped").get_data(as_text=True)
+    assert orders["done"]["id"] in shipped and orders["open"]["id"] not in shipped
+    every = client.get("/portal/orders?status=all").get_data(as_text=True)
+    assert all(o["id"] in every for o in orders.values())
+    wrong = client.get("/portal/orders?status=lost")
+    assert wrong.status_code == 422 and 'id="error-status"' in wrong.get_data(as_text=True)
+
+    buyer_client = app.test_client()
+    sign_in(app, buyer_client, mailbox, "same-desk@example.com")
+    text = buyer_client.get("/portal/orders").get_data(as_text=True)
+    assert all(o["id"] in text for o in orders.values())
+
+
+def test_the_connect_button_is_the_contacts_own_and_needs_its_csrf_token(
+    app, client, mailbox, make_partner
+):
+    mine = make_partner("none", email="desk@example.com")
+    other = make_partner("none", email="else@example.com")
+    sign_in(app, client, mailbox, "desk@example.com")
+    token = csrf_of(client, "/portal/connection")
+    assert client.post(f"/portal/connection/{mine['id']}").status_code == 400
+    # Another partner's, or one with no store to connect: 404.
+    for partner in (other, mine):
+        answer = client.post(f"/portal/connection/{partner['id']}", data={"csrf_token": token})
+        assert answer.status_code == 404
+    signed_out = app.test_client()
+    answer = signed_out.post(f"/portal/connection/{mine['id']}")
+    assert answer.status_code == 303 and answer.headers["Location"] == "/signin"
+
+
+def test_cycles_are_recorded_once_per_store_and_the_last_20_kept(app, redis):
+    store = app.extensions["gateway.store"]
+    cycle = store.start_cycle("manual", 2, 1)
+    store.cycle_part_done(cycle, "ptr_a", 3, 2, False)
+    store.cycle_part_done(cycle, "ptr_a", 5, 5, False)  # a retried job: counted once
+    [shown] = store.cycles()
+    assert "finished_at" not in shown and shown["done"] == "1"
+    store.cycle_part_done(cycle, "ptr_b", 1, 0, True)
+    [shown] = store.cycles()
+    assert (shown["calls"], shown["changed"], shown["failed"]) == ("4", "2", "1")
+    assert shown["finished_at"] and float(shown["duration"]) >= 0 and "lag" in shown
+    for _ in range(CYCLES_KEPT + 3):
+        store.start_cycle("scheduled", 0, 0)  # no connection: finished at once
+    cycles = store.cycles()
+    assert len(cycles) == CYCLES_KEPT and all(c["finished_at"] for c in cycles)
+
+
+def test_the_api_and_the_console_run_the_same_cycle(app, client, mailbox, redis):
+    from gateway.jobs.reconcile import LOCK
+
+    answer = client.post("/api/v1/reconcile", headers=admin_headers())
+    assert answer.get_json()["status"] == "queued"
+    [job] = app.extensions["gateway.store"].queue.get_jobs()
+    assert job.func_name == "gateway.jobs.reconcile.reconcile" and job.args == ["manual"]
+    job.perform()
+    [shown] = app.extensions["gateway.store"].cycles()
+    assert shown["kind"] == "manual" and shown["finished_at"]
+    sign_in(app, client, mailbox, "boss@example.com")
+    redis.set(f"gw:lock:{LOCK}", "someone")  # a cycle is running
+    page = client.post(
+        "/admin/reconcile", data={"csrf_token": csrf_of(client, "/admin/")}, follow_redirects=True
+    )
+    assert "A cycle is running already" in page.get_data(as_text=True)
+    assert "A cycle is running now." in page.get_data(as_text=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -642,3 +644,166 @@ def test_cli_and_control_endpoints():
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+# ---- the application authentication endpoint (/wc-auth/v1/) -----------------------------------
+
+
+def _form(page: str) -> tuple[str, dict[str, str]]:
+    """The grant page's form: its action and hidden fields, as a browser would read them."""
+    action = re.search(r'<form method="post" action="([^"]+)"', page)
+    assert action, page
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
+    return html.unescape(action.group(1)), {k: html.unescape(v) for k, v in fields.items()}
+
+
+def _authorize(store: WooCommerceStore, callback: str, **extra: str) -> requests.Response:
+    params = {
+        "app_name": "Fulfillment gateway",
+        "scope": "read_write",
+        "user_id": "nonce-123",
+        "return_url": "http://gateway.test/connect/done",
+        "callback_url": callback,
+        **extra,
+    }
+    return requests.get(f"{store.url}/wc-auth/v1/authorize", params=params, timeout=5)
+
+
+def _choose(store: WooCommerceStore, page: requests.Response, action: str, password=None):
+    target, fields = _form(page.text)
+    fields.update(
+        wc_auth_action=action,
+        username=store.admin_user,
+        password=store.admin_password if password is None else password,
+    )
+    return requests.post(target, data=fields, allow_redirects=False, timeout=10)
+
+
+def test_approving_an_app_posts_its_new_key_then_returns_with_success(sim, store, receiver):
+    page = _authorize(store, receiver.url)
+    assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+    assert "Fulfillment gateway" in page.text and "Read/Write" in page.text
+    assert "Create webhooks" in page.text and "<script" not in page.text
+
+    answer = _choose(store, page, "approve")
+
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == (
+        "http://gateway.test/connect/done?success=1&user_id=nonce-123"
+    )
+    (posted,) = receiver.requests
+    assert posted["headers"]["Content-Type"] == "application/json;charset=UTF-8"
+    keys = json.loads(posted["body"])
+    assert list(keys) == ["key_id", "user_id", "consumer_key", "consumer_secret", "key_permissions"]
+    assert keys["user_id"] == "nonce-123" and keys["key_permissions"] == "read_write"
+    assert re.fullmatch(r"ck_[0-9a-f]{40}", keys["consumer_key"])
+    assert re.fullmatch(r"cs_[0-9a-f]{40}", keys["consumer_secret"])
+    auth = (keys["consumer_key"], keys["consumer_secret"])
+    assert requests.get(f"{store.api_url}/orders", auth=auth, timeout=5).status_code == 200
+    row = next(k for k in store.api_keys() if k["key_id"] == keys["key_id"])
+    assert row["description"].startswith("Fulfillment gateway - API (")
+    assert row["truncated_key"] == keys["consumer_key"][-7:] and "consumer_secret" not in row
+    assert sim.deliveries(kind="keys")[0]["status"] == 200
+
+
+@pytest.mark.parametrize("status", [201, 204, 302, 500])
+def test_a_key_whose_callback_does_not_answer_exactly_200_is_deleted(sim, store, receiver, status):
+    receiver.status = status
+    before = store.api_keys()
+    answer = _choose(store, _authorize(store, receiver.url), "approve")
+    assert answer.status_code == 401
+    assert "unable to send the consumer data" in answer.text and "Location" not in answer.headers
+    keys = json.loads(receiver.requests[0]["body"])
+    assert store.api_keys() == before, "maybe_delete_key"
+    refused = requests.get(
+        f"{store.api_url}/orders", auth=(keys["consumer_key"], keys["consumer_secret"]), timeout=5
+    )
+    assert refused.status_code == 401
+
+
+def test_an_unreachable_callback_deletes_the_key_too(sim, store):
+    answer = _choose(store, _authorize(store, "http://127.0.0.1:9/cb"), "approve")
+    assert answer.status_code == 401 and len(store.api_keys()) == 1
+
+
+def test_denying_returns_with_success_0_and_makes_no_key(sim, store, receiver):
+    answer = _choose(store, _authorize(store, receiver.url), "deny")
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == (
+        "http://gateway.test/connect/done?success=0&user_id=nonce-123"
+    )
+    assert receiver.requests == [] and len(store.api_keys()) == 1
+
+
+def test_a_wrong_password_or_a_forged_form_makes_no_key(sim, store, receiver):
+    page = _authorize(store, receiver.url)
+    again = _choose(store, page, "approve", password="wrong")
+    assert again.status_code == 200 and "incorrect" in again.text
+    target, fields = _form(page.text)
+    fields.update(
+        callback_url="http://evil.test/cb",
+        wc_auth_action="approve",
+        username=store.admin_user,
+        password=store.admin_password,
+    )
+    forged = requests.post(target, data=fields, allow_redirects=False, timeout=5)
+    assert forged.status_code == 401 and "Invalid nonce verification" in forged.text
+    assert receiver.requests == [] and len(store.api_keys()) == 1
+
+
+def test_the_authorize_parameters_are_validated_as_wc_auth_does(sim, store, receiver):
+    missing = requests.get(f"{store.url}/wc-auth/v1/authorize", params={"app_name": "x"}, timeout=5)
+    assert missing.status_code == 401 and "Missing parameter user_id" in missing.text
+    assert "Invalid scope admin" in _authorize(store, receiver.url, scope="admin").text
+    assert _authorize(store, "shop.example/cb").status_code == 200, "https:// is put in front"
+    sim.require_https_callback = True
+    refused = _authorize(store, receiver.url)
+    assert refused.status_code == 401 and "The callback_url needs to be over SSL" in refused.text
+    assert _authorize(store, "https://gateway.example/cb").status_code == 200
+
+
+def test_a_revoked_key_is_refused(sim, store):
+    store.add_key("ck_other", "cs_other")
+    assert store.revoke_key("ck_other") is True
+    answer = requests.get(f"{store.api_url}/orders", auth=("ck_other", "cs_other"), timeout=5)
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "woocommerce_rest_authentication_error"
+    key_id = store.api_keys()[0]["key_id"]
+    revoked = requests.delete(f"{sim.base_url}/_sim/stores/corner/keys/{key_id}", timeout=5)
+    assert revoked.status_code == 200 and store.api_keys() == []
+    assert requests.get(f"{store.api_url}/orders", auth=KEYS, timeout=5).status_code == 401
+    assert store.revoke_key("ck_other") is False
+
+
+def test_webhooks_by_rest_deliver_only_while_active_and_signed_with_their_secret(
+    sim, store, receiver
+):
+    api = f"{store.api_url}/webhooks"
+    made = requests.post(
+        api,
+        json={"topic": "order.created", "delivery_url": receiver.url, "secret": "ours"},
+        auth=KEYS,
+        timeout=5,
+    ).json()
+    store.place_order([{"sku": "A", "quantity": 1}])
+    (first,) = receiver.wait_for(1)
+    expected = base64.b64encode(hmac.new(b"ours", first["body"], hashlib.sha256).digest())
+    assert first["headers"]["X-WC-Webhook-Signature"].encode() == expected
+
+    paused = requests.put(f"{api}/{made['id']}", json={"status": "paused"}, auth=KEYS, timeout=5)
+    assert paused.json()["status"] == "paused"
+    store.place_order([{"sku": "B", "quantity": 1}])
+    assert sim.wait_for_webhooks() and len(receiver.deliveries()) == 1
+    listed = requests.get(api, params={"status": "paused"}, auth=KEYS, timeout=5).json()
+    assert [w["id"] for w in listed] == [made["id"]]
+
+    active = requests.put(f"{api}/{made['id']}", json={"status": "active"}, auth=KEYS, timeout=5)
+    assert active.json()["status"] == "active"
+    store.place_order([{"sku": "C", "quantity": 1}])
+    receiver.wait_for(2)
+
+    gone = requests.delete(f"{api}/{made['id']}", params={"force": "true"}, auth=KEYS, timeout=5)
+    assert gone.status_code == 200
+    store.place_order([{"sku": "D", "quantity": 1}])
+    assert sim.wait_for_webhooks() and len(receiver.deliveries()) == 2
+    assert requests.get(api, auth=KEYS, timeout=5).json() == []
