@@ -226,6 +226,8 @@ def retry_failed_delivery(order: Order, fulfillment_id: str) -> Order | None:
 
 
 PENDING_TOO_LONG = timedelta(minutes=10)  # a delivery pending this long after its first attempt
+# How a person calls each delivery (deliveries(); the others are forward:<fulfillment id>).
+DELIVERY_LABELS = {"route": "the order to the seller", "shipped": "the shipped notice"}
 
 
 def needs_attention(order: Order, now: datetime, down: set[str] = frozenset()) -> list[str]:
@@ -253,9 +255,6 @@ def needs_attention(order: Order, now: datetime, down: set[str] = frozenset()) -
             if now - first > PENDING_TOO_LONG:
                 reasons.append(f"{label} pending for over 10 minutes")
     return list(dict.fromkeys(reasons))
-
-
-DELIVERY_LABELS = {"route": "the order to the seller", "shipped": "the shipped notice"}
 
 
 def seller_skus(skus: list[str], pairs: list[dict[str, str]]) -> tuple[list[str], list[int]]:
