@@ -43,6 +43,16 @@ class LinkGone(Exception):  # noqa: N818 (shown to a person)
     """A connect link that is not valid, used already, or expired."""
 
 
+# A link may not name a store that another partner has, or that another partner's open link
+# names: an installation started from the store's side (BigCommerce) binds to the link naming
+# it, so a second link could otherwise capture another partner's install.
+TAKEN = "Another partner is connected to this store, or has a connect link open for it."
+
+
+class StoreTaken(Exception):  # noqa: N818 (shown to a person)
+    """A connect link naming a store that another partner has, or has a link open for."""
+
+
 def create_link(
     config: Settings, store: Store, partner: dict[str, Any], hints: dict[str, Any]
 ) -> dict[str, Any]:
@@ -55,7 +65,8 @@ def create_link(
         "hints": hints,
         "expires_at": iso_utc(expires),
     }
-    store.add_connect_link(record, LINK_SECONDS, _store_named(partner["platform"], hints))
+    if not store.add_connect_link(record, LINK_SECONDS, _store_named(partner["platform"], hints)):
+        raise StoreTaken(TAKEN)
     token = URLSafeSerializer(config.secret_key, salt=SALT).dumps(record["id"])
     return {
         "url": f"{config.public_url.rstrip('/')}/connect/{token}",
@@ -101,7 +112,8 @@ def name_store(store: Store, link: ConnectLink, hints: dict[str, Any]) -> Connec
         raise LinkGone("used or expired")
     record["hints"] = {**record["hints"], **hints}
     named = _store_named(link.platform, record["hints"])
-    store.name_store_of_link(record, named or "", LINK_SECONDS) if named else None
+    if named and not store.name_store_of_link(record, named, LINK_SECONDS):
+        raise StoreTaken(TAKEN)
     return _link(record)
 
 

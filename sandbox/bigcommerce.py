@@ -13,6 +13,18 @@ API is `{base_url}/stores/{store_hash}/v2/...` and `/v3/hooks`. Python use (test
     store.ship(order["id"], items=[(line_id, 1)], tracking_number="1Z...", shipping_provider="ups")
     sim.stop()
 
+It also stands in for https://login.bigcommerce.com and the store's control panel, for a
+single-click app (the gateway's): `POST {base_url}/oauth2/token` exchanges a code::
+
+    app = sim.register_app("https://gw/connect/bigcommerce/auth", ".../load", ".../uninstall")
+    url = store.install_url(app.client_id)  # the merchant installs: the browser goes there
+    store.load_url(app.client_id); store.uninstall_app(app.client_id)  # JWT callbacks
+
+(or over HTTP: GET /_sim/stores/{hash}/apps/{client_id}/install and /load answer 302 to the
+callback, POST .../uninstall uninstalls). A hook is seen only by the token that made it; a hook
+whose deliveries keep failing is deactivated once `sim.retry_delays` are spent (shorten them in
+tests), and `PUT /v3/hooks/{id}` `{"is_active": true}` turns it on again.
+
 The same process can be driven from another one through the JSON control endpoints under
 `/_sim/` (see `_control`) or the CLI: `python -m sandbox.bigcommerce --port N --store h:tok:secret`.
 
@@ -38,8 +50,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
+import jwt
+import requests
 from werkzeug.wrappers import Request, Response
 
 from sandbox.common import (
@@ -235,6 +249,33 @@ class BCApp:
 
 
 @dataclass
+class BCAppProfile:
+    """An app registered in the Developer Portal, as the login service and the control panel
+    know it: its credentials, its callback URLs and the OAuth scopes it asks for."""
+
+    client_id: str
+    client_secret: str
+    auth_callback: str
+    load_callback: str = ""
+    uninstall_callback: str = ""
+    scope: str = "store_v2_orders store_v2_information_read_only"
+    # "The ID of the Developer Portal account that registered the app profile" (auth.mdx).
+    account_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass
+class _AuthCode:
+    """A code handed to the app's auth callback: single-use, short-lived, for one store."""
+
+    code: str
+    client_id: str
+    store_hash: str
+    scope: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
 class BCHook:
     """A webhook subscription (`/v3/hooks`)."""
 
@@ -248,6 +289,10 @@ class BCHook:
     created_at: int
     updated_at: int
     deactivated: bool = False
+    # The token that created it: "Webhooks created with one token are not visible when you
+    # retrieve webhooks using a different token" (bigcommerce/docs
+    # docs/integrations/webhooks/overview.mdx, "Unable to view your webhook").
+    token: str = ""
 
     def matches(self, scope: str) -> bool:
         """Whether an event of `scope` fires this hook (`store/order/*` style wildcards)."""
@@ -415,6 +460,14 @@ class BigCommerceStore:
         self._emails: list[dict[str, Any]] = []
         self.webhook_mode: WebhookMode | None = None  # None: the simulator-wide mode applies
         self._apps: dict[str, BCApp] = {app.token: app}
+        # The store owner, as the token answer and the callbacks' JWT name them (auth.mdx,
+        # callbacks.mdx). Numeric ids, as there.
+        self.owner: dict[str, Any] = {
+            "id": 7000000 + int(store_id) % 1000000,
+            "username": f"owner@{store_hash}.example",
+            "email": f"owner@{store_hash}.example",
+        }
+        self._installed: set[str] = set()  # client ids of apps installed through the flow
         self._hooks: dict[int, BCHook] = {}
         self._orders: dict[int, _Order] = {}
         self._catalog: dict[int, dict[str, Any]] = {}
@@ -452,6 +505,133 @@ class BigCommerceStore:
 
     def _app_by_client(self, client_id: str) -> BCApp | None:
         return next((a for a in self._apps.values() if a.client_id == client_id), None)
+
+    # -- single-click apps: install, load, uninstall ------------------------------------------
+    #
+    # Sources: bigcommerce/docs docs/integrations/apps/guide/auth.mdx ("Single-Click App OAuth
+    # Flow") and callbacks.mdx ("Single-Click App Callback Handlers"); the libraries it names:
+    # bigcommerce/node-bigcommerce lib/bigcommerce.js (`authorize` posts JSON to
+    # {loginUrl}/oauth2/token; `verifyJWT` is jwt.verify(token, secret, {algorithms: ['HS256'],
+    # audience: client_id})).
+
+    def install_url(self, client_id: str) -> str:
+        """The merchant clicks Install in the control panel and accepts the scopes: the URL the
+        merchant's browser is sent to, the app's auth callback with a fresh code. Query as in
+        auth.mdx's example: `account_uuid`, `code`, `context=stores/{hash}`, `scope` (space
+        separated)."""
+        profile = self._sim.app(client_id)
+        code = self._sim._new_code(profile, self.store_hash)
+        query = urlencode(
+            {
+                "account_uuid": profile.account_uuid,
+                "code": code,
+                "context": f"stores/{self.store_hash}",
+                "scope": profile.scope,
+            }
+        )
+        return f"{profile.auth_callback}?{query}"
+
+    def is_installed(self, client_id: str) -> bool:
+        """Whether the app holds a token for this store (installed, not uninstalled)."""
+        with self._sim._lock:
+            return client_id in self._installed
+
+    def app_token(self, client_id: str) -> str | None:
+        """The token the app was given at install (None when not installed)."""
+        with self._sim._lock:
+            app = self._app_by_client(client_id)
+            return app.token if app is not None and client_id in self._installed else None
+
+    def signed_payload_jwt(self, client_id: str, secret: str | None = None, **claims: Any) -> str:
+        """The `signed_payload_jwt` of the load and uninstall callbacks: HS256, keyed by the
+        app's client secret, claims as callbacks.mdx lists them (`aud` the client id, `iss`
+        "bc", `nbf` = `iat`, `exp` 24 h after `nbf`, `jti` a UUID, `sub` "stores/{hash}",
+        `user`, `owner`, `url` "/", `channel_id` null). `secret` and `claims` override, for
+        tests of forged or expired payloads."""
+        profile = self._sim.app(client_id)
+        now = int(time.time())
+        user = {"id": self.owner["id"], "email": self.owner["email"], "locale": "en-US"}
+        payload = {
+            "aud": profile.client_id,
+            "iss": "bc",
+            "iat": now,
+            "nbf": now,
+            "exp": now + int(self._sim.jwt_seconds),
+            "jti": str(uuid.uuid4()),
+            "sub": f"stores/{self.store_hash}",
+            "user": user,
+            "owner": {"id": self.owner["id"], "email": self.owner["email"]},
+            "url": "/",
+            "channel_id": None,
+            **claims,
+        }
+        return jwt.encode(payload, secret or profile.client_secret, algorithm="HS256")
+
+    def load_url(self, client_id: str) -> str:
+        """A user opens the installed app: the load callback URL the browser is sent to."""
+        profile = self._sim.app(client_id)
+        if not self.is_installed(client_id):
+            raise BCError(404, f"app {client_id} is not installed on {self.store_hash}")
+        query = urlencode({"signed_payload_jwt": self.signed_payload_jwt(client_id)})
+        return f"{profile.load_callback}?{query}"
+
+    def uninstall_app(self, client_id: str) -> int | None:
+        """The merchant clicks Uninstall. The app's token stops working and its hooks go
+        ("Webhooks do not persist upon account deletion": docs/start/authentication/
+        api-accounts.mdx); then BigCommerce's server calls the uninstall callback (GET, JWT,
+        `Accept: application/json`; callbacks.mdx: "If you do not write a handler ...
+        BigCommerce will still uninstall your app"). The callback's HTTP status (None when
+        none was reached or the app has no uninstall URL)."""
+        profile = self._sim.app(client_id)
+        with self._sim._lock:
+            if client_id not in self._installed:
+                raise BCError(404, f"app {client_id} is not installed on {self.store_hash}")
+            token = self.signed_payload_jwt(client_id)
+            self._installed.discard(client_id)
+            for key in [k for k, a in self._apps.items() if a.client_id == client_id]:
+                del self._apps[key]
+            for hid in [h.id for h in self._hooks.values() if h.client_id == client_id]:
+                del self._hooks[hid]
+        if not profile.uninstall_callback:
+            return None
+        try:
+            answer = self._sim._session.get(
+                profile.uninstall_callback,
+                params={"signed_payload_jwt": token},
+                headers={"Accept": "application/json"},
+                timeout=self._sim.delivery_timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException:  # the store uninstalls whatever the app answers
+            return None
+        return answer.status_code
+
+    def _grant(self, profile: BCAppProfile) -> BCApp:
+        """A token for the app on this store (a reinstall or re-authorization replaces the old
+        one; the app's hooks follow its new token: UNCONFIRMED, the docs only say a changed
+        scope invalidates the old token). Caller holds the lock."""
+        for key in [k for k, a in self._apps.items() if a.client_id == profile.client_id]:
+            del self._apps[key]
+        app = BCApp(profile.client_id, secrets.token_hex(16), profile.client_secret)
+        self._apps[app.token] = app
+        self._installed.add(profile.client_id)
+        for hook in self._hooks.values():
+            if hook.client_id == profile.client_id:
+                hook.token = app.token
+        return app
+
+    def deactivate_hook(self, hook_id: int) -> None:
+        """What retries exhausted do to a hook (`is_active: false`), without waiting for them."""
+        with self._sim._lock:
+            hook = self._hooks[hook_id]
+            hook.is_active = False
+            hook.deactivated = True
+            hook.updated_at = int(time.time())
+
+    def delete_hook(self, hook_id: int) -> None:
+        """A hook disappears (deleted by someone else, or by the platform)."""
+        with self._sim._lock:
+            del self._hooks[hook_id]
 
     def set_webhook_mode(self, mode: str | None, seconds: float = 0.0, hold: int = 2) -> None:
         """This store's own failure mode (None: back to the simulator-wide one)."""
@@ -522,7 +702,7 @@ class BigCommerceStore:
         with self._sim._lock:
             return [h.to_json() for h in self._hooks.values()]
 
-    def _create_hook(self, client_id: str, body: Any) -> BCHook:
+    def _create_hook(self, client_id: str, body: Any, token: str | None = None) -> BCHook:
         if not isinstance(body, dict):
             raise BCV3Error(
                 422, "JSON data is missing or invalid", {"body": "error.expected.object"}
@@ -569,13 +749,14 @@ class BigCommerceStore:
                 is_active=bool(body.get("is_active", True)),
                 created_at=now,
                 updated_at=now,
+                token=token or getattr(self._app_by_client(client_id), "token", ""),
             )
             self._hooks[hook.id] = hook
             return hook
 
-    def _visible_hook(self, client_id: str, hook_id: int) -> BCHook:
+    def _visible_hook(self, app: BCApp, hook_id: int) -> BCHook:
         hook = self._hooks.get(hook_id)
-        if hook is None or hook.client_id != client_id:
+        if hook is None or hook.token != app.token:
             raise BCV3Error(404, f"Webhook with id [{hook_id}] not found")
         return hook
 
@@ -1415,6 +1596,13 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
         self._store_ids = itertools.count(1025646)
         self._domain_results: dict[str, deque[tuple[float, bool, str]]] = {}
         self._blocked_until: dict[str, float] = {}
+        # The login service (https://login.bigcommerce.com): apps registered in the Developer
+        # Portal and the codes handed to their auth callbacks. A code's lifetime is not
+        # documented (UNCONFIRMED); RFC 6749 §4.1.2 recommends at most 10 minutes.
+        self._app_profiles: dict[str, BCAppProfile] = {}
+        self._codes: dict[str, _AuthCode] = {}
+        self.code_seconds = 600.0
+        self.jwt_seconds = 24 * 3600  # callbacks.mdx: `exp` "currently, 24 hours after nbf"
 
     # -- stores ------------------------------------------------------------------------------
 
@@ -1453,6 +1641,121 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
 
     def _next_hook_id(self) -> int:
         return next(self._hook_ids)
+
+    # -- apps and the login service -----------------------------------------------------------
+
+    def register_app(
+        self,
+        auth_callback: str,
+        load_callback: str = "",
+        uninstall_callback: str = "",
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scope: str | None = None,
+    ) -> BCAppProfile:
+        """An app made in the Developer Portal with its callback URLs (the login base URL is
+        this simulator's `base_url`: `POST {base_url}/oauth2/token`)."""
+        profile = BCAppProfile(
+            client_id or f"app-{secrets.token_hex(8)}",
+            client_secret or secrets.token_hex(16),
+            auth_callback,
+            load_callback,
+            uninstall_callback,
+        )
+        if scope is not None:
+            profile.scope = scope
+        with self._lock:
+            self._app_profiles[profile.client_id] = profile
+        return profile
+
+    def app(self, client_id: str) -> BCAppProfile:
+        """A registered app; KeyError for an unknown client id."""
+        with self._lock:
+            return self._app_profiles[client_id]
+
+    def _new_code(self, profile: BCAppProfile, store_hash: str) -> str:
+        code = secrets.token_hex(8)
+        with self._lock:
+            self._codes[code] = _AuthCode(
+                code,
+                profile.client_id,
+                store_hash,
+                profile.scope,
+                time.monotonic() + self.code_seconds,
+            )
+        return code
+
+    def _h_token(self, request: Request) -> Response:
+        """`POST /oauth2/token`: the code grant's exchange (auth.mdx, "Requesting the
+        access_token"). The body is JSON as in the docs (bigcommerce/node-bigcommerce posts JSON);
+        a form body is read too (bigcommerce/bigcommerce-api-python's `fetch_token` sends one).
+        Refusals use RFC 6749 §5.2's `{"error", "error_description"}`: BigCommerce's own
+        wording is not documented (UNCONFIRMED)."""
+
+        def refuse(status: int, error: str, description: str) -> Response:
+            return json_response({"error": error, "error_description": description}, status)
+
+        if request.method != "POST":
+            return refuse(405, "invalid_request", "POST only")
+        if request.mimetype == "application/json":
+            try:
+                body = parse_json_body(request)
+            except ValueError:
+                return refuse(400, "invalid_request", "the body is not JSON")
+        else:
+            body = request.form.to_dict()
+        if not isinstance(body, dict):
+            return refuse(400, "invalid_request", "the body is not an object")
+        wanted = ("client_id", "client_secret", "code", "scope", "grant_type", "redirect_uri")
+        missing = [name for name in (*wanted, "context") if not isinstance(body.get(name), str)]
+        if missing:
+            return refuse(400, "invalid_request", f"missing: {', '.join(missing)}")
+        if body["grant_type"] != "authorization_code":
+            return refuse(400, "unsupported_grant_type", "grant_type must be authorization_code")
+        with self._lock:
+            profile = self._app_profiles.get(body["client_id"])
+            if profile is None or not hmac.compare_digest(
+                profile.client_secret.encode(), body["client_secret"].encode()
+            ):
+                return refuse(401, "invalid_client", "Invalid client id or secret")
+            code = self._codes.get(body["code"])
+            if code is None or code.client_id != profile.client_id:
+                return refuse(400, "invalid_grant", "Invalid authorization code")
+            if code.used or time.monotonic() > code.expires_at:
+                code.used = True
+                return refuse(400, "invalid_grant", "The authorization code was used or expired")
+            code.used = True  # single use, even when the rest of the request is wrong
+            if body["redirect_uri"] != profile.auth_callback:
+                return refuse(400, "invalid_grant", "redirect_uri differs from the auth callback")
+            if body["context"] != f"stores/{code.store_hash}" or body["scope"] != code.scope:
+                return refuse(400, "invalid_grant", "context or scope differ from the callback's")
+            store = self._stores.get(code.store_hash)
+            if store is None:
+                return refuse(400, "invalid_grant", "the store is gone")
+            app = store._grant(profile)
+            owner = dict(store.owner)
+        self._calls.add(
+            {
+                "store": code.store_hash,
+                "method": "POST",
+                "path": "/oauth2/token",
+                "query": "",
+                "status": 200,
+                "at": datetime.now(UTC).isoformat(),
+            }
+        )
+        return json_response(
+            {
+                "access_token": app.token,
+                "scope": code.scope,
+                # The installing user; here always the owner (no multi-user apps).
+                "user": owner,
+                "owner": owner,
+                "context": f"stores/{code.store_hash}",
+                "account_uuid": profile.account_uuid,
+            }
+        )
 
     # -- logs ------------------------------------------------------------------------------
 
@@ -1524,6 +1827,8 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
         request = Request(environ)
         if request.path.startswith("/_sim/") or request.path == "/_sim":
             response = self._control(request)
+        elif request.path == "/oauth2/token":
+            response = self._h_token(request)
         else:
             response = self._api(request)
         return response(environ, start_response)
@@ -1792,7 +2097,7 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
     def _h_list_hooks(self, store: BigCommerceStore, app: BCApp, request: Request) -> Response:
         args = request.args
         with self._lock:
-            hooks = [h for h in store._hooks.values() if h.client_id == app.client_id]
+            hooks = [h for h in store._hooks.values() if h.token == app.token]
         if "is_active" in args:
             wanted = args["is_active"].lower() == "true"
             hooks = [h for h in hooks if h.is_active == wanted]
@@ -1825,14 +2130,14 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
             body = parse_json_body(request)
         except ValueError as exc:
             raise BCV3Error(400, "Input is invalid.") from exc
-        hook = store._create_hook(app.client_id, body)
+        hook = store._create_hook(app.client_id, body, app.token)
         return json_response({"data": hook.to_json(), "meta": {}})  # 200, as the spec says
 
     def _h_get_hook(
         self, store: BigCommerceStore, app: BCApp, request: Request, hid: int
     ) -> Response:
         with self._lock:
-            return json_response({"data": store._visible_hook(app.client_id, hid).to_json()})
+            return json_response({"data": store._visible_hook(app, hid).to_json()})
 
     def _h_put_hook(
         self, store: BigCommerceStore, app: BCApp, request: Request, hid: int
@@ -1844,7 +2149,7 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
         if not isinstance(body, dict):
             raise BCV3Error(422, "JSON data is missing or invalid", {"body": "expected object"})
         with self._lock:
-            hook = store._visible_hook(app.client_id, hid)
+            hook = store._visible_hook(app, hid)
             if "scope" in body:
                 hook.scope = str(body["scope"])
             if "destination" in body:
@@ -1863,13 +2168,13 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
         self, store: BigCommerceStore, app: BCApp, request: Request, hid: int
     ) -> Response:
         with self._lock:
-            hook = store._visible_hook(app.client_id, hid)
+            hook = store._visible_hook(app, hid)
             del store._hooks[hid]
             return json_response({"data": hook.to_json(), "meta": {}})
 
     def _h_hooks_admin(self, store: BigCommerceStore, app: BCApp, request: Request) -> Response:
         with self._lock:
-            hooks = [h for h in store._hooks.values() if h.client_id == app.client_id]
+            hooks = [h for h in store._hooks.values() if h.token == app.token]
             if "is_active" in request.args:
                 wanted = request.args["is_active"].lower() == "true"
                 hooks = [h for h in hooks if h.is_active == wanted]
@@ -1938,6 +2243,16 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
                 window_ms=body.get("window_ms"),
             )
             return json_response(_store_info(store), 201)
+        if parts == ["apps"] and method == "POST":
+            profile = self.register_app(
+                body["auth_callback"],
+                body.get("load_callback", ""),
+                body.get("uninstall_callback", ""),
+                client_id=body.get("client_id"),
+                client_secret=body.get("client_secret"),
+                scope=body.get("scope"),
+            )
+            return json_response(_app_info(profile), 201)
         if len(parts) >= 2 and parts[0] == "stores":
             return self._control_store(request, self.store(parts[1]), parts[2:], body)
         common = common_control(self, request, parts, body)
@@ -1961,6 +2276,16 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
                         int(body.get("window_ms", store.window_ms)),
                     )
             return json_response(_store_info(store))
+        if len(parts) == 3 and parts[0] == "apps":
+            # The control panel, as the merchant's browser sees it: GET .../install and
+            # GET .../load answer 302 to the app's callback; POST .../uninstall uninstalls.
+            client_id, action = parts[1], parts[2]
+            if action == "install" and method == "GET":
+                return Response(status=302, headers={"Location": store.install_url(client_id)})
+            if action == "load" and method == "GET":
+                return Response(status=302, headers={"Location": store.load_url(client_id)})
+            if action == "uninstall" and method == "POST":
+                return json_response({"callback_status": store.uninstall_app(client_id)})
         if parts == ["webhooks"]:
             if method == "POST":
                 hook = store.add_webhook(
@@ -2032,6 +2357,18 @@ class BigCommerceSimulator(StoreSimulator["BigCommerceStore"]):
         return json_response({"error": "unknown control endpoint"}, 404)
 
 
+def _app_info(profile: BCAppProfile) -> dict[str, Any]:
+    return {
+        "client_id": profile.client_id,
+        "client_secret": profile.client_secret,
+        "auth_callback": profile.auth_callback,
+        "load_callback": profile.load_callback,
+        "uninstall_callback": profile.uninstall_callback,
+        "scope": profile.scope,
+        "account_uuid": profile.account_uuid,
+    }
+
+
 def _store_info(store: BigCommerceStore) -> dict[str, Any]:
     return {
         "store_hash": store.store_hash,
@@ -2044,6 +2381,8 @@ def _store_info(store: BigCommerceStore) -> dict[str, Any]:
         "window_ms": store.window_ms,
         "auto_ship_status": store.auto_ship_status,
         "api_base_url": store._sim.base_url,
+        "login_base_url": store._sim.base_url,
+        "installed_apps": sorted(store._installed),
     }
 
 

@@ -26,10 +26,12 @@ import base64
 import copy
 import hashlib
 import hmac
+import html
 import itertools
 import json
 import math
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -40,6 +42,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from graphql import (
     FieldNode,
@@ -91,6 +94,83 @@ INVALID_TOKEN_MESSAGE = (
 APP_ID = 7_000_000_000
 VERSION_PATTERN = re.compile(r"^(\d{4}-(0[1-9]|1[0-2])|unstable)$")
 GRAPHQL_PATH = re.compile(r"^/admin/api/([^/]+)/graphql\.json$")
+# A shop's own host, as a path prefix: https://{shop}/admin/... is served at
+# {base_url}/store/{shop}/admin/... (`Shop.base_url`), so the install flow knows the shop.
+STORE_PREFIX = re.compile(r"^/store/([a-z0-9][a-z0-9-]*\.myshopify\.com)(/.*)$")
+
+# ---- the app (the gateway as a Shopify public app) ----------------------------------------------
+# Expiring offline access tokens live 60 minutes ("expires_in ... (3600 seconds)"); refresh tokens
+# have a "normal 90-day lifetime" (shopify.dev/changelog/offline-access-tokens-now-support-expiry-
+# and-refresh; .../more-resilient-refreshes-for-expiring-offline-access-tokens).
+ACCESS_TOKEN_TTL = 3600
+REFRESH_TOKEN_TTL = 90 * 86400
+# "the previously used refresh token [is retained] until an app begins using its replacement",
+# at most "30 days from the original refresh token's first use" (the 2026-08-28 changelog above).
+# The simulator retires it when the app first uses the new access token or the new refresh token.
+REFRESH_RECOVERY = 30 * 86400
+AUTHORIZATION_CODE_TTL = 600  # UNCONFIRMED: Shopify documents no lifetime; codes are single-use
+# "Shopify retries failed webhook calls up to eight times in a four-hour period, but if failures
+# persist past that point the webhook subscription is removed" when it "was configured using the
+# Admin API" (shopify.dev/docs/apps/build/webhooks/troubleshooting-webhooks and .../subscribe/
+# https, quoted at hookrescue.com/shopify-webhook-subscription-auto-deleted; the 8 retries over
+# 4 h: shopify.dev/changelog/updates-to-webhook-retry-mechanism). Shopify has no disabled state.
+SUBSCRIPTION_FAILURE_LIMIT = 8
+SUBSCRIPTION_FAILURE_WINDOW = timedelta(hours=4)
+# What a custom app's static token may do in a simulated shop (its scopes are the merchant's pick).
+STATIC_TOKEN_SCOPES = (
+    "write_orders", "read_all_orders", "read_fulfillments", "write_fulfillments",
+    "write_merchant_managed_fulfillment_orders", "write_third_party_fulfillment_orders",
+)  # fmt: skip
+# The mandatory compliance topics, sent to the URLs in the app's configuration, never subscribed
+# by API (shopify.dev/docs/apps/build/compliance/privacy-law-compliance).
+COMPLIANCE_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
+
+
+def expand_scopes(scopes: Iterable[str]) -> list[str]:
+    """Scopes with those they imply: a write_X grants read_X (Shopify/shopify-app-js,
+    packages/apps/shopify-api/lib/auth/scopes/index.ts `getImpliedScopes`)."""
+    found = [s.strip() for s in scopes if s.strip()]
+    for scope in list(found):
+        match = re.match(r"^(unauthenticated_)?write_(.*)$", scope)
+        if match and f"{match[1] or ''}read_{match[2]}" not in found:
+            found.append(f"{match[1] or ''}read_{match[2]}")
+    return found
+
+
+@dataclass
+class App:
+    """The public app as the Partner Dashboard (or Dev Dashboard) knows it: its credentials, the
+    redirection URLs it allows (empty: any http(s) URL), its compliance webhook URL(s), and the
+    scopes a merchant grants (None: what the app asks for; a list: those, e.g. short ones)."""
+
+    client_id: str = "sim-shopify-client-id"
+    client_secret: str = "sim-shopify-client-secret"
+    redirect_urls: list[str] = field(default_factory=list)
+    compliance_url: str | None = None
+    grant_scopes: list[str] | None = None
+    name: str = "Fulfillment gateway"
+
+
+@dataclass
+class RefreshGrant:
+    """One refresh token: its shop, lifetime, and what its use gave (to retire it later)."""
+
+    shop: str
+    expires_at: datetime
+    first_used: datetime | None = None
+    successor_access: str | None = None
+    successor_refresh: str | None = None
+    retired: bool = False
+
+
+@dataclass
+class Installation:
+    """The app installed on a shop: the scopes granted and the live tokens."""
+
+    scopes: list[str]
+    access_tokens: dict[str, datetime | None] = field(default_factory=dict)  # -> expiry
+    used_tokens: set[str] = field(default_factory=set)
+
 
 # GraphQL WebhookSubscriptionTopic value -> the REST-style topic sent in X-Shopify-Topic.
 TOPICS = {
@@ -499,6 +579,9 @@ class WebhookSubscription:
     filter: str | None = None
     format: str = "JSON"
     header_style: str = "webhooks"  # a key of HEADER_STYLES
+    owner: str = "static"  # "app": made with an installed app's token (the app's own list)
+    secret: str = ""  # what its deliveries are signed with (its app's client secret)
+    failures: list[datetime] = field(default_factory=list)  # failed attempts since a success
 
 
 # ---- search syntax (`query:` arguments) ----------------------------------------------------------
@@ -1212,6 +1295,11 @@ class _Context:
     sim: ShopifySimulator
     shop: Shop
     version: str
+    app: bool = False  # the caller is the installed app (else the shop's static token)
+
+    @property
+    def owner(self) -> str:
+        return "app" if self.app else "static"
 
 
 @lru_cache(maxsize=512)
@@ -1338,7 +1426,9 @@ def _resolve_location(_root: Any, info: Any, id: str | None = None) -> Location 
 
 
 def _resolve_webhook_subscriptions(_root: Any, info: Any, **args: Any) -> dict:
-    subs = list(info.context.shop.subscriptions.values())
+    # An app lists only its own subscriptions.
+    owner = info.context.owner
+    subs = [s for s in info.context.shop.subscriptions.values() if s.owner == owner]
     if args.get("topics"):
         subs = [s for s in subs if TOPIC_ENUMS.get(s.topic) in args["topics"]]
     if args.get("uri"):
@@ -1380,6 +1470,19 @@ def _assigned_location(fo: FulfillmentOrder, info: Any) -> dict:
     }
 
 
+def _current_installation(_root: Any, info: Any) -> dict:
+    shop = info.context.shop
+    if info.context.app and shop.installation is not None:
+        granted = expand_scopes(shop.installation.scopes)
+    else:
+        granted = expand_scopes(STATIC_TOKEN_SCOPES)
+    return {
+        "id": _gid("AppInstallation", shop.id),
+        "launchUrl": f"https://admin.shopify.com/store/{shop.domain.split('.')[0]}/apps/gateway",
+        "accessScopes": [{"handle": h, "description": h.replace("_", " ")} for h in granted],
+    }
+
+
 def _api_version(sub: WebhookSubscription, info: Any) -> dict:
     return {"handle": sub.api_version, "displayName": sub.api_version, "supported": True}
 
@@ -1398,6 +1501,7 @@ def _line_fulfillment_total(fli: FulfillmentLineItem, info: Any) -> dict:
 
 RESOLVERS: dict[str, dict[str, Callable]] = {
     "QueryRoot": {
+        "currentAppInstallation": _current_installation,
         "order": _resolve_order,
         "orderByIdentifier": _resolve_order_by_identifier,
         "orders": _resolve_orders,
@@ -1422,9 +1526,11 @@ RESOLVERS: dict[str, dict[str, Callable]] = {
             info.context.shop.api_metafield_definition_create(definition)
         ),
         "webhookSubscriptionCreate": lambda _r, info, **args: info.context.shop.api_webhook_create(
-            info.context.version, **args
+            info.context.version, **args, owner=info.context.owner
         ),
-        "webhookSubscriptionDelete": lambda _r, info, id: info.context.shop.api_webhook_delete(id),
+        "webhookSubscriptionDelete": lambda _r, info, id: info.context.shop.api_webhook_delete(
+            id, owner=info.context.owner
+        ),
     },
     "Shop": {
         "id": lambda s, info: _gid("Shop", s.id),
@@ -1594,10 +1700,18 @@ class _Delivery(WebhookJob):
     """One webhook POST to one subscription; its retries and duplicate keep its id and body."""
 
     def __init__(
-        self, shop: Shop, topic: str, url: str, body: bytes, headers: dict[str, str], payload: dict
+        self,
+        shop: Shop,
+        topic: str,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        payload: dict,
+        subscription: int | None = None,
     ) -> None:
-        """The first attempt of one event to one subscription."""
+        """The first attempt of one event to one subscription (None: a compliance webhook)."""
         self.shop = shop
+        self.subscription = subscription
         self.topic = topic
         self.url = url
         self.body = body
@@ -1629,6 +1743,8 @@ class _Delivery(WebhookJob):
         )
         ok = status is not None and 200 <= status < 300
         sim._log_delivery(self, status, "delivered" if ok else "failed", error)
+        if self.subscription is not None and self.shop._delivery_outcome(self.subscription, ok):
+            return  # the subscription was removed: no more attempts
         if not ok and self.attempt <= len(sim.retry_delays):
             retry = copy.copy(self)
             retry.attempt += 1
@@ -1734,6 +1850,19 @@ def _rest_fulfillment(fulfillment: Fulfillment) -> dict:
     }
 
 
+def _rest_shop(shop: Shop) -> dict:
+    """The REST Shop resource, the body of `app/uninstalled` (a subset of its keys)."""
+    return {
+        "id": shop.id,
+        "name": shop.name,
+        "email": f"owner@{shop.domain}",
+        "domain": shop.domain,
+        "myshopify_domain": shop.domain,
+        "currency": shop.currency,
+        "plan_display_name": shop.plan,
+    }
+
+
 def _rest_order(order: Order) -> dict:
     """The REST Order resource (the body of orders/* webhooks)."""
     status = order.display_fulfillment_status
@@ -1803,7 +1932,7 @@ class Shop:
         self,
         sim: ShopifySimulator,
         domain: str,
-        access_token: str,
+        access_token: str | None,
         client_secret: str,
         location_name: str = "Main",
         currency: str = "USD",
@@ -1830,14 +1959,126 @@ class Shop:
         self.line_items_by_id: dict[int, LineItem] = {}
         self.fo_line_items_by_id: dict[int, FulfillmentOrderLineItem] = {}
         self.subscriptions: dict[int, WebhookSubscription] = {}
+        self.removed_subscriptions: list[dict] = []  # removed by Shopify for failing
         self._customers: dict[str, int] = {}
         self._next_number = 1001
         # (owner type, namespace, key) -> MetafieldDefinition fields, and whether values are unique
         self.metafield_definitions: dict[tuple[str, str, str], dict] = {}
         self.search_lag = 0.0  # seconds before a new order is found by `query:` searches
+        self.installation: Installation | None = None  # the app, once the merchant installs it
+        self.deprecated_reason: str | None = None  # X-Shopify-API-Deprecated-Reason to answer
 
     def __repr__(self) -> str:
         return f"<Shop {self.domain}>"
+
+    @property
+    def base_url(self) -> str:
+        """Where this shop's own host (https://{shop}) is served: the `api_base_url` of a
+        connection that installs the app through the simulator."""
+        return f"{self.sim.base_url}/store/{self.domain}"
+
+    # ---- the app: install, tokens, uninstall, compliance -----------------------------------
+
+    @property
+    def installed(self) -> bool:
+        """Whether the app is installed here."""
+        return self.installation is not None
+
+    def access_tokens(self) -> list[str]:
+        """The app's live access tokens in this shop (expired ones included until revoked)."""
+        with self.lock:
+            return list(self.installation.access_tokens) if self.installation else []
+
+    def expire_tokens(self) -> None:
+        """Make every app access token of this shop expire now (refresh tokens stay valid)."""
+        with self.lock:
+            if self.installation:
+                past = self.sim.clock.now() - timedelta(seconds=1)
+                for token in self.installation.access_tokens:
+                    self.installation.access_tokens[token] = past
+
+    def uninstall(self) -> None:
+        """The merchant uninstalls the app: its tokens are revoked, its subscriptions removed,
+        and `app/uninstalled` goes to those of its subscriptions registered for that topic
+        (shopify.dev/docs/api/admin-graphql/latest/enums/WebhookSubscriptionTopic APP_UNINSTALLED;
+        "A non-expiring offline access token stays valid until the store uninstalls your app",
+        shopify.dev/docs/apps/build/security/credentials-and-data/use-expiring-offline-access-tokens)."""
+        with self.lock:
+            if self.installation is None:
+                return
+            self.sim._revoke(self)
+            self.installation = None
+            targets = [
+                s
+                for s in self.subscriptions.values()
+                if s.owner == "app" and s.topic == "app/uninstalled"
+            ]
+            for sub in [s for s in self.subscriptions.values() if s.owner == "app"]:
+                del self.subscriptions[sub.id]
+            self._emit("app/uninstalled", _rest_shop(self), targets)
+
+    def request_customer_data(self, email: str, secret: str | None = None) -> dict:
+        """A customer asks the merchant for their data: `customers/data_request` to the app's
+        compliance URL. Returns the payload. `secret` signs it with another key (a forgery)."""
+        with self.lock:
+            orders = [o.id for o in self.orders_by_id.values() if o.email == email]
+            payload = {
+                "shop_id": self.id,
+                "shop_domain": self.domain,
+                "orders_requested": orders,
+                "customer": {"id": self.customer_id(email), "email": email, "phone": None},
+                "data_request": {"id": self.sim.next_id()},
+            }
+        self.sim.send_compliance(self, "customers/data_request", payload, secret)
+        return payload
+
+    def redact_customer(self, email: str, secret: str | None = None) -> dict:
+        """The merchant asks to erase a customer: `customers/redact` (with the ids of the
+        customer's orders) to the app's compliance URL. Returns the payload."""
+        with self.lock:
+            orders = [o.id for o in self.orders_by_id.values() if o.email == email]
+            payload = {
+                "shop_id": self.id,
+                "shop_domain": self.domain,
+                "customer": {"id": self.customer_id(email), "email": email, "phone": None},
+                "orders_to_redact": orders,
+            }
+        self.sim.send_compliance(self, "customers/redact", payload, secret)
+        return payload
+
+    def redact_shop(self, secret: str | None = None) -> dict:
+        """`shop/redact` (Shopify sends it 48 hours after an uninstall) to the compliance URL."""
+        payload = {"shop_id": self.id, "shop_domain": self.domain}
+        self.sim.send_compliance(self, "shop/redact", payload, secret)
+        return payload
+
+    def set_deprecated_reason(self, reason: str | None) -> None:
+        """Answer this shop's Admin API calls with `X-Shopify-API-Deprecated-Reason: reason`
+        (as of 2025-04 it lists the deprecated fields used, e.g. "Shop.products":
+        shopify.dev/changelog/graphql-return-actual-deprecation-reasons); None: no header."""
+        self.deprecated_reason = reason
+
+    def _delivery_outcome(self, subscription: int, ok: bool) -> bool:
+        """Count a delivery attempt of a subscription; True when it was removed for failing."""
+        limit = self.sim.subscription_failure_limit
+        with self.lock:
+            sub = self.subscriptions.get(subscription)
+            if sub is None:
+                return False
+            if ok:
+                sub.failures.clear()
+                return False
+            now = self.sim.clock.now()
+            sub.failures = [at for at in sub.failures if at > now - SUBSCRIPTION_FAILURE_WINDOW] + [
+                now
+            ]
+            if limit is None or len(sub.failures) < limit:
+                return False
+            del self.subscriptions[subscription]
+            self.removed_subscriptions.append(
+                {"id": _gid("WebhookSubscription", sub.id), "topic": sub.topic, "uri": sub.uri}
+            )
+            return True
 
     # ---- configuration -----------------------------------------------------------------
 
@@ -1849,9 +2090,11 @@ class Shop:
         include_fields: list[str] | None = None,
         api_version: str = DEFAULT_API_VERSION,
         header_style: str = "webhooks",
+        owner: str = "static",
     ) -> str:
         """Subscribe `url` to a topic (`orders/create` or `ORDERS_CREATE`); returns its gid.
-        `header_style` "events" names the delivery headers as Shopify's Events do."""
+        `header_style` "events" names the delivery headers as Shopify's Events do; `owner`
+        "app" makes it the installed app's (signed with the app's client secret)."""
         rest_topic = TOPICS.get(topic, topic)
         if rest_topic not in TOPIC_ENUMS:
             raise ValueError(f"unsupported topic {topic!r}; known: {sorted(TOPIC_ENUMS)}")
@@ -1868,6 +2111,8 @@ class Shop:
             updated_at=now,
             include_fields=list(include_fields or []),
             header_style=header_style,
+            owner=owner,
+            secret=self.sim.app.client_secret if owner == "app" else self.client_secret,
         )
         with self.lock:
             self.subscriptions[subscription.id] = subscription
@@ -2460,8 +2705,14 @@ class Shop:
         self._cancel_fulfillment(fulfillment)
         return {"fulfillment": fulfillment, "userErrors": []}
 
-    def api_webhook_create(self, version: str, topic: str, webhookSubscription: dict) -> dict:  # noqa: N803
-        """webhookSubscriptionCreate (JSON over HTTPS/HTTP only)."""
+    def api_webhook_create(
+        self,
+        version: str,
+        topic: str,
+        webhookSubscription: dict,  # noqa: N803
+        owner: str = "static",
+    ) -> dict:
+        """webhookSubscriptionCreate (JSON over HTTPS/HTTP only), as the caller's own."""
         uri = webhookSubscription.get("uri") or webhookSubscription.get("callbackUrl")
         if not uri or not re.match(r"^https?://", uri):
             return {
@@ -2470,7 +2721,10 @@ class Shop:
                     _user_error(["webhookSubscription", "callbackUrl"], "Address is invalid")
                 ],
             }
-        if any(s.uri == uri and s.topic == TOPICS[topic] for s in self.subscriptions.values()):
+        if any(
+            s.uri == uri and s.topic == TOPICS[topic] and s.owner == owner
+            for s in self.subscriptions.values()
+        ):
             return {
                 "webhookSubscription": None,
                 "userErrors": [
@@ -2481,17 +2735,25 @@ class Shop:
                 ],
             }
         gid = self.add_webhook(
-            topic, uri, include_fields=webhookSubscription.get("includeFields"), api_version=version
+            topic,
+            uri,
+            include_fields=webhookSubscription.get("includeFields"),
+            api_version=version,
+            owner=owner,
         )
         sub = self.subscriptions[_gid_number(gid, "WebhookSubscription")]
         sub.filter = webhookSubscription.get("filter")
         sub.format = webhookSubscription.get("format") or "JSON"
         return {"webhookSubscription": sub, "userErrors": []}
 
-    def api_webhook_delete(self, subscription_id: str) -> dict:
-        """webhookSubscriptionDelete."""
+    def api_webhook_delete(self, subscription_id: str, owner: str = "static") -> dict:
+        """webhookSubscriptionDelete (of the caller's own subscriptions)."""
         number = _gid_number(subscription_id, "WebhookSubscription")
-        if number is None or number not in self.subscriptions:
+        if (
+            number is None
+            or number not in self.subscriptions
+            or (self.subscriptions[number].owner != owner)
+        ):
             return {
                 "deletedWebhookSubscriptionId": None,
                 "userErrors": [_user_error(["id"], "Webhook subscription does not exist")],
@@ -2642,9 +2904,13 @@ class Shop:
     def _subscribed(self, *topics: str) -> bool:
         return any(s.topic in topics for s in self.subscriptions.values())
 
-    def _emit(self, topic: str, payload: dict) -> None:
-        """One event: a delivery per subscription to the topic, queued for the sender thread."""
-        targets = [s for s in self.subscriptions.values() if s.topic == topic]
+    def _emit(
+        self, topic: str, payload: dict, targets: list[WebhookSubscription] | None = None
+    ) -> None:
+        """One event: a delivery per subscription to the topic (or to `targets`), queued for the
+        sender thread."""
+        if targets is None:
+            targets = [s for s in self.subscriptions.values() if s.topic == topic]
         if not targets:
             return
         event_id = str(uuid.uuid4())
@@ -2660,7 +2926,7 @@ class Shop:
             headers = {
                 "Content-Type": "application/json",
                 f"{prefix}Topic": topic,
-                f"{prefix}Hmac-Sha256": sign(body, self.client_secret),
+                f"{prefix}Hmac-Sha256": sign(body, subscription.secret or self.client_secret),
                 f"{prefix}Shop-Domain": self.domain,
                 f"{prefix}API-Version": subscription.api_version,
                 f"{prefix}Webhook-Id": str(uuid.uuid4()),
@@ -2669,7 +2935,9 @@ class Shop:
                 f"{prefix}{name}": subscription.name,
                 "User-Agent": "Shopify-Captain-Hook",
             }
-            delivery = _Delivery(self, topic, subscription.uri, body, headers, body_data)
+            delivery = _Delivery(
+                self, topic, subscription.uri, body, headers, body_data, subscription.id
+            )
             self.sim._dispatcher.submit(delivery, self.webhook_mode)
 
     def _order(self, reference: str | int) -> Order:
@@ -2881,10 +3149,21 @@ class ShopifySimulator(StoreSimulator[Shop]):
         max_query_cost: int | None = 1000,
         webhook_retry_schedule: list[float] | tuple[float, ...] | None = None,
         webhook_timeout: float = 5.0,
+        app: App | None = None,
+        subscription_failure_limit: int | None = SUBSCRIPTION_FAILURE_LIMIT,
     ) -> None:
         """Configure; nothing listens until `start`. Failed webhooks are not retried unless a
-        `webhook_retry_schedule` (seconds before each retry) is given."""
+        `webhook_retry_schedule` (seconds before each retry) is given. A subscription whose
+        deliveries fail `subscription_failure_limit` times in a row (within 4 h) is removed
+        (None: never)."""
         super().__init__()
+        self.app = app or App()
+        self.subscription_failure_limit = subscription_failure_limit
+        self.deprecated_reason: str | None = None  # for every shop's answers (Shop's wins)
+        self._app_tokens: dict[str, Shop] = {}  # installed app's access tokens
+        self._refresh_grants: dict[str, RefreshGrant] = {}
+        self._codes: dict[str, tuple[str, list[str], datetime]] = {}  # code -> shop, scopes, exp
+        self._predecessors: dict[str, str] = {}  # new token (access or refresh) -> old refresh
         self.throttle_http_status = throttle_http_status
         self.bucket_size = bucket_size
         self.restore_rate = restore_rate
@@ -2904,23 +3183,83 @@ class ShopifySimulator(StoreSimulator[Shop]):
     def add_shop(
         self,
         domain: str,
-        access_token: str,
-        client_secret: str,
+        access_token: str | None = None,
+        client_secret: str | None = None,
         location_name: str = "Main",
         currency: str = "USD",
         plan: str = "Basic",
     ) -> Shop:
-        """A new shop reachable with `access_token`; webhooks signed with `client_secret`; its
-        `plan` as ShopPlan.publicDisplayName names it (Development and Trial limit orderCreate)."""
+        """A new shop; reachable with `access_token` (a custom app's static token) when given,
+        else only once the app is installed through the OAuth flow; static-token webhooks signed
+        with `client_secret` (default: the app's); its `plan` as ShopPlan.publicDisplayName
+        names it (Development and Trial limit orderCreate)."""
         with self._lock:
             if domain in self._stores:
                 raise ValueError(f"shop {domain} exists")
-            if access_token in self._by_token:
+            if access_token is not None and access_token in self._by_token:
                 raise ValueError("access token already used by another shop")
-            shop = Shop(self, domain, access_token, client_secret, location_name, currency, plan)
+            secret = client_secret or self.app.client_secret
+            shop = Shop(self, domain, access_token, secret, location_name, currency, plan)
             self._stores[domain] = shop
-            self._by_token[access_token] = shop
+            if access_token is not None:
+                self._by_token[access_token] = shop
             return shop
+
+    def configure_app(self, **changes: Any) -> App:
+        """Change the app's settings (client_id, client_secret, redirect_urls, compliance_url,
+        grant_scopes, name)."""
+        for name, value in changes.items():
+            if not hasattr(self.app, name):
+                raise ValueError(f"the app has no setting {name!r}")
+            setattr(self.app, name, value)
+        return self.app
+
+    def install_url(self, shop: str, scope: str, redirect_uri: str, state: str) -> str:
+        """The authorize URL an app sends a merchant to (what the gateway builds)."""
+        query = urlencode(
+            {
+                "client_id": self.app.client_id,
+                "scope": scope,
+                "redirect_uri": redirect_uri,
+                "state": state,
+            }
+        )
+        return f"{self.shop(shop).base_url}/admin/oauth/authorize?{query}"
+
+    def send_compliance(
+        self, shop: Shop, topic: str, payload: dict, secret: str | None = None
+    ) -> None:
+        """POST a mandatory compliance webhook to the app's configured URL, signed with the
+        app's client secret (or `secret`) like every webhook; JSON with Content-Type
+        application/json (shopify.dev/docs/apps/build/compliance/privacy-law-compliance)."""
+        if topic not in COMPLIANCE_TOPICS:
+            raise ValueError(f"not a compliance topic: {topic}")
+        if not self.app.compliance_url:
+            raise ValueError("the app has no compliance_url configured")
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Hmac-Sha256": sign(body, secret or self.app.client_secret),
+            "X-Shopify-Shop-Domain": shop.domain,
+            "X-Shopify-API-Version": DEFAULT_API_VERSION,
+            "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+            "X-Shopify-Event-Id": str(uuid.uuid4()),
+            "X-Shopify-Triggered-At": _iso(self.clock.now()) or "",
+            "User-Agent": "Shopify-Captain-Hook",
+        }
+        delivery = _Delivery(shop, topic, self.app.compliance_url, body, headers, payload)
+        self._dispatcher.submit(delivery, shop.webhook_mode)
+
+    def _revoke(self, shop: Shop) -> None:
+        """Forget every app token of a shop (caller holds shop.lock)."""
+        with self._lock:
+            for token in [t for t, s in self._app_tokens.items() if s is shop]:
+                del self._app_tokens[token]
+            for token in [t for t, g in self._refresh_grants.items() if g.shop == shop.domain]:
+                del self._refresh_grants[token]
+            for code in [c for c, v in self._codes.items() if v[0] == shop.domain]:
+                del self._codes[code]
 
     def shop(self, domain: str) -> Shop:
         """A shop by its myshopify domain."""
@@ -3030,16 +3369,202 @@ class ShopifySimulator(StoreSimulator[Shop]):
         return response(environ, start_response)
 
     def _route(self, request: Request) -> Response:
-        match = GRAPHQL_PATH.match(request.path)
+        path, host = request.path, None
+        prefixed = STORE_PREFIX.match(path)
+        if prefixed:
+            host, path = prefixed.group(1), prefixed.group(2)
+            if host not in self._stores:
+                return _page("Store not found", "There's no store at this address.", 404)
+        if path == "/admin/oauth/authorize" and request.method in ("GET", "POST"):
+            return self._authorize(request, host)
+        if path == "/admin/oauth/access_token" and request.method == "POST":
+            return self._access_token(request, host)
+        match = GRAPHQL_PATH.match(path)
         if match and request.method == "POST":
-            return self._graphql(request, match.group(1))
+            return self._graphql(request, match.group(1), host)
         if request.path.startswith("/_sim/"):
             return _control(self, request)
         return json_response({"errors": "Not Found"}, 404)
 
-    def _graphql(self, request: Request, version: str) -> Response:
+    # ---- OAuth: authorization code grant, expiring offline tokens ----------------------------
+
+    def _authorize(self, request: Request, host: str | None) -> Response:
+        """The merchant's grant screen (`https://{shop}/admin/oauth/authorize?client_id&scope&
+        redirect_uri&state`, shopify.dev/docs/apps/build/authentication-authorization/
+        get-access-tokens/authorization-code-grant): a page with an Install button (a form POST,
+        no script); installing redirects to redirect_uri with code, hmac, host, shop, state and
+        timestamp, hmac the hex HMAC-SHA256 (client secret) of the other parameters sorted."""
+        if host is None:
+            return _page(
+                "Which store?", "Open the authorize URL on a shop's host: /store/{shop}/...", 404
+            )
+        params = request.form if request.method == "POST" else request.args
+        client_id = params.get("client_id", "")
+        redirect_uri = params.get("redirect_uri", "")
+        # Error wording UNCONFIRMED beyond the "redirect_uri is not whitelisted" one developers
+        # quote (community.shopify.com, "Oauth error invalid_request").
+        if client_id != self.app.client_id:
+            return _page("Oauth error", "Oauth error invalid_request: unknown client_id", 400)
+        allowed = self.app.redirect_urls
+        if not re.match(r"^https?://", redirect_uri) or (allowed and redirect_uri not in allowed):
+            return _page(
+                "Oauth error",
+                "Oauth error invalid_request: The redirect_uri is not whitelisted",
+                400,
+            )
+        shop = self.shop(host)
+        requested = [p.strip() for p in params.get("scope", "").split(",") if p.strip()]
+        if request.method == "GET":
+            hidden = "".join(
+                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                for k, v in params.items()
+            )
+            scopes = "".join(f"<li>{html.escape(p)}</li>" for p in requested)
+            body = (
+                f"<p>{html.escape(self.app.name)} wants to access {html.escape(shop.name)}:</p>"
+                f"<ul>{scopes}</ul>"
+                f'<form method="post" action="{html.escape(request.path)}">{hidden}'
+                '<button type="submit" name="action" value="install">Install</button></form>'
+            )
+            return _page(f"Install {self.app.name}", body, 200, raw=True)
+        granted = list(self.app.grant_scopes) if self.app.grant_scopes is not None else requested
+        code = secrets.token_hex(16)
+        expires = self.clock.now() + timedelta(seconds=AUTHORIZATION_CODE_TTL)
+        with self._lock:
+            self._codes[code] = (shop.domain, granted, expires)
+        name = shop.domain.split(".")[0]
+        answer = {
+            "code": code,
+            "host": base64.b64encode(f"admin.shopify.com/store/{name}".encode()).decode(),
+            "shop": shop.domain,
+            "state": params.get("state", ""),
+            "timestamp": str(int(self.clock.now().timestamp())),
+        }
+        query = oauth_query(answer, self.app.client_secret)
+        separator = "&" if "?" in redirect_uri else "?"
+        return Response(status=302, headers={"Location": f"{redirect_uri}{separator}{query}"})
+
+    def _access_token(self, request: Request, host: str | None) -> Response:
+        """`POST https://{shop}/admin/oauth/access_token` (JSON or form): a code exchanged, with
+        `expiring: 1` for an expiring offline token and its refresh token, or
+        `grant_type=refresh_token` for a new pair (the changelogs cited at ACCESS_TOKEN_TTL).
+        Refusals in OAuth 2.0's shape, {"error", "error_description"}: invalid_grant with 400
+        (Shopify/shopify-app-js, packages/apps/shopify-api/lib/auth/oauth/__tests__/
+        refresh-token.test.ts)."""
+        if request.mimetype == "application/json":
+            data = request.get_json(silent=True) or {}
+        else:
+            data = request.form.to_dict()
+        if not isinstance(data, dict):
+            return _oauth_error("invalid_request", "the body is not an object", 400)
+        if data.get("client_id") != self.app.client_id or not hmac.compare_digest(
+            str(data.get("client_secret", "")), self.app.client_secret
+        ):
+            return _oauth_error("invalid_client", "Client authentication failed", 401)
+        now = self.clock.now()
+        if data.get("grant_type") == "refresh_token":
+            token = str(data.get("refresh_token", ""))
+            with self._lock:
+                grant = self._refresh_grants.get(token)
+                shop = self._stores.get(grant.shop) if grant else None
+                usable = (
+                    grant is not None
+                    and shop is not None
+                    and shop.installed
+                    and not grant.retired
+                    and grant.expires_at > now
+                    and (host is None or host == shop.domain)
+                    and (
+                        grant.first_used is None
+                        or now < grant.first_used + timedelta(seconds=REFRESH_RECOVERY)
+                    )
+                )
+                if not usable:
+                    return _oauth_error(
+                        "invalid_grant", "The refresh token is invalid or expired", 400
+                    )
+                self._use(token)
+                grant.first_used = grant.first_used or now
+                answer = self._issue(shop, expiring=True)
+                grant.successor_access = answer["access_token"]
+                grant.successor_refresh = answer["refresh_token"]
+                self._predecessors[answer["access_token"]] = token
+                self._predecessors[answer["refresh_token"]] = token
+        else:
+            with self._lock:
+                entry = self._codes.pop(str(data.get("code", "")), None)
+                shop = self._stores.get(entry[0]) if entry else None
+                if entry is None or shop is None or entry[2] < now or host not in (None, entry[0]):
+                    return _oauth_error(
+                        "invalid_grant", "The authorization code is invalid or expired", 400
+                    )
+                with shop.lock:
+                    if shop.installation is None:
+                        shop.installation = Installation(scopes=list(entry[1]))
+                    else:  # a new grant of scopes (a merchant approving more)
+                        shop.installation.scopes = list(entry[1])
+                expiring = str(data.get("expiring", "0")).lower() in ("1", "true")
+                answer = self._issue(shop, expiring)
+        if self._answer_lost(shop, ["oauth/access_token"]):
+            return _failure(FailRule(1, 502))
+        return json_response(answer)
+
+    def _issue(self, shop: Shop, expiring: bool) -> dict:
+        """New app tokens for a shop (caller holds self._lock)."""
+        now = self.clock.now()
+        access = f"shpua_{secrets.token_hex(16)}"
+        assert shop.installation is not None
+        with shop.lock:
+            shop.installation.access_tokens[access] = (
+                now + timedelta(seconds=ACCESS_TOKEN_TTL) if expiring else None
+            )
+            scope = ",".join(shop.installation.scopes)
+        self._app_tokens[access] = shop
+        answer: dict[str, Any] = {"access_token": access, "scope": scope}
+        if expiring:
+            refresh = f"shprt_{secrets.token_hex(16)}"
+            self._refresh_grants[refresh] = RefreshGrant(
+                shop.domain, now + timedelta(seconds=REFRESH_TOKEN_TTL)
+            )
+            answer.update(
+                expires_in=ACCESS_TOKEN_TTL,
+                refresh_token=refresh,
+                refresh_token_expires_in=REFRESH_TOKEN_TTL,
+            )
+        return answer
+
+    def _use(self, token: str) -> None:
+        """A token's first use retires the refresh token it replaced (caller holds self._lock)."""
+        old = self._predecessors.pop(token, None)
+        if old and old in self._refresh_grants:
+            self._refresh_grants[old].retired = True
+
+    def _authenticate(self, token: str, host: str | None) -> tuple[Shop | None, bool]:
+        """The shop a token opens and whether it is the installed app's; (None, _) when it is
+        unknown, revoked or expired (Shopify answers all of them alike: 401 with
+        INVALID_TOKEN_MESSAGE; no distinct answer for an expired token is documented)."""
+        shop, app = self._by_token.get(token), False
+        if shop is None:
+            with self._lock:
+                shop, app = self._app_tokens.get(token), True
+                if shop is not None:
+                    installation = shop.installation
+                    expires = (
+                        installation.access_tokens.get(token, self.clock.now())
+                        if installation
+                        else self.clock.now()
+                    )
+                    if expires is not None and expires <= self.clock.now():
+                        shop = None
+                    else:
+                        self._use(token)
+        if shop is not None and host is not None and shop.domain != host:
+            shop = None
+        return shop, app
+
+    def _graphql(self, request: Request, version: str, host: str | None = None) -> Response:
         started = time.time()
-        shop = self._by_token.get(request.headers.get("X-Shopify-Access-Token", ""))
+        shop, app = self._authenticate(request.headers.get("X-Shopify-Access-Token", ""), host)
         if shop is None:
             self._record_call(None, version, [], None, None, 0, 0, 401, started)
             return json_response({"errors": INVALID_TOKEN_MESSAGE}, 401)
@@ -3063,7 +3588,7 @@ class ShopifySimulator(StoreSimulator[Shop]):
             )
         query, variables, operation_name = body
         payload, status, headers, meta = self.execute(
-            shop, query, variables, operation_name, version, forced_throttle
+            shop, query, variables, operation_name, version, forced_throttle, app=app
         )
         lost = status == 200 and self._answer_lost(shop, meta["fields"])
         if lost:
@@ -3088,6 +3613,9 @@ class ShopifySimulator(StoreSimulator[Shop]):
         response.headers["X-Request-Id"] = str(uuid.uuid4())
         for name, value in headers.items():
             response.headers[name] = value
+        reason = shop.deprecated_reason or self.deprecated_reason
+        if reason:
+            response.headers["X-Shopify-API-Deprecated-Reason"] = reason
         return response
 
     def execute(
@@ -3098,6 +3626,7 @@ class ShopifySimulator(StoreSimulator[Shop]):
         operation_name: str | None = None,
         version: str = DEFAULT_API_VERSION,
         forced_throttle: bool = False,
+        app: bool = False,
     ) -> tuple[dict, int, dict, dict]:
         """Run one GraphQL document for a shop: (body, HTTP status, extra headers, call facts)."""
         variables = variables or {}
@@ -3169,7 +3698,7 @@ class ShopifySimulator(StoreSimulator[Shop]):
             result = execute_sync(
                 schema,
                 document,
-                context_value=_Context(self, shop, version),
+                context_value=_Context(self, shop, version, app),
                 variable_values=variables,
                 operation_name=operation_name,
                 field_resolver=_default_resolver,
@@ -3247,6 +3776,30 @@ class ShopifySimulator(StoreSimulator[Shop]):
         )
 
 
+def oauth_query(params: dict[str, str], secret: str) -> str:
+    """The query string of an OAuth redirect: the parameters sorted, each value percent-encoded
+    as URLSearchParams does, `hmac` the hex HMAC-SHA256 (client secret) of that string
+    (Shopify/shopify-app-js, packages/apps/shopify-api/lib/utils/hmac-validator.ts
+    `generateLocalHmac`, `stringifyQueryForAdmin`; lib/utils/processed-query.ts)."""
+    message = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in sorted(params.items()))
+    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return f"{message}&hmac={digest}"
+
+
+def _page(title: str, message: str, status: int, raw: bool = False) -> Response:
+    """A small HTML page for a person (the merchant's browser)."""
+    content = message if raw else f"<p>{html.escape(message)}</p>"
+    text = (
+        f"<!doctype html><html><head><title>{html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(title)}</h1>{content}</body></html>"
+    )
+    return Response(text, status=status, mimetype="text/html")
+
+
+def _oauth_error(error: str, description: str, status: int) -> Response:
+    return json_response({"error": error, "error_description": description}, status)
+
+
 def _request_body(request: Request) -> tuple[str, dict, str | None] | None:
     """(query, variables, operationName) from a JSON or application/graphql body."""
     if request.mimetype == "application/graphql":
@@ -3305,11 +3858,14 @@ def _control(sim: ShopifySimulator, request: Request) -> Response:
     try:
         if path == "/shops" and method == "GET":
             return json_response([_shop_info(s) for s in sim.shops()])
+        if path == "/app" and method == "POST":
+            app = sim.configure_app(**data)
+            return json_response({"client_id": app.client_id, "grant_scopes": app.grant_scopes})
         if path == "/shops" and method == "POST":
             shop = sim.add_shop(
                 data["domain"],
-                data["access_token"],
-                data["client_secret"],
+                data.get("access_token"),
+                data.get("client_secret"),
                 data.get("location_name", "Main"),
                 data.get("currency", "USD"),
                 data.get("plan", "Basic"),
@@ -3350,6 +3906,22 @@ def _control_shop(shop: Shop, path: str, method: str, data: dict) -> Response:
         return json_response({"id": gid}, 201)
     if path == "/webhooks" and method == "GET":
         return json_response(shop.webhooks())
+    if path == "/uninstall" and method == "POST":
+        shop.uninstall()
+        return json_response({"ok": True})
+    if path == "/expire_tokens" and method == "POST":
+        shop.expire_tokens()
+        return json_response({"ok": True})
+    if path == "/deprecated_reason" and method == "POST":
+        shop.set_deprecated_reason(data.get("reason"))
+        return json_response({"ok": True})
+    if path == "/compliance" and method == "POST":
+        topic = data["topic"]
+        if topic == "shop/redact":
+            return json_response(shop.redact_shop(), 201)
+        if topic == "customers/redact":
+            return json_response(shop.redact_customer(data["email"]), 201)
+        return json_response(shop.request_customer_data(data["email"]), 201)
     if path == "/orders" and method == "POST":
         order = shop.place_order(
             data["line_items"],
@@ -3425,6 +3997,8 @@ def _shop_info(shop: Shop) -> dict:
         "all_orders_access": shop.all_orders_access,
         "currency": shop.currency,
         "plan": shop.plan,
+        "installed": shop.installed,
+        "base_url": shop.base_url,
     }
 
 
@@ -3432,8 +4006,11 @@ def _shop_info(shop: Shop) -> dict:
 
 CLI_HELP = """\
 Control API (JSON bodies), all under /_sim:
-  GET  /shops                          POST /shops {domain, access_token, client_secret,
+  GET  /shops                          POST /shops {domain, access_token?, client_secret?,
                                                   currency?, plan?}
+  POST /app {client_id?, client_secret?, redirect_urls?, compliance_url?, grant_scopes?}
+  POST /shops/<domain>/uninstall       POST /shops/<domain>/expire_tokens
+  POST /shops/<domain>/compliance {topic, email?}  POST /shops/<domain>/deprecated_reason {reason}
   GET  /shops/<domain>                 POST /shops/<domain>/webhooks {topic, url,
                                                                     header_style?}
   POST /shops/<domain>/orders {line_items:[{sku,quantity,title,price}], shipping_address, email,

@@ -138,7 +138,11 @@ def post_connect_link(partner_id: str):
             403, "operator_only", f"Only the operator may set {', '.join(sorted(reserved))}."
         )
     refuse_unsafe(url_fields(declared.install_schema, hints))
-    return jsonify(connect.create_link(settings(), store(), partner, hints)), 201
+    try:
+        link = connect.create_link(settings(), store(), partner, hints)
+    except connect.StoreTaken as taken:
+        raise ApiError(409, "store_taken", str(taken)) from None
+    return jsonify(link), 201
 
 
 def save_partnership(data: dict) -> tuple[dict, bool]:

@@ -203,26 +203,32 @@ def _reconcile_store(
         return {"skipped": 1}
     started = time.monotonic()
     try:
-        try:
-            adapter = adapter_for(partner, port, config)
-        except ConnectionDown:
-            return {"held": 1}  # its cursors wait where they are: caught up once reconnected
-        done = {"changed": 0, "synced": 0, "ingested": 0}
-        if platforms.get(partner["platform"]).fulfillments_from_store:
-            if store.unshipped_count(partner_id):
-                _reconcile_seller(store, config, adapter, partner, done)
-            else:  # nothing of ours there to miss: no call, and no stale cursor later
-                store.set_cursor(partner_id, "seller", _now_seconds())
-        if store.is_buyer(partner_id):
-            _reconcile_buyer(store, config, adapter, partner, done)
-        done["webhooks_repaired"] = check_webhooks(config, port, partner) or 0
-        store.count("reconcile_orders_changed", done["changed"])
-        store.set_gauge(
-            f'reconcile_duration_seconds{{partner="{partner_id}"}}', time.monotonic() - started
-        )
-        return done
+        return _reconcile(store, config, port, partner, started)
+    except ConnectionDown:  # before or during the cycle: its cursors wait where they are,
+        return {"held": 1}  # and the store is caught up once it is connected again
     finally:
         store.release(f"{LOCK}:{partner_id}", token)
+
+
+def _reconcile(
+    store: Store, config: Settings, port: CallCounter, partner: dict, started: float
+) -> dict[str, int]:
+    partner_id = partner["id"]
+    adapter = adapter_for(partner, port, config)
+    done = {"changed": 0, "synced": 0, "ingested": 0}
+    if platforms.get(partner["platform"]).fulfillments_from_store:
+        if store.unshipped_count(partner_id):
+            _reconcile_seller(store, config, adapter, partner, done)
+        else:  # nothing of ours there to miss: no call, and no stale cursor later
+            store.set_cursor(partner_id, "seller", _now_seconds())
+    if store.is_buyer(partner_id):
+        _reconcile_buyer(store, config, adapter, partner, done)
+    done["webhooks_repaired"] = check_webhooks(config, port, partner) or 0
+    store.count("reconcile_orders_changed", done["changed"])
+    store.set_gauge(
+        f'reconcile_duration_seconds{{partner="{partner_id}"}}', time.monotonic() - started
+    )
+    return done
 
 
 def _now_seconds() -> str:

@@ -98,6 +98,8 @@ def connect_form(token: str):
         link = connect.name_store(store(), link, hints)
     except connect.LinkGone:
         return _message("This link can't be used", GONE, 410)
+    except connect.StoreTaken as taken:
+        return _message("This store can't be connected here", str(taken), 409)
     return _begin(link)
 
 

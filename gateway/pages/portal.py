@@ -121,5 +121,8 @@ def reconnect(partner_id: str):
     partner = store().partner(partner_id) if partner_id in person.partner_ids else None
     if partner is None or platforms.get(partner["platform"]).install_schema is None:
         abort(404)
-    link = connect.create_link(settings(), store(), partner, connect.reconnect_hints(partner))
+    try:
+        link = connect.create_link(settings(), store(), partner, connect.reconnect_hints(partner))
+    except connect.StoreTaken as taken:
+        abort(409, str(taken))
     return redirect(link["url"], code=303)

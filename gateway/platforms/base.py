@@ -380,6 +380,9 @@ class InstallPort(Protocol):
     def count(self, name: str, amount: int = 1) -> None:
         """Add to a counter shown on /metrics."""
 
+    def now(self) -> float:
+        """The time (epoch seconds) a callback's timestamp is checked against."""
+
 
 # ---- the declaration each platform module registers ---------------------------------------------
 

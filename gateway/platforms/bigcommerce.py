@@ -8,9 +8,19 @@ A BigCommerce shipment holds one tracking number. A fulfillment with several is 
 shipment (its items, the first number as `tracking_number`, its link as `tracking_link`) whose
 `comments` list every number with its link, so none is lost and the customer sees them all.
 
+A store is connected by installing the gateway's single-click app in its control panel
+(API.md, "Store connections (install)"): the auth callback exchanges a code for the store's token
+at the login service and binds the store to the partner whose open connect link names its hash;
+the load and uninstall callbacks carry a `signed_payload_jwt`. The gateway then keeps its hooks
+(`/v3/hooks`) itself.
+
 Sources named below: `O2` = bigcommerce/docs `reference/orders.v2.oas2.yml` (published as
 developer.bigcommerce.com/docs/rest-management/orders), `OO` = bigcommerce/docs
-`docs/store-operations/orders/index.mdx`.
+`docs/store-operations/orders/index.mdx`, `AU` = bigcommerce/docs
+`docs/integrations/apps/guide/auth.mdx` (the OAuth flow), `CB` = bigcommerce/docs
+`docs/integrations/apps/guide/callbacks.mdx` (load, uninstall, the JWT's claims), `WH` =
+bigcommerce/docs `docs/integrations/webhooks/overview.mdx`, `AA` = bigcommerce/docs
+`docs/start/authentication/api-accounts.mdx` (scopes).
 """
 
 from __future__ import annotations
@@ -20,11 +30,13 @@ import hashlib
 import hmac
 import re
 import time
+import warnings
 from email.utils import parsedate_to_datetime
 from secrets import token_urlsafe
 from typing import Any
 from urllib.parse import quote
 
+import jwt
 import requests
 from marshmallow import fields, post_load, validate
 
@@ -36,7 +48,13 @@ from gateway.platforms.base import (
     SYNC_SELLER,
     ChangedOrder,
     ChangedPage,
+    ConnectLink,
     CreatedOrder,
+    CredentialsRefused,
+    InstallAnswer,
+    InstallPort,
+    InstallRefused,
+    InstallRequest,
     Keyset,
     Platform,
     PlatformError,
@@ -44,6 +62,7 @@ from gateway.platforms.base import (
     StoreLine,
     StoreOrder,
     WebhookCall,
+    WebhookCheck,
     http,
     refuse_status,
 )
@@ -51,6 +70,16 @@ from gateway.settings import Settings
 from gateway.validation import StrictSchema, secret, web_url
 
 TIMESTAMP_TOLERANCE = 5 * 60  # seconds, as the Standard Webhooks libraries use
+LOGIN_URL = "https://login.bigcommerce.com"  # AU: POST https://login.bigcommerce.com/oauth2/token
+# The scopes the gateway's app needs (AA, "OAuth scopes"): Orders, modify (`store_v2_orders`:
+# Orders V2 with their products, addresses, shipments and statuses). Webhooks need none ("Webhooks
+# are accessible from the default scope that is automatically accessible to all API accounts").
+REQUIRED_SCOPES = ("store_v2_orders",)
+JWT_LEEWAY = 60  # seconds of clock skew allowed on the JWT's iat/nbf/exp
+HOOKS_PAGE = 250
+# PyJWT warns about HMAC keys under 32 bytes; the key here is BigCommerce's client secret, whose
+# length is BigCommerce's choice, not ours.
+warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
 MAX_RATE_WAIT = 10.0
 RATE_RETRIES = 2
 SHIPPED_STATUS_ID = 2
@@ -208,6 +237,7 @@ class BigCommerceAdapter:
         self.store_hash = connection["store_hash"]
         base = (connection.get("api_base_url") or "https://api.bigcommerce.com").rstrip("/")
         self.base = f"{base}/stores/{self.store_hash}/v2"
+        self.v3 = f"{base}/stores/{self.store_hash}/v3"
         self.token = connection["access_token"]
         self.port = port
         self.timeout = config.http_timeout
@@ -399,16 +429,89 @@ class BigCommerceAdapter:
         orders = [ChangedOrder(ref, at) for ref, at in keyset.fresh(listed)]
         return ChangedPage(orders, keyset.next_page(listed, self.page_size))
 
+    # ---- webhooks the gateway keeps -----------------------------------------------------------
+
+    def ensure_webhooks(
+        self, address: str, topics: list[str], headers: dict[str, str]
+    ) -> list[WebhookCheck]:
+        """One hook per topic to `address`, with `headers` (the X-Gateway-Secret): missing ones
+        created, deactivated ones (`is_active: false`, after ~48 h of failed retries: WH) turned
+        on again with PUT, ones whose headers differ given ours. The listing is only this
+        token's hooks (WH: "Webhooks created with one token are not visible when you retrieve
+        webhooks using a different token"); of those, ours are the ones to `address`."""
+        ours: dict[str, dict[str, Any]] = {}
+        for hook in self._hooks():
+            if hook.get("destination") == address and isinstance(hook.get("scope"), str):
+                known = ours.get(hook["scope"])
+                if known is None or (hook.get("is_active") and not known.get("is_active")):
+                    ours[hook["scope"]] = hook
+        checks = []
+        for topic in topics:
+            hook = ours.get(topic)
+            if hook is None:
+                found = "missing"
+                body: dict[str, Any] = {
+                    "scope": topic,
+                    "destination": address,
+                    "is_active": True,
+                    "headers": headers,
+                }
+                method, path = "POST", "/hooks"
+            else:
+                found = "active" if hook.get("is_active") else "disabled"
+                change: dict[str, Any] = {}
+                if not hook.get("is_active"):
+                    change["is_active"] = True
+                if (hook.get("headers") or {}) != headers:
+                    change["headers"] = headers
+                if not change:
+                    checks.append(WebhookCheck(topic, found, False))
+                    continue
+                body, method, path = change, "PUT", f"/hooks/{hook['id']}"
+            try:
+                self.call(method, path, json=body, version="v3")
+            except CredentialsRefused:
+                raise  # the connection needs its owner: not one hook's trouble
+            except PlatformError as error:
+                checks.append(WebhookCheck(topic, found, False, error=str(error)))
+                continue
+            checks.append(WebhookCheck(topic, found, True))
+        return checks
+
+    def _hooks(self) -> list[dict[str, Any]]:
+        """Every hook this token sees, page by page (`meta.pagination.total_pages`)."""
+        hooks: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            listed = self.call("GET", f"/hooks?page={page}&limit={HOOKS_PAGE}", version="v3")
+            listed = listed if isinstance(listed, dict) else {}
+            data = listed.get("data")
+            if not isinstance(data, list) or not data:
+                return hooks
+            hooks.extend(h for h in data if isinstance(h, dict))
+            pages = ((listed.get("meta") or {}).get("pagination") or {}).get("total_pages")
+            if not isinstance(pages, int) or page >= pages:
+                return hooks
+            page += 1
+
     # ---- transport ---------------------------------------------------------------------------
 
-    def call(self, method: str, path: str, json: Any = None, missing_ok: bool = False) -> Any:
-        """One V2 call, paced by the store's quota; the decoded body (None for 204)."""
+    def call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        missing_ok: bool = False,
+        version: str = "v2",
+    ) -> Any:
+        """One V2 (or V3) call, paced by the store's quota; the decoded body (None for 204)."""
+        base = self.v3 if version == "v3" else self.base
         for _ in range(RATE_RETRIES + 1):
             self._wait_for_quota()
             try:
                 answer = http.request(
                     method,
-                    self.base + path,
+                    base + path,
                     json=json,
                     headers={"X-Auth-Token": self.token, "Accept": "application/json"},
                     timeout=self.timeout,
@@ -556,6 +659,96 @@ def _billing_zip(zip_code: str) -> str:
 STORE_HASH = r"[a-z0-9]{1,32}"
 
 
+# ---- install: the app's auth, load and uninstall callbacks ---------------------------------------
+
+
+def store_hash_of(context: Any) -> str | None:
+    """The hash of a `stores/{hash}` context (AU) or JWT `sub` (CB); None for anything else."""
+    if isinstance(context, str):
+        found = re.fullmatch(rf"stores/({STORE_HASH})", context)
+        if found:
+            return found.group(1)
+    return None
+
+
+def verify_signed_payload(
+    token: str | None, client_secret: str, client_id: str
+) -> dict[str, Any] | None:
+    """The claims of a load or uninstall callback's `signed_payload_jwt`, or None when it is not
+    BigCommerce's for our app: HS256 keyed by the client secret, `aud` our client id, `iss`
+    "bc", within `nbf`..`exp` (24 h: CB), `sub` a store. As node-bigcommerce's `verifyJWT`
+    (lib/bigcommerce.js: jwt.verify(token, secret, {algorithms: ['HS256'], audience})), with
+    the issuer and the times required."""
+    if not token or not client_secret or not client_id:
+        return None
+    try:
+        claims = jwt.decode(
+            token,
+            client_secret,
+            algorithms=["HS256"],  # never the token's own choice (no "none", no RS/HS mix-up)
+            audience=client_id,
+            issuer="bc",
+            leeway=JWT_LEEWAY,
+            options={"require": ["aud", "iss", "iat", "nbf", "exp", "sub"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    if store_hash_of(claims.get("sub")) is None:
+        return None
+    return claims
+
+
+def exchange_code(
+    login_url: str,
+    client_id: str,
+    client_secret: str,
+    args: Any,
+    redirect_uri: str,
+    timeout: float,
+) -> dict[str, Any]:
+    """POST {login}/oauth2/token with the auth callback's `code`, `scope` and `context` (AU,
+    "Requesting the access_token": a JSON body); the answer `{access_token, scope, user, owner,
+    context, account_uuid}`. PlatformError when refused or unreachable, or when the answer is not
+    a token for the callback's store."""
+    body = {
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "code": args.get("code") or "",
+        "scope": args.get("scope") or "",
+        "grant_type": "authorization_code",
+        "redirect_uri": redirect_uri,
+        "context": args.get("context") or "",
+    }
+    try:
+        answer = http.post(
+            f"{login_url.rstrip('/')}/oauth2/token",
+            json=body,
+            headers={"Accept": "application/json"},
+            timeout=timeout,
+        )
+    except requests.RequestException as error:
+        raise PlatformError(f"BigCommerce login unreachable: {type(error).__name__}") from error
+    if answer.status_code != 200:
+        refuse_status("BigCommerce login", answer)
+        raise PlatformError(f"BigCommerce login answered HTTP {answer.status_code}")
+    try:
+        token = answer.json()
+    except ValueError:
+        raise PlatformError("BigCommerce login answered something that is not JSON") from None
+    if (
+        not isinstance(token, dict)
+        or not isinstance(token.get("access_token"), str)
+        or not token["access_token"]
+        or token.get("context") != body["context"]
+    ):
+        raise PlatformError("BigCommerce login answered no token for this store", permanent=True)
+    return token
+
+
+def _page(title: str, message: str, status: int = 200) -> InstallAnswer:
+    return InstallAnswer(status=status, title=title, message=message)
+
+
 class BigCommerceConnection(StrictSchema):
     store_hash = fields.String(required=True, validate=validate.Regexp(rf"^{STORE_HASH}$"))
     access_token = secret(required=True)
@@ -572,10 +765,31 @@ class BigCommerceConnection(StrictSchema):
         return {**data, "gateway_token": token_urlsafe(32)}
 
 
+class BigCommerceInstall(StrictSchema):
+    """The hints of a connect link: the store, and (operator only) where a simulator answers."""
+
+    store_hash = fields.String(
+        validate=validate.Regexp(rf"^{STORE_HASH}$", error="A store hash: letters and digits."),
+        metadata={"ask": "Store hash"},
+    )
+    api_base_url = web_url(metadata={"operator_only": True})
+    login_base_url = web_url(metadata={"operator_only": True})
+
+
 class BigCommerce(Platform):
     name = "bigcommerce"
     label = "BigCommerce"
     connection_schema = BigCommerceConnection
+    install_schema = BigCommerceInstall
+    # The app's callback URLs, <PUBLIC_URL>/connect/bigcommerce/<step> (CB: all GET; auth and
+    # load come from the merchant's browser, uninstall from BigCommerce's server).
+    install_steps = {"auth": ("GET",), "load": ("GET",), "uninstall": ("GET",)}
+    # The auth and load answers are shown in an iframe of the store's control panel (AU:
+    # "BigCommerce renders the response view inside an iFrame"). Which origin frames them is not
+    # documented (UNCONFIRMED): the control panel is https://{store}.mybigcommerce.com/manage
+    # (bigcommerce/docs docs/b2b-edition/headless.mdx), the auth callback's Referer
+    # https://login.bigcommerce.com/ (AU).
+    install_frame_ancestors = "https://*.mybigcommerce.com https://*.bigcommerce.com"
     # A checkout creates its order Incomplete, before payment (bigcommerce/docs
     # docs/storefront/headless/orders.mdx), and `store/order/created` fires then; the payment
     # shows later as a status change, which reads the order again (events/index.mdx:
@@ -590,7 +804,9 @@ class BigCommerce(Platform):
     webhook_auth = "Standard Webhooks headers, else X-Gateway-Secret; store by producer"
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:
-        return f"stores/{connection['store_hash']}"
+        # A connection, or a connect link's hints (the link is found by the store it names).
+        store = connection.get("store_hash")
+        return f"stores/{store}" if store else None
 
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
@@ -607,13 +823,143 @@ class BigCommerce(Platform):
     def verify_webhook(
         self, connection: dict[str, Any], call: WebhookCall, config: Settings
     ) -> bool:
-        # An installed connection's hooks are signed with the app's client secret.
-        signing_key = (
-            config.platform_setting("BIGCOMMERCE_CLIENT_SECRET", "")
-            if connection.get("installed")
-            else connection.get("webhook_secret", "")
+        """An installed connection's hooks are the app's: signed with its client secret
+        (shared/platforms/bigcommerce.md, Authenticity); else the connection's webhook_secret.
+        Either way an unsigned delivery needs the hook's X-Gateway-Secret."""
+        if connection.get("installed"):
+            key = config.platform_setting("BIGCOMMERCE_CLIENT_SECRET", "")
+        else:
+            key = connection.get("webhook_secret") or ""
+        return verify_webhook(key, call.raw, call.headers, connection.get("gateway_token"))
+
+    # ---- install ----------------------------------------------------------------------------
+
+    def begin_install(
+        self, link: ConnectLink, port: InstallPort, config: Settings
+    ) -> InstallAnswer:
+        """BigCommerce starts an install itself, from the store's control panel (AU: the
+        merchant clicks Install in the App Marketplace or follows a direct installation link):
+        a page telling the owner how. The link is not used up: the installation binds to it."""
+        store = link.hints.get("store_hash") or ""
+        return _page(
+            "Install the app from your BigCommerce control panel",
+            f"Sign in to the control panel of BigCommerce store {store}, open Apps, find our "
+            "app (from the App Marketplace or the install link we gave you) and click Install, "
+            "then accept the permissions it asks for. Your store is connected when the "
+            "installation finishes; you can close this page. This link stays valid until then.",
         )
-        return verify_webhook(signing_key, call.raw, call.headers, connection.get("gateway_token"))
+
+    def install_step(
+        self, step: str, request: InstallRequest, port: InstallPort, config: Settings
+    ) -> InstallAnswer:
+        if step == "auth":
+            return self._auth(request, port, config)
+        claims = verify_signed_payload(
+            request.args.get("signed_payload_jwt"),
+            config.platform_setting("BIGCOMMERCE_CLIENT_SECRET", ""),
+            config.platform_setting("BIGCOMMERCE_CLIENT_ID", ""),
+        )
+        if claims is None:
+            port.count("install_refused_bigcommerce")
+            return _page("Refused", "This request is not signed by BigCommerce for this app.", 401)
+        identity = str(claims["sub"])
+        partner = port.partner_by_store(self.name, identity)
+        if step == "uninstall":
+            # CB: sent by BigCommerce's server, which expects JSON and needs no answer.
+            if partner is not None and (partner.get("connection") or {}).get("installed"):
+                port.uninstalled(partner["id"], "the app was uninstalled in BigCommerce")
+            return InstallAnswer(body="{}")
+        if step == "load":
+            if partner is None or partner.get("connection_status") != "connected":
+                status = (partner or {}).get("connection_status") or "not connected"
+                return _page(
+                    "Not connected",
+                    f"Store {identity.removeprefix('stores/')} is {status.replace('_', ' ')} "
+                    "here. Ask the marketplace for a new connect link.",
+                )
+            return _page(
+                "Connected",
+                f"Store {identity.removeprefix('stores/')} is connected as "
+                f"{partner.get('name') or partner['id']}; orders and fulfillments sync by "
+                "themselves.",
+            )
+        return _page("Not found", "No such step.", 404)
+
+    def _auth(self, request: InstallRequest, port: InstallPort, config: Settings) -> InstallAnswer:
+        """The auth callback (AU): the merchant's browser, from the control panel, with `code`,
+        `scope`, `context=stores/{hash}` and `account_uuid`. Bound to the open connect link that
+        names the store (no link: nothing exchanged, nothing stored); the code exchanged; the
+        connection completed on the link's partner."""
+        store = store_hash_of(request.args.get("context"))
+        if store is None or not request.args.get("code"):
+            port.count("install_refused_bigcommerce")
+            return _page("Refused", "This is not an installation from BigCommerce.", 400)
+        link = port.link_for_store(self.name, f"stores/{store}")
+        if link is None:
+            port.count("install_refused_bigcommerce")
+            return _page(
+                "No connect link for this store",
+                f"We have no open connect link for BigCommerce store {store}. Ask the "
+                "marketplace for a connect link naming this store, open it, then install the "
+                "app again.",
+                403,
+            )
+        client_id = config.platform_setting("BIGCOMMERCE_CLIENT_ID", "")
+        client_secret = config.platform_setting("BIGCOMMERCE_CLIENT_SECRET", "")
+        if not client_id or not client_secret:
+            return _page("Not set up", "The gateway's BigCommerce app is not configured yet.", 503)
+        login = link.hints.get("login_base_url") or config.platform_setting(
+            "BIGCOMMERCE_LOGIN_URL", LOGIN_URL
+        )
+        try:
+            token = exchange_code(
+                login,
+                client_id,
+                client_secret,
+                request.args,
+                f"{config.public_url.rstrip('/')}/connect/bigcommerce/auth",
+                config.http_timeout,
+            )
+        except PlatformError as error:
+            return _page(
+                "BigCommerce did not complete the installation",
+                f"{error} Install the app again from the control panel.",
+                502 if not error.permanent else 400,
+            )
+        granted = set(str(token.get("scope") or "").split())
+        short = [scope for scope in REQUIRED_SCOPES if scope not in granted]
+        connection: dict[str, Any] = {
+            "store_hash": store,
+            "access_token": token["access_token"],
+            "installed": True,
+            "scope": " ".join(sorted(granted)),
+            "gateway_token": token_urlsafe(32),
+        }
+        if link.hints.get("api_base_url"):
+            connection["api_base_url"] = link.hints["api_base_url"]
+        try:
+            if short:
+                port.complete(
+                    link,
+                    connection,
+                    status="needs_reauth",
+                    reason=f"the app was granted no {', '.join(short)} scope",
+                )
+            else:
+                port.complete(link, connection)
+        except InstallRefused as refused:
+            return _page("Not connected", str(refused), 409)
+        if short:
+            return _page(
+                "Permissions missing",
+                f"The app needs the {', '.join(short)} permission to sync orders. Ask the "
+                "marketplace for a new connect link and install the app again.",
+            )
+        return _page(
+            "Connected",
+            f"BigCommerce store {store} is connected. Orders and fulfillments now sync by "
+            "themselves.",
+        )
 
     def webhook_headers(self, connection: dict[str, Any]) -> dict[str, str]:
         return {"X-Gateway-Secret": connection["gateway_token"]}

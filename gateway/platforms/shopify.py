@@ -8,30 +8,46 @@ or 429) waits and retries; 5xx and time-outs are retryable; `userErrors` are fai
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from marshmallow import fields, validate
 
+from gateway.delivery import ConnectionDown
 from gateway.model import CANCELLED, PAID, UNPAID, Fulfillment, ObservedFulfillment, Order
 from gateway.platforms import register
 from gateway.platforms.base import (
+    DATA_REQUEST,
     INGEST_ORDER,
+    NEEDS_REAUTH,
+    REDACT_CUSTOMER,
+    REDACT_SHOP,
     SYNC_SELLER,
+    UNINSTALLED_EVENT,
     ChangedOrder,
     ChangedPage,
+    ConnectionEvent,
+    ConnectLink,
     CreatedOrder,
+    InstallAnswer,
+    InstallPort,
+    InstallRefused,
+    InstallRequest,
     Platform,
     PlatformError,
     PlatformPort,
     StoreLine,
     StoreOrder,
     WebhookCall,
+    WebhookCheck,
     base64_hmac_matches,
     http,
     refuse_status,
@@ -98,6 +114,101 @@ TRACKING_COMPANIES = (
 # reads each of these back as ours when a seller's Shopify store reports it.
 OUR_CARRIERS = {"UPS": "UPS", "USPS": "USPS", "FedEx": "FedEx", "DHL": "DHL Express"}
 _LISTED = {name.lower(): name for name in TRACKING_COMPANIES}
+
+
+# ---- the app: scopes, install, tokens -----------------------------------------------------------
+
+# SHOPIFY_SCOPES' default: what the adapter's calls and webhooks need, one line each in the
+# README's scope table (a write scope grants its read scope: shopify.dev/docs/api/usage/
+# access-scopes; Shopify/shopify-app-js packages/apps/shopify-api/lib/auth/scopes/index.ts).
+SCOPES = (
+    "write_orders",  # read an order, list orders, orderCreate, orders/* webhooks
+    "read_all_orders",  # orders created more than 60 days ago
+    "read_fulfillments",  # fulfillments/create|update webhooks
+    "write_merchant_managed_fulfillment_orders",  # fulfillmentCreate, tracking updates
+)
+CALLBACK_PATH = "/connect/shopify/callback"
+# Shopify's libraries refuse a callback whose `timestamp` is more than 90 s from now
+# (HMAC_TIMESTAMP_PERMITTED_CLOCK_TOLERANCE_SEC, Shopify/shopify-app-js packages/apps/shopify-api/
+# lib/utils/hmac-validator.ts).
+CALLBACK_TOLERANCE = 90
+# Expiring offline tokens live an hour; refresh "a few minutes before they expire, and when you
+# receive a 401" (shopify.dev/changelog/offline-access-tokens-now-support-expiry-and-refresh).
+REFRESH_AHEAD = 300
+REFRESH_LEASE = 30  # seconds one worker holds the right to refresh a store's token
+REFRESH_WAIT = 10.0  # seconds a worker waits for another's refresh before trying later
+# X-Shopify-API-Deprecated-Reason values logged already by this process (each once).
+DEPRECATIONS_LOGGED: set[str] = set()
+
+
+def scopes_setting(config: Settings) -> list[str]:
+    """SHOPIFY_SCOPES (comma-separated), default SCOPES."""
+    text = config.platform_setting("SHOPIFY_SCOPES", ",".join(SCOPES))
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def expand_scopes(scopes: list[str] | tuple[str, ...]) -> set[str]:
+    """Scopes and those they imply: write_X grants read_X (shopify-app-js AuthScopes)."""
+    found = {s.strip() for s in scopes if s.strip()}
+    for scope in list(found):
+        match = re.match(r"^(unauthenticated_)?write_(.*)$", scope)
+        if match:
+            found.add(f"{match[1] or ''}read_{match[2]}")
+    return found
+
+
+def missing_scopes(required: list[str], granted: list[str]) -> list[str]:
+    """The required scopes a grant lacks (implied ones count as granted)."""
+    have = expand_scopes(granted)
+    return [s for s in required if s not in have]
+
+
+def callback_hmac_ok(query_string: bytes | str, secret: str) -> bool:
+    """The OAuth callback's `hmac`: hex HMAC-SHA256, keyed by the client secret, of the other
+    parameters of the query string as received, sorted, `k=v` joined by `&` (shopify.dev/docs/
+    apps/build/authentication-authorization/get-access-tokens/authorization-code-grant, "Verify
+    the installation request"; Shopify/shopify-app-js packages/apps/shopify-api/lib/utils/
+    hmac-validator.ts `generateLocalHmac`, which re-encodes the parsed values the way they
+    arrive). Compared in constant time; a repeated `hmac` is refused."""
+    if not secret:
+        return False
+    text = query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
+    pairs = [p for p in text.split("&") if p]
+    given = [p.partition("=")[2] for p in pairs if p.partition("=")[0] == "hmac"]
+    if len(given) != 1:
+        return False
+    rest = sorted(
+        (p for p in pairs if p.partition("=")[0] != "hmac"), key=lambda p: p.partition("=")
+    )
+    digest = hmac.new(secret.encode(), "&".join(rest).encode("latin-1"), hashlib.sha256)
+    return hmac.compare_digest(digest.hexdigest(), given[0].lower())
+
+
+def _iso_in(seconds: float, now: float) -> str:
+    return datetime.fromtimestamp(now + seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def note_deprecation(answer: requests.Response, port: Any, shop: str) -> None:
+    """X-Shopify-API-Deprecated-Reason on an answer: counted on /metrics, logged once per process
+    and reason (shopify.dev/changelog/graphql-return-actual-deprecation-reasons: from 2025-04 it
+    lists the deprecated fields used). The reason is Shopify's text, never a credential."""
+    reason = answer.headers.get("X-Shopify-API-Deprecated-Reason")
+    if not reason:
+        return
+    port.count("shopify_deprecated_calls")
+    reason = "".join(c for c in reason if c.isprintable())[:200]
+    if reason not in DEPRECATIONS_LOGGED:
+        DEPRECATIONS_LOGGED.add(reason)
+        log.warning("Shopify reports deprecated API use (%s): %s", shop, reason)
 
 
 def api_version(config: Settings) -> str:
@@ -236,6 +347,27 @@ mutation GatewayUpdateTracking($id: ID!, $tracking: FulfillmentTrackingInput!) {
 }"""
 
 
+LIST_WEBHOOKS = """
+query GatewayWebhooks($uri: String, $after: String) {
+  webhookSubscriptions(first: 100, uri: $uri, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id topic uri }
+  }
+}"""
+
+CREATE_WEBHOOK = """
+mutation GatewayCreateWebhook($topic: WebhookSubscriptionTopic!,
+                              $subscription: WebhookSubscriptionInput!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $subscription) {
+    webhookSubscription { id topic uri }
+    userErrors { field message }
+  }
+}"""
+
+ACCESS_SCOPES = """
+query GatewayAccessScopes { currentAppInstallation { accessScopes { handle } } }"""
+
+
 @dataclass(frozen=True)
 class ShopFacts:
     """What creating an order needs to know of the seller's shop."""
@@ -249,16 +381,33 @@ SHOP_FACTS_CACHE: dict[tuple[str, str], tuple[float, ShopFacts]] = {}
 
 
 class ShopifyAdapter:
-    """One shop's connection: `shop_domain`, `access_token`, optional `api_base_url`."""
+    """One shop's connection: `shop_domain`, `access_token`, optional `api_base_url`; an
+    installed one (`installed`) also `refresh_token` and `token_expires_at`, refreshed here."""
 
-    def __init__(self, connection: dict[str, Any], port: PlatformPort, config: Settings) -> None:
+    def __init__(
+        self,
+        connection: dict[str, Any],
+        port: PlatformPort,
+        config: Settings,
+        partner_id: str | None = None,
+    ) -> None:
         self.shop = connection["shop_domain"]
-        base = connection.get("api_base_url") or f"https://{self.shop}"
-        self.url = f"{base.rstrip('/')}/admin/api/{api_version(config)}/graphql.json"
-        self.token = connection["access_token"]
+        self.base = (connection.get("api_base_url") or f"https://{self.shop}").rstrip("/")
+        self.url = f"{self.base}/admin/api/{api_version(config)}/graphql.json"
         self.port = port
         self.timeout = config.http_timeout
         self.page_size = config.reconcile_page_size
+        self.partner_id = partner_id
+        self.config = config
+        self._adopt(connection)
+
+    def _adopt(self, connection: dict[str, Any]) -> None:
+        """Take a connection's tokens (as stored now)."""
+        self.token = connection["access_token"]
+        self.refresh_token = connection.get("refresh_token")
+        self.expires_at = _epoch(connection.get("token_expires_at"))
+        self.installed = bool(connection.get("installed"))
+        self.expiring = bool(self.installed and self.refresh_token)
 
     # ---- the interface -----------------------------------------------------------------------
 
@@ -507,7 +656,12 @@ class ShopifyAdapter:
     ) -> dict[str, Any]:
         """One GraphQL call, paced by the shop's cost bucket; returns `data`. Errors are failures,
         but those `withheld` accepts: fields Shopify redacted, left null in `data`."""
-        for _ in range(THROTTLE_RETRIES + 1):
+        refreshed = False
+        throttled = 0
+        while throttled <= THROTTLE_RETRIES:
+            if self.expiring and not refreshed and self._expires_soon():
+                self._refresh("the access token expires soon")
+                refreshed = True
             self._wait_for_bucket()
             try:
                 answer = http.post(
@@ -519,11 +673,21 @@ class ShopifyAdapter:
             except requests.RequestException as error:
                 raise PlatformError(f"Shopify unreachable: {type(error).__name__}") from error
             self.port.count("platform_calls_shopify")
+            note_deprecation(answer, self.port, self.shop)
+            if answer.status_code == 401 and self.installed:
+                if refreshed:  # refused right after a refresh: the merchant must connect again
+                    self._down("Shopify refused the refreshed access token (HTTP 401)")
+                if not self.expiring:  # a non-expiring token refused: revoked (uninstalled)
+                    self._down("Shopify refused the access token (HTTP 401)")
+                self._refresh("Shopify answered 401")
+                refreshed = True
+                continue
             body = _json(answer)
             cost = (body.get("extensions") or {}).get("cost") or {}
             self._remember_bucket(cost.get("throttleStatus"))
             if _throttled(answer, body):
                 self._note_throttled(cost)
+                throttled += 1
                 continue
             if answer.status_code != 200:
                 refuse_status("Shopify", answer)
@@ -549,6 +713,146 @@ class ShopifyAdapter:
                 raise PlatformError(f"Shopify GraphQL errors: {messages}", permanent=not transient)
             return body.get("data") or {}
         raise PlatformError("Shopify kept throttling the shop's calls", retry_after=5)
+
+    # ---- expiring offline tokens -----------------------------------------------------------
+
+    def _expires_soon(self) -> bool:
+        return self.expires_at is not None and self.expires_at - time.time() < REFRESH_AHEAD
+
+    def _down(self, reason: str) -> None:
+        """The store's tokens are refused: needs_reauth, and the work waits (ConnectionDown)."""
+        if self.partner_id:
+            self.port.connection_failed(self.partner_id, reason)
+        raise ConnectionDown(self.partner_id or "", NEEDS_REAUTH, reason)
+
+    def _refresh(self, why: str) -> None:
+        """Swap the refresh token for a new pair, one worker per store at a time.
+
+        A Redis lease (`refresh:<partner id>`) makes the others wait and read what the winner
+        saved. The new pair replaces the old in one transaction, and only if the stored access
+        token is still the one refreshed. A lost answer (time-out, 5xx, a crash before saving)
+        leaves the old pair stored: Shopify keeps the previous refresh token usable "until an
+        app begins using its replacement" (shopify.dev/changelog/more-resilient-refreshes-for-
+        expiring-offline-access-tokens, 2026-08-28), so a later retry with it still works.
+        """
+        port = self.port
+        if not self.partner_id:
+            raise PlatformError("an expiring Shopify token with no partner to save it to")
+        name = f"refresh:{self.partner_id}"
+        lease = port.acquire(name, REFRESH_LEASE)
+        if lease is None:
+            deadline = time.monotonic() + REFRESH_WAIT
+            while lease is None:
+                time.sleep(0.2)
+                stored = port.stored_connection(self.partner_id)
+                if stored and stored.get("access_token") != self.token:
+                    self._adopt(stored)  # another worker refreshed it
+                    return
+                if time.monotonic() > deadline:
+                    raise PlatformError(
+                        "another worker is refreshing the shop's access token", retry_after=5
+                    )
+                lease = port.acquire(name, REFRESH_LEASE)
+        try:
+            stored = port.stored_connection(self.partner_id) or {}
+            if not stored.get("refresh_token"):
+                self._down("the Shopify connection has no refresh token: connect the store again")
+            if stored.get("access_token") != self.token:
+                self._adopt(stored)  # refreshed by another worker since we read it
+                if not self._expires_soon():
+                    return
+            self._exchange_refresh(stored, why)
+        finally:
+            port.release(name, lease)
+
+    def _exchange_refresh(self, stored: dict[str, Any], why: str) -> None:
+        """One refresh call with the stored refresh token; the answer saved with the access
+        token it replaces (caller holds the lease)."""
+        port = self.port
+        body = {
+            "client_id": self.config.platform_setting("SHOPIFY_CLIENT_ID", ""),
+            "client_secret": self.config.platform_setting("SHOPIFY_CLIENT_SECRET", ""),
+            "grant_type": "refresh_token",
+            "refresh_token": stored["refresh_token"],
+        }
+        try:
+            answer = http.post(
+                f"{self.base}/admin/oauth/access_token",
+                json=body,
+                headers={"Accept": "application/json"},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as error:
+            # The refresh may have happened: the stored refresh token stays usable (above).
+            raise PlatformError(
+                f"Shopify token refresh unanswered ({type(error).__name__}): retried later",
+                retry_after=5,
+            ) from error
+        port.count("shopify_token_refreshes")
+        note_deprecation(answer, port, self.shop)
+        if answer.status_code == 429 or answer.status_code >= 500:
+            raise PlatformError(
+                f"Shopify token refresh answered HTTP {answer.status_code}: retried later",
+                retry_after=5,
+            )
+        tokens = _json(answer)
+        if answer.status_code != 200 or not tokens.get("access_token"):
+            error = tokens.get("error") or f"HTTP {answer.status_code}"
+            self._down(f"Shopify refused the token refresh ({error}): connect the store again")
+        now = time.time()
+        changes = {
+            "access_token": tokens["access_token"],
+            "refresh_token": tokens.get("refresh_token") or stored["refresh_token"],
+            "token_expires_at": _iso_in(float(tokens.get("expires_in") or 3600), now),
+        }
+        if not port.save_tokens(self.partner_id, stored["access_token"], changes):
+            # Changed under us (the lease lapsed?): what is stored now wins.
+            self._adopt(port.stored_connection(self.partner_id) or stored)
+            return
+        log.info("refreshed the Shopify access token of %s (%s)", self.shop, why)
+        self._adopt({**stored, **changes})
+
+    # ---- webhooks the gateway registers ---------------------------------------------------------
+
+    def ensure_webhooks(
+        self, address: str, topics: list[str], headers: dict[str, str]
+    ) -> list[WebhookCheck]:
+        """Each topic delivered to `address`: our subscriptions (same uri) listed, the missing
+        ones created (`webhookSubscriptionCreate(topic:, webhookSubscription: {uri:})`; `uri`
+        replaced `callbackUrl` from 2025-04). Shopify has no disabled state: it deletes
+        subscriptions that keep failing, so a removed one is "missing" (shopify.md). Shopify
+        webhooks take no custom headers: `headers` is not used."""
+        found: set[str] = set()
+        after = None
+        while True:
+            page = self.execute(LIST_WEBHOOKS, {"uri": address, "after": after})[
+                "webhookSubscriptions"
+            ]
+            found |= {n["topic"] for n in page["nodes"] if n.get("uri") == address}
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        checks = []
+        for topic in topics:
+            enum = topic.upper().replace("/", "_")
+            if enum in found:
+                checks.append(WebhookCheck(topic, "active", False))
+                continue
+            result = self.execute(
+                CREATE_WEBHOOK, {"topic": enum, "subscription": {"uri": address}}
+            )["webhookSubscriptionCreate"]
+            errors = (result or {}).get("userErrors") or []
+            if result is None or errors:
+                message = "; ".join(e.get("message", "?") for e in errors) or "no result"
+                checks.append(WebhookCheck(topic, "missing", False, message[:200]))
+            else:
+                checks.append(WebhookCheck(topic, "missing", True))
+        return checks
+
+    def granted_scopes(self) -> list[str]:
+        """The scopes the app holds in this shop (`currentAppInstallation.accessScopes`)."""
+        data = self.execute(ACCESS_SCOPES, {})["currentAppInstallation"]
+        return [s["handle"] for s in data["accessScopes"]]
 
     def _pace_key(self) -> str:
         return f"pace:shopify:{self.shop}"
@@ -800,6 +1104,25 @@ class ShopifyConnection(StrictSchema):
     location_id = text(100)
 
 
+class ShopifyInstall(StrictSchema):
+    """The hints of a Shopify connect link: the shop (asked on the page when missing) and, for
+    an operator, the simulator's address of that shop."""
+
+    shop_domain = fields.String(
+        validate=validate.Regexp(SHOP_DOMAIN, error="Must be like acme.myshopify.com."),
+        metadata={"ask": "Shop domain"},
+    )
+    api_base_url = web_url(metadata={"operator_only": True})
+
+
+def _page(status: int, title: str, message: str) -> InstallAnswer:
+    return InstallAnswer(status=status, title=title, message=message)
+
+
+def _refused(message: str, status: int = 403) -> InstallAnswer:
+    return _page(status, "Shopify store not connected", message)
+
+
 def _header(call: WebhookCall, name: str) -> str:
     """A Shopify delivery header in either spelling: `X-Shopify-<name>` as webhooks send it
     (shopify.dev/docs/apps/build/webhooks/delivery-structure), or `Shopify-<name>` as Events
@@ -813,6 +1136,13 @@ class Shopify(Platform):
     name = "shopify"
     label = "Shopify"
     connection_schema = ShopifyConnection
+    install_schema = ShopifyInstall
+    install_steps = {"callback": ("GET",)}
+    extra_secrets = ("refresh_token",)
+    # Every installed shop tells us it uninstalled the app (WebhookSubscriptionTopic
+    # APP_UNINSTALLED). The compliance topics are not subscribed: they come to the URLs in the
+    # app's configuration (shopify.dev/docs/apps/build/compliance/privacy-law-compliance).
+    lifecycle_topics = ("app/uninstalled",)
     # A buyer's order is read again when it is paid or cancelled (it may wait for payment); both
     # topics need read_orders (shopify.dev/docs/api/admin-graphql/latest/enums/
     # WebhookSubscriptionTopic). orders/updated would also say so, but fires for every change of
@@ -831,12 +1161,169 @@ class Shopify(Platform):
     )
 
     def store_identity(self, connection: dict[str, Any]) -> str | None:
-        return connection["shop_domain"]
+        return connection.get("shop_domain")  # none before the store is installed
 
     def adapter(
         self, partner: dict[str, Any], port: PlatformPort, config: Settings
     ) -> ShopifyAdapter:
-        return ShopifyAdapter(partner["connection"], port, config)
+        return ShopifyAdapter(partner["connection"], port, config, partner.get("id"))
+
+    # ---- install: the authorization code grant with expiring offline tokens --------------------
+
+    def begin_install(
+        self, link: ConnectLink, port: InstallPort, config: Settings
+    ) -> InstallAnswer:
+        """To the shop's grant screen: `https://{shop}/admin/oauth/authorize?client_id&scope&
+        redirect_uri&state` (shopify.dev/docs/apps/build/authentication-authorization/
+        get-access-tokens/authorization-code-grant), `state` a single-use nonce bound to the link.
+        """
+        shop = link.hints["shop_domain"]
+        base = (link.hints.get("api_base_url") or f"https://{shop}").rstrip("/")
+        query = urlencode(
+            {
+                "client_id": config.platform_setting("SHOPIFY_CLIENT_ID", ""),
+                "scope": ",".join(scopes_setting(config)),
+                "redirect_uri": f"{config.public_url.rstrip('/')}{CALLBACK_PATH}",
+                "state": port.new_state(link, {"shop_domain": shop}),
+            }
+        )
+        return InstallAnswer(status=302, redirect=f"{base}/admin/oauth/authorize?{query}")
+
+    def install_step(
+        self, step: str, request: InstallRequest, port: InstallPort, config: Settings
+    ) -> InstallAnswer:
+        """`GET /connect/shopify/callback?code&hmac&host&shop&state&timestamp`: hmac, timestamp,
+        shop name and state checked (in that order: a forged request uses up no state), the code
+        exchanged for an expiring offline token, the granted scopes checked, the connection
+        stored. A refusal stores nothing."""
+        if step != "callback":
+            return _refused("Unknown step.", 404)
+        secret_key = config.platform_setting("SHOPIFY_CLIENT_SECRET", "")
+        args = request.args
+        if not secret_key or not config.platform_setting("SHOPIFY_CLIENT_ID", ""):
+            return _refused("The gateway's Shopify app is not configured.", 503)
+        if not callback_hmac_ok(request.query_string, secret_key):
+            port.count("shopify_install_refused")
+            return _refused("This request is not signed by Shopify.")
+        try:
+            stamp = int(args.get("timestamp", ""))
+        except ValueError:
+            stamp = None
+        now = port.now()
+        if stamp is None or abs(now - stamp) > CALLBACK_TOLERANCE:
+            port.count("shopify_install_refused")
+            return _refused("This request is too old: start again from your connect link.")
+        shop = (args.get("shop") or "").strip().lower()
+        if not SHOP_DOMAIN.fullmatch(shop):
+            port.count("shopify_install_refused")
+            return _refused("That is not a myshopify.com store.", 400)
+        taken = port.take_state(args.get("state") or "")
+        if taken is None:
+            port.count("shopify_install_refused")
+            return _refused(
+                "This install is unknown, used or expired: open your connect link again."
+            )
+        link, _data = taken
+        if link.hints.get("shop_domain") and link.hints["shop_domain"] != shop:
+            port.count("shopify_install_refused")
+            return _refused(f"This connect link is for {link.hints['shop_domain']}, not {shop}.")
+        base = (link.hints.get("api_base_url") or f"https://{shop}").rstrip("/")
+        tokens = self._exchange_code(base, args.get("code") or "", port, config)
+        if isinstance(tokens, InstallAnswer):
+            return tokens
+        connection: dict[str, Any] = {
+            "shop_domain": shop,
+            "access_token": tokens["access_token"],
+            "installed": True,
+        }
+        if tokens.get("refresh_token"):
+            connection["refresh_token"] = tokens["refresh_token"]
+            connection["token_expires_at"] = _iso_in(
+                float(tokens.get("expires_in") or 3600), time.time()
+            )
+        if link.hints.get("api_base_url"):
+            connection["api_base_url"] = link.hints["api_base_url"]
+        status, reason = "connected", ""
+        missing = missing_scopes(scopes_setting(config), self._granted(connection, tokens, config))
+        if missing:
+            status = "needs_reauth"
+            reason = f"the store granted the app too few scopes: {', '.join(missing)} missing"
+        try:
+            port.complete(link, connection, status=status, reason=reason)
+        except InstallRefused as refusal:
+            return _refused(str(refusal), 409)
+        if missing:
+            return _page(
+                200,
+                "Shopify store connected, with too few permissions",
+                f"{shop} is connected but did not grant {', '.join(missing)}: "
+                "open a new connect link and approve every permission.",
+            )
+        return _page(200, "Shopify store connected", f"{shop} is connected to the gateway.")
+
+    def _exchange_code(
+        self, base: str, code: str, port: Any, config: Settings
+    ) -> dict[str, Any] | InstallAnswer:
+        """`POST {shop}/admin/oauth/access_token` {client_id, client_secret, code, expiring: 1}
+        (as shopify-app-js `callback` sends it, packages/apps/shopify-api/lib/auth/oauth/
+        oauth.ts) -> {access_token, scope, expires_in, refresh_token, refresh_token_expires_in}."""
+        try:
+            answer = http.post(
+                f"{base}/admin/oauth/access_token",
+                json={
+                    "client_id": config.platform_setting("SHOPIFY_CLIENT_ID", ""),
+                    "client_secret": config.platform_setting("SHOPIFY_CLIENT_SECRET", ""),
+                    "code": code,
+                    "expiring": 1,
+                },
+                headers={"Accept": "application/json"},
+                timeout=config.http_timeout,
+            )
+        except requests.RequestException as error:
+            return _refused(f"Shopify did not answer ({type(error).__name__}): try again.", 502)
+        note_deprecation(answer, port, base)
+        tokens = _json(answer)
+        if answer.status_code != 200 or not tokens.get("access_token"):
+            error = tokens.get("error") or f"HTTP {answer.status_code}"
+            return _refused(f"Shopify refused the installation ({error}): try again.", 502)
+        return tokens
+
+    def _granted(
+        self, connection: dict[str, Any], tokens: dict[str, Any], config: Settings
+    ) -> list[str]:
+        """The scopes granted: `currentAppInstallation.accessScopes`, else (that call failing)
+        the token answer's `scope`."""
+        adapter = ShopifyAdapter({**connection, "installed": False}, _NoPort(), config)
+        try:
+            return adapter.granted_scopes()
+        except PlatformError as error:
+            log.warning(
+                "could not read the scopes granted by %s: %s", connection["shop_domain"], error
+            )
+            return [s for s in str(tokens.get("scope") or "").split(",") if s]
+
+    def connection_event(self, topic: str, call: WebhookCall) -> ConnectionEvent | None:
+        """`app/uninstalled`, and the compliance webhooks (shopify.dev/docs/apps/build/
+        compliance/privacy-law-compliance): customers/data_request {shop_id, shop_domain,
+        orders_requested, customer {id, email, phone}, data_request {id}}; customers/redact
+        {shop_id, shop_domain, customer {id, email, phone}, orders_to_redact}; shop/redact
+        {shop_id, shop_domain}, 48 hours after an uninstall."""
+        if topic == "app/uninstalled":
+            return ConnectionEvent(UNINSTALLED_EVENT)
+        if topic == "shop/redact":
+            return ConnectionEvent(REDACT_SHOP)
+        if topic not in ("customers/redact", "customers/data_request"):
+            return None
+        body = call.body()
+        customer = body.get("customer") if isinstance(body.get("customer"), dict) else {}
+        email = customer.get("email")
+        key = "orders_to_redact" if topic == "customers/redact" else "orders_requested"
+        orders = body.get(key) if isinstance(body.get(key), list) else []
+        return ConnectionEvent(
+            REDACT_CUSTOMER if topic == "customers/redact" else DATA_REQUEST,
+            emails=(email,) if isinstance(email, str) and email else (),
+            order_refs=tuple(str(ref) for ref in orders if isinstance(ref, int | str)),
+        )
 
     def webhook_store(self, call: WebhookCall) -> str | None:
         domain = _header(call, "Shop-Domain").strip().lower()
@@ -845,13 +1332,13 @@ class Shopify(Platform):
     def verify_webhook(
         self, connection: dict[str, Any], call: WebhookCall, config: Settings
     ) -> bool:
-        # An installed connection's deliveries are signed with the app's client secret.
-        signing_key = (
-            config.platform_setting("SHOPIFY_CLIENT_SECRET", "")
-            if connection.get("installed")
-            else connection.get("webhook_secret", "")
-        )
-        return verify_webhook(signing_key, call.raw, _header(call, "Hmac-Sha256"))
+        """An installed connection's webhooks are signed with the app's client secret; a custom
+        app's with the secret given with the connection."""
+        if connection.get("installed"):
+            key = config.platform_setting("SHOPIFY_CLIENT_SECRET", "")
+        else:
+            key = connection.get("webhook_secret") or ""
+        return verify_webhook(key, call.raw, _header(call, "Hmac-Sha256"))
 
     def delivery_id(self, call: WebhookCall) -> str | None:
         return (
@@ -867,6 +1354,19 @@ class Shopify(Platform):
         body = call.body()
         ref = body.get("order_id") if self.topics[topic] == SYNC_SELLER else body.get("id")
         return None if ref is None else str(ref)
+
+
+class _NoPort:
+    """The port of a call made before the store is anyone's (the install's scope check)."""
+
+    def count(self, name: str, amount: int = 1) -> None:
+        pass
+
+    def pace(self, name: str) -> None:
+        return None
+
+    def set_pace(self, name: str, state: dict[str, float]) -> None:
+        pass
 
 
 register(Shopify())

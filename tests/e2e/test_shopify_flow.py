@@ -294,7 +294,12 @@ def test_deliveries_with_headers_named_as_shopify_events_name_them_work_alike(
 
     wait_for(lambda: _numbers(buyer_shop, placed["id"]) == [UPS_1], what="the forward")
     assert shopify_sim.wait_for_webhooks()
-    answered = {(d["topic"], d["status"]) for d in shopify_sim.deliveries()}
+    # Those to this test's hooks (the gateway also registers its own, at PUBLIC_URL).
+    answered = {
+        (d["topic"], d["status"])
+        for d in shopify_sim.deliveries()
+        if d["url"].startswith(live_server)
+    }
     assert answered == {("orders/create", 200), ("fulfillments/create", 200)}
 
 

@@ -272,15 +272,6 @@ def test_an_installation_binds_once_and_a_forged_callback_stores_nothing(bazaar,
     assert REGISTER_WEBHOOKS in jobs  # the store's hooks are made at once
 
 
-def test_a_store_another_partner_has_is_refused(bazaar, client, redis):
-    first, second = make_partner(client), make_partner(client)
-    assert install(client, first).status_code == 200
-    refused = install(client, second)
-    assert refused.status_code == 409
-    shown = client.get(f"/api/v1/partners/{second['id']}", headers=admin_headers()).get_json()
-    assert shown["connection_status"] == "not_connected"
-
-
 def test_registration_covers_the_roles_and_repairs_are_on_the_timeline(bazaar, client, redis):
     seller = make_partner(client)
     install(client, seller)
@@ -444,3 +435,25 @@ def test_a_store_that_refuses_its_credentials_needs_its_owner(client, redis, pai
     assert route_order(order["id"]) == "waiting"  # a held delivery checks the status, not the store
     asks = [j for j in upkeep_jobs(redis) if j.func_name.endswith("tell_owner_to_reconnect")]
     assert len(asks) == 1
+
+
+def test_a_link_may_not_name_a_store_another_partner_has_or_has_a_link_for(bazaar, client, redis):
+    """An installation started from the store's side binds to the open link naming the store:
+    a second partner's link naming it could capture the first one's install."""
+    first, second = make_partner(client), make_partner(client)
+    assert connect_link(client, first, {"store_id": "corner-shop"}).status_code == 201
+    taken = connect_link(client, second, {"store_id": "corner-shop"})
+    assert taken.status_code == 409 and taken.get_json()["error"]["code"] == "store_taken"
+    assert connect_link(client, first, {"store_id": "corner-shop"}).status_code == 201  # its own
+
+    url = local(connect_link(client, second).get_json()["url"])  # the page asks for the store
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).get_data(as_text=True))
+    asked = client.post(url, data={"store_id": "corner-shop", "csrf_token": csrf.group(1)})
+    assert asked.status_code == 409
+    assert install(client, first).status_code == 200
+    shown = client.get(f"/api/v1/partners/{second['id']}", headers=admin_headers()).get_json()
+    assert shown["connection_status"] == "not_connected"
+    later = connect_link(
+        client, second, {"store_id": "corner-shop"}, headers=bearer(second["api_key"])
+    )
+    assert later.status_code == 409  # connected to the first now
