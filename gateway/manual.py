@@ -1,4 +1,5 @@
-"""Manual fulfillments: the one path that the JSON API and the order page's form share."""
+"""Fulfillments by hand: a seller's manual fulfillment (the JSON API and the order page's form)
+and an operator's correction of one (the JSON API and the console's form)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ from gateway.errors import ApiError, validation_failed
 from gateway.jobs import delivery_queue, passing_on
 from gateway.model import SHIPPED, Order
 from gateway.orders import (
+    NOTHING_TO_CORRECT,
+    ProposedCorrection,
     ProposedFulfillment,
     ProposedLine,
     add_fulfillment,
+    apply_correction,
+    changes_nothing,
+    check_correction,
     check_fulfillment,
+    correction_refusal,
     manual_fulfillment_refusal,
     new_fulfillment,
     not_released,
@@ -111,6 +118,66 @@ def create_manual_fulfillment(
 
     watch = [store.idempotency_key(scope)] if scope else []
     change = store.change_order(order.id, decide, watch=watch)
+    if change is None:
+        raise ApiError(404, "not_found", "No such order.")
+    return change.result
+
+
+def correct_fulfillment(
+    store: Store, order_id: str, fulfillment_id: str, payload: dict[str, Any], by: str
+) -> dict[str, Any]:
+    """Replace a fulfillment's tracking (an operator's correction, also after Shipped); the
+    201 body `{"fulfillment", "order"}`.
+
+    The numbers are checked as at creation; the correction, its timeline entry and the update
+    to the buyer commit in one transaction; any refusal raises ApiError and stores nothing.
+    """
+    proposal = ProposedCorrection(
+        carrier=payload.get("carrier") or "",
+        tracking_numbers=list(payload.get("tracking_numbers") or []),
+        reason=payload.get("reason") or "",
+        tracking_urls=list(payload.get("tracking_urls") or []),
+    )
+
+    def decide(current: Order) -> Change:
+        fulfillment = current.fulfillment(fulfillment_id)
+        if fulfillment is None:
+            raise ApiError(404, "not_found", "No such fulfillment on this order.")
+        refusal = correction_refusal(fulfillment)
+        if refusal:
+            raise ApiError(409, "fulfillment_cancelled", refusal)
+        checked = check_correction(proposal)
+        if checked.errors:
+            raise validation_failed(checked.errors, "The correction was not recorded.")
+        if changes_nothing(fulfillment, checked):
+            raise ApiError(
+                422,
+                "nothing_to_correct",
+                NOTHING_TO_CORRECT,
+                {"tracking_numbers": [NOTHING_TO_CORRECT]},
+            )
+        corrected = apply_correction(current, fulfillment_id, checked, proposal.reason, by)
+        before = corrected.order.fulfillment(fulfillment_id).corrections[-1]
+        events = [
+            event(
+                "fulfillment.corrected",
+                corrected.note,
+                fulfillment_id=fulfillment_id,
+                by=by,
+                reason=before.reason,
+                before=before.before,
+            )
+        ]
+        forward = [fulfillment_id] if corrected.forward else []
+        queue = delivery_queue(store, current.buyer_id)
+        shipped_events, jobs = passing_on(current.id, forward, corrected.became_shipped, queue)
+        body = {
+            "fulfillment": fulfillment_json(corrected.order, fulfillment_id),
+            "order": order_json(corrected.order, "operator"),
+        }
+        return Change(order=corrected.order, events=events + shipped_events, jobs=jobs, result=body)
+
+    change = store.change_order(order_id, decide)
     if change is None:
         raise ApiError(404, "not_found", "No such order.")
     return change.result

@@ -60,6 +60,18 @@ class Delivery:
     buyer_ref: str | None = None
     retry_at: float | None = None  # when the next attempt is due (epoch seconds)
     delivered_version: int = 0  # the fulfillment's tracking version the buyer has
+    # When its first attempt was made (ISO time): "pending for long" counts from it.
+    first_attempt_at: str | None = None
+
+
+@dataclass
+class Correction:
+    """An operator's correction of a fulfillment's tracking: who, when, why, what it was."""
+
+    at: str
+    by: str  # the operator's email, or "api" for the operator's key
+    reason: str
+    before: dict[str, Any]  # carrier, tracking_numbers, tracking_urls as they were
 
 
 @dataclass
@@ -80,6 +92,7 @@ class Fulfillment:
     held_reason: str | None = None
     version: int = 1  # +1 at each tracking change, so each change reaches the buyer once
     source_updated_at: str | None = None  # the seller store's updatedAt we last applied
+    corrections: list[Correction] = field(default_factory=list)  # oldest first
 
 
 @dataclass
@@ -121,6 +134,7 @@ class Order:
                     **f,
                     "line_items": [FulfillmentLine(**fl) for fl in f["line_items"]],
                     "delivery": Delivery(**f["delivery"]),
+                    "corrections": [Correction(**c) for c in f.get("corrections", ())],
                 }
             )
             for f in doc["fulfillments"]

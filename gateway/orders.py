@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from gateway.model import (
     PAID,
     SHIPPED,
     UNSHIPPED,
+    Correction,
     Delivery,
     Fulfillment,
     FulfillmentLine,
@@ -203,8 +205,56 @@ def reopen_failed_deliveries(order: Order) -> Order:
     fresh = Order.from_doc(order.to_doc())
     for delivery in deliveries(fresh).values():
         if delivery.state == "failed":
-            delivery.state, delivery.attempts = "pending", 0
+            delivery.state, delivery.attempts, delivery.first_attempt_at = "pending", 0, None
     return fresh
+
+
+def retry_failed_delivery(order: Order, fulfillment_id: str) -> Order | None:
+    """The order with this fulfillment's failed delivery pending again, its attempts from 0;
+    None when that delivery has not failed (only a failed delivery is retried)."""
+    fresh = Order.from_doc(order.to_doc())
+    fulfillment = fresh.fulfillment(fulfillment_id)
+    if fulfillment is None or fulfillment.status != "active":
+        return None
+    delivery = fulfillment.delivery
+    if delivery.state != "failed":
+        return None
+    fulfillment.delivery = replace(
+        delivery, state="pending", attempts=0, last_error=None, retry_at=None, first_attempt_at=None
+    )
+    return fresh
+
+
+PENDING_TOO_LONG = timedelta(minutes=10)  # a delivery pending this long after its first attempt
+# How a person calls each delivery (deliveries(); the others are forward:<fulfillment id>).
+DELIVERY_LABELS = {"route": "the order to the seller", "shipped": "the shipped notice"}
+
+
+def needs_attention(order: Order, now: datetime, down: set[str] = frozenset()) -> list[str]:
+    """Why the order needs a person (none: it doesn't): a failed delivery, a held
+    fulfillment, waiting on payment (or an address), a delivery waiting on a store connection
+    (`down`: the partners whose connection can't be used), a delivery pending longer than
+    PENDING_TOO_LONG since its first attempt. Every delivery counts: the order to the seller,
+    each fulfillment to the buyer, the shipped notice."""
+    reasons: list[str] = []
+    if any(f.status == "held" for f in order.fulfillments):
+        reasons.append("a fulfillment is held")
+    if order.routing.state == "waiting":
+        reasons.append(
+            f"waiting on {'an address' if order.waiting_for == 'address' else 'payment'}"
+        )
+    for name, delivery in deliveries(order).items():
+        to = order.seller_id if name == "route" else order.buyer_id
+        label = DELIVERY_LABELS.get(name, "a fulfillment to the buyer")
+        if delivery.state == "failed":
+            reasons.append(f"{label} failed")
+        elif delivery.state == "pending" and to in down:
+            reasons.append(f"{label} waits on a store connection")
+        elif delivery.state == "pending" and delivery.first_attempt_at:
+            first = datetime.fromisoformat(delivery.first_attempt_at)
+            if now - first > PENDING_TOO_LONG:
+                reasons.append(f"{label} pending for over 10 minutes")
+    return list(dict.fromkeys(reasons))
 
 
 def seller_skus(skus: list[str], pairs: list[dict[str, str]]) -> tuple[list[str], list[int]]:
@@ -268,7 +318,7 @@ def check_fulfillment(order: Order, proposal: ProposedFulfillment) -> Checked:
     """Check a manual fulfillment against the order: lines, quantities, carrier and tracking."""
     checked = Checked()
     _check_lines(order, proposal.line_items, checked)
-    _check_tracking(proposal, checked)
+    _check_tracking(proposal.carrier, proposal.tracking_numbers, proposal.tracking_urls, checked)
     return checked
 
 
@@ -324,14 +374,15 @@ def _resolve_line(
     return None
 
 
-def _check_tracking(proposal: ProposedFulfillment, checked: Checked) -> None:
-    carrier_name = (proposal.carrier or "").strip()
+def _check_tracking(
+    carrier: str, numbers: list[str], tracking_urls: list[str], checked: Checked
+) -> None:
+    carrier_name = (carrier or "").strip()
     if not carrier_name:
         checked.refuse("carrier", "Name the carrier.")
     carrier = tracking.canonical_carrier(carrier_name) or carrier_name
     checked.carrier = carrier
 
-    numbers = proposal.tracking_numbers
     if not numbers:
         checked.refuse("tracking_numbers", "Give at least one tracking number.")
     elif len(numbers) > MAX_TRACKING_NUMBERS:
@@ -348,7 +399,7 @@ def _check_tracking(proposal: ProposedFulfillment, checked: Checked) -> None:
         checked.tracking_numbers.append(result.number)
         built_urls.append(result.url)
 
-    urls = [u.strip() for u in proposal.tracking_urls]
+    urls = [u.strip() for u in tracking_urls]
     for index, url in enumerate(urls):
         if not _is_web_url(url):
             checked.refuse(f"tracking_urls.{index}", "Must be an http(s) URL.")
@@ -394,6 +445,112 @@ def new_fulfillment(checked: Checked) -> Fulfillment:
         created_at=at,
         updated_at=at,
     )
+
+
+# ---- an operator's correction of a fulfillment's tracking -------------------------------------
+
+MAX_REASON_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class ProposedCorrection:
+    carrier: str
+    tracking_numbers: list[str]
+    reason: str
+    tracking_urls: list[str] = field(default_factory=list)
+
+
+def correction_refusal(fulfillment: Fulfillment) -> str | None:
+    """Why this fulfillment can't be corrected (a conflict with its state), or None."""
+    if fulfillment.status == "cancelled":
+        return "This fulfillment was cancelled in the seller's store; there is nothing to correct."
+    return None
+
+
+NOTHING_TO_CORRECT = (
+    "These are already the fulfillment's carrier, tracking numbers and links: nothing would change."
+)
+
+
+def check_correction(proposal: ProposedCorrection) -> Checked:
+    """Check a correction: its tracking exactly as at creation (carrier formats, dummies,
+    repeats, URLs), and its reason."""
+    checked = Checked()
+    _check_tracking(proposal.carrier, proposal.tracking_numbers, proposal.tracking_urls, checked)
+    reason = (proposal.reason or "").strip()
+    if not reason:
+        checked.refuse("reason", "Say why the tracking is corrected.")
+    elif len(reason) > MAX_REASON_LENGTH:
+        checked.refuse("reason", f"At most {MAX_REASON_LENGTH} characters.")
+    return checked
+
+
+def changes_nothing(fulfillment: Fulfillment, checked: Checked) -> bool:
+    """True when a checked correction would leave the fulfillment's tracking as it is."""
+    return (
+        checked.carrier == fulfillment.carrier
+        and checked.tracking_numbers == fulfillment.tracking_numbers
+        and checked.tracking_urls == fulfillment.tracking_urls
+    )
+
+
+@dataclass
+class Corrected:
+    """What a correction did: the order, and whether the fulfillment goes (again) to the buyer."""
+
+    order: Order
+    forward: bool
+    released: bool
+    became_shipped: bool
+    note: str
+
+
+def apply_correction(
+    order: Order, fulfillment_id: str, checked: Checked, reason: str, by: str
+) -> Corrected:
+    """The order with the fulfillment's tracking replaced by checked values, the old ones kept
+    in its `corrections`. The fulfillment keeps its id; its version goes up so the change reaches
+    the buyer once, as an update; a held one whose quantities fit is released."""
+    updated = Order.from_doc(order.to_doc())
+    fulfillment = updated.fulfillment(fulfillment_id)
+    before = {
+        "carrier": fulfillment.carrier,
+        "tracking_numbers": list(fulfillment.tracking_numbers),
+        "tracking_urls": list(fulfillment.tracking_urls),
+    }
+    at = now_iso()
+    fulfillment.corrections.append(Correction(at, by, reason.strip(), before))
+    fulfillment.carrier = checked.carrier
+    fulfillment.tracking_numbers = list(checked.tracking_numbers)
+    fulfillment.tracking_urls = list(checked.tracking_urls)
+    fulfillment.version += 1
+    fulfillment.updated_at = updated.updated_at = at
+    released = False
+    if fulfillment.status == "held":
+        if fits(updated, fulfillment.line_items):
+            fulfillment.status, fulfillment.held_reason = "active", None
+            released = True
+        else:
+            fulfillment.held_reason = "Its quantities are more than remain on the order."
+    forward = fulfillment.status == "active"
+    if forward:  # pending again, attempts from 0; what the buyer's store has stays known
+        fulfillment.delivery = replace(
+            fulfillment.delivery,
+            state="pending",
+            attempts=0,
+            last_error=None,
+            retry_at=None,
+            first_attempt_at=None,
+        )
+    _, became_shipped = _mark_shipped_if_covered(updated)
+    was = f"{before['carrier']} {', '.join(before['tracking_numbers'])}"
+    now = f"{fulfillment.carrier} {', '.join(fulfillment.tracking_numbers)}"
+    note = f"{by} corrected the tracking of fulfillment {fulfillment.id}: was {was}, now {now}."
+    if released:
+        note += " The fulfillment is released."
+    elif fulfillment.status == "held":
+        note += f" It stays held: {fulfillment.held_reason}"
+    return Corrected(updated, forward, released, became_shipped, f"{note} Reason: {reason.strip()}")
 
 
 # ---- fulfillments read from a seller's store (rules 1, 2, 5 and 8) ----------------------------
@@ -579,9 +736,16 @@ def _update_observed(
         return
     if held or existing.status != "active":
         return
+    after_correction = bool(existing.corrections)
+    if after_correction:
+        numbers, new_urls = _added_since_correction(existing, seen, numbers)
+        if not numbers:  # the store still shows what the operator corrected: nothing new
+            return
+    else:
+        new_urls = _urls_for(seen, numbers)
     merged = list(dict.fromkeys([*existing.tracking_numbers, *numbers]))
     carrier = tracking.canonical_carrier(seen.carrier) or seen.carrier or existing.carrier
-    urls = list(dict.fromkeys([*existing.tracking_urls, *_urls_for(seen, numbers)]))
+    urls = list(dict.fromkeys([*existing.tracking_urls, *new_urls]))
     existing.source_updated_at = seen.updated_at or existing.source_updated_at
     if (
         merged == existing.tracking_numbers
@@ -596,11 +760,32 @@ def _update_observed(
     if existing.delivery.state != "pending":
         existing.delivery = replace(existing.delivery, state="pending", attempts=0, last_error=None)
     synced.forward.append(existing.id)
+    since = " after the operator's correction" if after_correction else ""
     synced.notes.append(
         (
             "fulfillment.updated",
-            f"Tracking of fulfillment {existing.id} changed in the seller's store: "
+            f"Tracking of fulfillment {existing.id} changed in the seller's store{since}: "
             f"{', '.join(merged)}.",
             "info",
         )
     )
+
+
+def _added_since_correction(
+    existing: Fulfillment, seen: ObservedFulfillment, numbers: list[str]
+) -> tuple[list[str], list[str]]:
+    """The numbers a corrected fulfillment's store shows that are new since the correction
+    (neither ours now nor any the operator corrected away), and their URLs: the store still
+    showing the wrong number must not bring it back, but a change made there later applies."""
+    replaced = {n for c in existing.corrections for n in c.before["tracking_numbers"]}
+    given = seen.tracking_urls if len(seen.tracking_urls) == len(numbers) else []
+    added, urls = [], []
+    for index, number in enumerate(numbers):
+        if number in replaced or number in existing.tracking_numbers:
+            continue
+        added.append(number)
+        url = given[index] if given and _is_web_url(given[index]) else None
+        url = url or tracking.tracking_url(tracking.canonical_carrier(seen.carrier), number)
+        if url:
+            urls.append(url)
+    return added, urls

@@ -35,6 +35,7 @@ SECURITY = {
     ("/api/v1/orders", "get"): (PARTNER,),
     ("/api/v1/orders/{order_id}", "get"): (OPERATOR, PARTNER),
     ("/api/v1/orders/{order_id}/fulfillments", "post"): (PARTNER,),
+    ("/api/v1/orders/{order_id}/fulfillments/{fulfillment_id}/corrections", "post"): (OPERATOR,),
     ("/api/v1/orders/{order_id}/links", "post"): (OPERATOR, PARTNER),
     ("/api/v1/orders/{order_id}/resync", "post"): (OPERATOR, PARTNER),
     ("/api/v1/orders/{order_id}/links/revoke", "post"): (OPERATOR,),
@@ -132,6 +133,8 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
     for name, schema in [  # nested schemas before the ones that nest them: one name each
         ("Delivery", s.DeliveryOut),
         ("FulfillmentLine", s.FulfillmentLineOut),
+        ("Tracking", s.TrackingOut),
+        ("Correction", s.CorrectionOut),
         ("LineItem", s.LineItemOut),
         ("Address", s.AddressIn),
         ("OrderLineIn", s.OrderLineIn),
@@ -148,6 +151,7 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
         ("OrderPage", s.OrderPage),
         ("FulfillmentIn", s.FulfillmentIn),
         ("FulfillmentCreated", s.FulfillmentCreated),
+        ("CorrectionIn", s.CorrectionIn),
         ("LinkIn", s.LinkIn),
         ("Link", s.LinkOut),
     ]:
@@ -281,6 +285,20 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
                 {"201": "FulfillmentCreated"},
                 (*write, "404", "409"),
                 [*order_id, idempotency],
+            )
+        },
+    )
+    spec.path(
+        "/api/v1/orders/{order_id}/fulfillments/{fulfillment_id}/corrections",
+        operations={
+            "post": _op(
+                "Correct a fulfillment's tracking (operator), also after Shipped: checked as at "
+                "creation, kept in its corrections, sent to the buyer as an update; 409 "
+                "fulfillment_cancelled, 422 nothing_to_correct when nothing would change",
+                "CorrectionIn",
+                {"201": "FulfillmentCreated"},
+                (*write, "404", "409"),
+                [*order_id, _path_id("fulfillment_id")],
             )
         },
     )

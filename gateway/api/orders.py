@@ -11,11 +11,18 @@ from flask import jsonify, request
 from gateway import links
 from gateway.api import api, load, read_json
 from gateway.api.auth import Caller, authenticate, require_operator
-from gateway.api.schemas import FulfillmentIn, LinkIn, ListQuery, OrderIn, order_json
+from gateway.api.schemas import (
+    CorrectionIn,
+    FulfillmentIn,
+    LinkIn,
+    ListQuery,
+    OrderIn,
+    order_json,
+)
 from gateway.errors import ApiError, validation_failed
 from gateway.jobs import JOB_OPTIONS, ROUTE_ORDER
 from gateway.jobs.reconcile import reopen_failed, resync_jobs, run_now
-from gateway.manual import create_manual_fulfillment, refuse_unless_allowed
+from gateway.manual import correct_fulfillment, create_manual_fulfillment, refuse_unless_allowed
 from gateway.model import Order
 from gateway.orders import new_order, seller_skus
 from gateway.runtime import settings, store
@@ -121,6 +128,15 @@ def post_fulfillment(order_id: str):
         store(), order, role, payload, key, settings().idempotency_ttl
     )
     return jsonify(body), status
+
+
+@api.post("/orders/<order_id>/fulfillments/<fulfillment_id>/corrections")
+def post_correction(order_id: str, fulfillment_id: str):
+    """The operator corrects a fulfillment's tracking (also after Shipped); it reaches the
+    buyer as an update."""
+    require_operator(authenticate())
+    payload = read_json(CorrectionIn())
+    return jsonify(correct_fulfillment(store(), order_id, fulfillment_id, payload, "api")), 201
 
 
 @api.post("/orders/<order_id>/links")

@@ -17,6 +17,7 @@ from gateway import platforms
 from gateway.model import Order
 from gateway.orders import (
     MAX_QUANTITY,
+    MAX_REASON_LENGTH,
     MAX_TRACKING_NUMBERS,
     MAX_URL_LENGTH,
     fulfilled_quantities,
@@ -218,6 +219,19 @@ class FulfillmentLineOut(Schema):
     quantity = fields.Integer()
 
 
+class TrackingOut(Schema):
+    carrier = fields.String()
+    tracking_numbers = fields.List(fields.String())
+    tracking_urls = fields.List(fields.String())
+
+
+class CorrectionOut(Schema):
+    at = fields.String()
+    by = fields.String(metadata={"description": "The operator's email, or api (operator key)."})
+    reason = fields.String()
+    before = fields.Nested(TrackingOut, metadata={"description": "The tracking as it was."})
+
+
 class FulfillmentOut(Schema):
     id = fields.String()
     source = fields.String(
@@ -239,6 +253,10 @@ class FulfillmentOut(Schema):
         }
     )
     held_reason = fields.String(allow_none=True)
+    corrections = fields.List(
+        fields.Nested(CorrectionOut),
+        metadata={"description": "The operator's corrections of its tracking, oldest first."},
+    )
 
 
 class LineItemOut(Schema):
@@ -334,6 +352,31 @@ class FulfillmentIn(StrictSchema):
     @post_load
     def _strip(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         data["carrier"] = data["carrier"].strip()
+        return data
+
+
+class CorrectionIn(StrictSchema):
+    carrier = Text(required=True, validate=validate.Length(max=100))
+    tracking_numbers = fields.List(
+        Text(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(max=MAX_TRACKING_NUMBERS),
+    )
+    tracking_urls = fields.List(
+        Text(validate=validate.Length(max=MAX_URL_LENGTH)),
+        load_default=list,
+        metadata={"description": "One per tracking number; built from the carrier when empty."},
+    )
+    reason = Text(
+        required=True,
+        validate=validate.Length(max=MAX_REASON_LENGTH),
+        metadata={"description": "Why the tracking is corrected: 1 to 500 characters."},
+    )
+
+    @post_load
+    def _strip(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data["carrier"] = data["carrier"].strip()
+        data["reason"] = data["reason"].strip()
         return data
 
 

@@ -25,7 +25,7 @@ def index():
 def init_app(app: Flask) -> None:
     """Register the console with its views; the layout (console.html, which the portal shares)
     asks who is signed in and puts a CSRF token in its sign-out form."""
-    from gateway.console import jobs, partners, reconcile  # noqa: F401  (views register on `admin`)
+    from gateway.console import jobs, orders, partners, reconcile  # noqa: F401  (views on `admin`)
 
     app.jinja_env.globals.update(signed_in=signed_in, csrf_token=generate_csrf)
     app.register_blueprint(admin)

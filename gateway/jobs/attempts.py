@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from gateway.delivery import ConnectionDown, DeliveryFailed
 from gateway.jobs import next_attempt_delay
-from gateway.model import Delivery, Order
+from gateway.model import Delivery, Order, now_iso
 from gateway.store import ATTEMPT_SECONDS, Change, JobSpec, Store, event
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,15 @@ def attempt(
             if isinstance(error, ConnectionDown):
                 return _held(current, delivery, error)
             attempts = delivery.attempts + 1
+            delivery = replace(delivery, first_attempt_at=delivery.first_attempt_at or now_iso())
             if sent is not None:
-                done = Delivery("delivered", attempts, None, sent.ref)
+                done = Delivery(
+                    "delivered",
+                    attempts,
+                    None,
+                    sent.ref,
+                    first_attempt_at=delivery.first_attempt_at,
+                )
                 updated = put(current, done)
                 return Change(
                     order=updated,

@@ -360,7 +360,7 @@ class WooCommerceAdapter:
         trackings = self.call("GET", TRACKING_PATH.format(id=ref), missing_ok=True)
         if trackings is not None:
             try:
-                return self._post_trackings(ref, fulfillment, trackings)
+                return self._post_trackings(ref, order, fulfillment, trackings)
             except PlatformError as refused:
                 if not refused.permanent:
                     raise
@@ -370,9 +370,15 @@ class WooCommerceAdapter:
         return self._post_note(order, fulfillment)
 
     def _post_trackings(
-        self, ref: str, fulfillment: Fulfillment, trackings: list[dict[str, Any]]
+        self, ref: str, order: Order, fulfillment: Fulfillment, trackings: list[dict[str, Any]]
     ) -> str:
-        """One tracking item per number the order does not have yet; every number's item ids."""
+        """One tracking item per number the order does not have yet; every number's item ids.
+        An operator's correction also takes away the items of the numbers it replaced."""
+        wrong = corrected_away(order, fulfillment)
+        for item in trackings:
+            if item.get("tracking_number") in wrong:
+                path = f"{TRACKING_PATH.format(id=ref)}/{item['tracking_id']}"
+                self.call("DELETE", path, missing_ok=True)  # gone already: a retry
         have = {t.get("tracking_number") for t in trackings}
         ids = [
             str(t["tracking_id"])
@@ -574,6 +580,13 @@ def _second_before(iso_time: str) -> str:
 def _gmt(value: str | None) -> str | None:
     """WooCommerce's *_gmt dates carry no zone: mark them UTC."""
     return None if not value else value if value.endswith("Z") else value + "Z"
+
+
+def corrected_away(order: Order, fulfillment: Fulfillment) -> set[str]:
+    """The numbers an operator's correction replaced that no fulfillment of the order has now."""
+    replaced = {n for c in fulfillment.corrections for n in c.before["tracking_numbers"]}
+    kept = {n for f in order.fulfillments if f.status == "active" for n in f.tracking_numbers}
+    return replaced - kept
 
 
 def _tracking_item(fulfillment: Fulfillment, index: int) -> dict[str, Any]:

@@ -30,6 +30,14 @@ return length
 """
 
 
+def search_terms(order: Order) -> set[str]:
+    """What finds the order in the console's search, as typed after trimming, any case: our
+    id, either party's order ref, every tracking number."""
+    terms = {order.id, order.buyer_order_ref, order.seller_order_ref or ""}
+    terms.update(n for f in order.fulfillments for n in f.tracking_numbers)
+    return {term.strip().lower() for term in terms if term and term.strip()}
+
+
 class Orders(Records):
     """Orders, each one JSON document changed in an optimistic transaction with its jobs."""
 
@@ -75,6 +83,7 @@ class Orders(Records):
                     member = f"{order.created_at}|{order.id}"
                     pipe.zadd(key("orders-of", order.buyer_id), {member: 0})
                     pipe.zadd(key("orders-of", order.seller_id), {member: 0})
+                    pipe.zadd(key("orders"), {member: 0})  # every order: the console's list
                     self._write_order(pipe, order, events, jobs)
                     pipe.execute()
                     return order
@@ -155,6 +164,8 @@ class Orders(Records):
             else:
                 pipe.sadd(unshipped, order.id)
             index_pending(pipe, order)
+            for term in search_terms(order):  # kept when a term goes: an old number still finds
+                pipe.sadd(key("find", term), order.id)
             waiting = key("waiting", order.buyer_id)  # the reconciliation asks again about these
             if order.routing.state == "waiting":
                 pipe.sadd(waiting, order.id)
@@ -269,3 +280,59 @@ class Orders(Records):
                 break
         more = last is not None and (last != candidates[-1] or horizon is not None)
         return kept, (last if more else None)
+
+    def find_orders(self, term: str) -> list[str]:
+        """Ids of the orders whose id, either order ref or a tracking number is `term`
+        (trimmed, any case); our id is also tried as typed, for orders stored before the
+        search index."""
+        term = term.strip()
+        if not term:
+            return []
+        found = {m.decode() for m in self.redis.smembers(key("find", term.lower()))}
+        if not found and self.redis.exists(key("order", term)):
+            found.add(term)
+        return sorted(found)
+
+    def every_order_index(self) -> str:
+        """The key of the index of every order (created_at|id), filled once from the
+        partners' own indexes for orders stored before it existed."""
+        index = key("orders")
+        if not self.redis.exists(key("orders-indexed")):
+            sources = [key("orders-of", pid) for pid in self.partner_ids()]
+            if sources:  # orders added meanwhile are in `index` already: kept by the union
+                self.redis.zunionstore(index, [index, *sources], aggregate="MIN")
+            self.redis.set(key("orders-indexed"), 1)
+        return index
+
+    def orders_page(
+        self,
+        partner_id: str | None,
+        keep: Callable[[Order], bool],
+        limit: int,
+        cursor: str | None = None,
+        budget: int = 1000,
+    ) -> tuple[list[Order], str | None]:
+        """A page of orders, newest first (every order's, or one partner's), those `keep`
+        accepts, and the cursor of the next page. At most `budget` orders are read per call,
+        so a page of a narrow filter may be short while the cursor is still set."""
+        index = key("orders-of", partner_id) if partner_id else self.every_order_index()
+        start = f"({cursor}" if cursor else "+"
+        members = self.redis.zrevrangebylex(index, start, "-", start=0, num=budget)
+        found: list[Order] = []
+        last: str | None = None
+        for chunk_start in range(0, len(members), 100):
+            chunk = members[chunk_start : chunk_start + 100]
+            docs = self.redis.mget([key("order", m.decode().split("|")[1]) for m in chunk])
+            for member, raw in zip(chunk, docs, strict=True):
+                last = member.decode()
+                if raw is None:
+                    continue
+                order = Order.from_doc(json.loads(raw))
+                if keep(order):
+                    found.append(order)
+                if len(found) == limit:
+                    break
+            if len(found) == limit:
+                break
+        more = last is not None and bool(self.redis.zrevrangebylex(index, f"({last}", "-", 0, 1))
+        return found, (last if more else None)

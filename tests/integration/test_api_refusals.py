@@ -983,6 +983,7 @@ API_PATHS = {
     "/api/v1/orders": {"post", "get"},
     "/api/v1/orders/{order_id}": {"get"},
     "/api/v1/orders/{order_id}/fulfillments": {"post"},
+    "/api/v1/orders/{order_id}/fulfillments/{fulfillment_id}/corrections": {"post"},
     "/api/v1/orders/{order_id}/links": {"post"},
     "/healthz": {"get"},
 }
