@@ -42,6 +42,54 @@ SECURITY = {
     ("/api/v1/reconcile", "post"): (OPERATOR,),
 }
 
+# Each operation's id (SECURITY's keys, in order), and the OpenAPI links from the operations that
+# create something to those that use its id (API.md): (creator, its answer) -> link name ->
+# (the operation it leads to, its parameters from the answer).
+OPERATION_IDS = dict(
+    zip(
+        SECURITY,
+        (
+            "createPartner",
+            "getPartner",
+            "createConnectLink",
+            "savePartnership",
+            "createOrder",
+            "listOrders",
+            "getOrder",
+            "createFulfillment",
+            "correctFulfillment",
+            "createOrderLink",
+            "resyncOrder",
+            "revokeOrderLinks",
+            "runReconciliation",
+        ),
+        strict=True,
+    )
+)
+PARTNER_ID = {"partner_id": "$response.body#/id"}
+ORDER_ID = {"order_id": "$response.body#/id"}
+FULFILLMENT_IDS = {
+    "order_id": "$response.body#/order/id",
+    "fulfillment_id": "$response.body#/fulfillment/id",
+}
+LINKS = {
+    (("/api/v1/partners", "post"), "201"): {
+        "GetPartner": ("getPartner", PARTNER_ID),
+        "CreateConnectLink": ("createConnectLink", PARTNER_ID),
+    },
+    (("/api/v1/orders", "post"), "201"): {
+        "GetOrder": ("getOrder", ORDER_ID),
+        "CreateFulfillment": ("createFulfillment", ORDER_ID),
+        "CreateOrderLink": ("createOrderLink", ORDER_ID),
+        "ResyncOrder": ("resyncOrder", ORDER_ID),
+        "RevokeOrderLinks": ("revokeOrderLinks", ORDER_ID),
+    },
+    (("/api/v1/orders/{order_id}/fulfillments", "post"), "201"): {
+        "GetOrder": ("getOrder", {"order_id": "$response.body#/order/id"}),
+        "CorrectFulfillment": ("correctFulfillment", FULFILLMENT_IDS),
+    },
+}
+
 
 def _op(
     summary: str,
@@ -418,6 +466,13 @@ def _document(platform_names: tuple[str, ...]) -> dict[str, Any]:
     document = spec.to_dict()
     for (path, method), who in SECURITY.items():
         document["paths"][path][method]["security"] = [{name: []} for name in who]
+        document["paths"][path][method]["operationId"] = OPERATION_IDS[(path, method)]
+    for (operation, status), links in LINKS.items():
+        answer = document["paths"][operation[0]][operation[1]]["responses"][status]
+        answer["links"] = {
+            name: {"operationId": target, "parameters": parameters}
+            for name, (target, parameters) in links.items()
+        }
     schemas = document["components"]["schemas"]
     partner_in = schemas["PartnerIn"]["properties"]
     partner_in["platform"]["enum"] = list(platform_names)

@@ -1046,6 +1046,36 @@ def test_openapi_document_is_valid_openapi_3(client):
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
 
 
+def test_openapi_links_lead_from_what_is_created_to_the_operations_on_its_id(client):
+    doc = client.get("/openapi.json").get_json()
+    operations = {
+        operation["operationId"]: (path, operation)
+        for path, item in doc["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS and "operationId" in operation
+    }
+    assert len(operations) == sum(
+        1
+        for path, item in doc["paths"].items()
+        if path.startswith("/api/")
+        for method in item
+        if method in HTTP_METHODS
+    )  # every API operation has an id, each its own
+    creators = {
+        ("/api/v1/partners", "post"): {"getPartner", "createConnectLink"},
+        ("/api/v1/orders", "post"): {"getOrder", "createFulfillment", "resyncOrder"},
+        ("/api/v1/orders/{order_id}/fulfillments", "post"): {"correctFulfillment"},
+    }
+    for (path, method), expected in creators.items():
+        links = doc["paths"][path][method]["responses"]["201"]["links"]
+        assert expected <= {link["operationId"] for link in links.values()}
+        for link in links.values():
+            target_path, _ = operations[link["operationId"]]
+            # Each link fills exactly the path parameters of the operation it leads to.
+            assert set(link["parameters"]) == set(re.findall(r"{([^}]+)}", target_path))
+            assert all(v.startswith("$response.body#/") for v in link["parameters"].values())
+
+
 def test_openapi_and_routes_include_resync_and_reconcile(setup):
     doc = setup.client.get("/openapi.json").get_json()
     assert "post" in doc["paths"].get("/api/v1/orders/{order_id}/resync", {})
