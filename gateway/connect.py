@@ -44,8 +44,8 @@ class LinkGone(Exception):  # noqa: N818 (shown to a person)
 
 
 # A link may not name a store that another partner has, or that another partner's open link
-# names: an installation started from the store's side (BigCommerce) binds to the link naming
-# it, so a second link could otherwise capture another partner's install.
+# names: an installation started from the store's side (a platform's control panel) binds to
+# the link naming it, so a second link could otherwise capture another partner's install.
 TAKEN = "Another partner is connected to this store, or has a connect link open for it."
 
 
