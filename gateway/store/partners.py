@@ -249,11 +249,25 @@ class Partners(Records):
 
     def roles(self, partner_id: str) -> set[str]:
         """ "buyer" and/or "seller", from the partner's partnerships."""
+        self._index_sellers_buyers()
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.scard(key("sellers-of", partner_id))
             pipe.scard(key("buyers-of", partner_id))
             sellers, buyers = pipe.execute()
         return {role for role, n in (("buyer", sellers), ("seller", buyers)) if n}
+
+    def _index_sellers_buyers(self) -> None:
+        """Fill each seller's `buyers-of` from the partnerships stored before it was kept (once;
+        save_partnership keeps it since)."""
+        if self.redis.exists(key("buyers-of-built")):
+            return
+        prefix = key("partnership", "")
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name in self.redis.scan_iter(prefix + "*"):
+                buyer, seller = name.decode().removeprefix(prefix).split(":", 1)
+                pipe.sadd(key("buyers-of", seller), buyer)
+            pipe.set(key("buyers-of-built"), 1)
+            pipe.execute()
 
     # ---- the store connection: install, status, tokens, webhooks ------------------------------
 

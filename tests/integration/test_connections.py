@@ -457,3 +457,17 @@ def test_a_link_may_not_name_a_store_another_partner_has_or_has_a_link_for(bazaa
         client, second, {"store_id": "corner-shop"}, headers=bearer(second["api_key"])
     )
     assert later.status_code == 409  # connected to the first now
+
+
+def test_partnerships_stored_before_the_seller_index_still_give_the_seller_role(
+    bazaar, client, redis
+):
+    seller = make_partner(client)
+    buyer = make_partner(client, "none")
+    pairs = [{"buyer_sku": "MUG", "seller_sku": "AC-1"}]
+    body = {"buyer_id": buyer["id"], "seller_id": seller["id"], "skus": pairs}
+    client.post("/api/v1/partnerships", json=body, headers=admin_headers())
+    redis.delete(f"gw:buyers-of:{seller['id']}", "gw:buyers-of-built")  # as an older version kept
+    store = client.application.extensions["gateway.store"]
+    assert store.roles(seller["id"]) == {"seller"}
+    assert store.roles(buyer["id"]) == {"buyer"}
