@@ -10,6 +10,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from gateway.failover import NotReplicatedError
+from gateway.web_log import masked
 
 
 class ApiError(Exception):
@@ -85,7 +86,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(RedisTimeoutError)
     @app.errorhandler(NotReplicatedError)  # written on the primary alone: not promised (503)
     def _store_down(error: Exception):
-        app.logger.error("redis unavailable on %s %s: %s", request.method, request.path, error)
+        app.logger.error(
+            "redis unavailable on %s %s: %s", request.method, masked(request.path), error
+        )
         unavailable = ApiError(503, "unavailable", "The store is unavailable; try again shortly.")
         if not wants_json():
             return unavailable.message, 503
@@ -93,7 +96,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
-        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        app.logger.exception("unhandled error on %s %s", request.method, masked(request.path))
         if not wants_json():
             return "Internal error", 500
         return ApiError(500, "internal_error", "Something went wrong on our side.").response()

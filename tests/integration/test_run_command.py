@@ -118,6 +118,12 @@ def test_run_serves_where_it_says_and_stops_everything(tmp_path: Path, listen: s
         assert health, output.text()
         assert health["status"] == "ok"
         assert f"is in {data}/admin-token" in output.text()
+        # A sign-in or connect link's token is in its path: the access log masks it.
+        for path in ("/connect/link-token-in-the-path", "/signin/signin-token-in-the-path"):
+            requests.get(f"{url}{path}", timeout=10)
+        output.wait_for(r'"GET /signin/\[token\]"', timeout=30)
+        assert "token-in-the-path" not in output.text()
+        assert '"GET /connect/[token]"' in output.text()
 
         started = descendants(run.pid)
         names = " ".join(" ".join(p.cmdline()) for p in started)
