@@ -43,6 +43,8 @@ def job_for(store: Store, order: Order, name: str) -> JobSpec:
     """The job that carries the named delivery of an order (to the buyer: on its queue)."""
     if name == "route":
         return JobSpec(ROUTE_ORDER, (order.id,), options=JOB_OPTIONS)
+    if name == "sync":  # a read of the seller's store held while it could not be used
+        return JobSpec(SYNC_SELLER, (order.id,), options=RETRIED_OPTIONS)
     queue = delivery_queue(store, order.buyer_id)
     if name == "shipped":
         return JobSpec(ANNOUNCE_SHIPPED, (order.id,), options=JOB_OPTIONS, queue=queue)

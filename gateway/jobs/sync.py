@@ -44,7 +44,8 @@ def sync_seller(order_id: str, seen_updated_at: str | None = None) -> str:
     seller = store.partner(order.seller_id)
     try:
         observed = adapter_for(seller, store, config).read_fulfillments(order.seller_order_ref)
-    except ConnectionDown:  # the reconciliation reads it once the store is back
+    except ConnectionDown as down:  # read again once the store is connected (shipped or not:
+        store.hold_for_connection(down.partner_id, order_id, "sync")  # no cycle reads shipped)
         return "waiting for the store connection"
     except PlatformError as error:
         if not error.permanent:

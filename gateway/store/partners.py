@@ -360,6 +360,10 @@ class Partners(Records):
         """Remember a delivery held for the partner's connection (in the caller's pipeline)."""
         pipe.sadd(key("awaiting-connection", partner_id), f"{order_id}|{name}")
 
+    def hold_for_connection(self, partner_id: str, order_id: str, name: str) -> None:
+        """Remember work on an order held for the partner's connection (a sync of it)."""
+        self.redis.sadd(key("awaiting-connection", partner_id), f"{order_id}|{name}")
+
     def take_awaiting(self, partner_id: str) -> list[tuple[str, str]]:
         """The deliveries held for the partner's connection, forgotten as they are returned."""
         awaiting = key("awaiting-connection", partner_id)

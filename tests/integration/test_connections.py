@@ -471,3 +471,30 @@ def test_partnerships_stored_before_the_seller_index_still_give_the_seller_role(
     store = client.application.extensions["gateway.store"]
     assert store.roles(seller["id"]) == {"seller"}
     assert store.roles(buyer["id"]) == {"buyer"}
+
+
+def test_a_sync_held_for_the_connection_is_read_again_once_reconnected(
+    bazaar, client, redis, pair, make_order
+):
+    """A fulfillment webhook met a store that can't be used: no cycle reads a shipped order,
+    so the read itself is held and done once the store is back."""
+    from gateway.jobs import SYNC_SELLER
+    from gateway.jobs.sync import sync_seller
+
+    seller = make_partner(client)
+    install(client, seller)
+    buyer = make_partner(client, "none")
+    pairs = [{"buyer_sku": "MUG", "seller_sku": "AC-1"}]
+    body = {"buyer_id": buyer["id"], "seller_id": seller["id"], "skus": pairs}
+    client.post("/api/v1/partnerships", json=body, headers=admin_headers())
+    order = make_order(buyer, seller, lines=[{"sku": "MUG", "quantity": 1}])
+    assert route_order(order["id"]) == "delivered"
+    store = client.application.extensions["gateway.store"]
+    store.connection_failed(seller["id"], "refused")
+
+    assert sync_seller(order["id"]) == "waiting for the store connection"
+    assert store.take_awaiting(seller["id"]) == [(order["id"], "sync")]
+    store.hold_for_connection(seller["id"], order["id"], "sync")  # as it was
+    install(client, seller, code="again")
+    assert resume_connection(seller["id"]) == 1
+    assert [j.args for j in job_queue(redis).jobs if j.func_name == SYNC_SELLER] == [[order["id"]]]
