@@ -110,6 +110,20 @@ def refuse_private(url: str, config: Settings) -> None:
 # ---- the check at each connection ---------------------------------------------------------------
 
 
+def unsafe_urls(urls: dict[str, str | None], config: Settings) -> dict[str, list[str]]:
+    """Why each of these URLs (by field name) would be refused: http:// in production, or a
+    private address; the fields that pass are left out."""
+    errors: dict[str, list[str]] = {}
+    for name, url in urls.items():
+        try:
+            if url:
+                refuse_insecure(url, config)
+                refuse_private(url, config)
+        except RefusedAddress as refused:
+            errors[name] = [str(refused)]
+    return errors
+
+
 class _Checked:
     """A urllib3 connection that connects only to addresses `checked_addresses` lets through,
     the very ones it checked (no second lookup for a name to change its answer in between)."""

@@ -39,14 +39,7 @@ def url_fields(schema: type, values: dict) -> dict:
 def refuse_unsafe(urls: dict) -> None:
     """422 naming each of these URLs that is http:// in production or leads to a private
     address (each is called by the gateway later)."""
-    errors: dict[str, list[str]] = {}
-    for name, url in urls.items():
-        try:
-            if url:
-                outbound.refuse_insecure(url, settings())
-                outbound.refuse_private(url, settings())
-        except outbound.RefusedAddress as refused:
-            errors[name] = [str(refused)]
+    errors = outbound.unsafe_urls(urls, settings())
     if errors:
         raise validation_failed(errors)
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
-from marshmallow import ValidationError
+from marshmallow import ValidationError, fields
 from wtforms import ValidationError as CSRFValidationError
 
-from gateway import connect, platforms
+from gateway import connect, outbound, platforms
 from gateway.delivery import DeliveryFailed
 from gateway.platforms.base import ConnectLink, InstallAnswer, InstallRefused, InstallRequest
 from gateway.runtime import settings, store
@@ -93,6 +93,11 @@ def connect_form(token: str):
         hints = schema(only=tuple(asked)).load(values)
     except ValidationError as error:
         errors = {k: v if isinstance(v, list) else [str(v)] for k, v in error.messages.items()}
+        return _form(link, token, errors, values, 422)
+    # A store address typed here is called by the gateway as one given to the API is.
+    urls = {n: v for n, v in hints.items() if isinstance(schema().fields[n], fields.Url)}
+    errors = outbound.unsafe_urls(urls, settings())
+    if errors:
         return _form(link, token, errors, values, 422)
     try:
         link = connect.name_store(store(), link, hints)

@@ -731,6 +731,15 @@ class WooCommerce(Platform):
             "webhook_secret": secrets.token_urlsafe(32),
             "installed": True,
         }
+        # The keys must open the store the link was started for: a key pair made up, or made
+        # in another store, claims nothing (one call; a refusal leaves nothing on either side).
+        try:
+            WooCommerceAdapter(connection, port, config).call(
+                "GET", "/wp-json/wc/v3/webhooks?per_page=1"
+            )
+        except PlatformError as error:
+            port.count("install_refused_woocommerce")
+            return InstallAnswer(403, body=f"refused: the keys do not open the store ({error})")
         try:
             port.complete(link, connection)
         except InstallRefused as refused:

@@ -498,3 +498,16 @@ def test_a_sync_held_for_the_connection_is_read_again_once_reconnected(
     install(client, seller, code="again")
     assert resume_connection(seller["id"]) == 1
     assert [j.args for j in job_queue(redis).jobs if j.func_name == SYNC_SELLER] == [[order["id"]]]
+
+
+def test_a_store_address_typed_on_the_page_is_checked_as_the_apis(client, redis):
+    """The gateway calls the address the owner types: a private one is refused beside the
+    field (http in development is allowed, as for the simulators)."""
+    partner = make_partner(client, "woocommerce", connection=None)
+    url = local(connect_link(client, partner).get_json()["url"])
+    html = client.get(url).get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    refused = client.post(url, data={"store_url": "http://10.0.0.5/shop", "csrf_token": csrf})
+    assert refused.status_code == 422
+    assert 'id="store_url-error"' in refused.get_data(as_text=True)
+    assert not list(redis.scan_iter("gw:install-state:*"))  # nothing begun

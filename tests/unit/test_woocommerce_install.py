@@ -199,9 +199,11 @@ def test_begin_install_sends_the_owner_to_the_stores_grant_page():
     assert port.states[nonce] == (LINK, {"store_url": SITE})
 
 
+@responses.activate
 def test_the_stores_key_callback_connects_the_partner_and_is_answered_exactly_200():
     port = Port()
     nonce = begun(port)
+    keys_open_the_store()
 
     answer = WooCommerce().install_step("callback", post(callback(user_id=nonce)), port, CONFIG)
 
@@ -220,9 +222,11 @@ def test_the_stores_key_callback_connects_the_partner_and_is_answered_exactly_20
     assert WooCommerce.connection_schema().load(static), "a valid connection, secrets and all"
 
 
+@responses.activate
 def test_an_unknown_or_used_user_id_is_refused_and_nothing_is_kept():
     port = Port()
     nonce = begun(port)
+    keys_open_the_store()
     woo = WooCommerce()
     forged = woo.install_step("callback", post(callback(user_id="made-up")), port, CONFIG)
     assert forged.status == 403 and port.completed == []
@@ -241,11 +245,37 @@ def test_a_key_short_of_read_write_is_refused_so_the_store_deletes_it(permission
     assert port.completed == [] and "install_refused_woocommerce" in port.counted
 
 
+@responses.activate
 def test_a_store_another_partner_has_is_refused():
     port = Port(refuse="Another partner of the marketplace is connected to this store.")
     nonce = begun(port)
+    keys_open_the_store()
     answer = WooCommerce().install_step("callback", post(callback(user_id=nonce)), port, CONFIG)
     assert answer.status == 409 and "Another partner" in answer.body
+
+
+@responses.activate
+def test_keys_that_do_not_open_the_store_claim_nothing():
+    """A made-up key pair, or one from another store, posted with a valid user_id."""
+    port = Port()
+    nonce = begun(port)
+    responses.add(
+        responses.GET,
+        f"{SITE}/wp-json/wc/v3/webhooks",
+        status=401,
+        json={
+            "code": "woocommerce_rest_authentication_error",
+            "message": "Consumer key is invalid.",
+        },
+    )
+    answer = WooCommerce().install_step("callback", post(callback(user_id=nonce)), port, CONFIG)
+    assert answer.status == 403 and port.completed == []
+    assert "install_refused_woocommerce" in port.counted
+
+
+def keys_open_the_store() -> None:
+    """The store answers the posted keys' first call (the callback tries them)."""
+    responses.add(responses.GET, f"{SITE}/wp-json/wc/v3/webhooks", json=[])
 
 
 def test_no_other_step():
