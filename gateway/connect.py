@@ -54,15 +54,22 @@ class StoreTaken(Exception):  # noqa: N818 (shown to a person)
 
 
 def create_link(
-    config: Settings, store: Store, partner: dict[str, Any], hints: dict[str, Any]
+    config: Settings,
+    store: Store,
+    partner: dict[str, Any],
+    hints: dict[str, Any],
+    trusted: bool = True,
 ) -> dict[str, Any]:
-    """A fresh connect link for the partner: {"url", "expires_at"}."""
+    """A fresh connect link for the partner: {"url", "expires_at"}. `trusted`: the store its
+    hints name was named by the operator or is the partner's own (ConnectLink.trusted)."""
     expires = datetime.now(UTC) + timedelta(seconds=LINK_SECONDS)
     record = {
         "id": new_id("cnl"),
         "partner_id": partner["id"],
         "platform": partner["platform"],
         "hints": hints,
+        "trusted": trusted,
+        "contact_email": partner["email"],
         "expires_at": iso_utc(expires),
     }
     if not store.add_connect_link(record, LINK_SECONDS, _store_named(partner["platform"], hints)):
@@ -102,7 +109,14 @@ def open_link(config: Settings, store: Store, token: str) -> ConnectLink:
 
 
 def _link(record: dict[str, Any]) -> ConnectLink:
-    return ConnectLink(record["id"], record["partner_id"], record["platform"], record["hints"])
+    return ConnectLink(
+        record["id"],
+        record["partner_id"],
+        record["platform"],
+        record["hints"],
+        bool(record.get("trusted")),
+        record.get("contact_email", ""),
+    )
 
 
 def name_store(store: Store, link: ConnectLink, hints: dict[str, Any]) -> ConnectLink:
@@ -111,6 +125,7 @@ def name_store(store: Store, link: ConnectLink, hints: dict[str, Any]) -> Connec
     if record is None:
         raise LinkGone("used or expired")
     record["hints"] = {**record["hints"], **hints}
+    record["trusted"] = False  # typed by whoever holds the link
     named = _store_named(link.platform, record["hints"])
     if named and not store.name_store_of_link(record, named, LINK_SECONDS):
         raise StoreTaken(TAKEN)

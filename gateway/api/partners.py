@@ -132,7 +132,7 @@ def post_connect_link(partner_id: str):
         )
     refuse_unsafe(url_fields(declared.install_schema, hints))
     try:
-        link = connect.create_link(settings(), store(), partner, hints)
+        link = connect.create_link(settings(), store(), partner, hints, caller.is_operator)
     except connect.StoreTaken as taken:
         raise ApiError(409, "store_taken", str(taken)) from None
     return jsonify(link), 201

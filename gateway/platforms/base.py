@@ -321,6 +321,11 @@ class ConnectLink:
     partner_id: str
     platform: str
     hints: dict[str, Any]  # what the link's body and the connect page's form named
+    # The store the hints name was named by the operator, or is the partner's own earlier
+    # connection; else (named by the partner or typed on the page) a platform that binds by
+    # the store's name alone checks that the installer is the partner's contact.
+    trusted: bool = False
+    contact_email: str = ""
 
 
 @dataclass(frozen=True)

@@ -926,6 +926,17 @@ class BigCommerce(Platform):
                 f"{error} Install the app again from the control panel.",
                 502 if not error.permanent else 400,
             )
+        if not link.trusted and not _installed_by_contact(token, link.contact_email):
+            # A store hash named by the partner itself (or typed on the connect page) is bound
+            # only when the installer is the partner's contact: store hashes are public, and
+            # an install would otherwise go to whoever named the store first.
+            port.count("install_refused_bigcommerce")
+            return _page(
+                "Not connected",
+                f"BigCommerce store {store} was installed by someone other than the marketplace"
+                " partner's contact. Ask the marketplace for a connect link naming this store.",
+                403,
+            )
         granted = set(str(token.get("scope") or "").split())
         short = [scope for scope in REQUIRED_SCOPES if scope not in granted]
         connection: dict[str, Any] = {
@@ -980,3 +991,14 @@ class BigCommerce(Platform):
 
 
 register(BigCommerce())
+
+
+def _installed_by_contact(token: dict[str, Any], contact_email: str) -> bool:
+    """True when the installing user or the store's owner (the token answer's `user.email`,
+    `owner.email`: BigCommerce's auth callback docs) is the partner's contact."""
+    wanted = contact_email.strip().casefold()
+    emails = {
+        str((token.get(who) or {}).get("email") or "").strip().casefold()
+        for who in ("user", "owner")
+    }
+    return bool(wanted) and wanted in emails

@@ -104,8 +104,10 @@ def rsps():
         yield mock
 
 
-def link(**hints: Any) -> ConnectLink:
-    return ConnectLink("lnk_1", "ptr_1", "bigcommerce", {"store_hash": STORE, **hints})
+def link(trusted: bool = True, contact: str = "ops@partner.example", **hints: Any) -> ConnectLink:
+    """An open link naming the store (by the operator, unless `trusted` is False)."""
+    named = {"store_hash": STORE, **hints}
+    return ConnectLink("lnk_1", "ptr_1", "bigcommerce", named, trusted, contact)
 
 
 def request(**args: str) -> InstallRequest:
@@ -211,6 +213,21 @@ def test_auth_exchanges_the_code_and_completes_the_links_partner(config, rsps):
     assert len(connection["gateway_token"]) >= 32
     assert PLATFORM.webhook_headers(connection) == {"X-Gateway-Secret": connection["gateway_token"]}
     assert PLATFORM.store_identity(connection) == f"stores/{STORE}"
+
+
+@pytest.mark.parametrize(
+    ("installer", "bound"), [("OPS@partner.example", True), ("x@y.example", False)]
+)
+def test_a_store_named_by_the_partner_binds_only_when_its_contact_installs(
+    config, rsps, installer, bound
+):
+    """Store hashes are public: a link whose store the partner named itself (or typed on the
+    page) takes an install only from the partner's contact (`user` or `owner` email)."""
+    someone = {"id": 1, "username": installer, "email": installer}
+    rsps.post(f"{LOGIN}/oauth2/token", json=token_answer(user=someone, owner=someone))
+    port = FakePort(link(trusted=False, login_base_url=LOGIN))
+    answer = PLATFORM.install_step("auth", request(**auth_args()), port, config)
+    assert (answer.status, len(port.completed)) == ((200, 1) if bound else (403, 0))
 
 
 def test_auth_uses_the_login_setting_without_a_hint_and_a_fresh_gateway_token_each_time(
