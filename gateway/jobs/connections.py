@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from gateway import connect, mail, platforms
@@ -152,13 +153,17 @@ def tell_owner_to_reconnect(partner_id: str, status: str) -> str:
     )
 
 
-def connection_event(partner_id: str, kind: str, emails: list[str], order_refs: list[str]) -> str:
+def connection_event(
+    partner_id: str, kind: str, emails: list[str], order_refs: list[str], at: str = ""
+) -> str:
     """Act on a verified delivery about the connection: an uninstall, or a privacy request."""
     _, store = context()
     partner = store.partner(partner_id)
     if partner is None:
         return "no such partner"
     label = platforms.get(partner["platform"]).label
+    if kind == UNINSTALLED_EVENT and _before(at, partner.get("connected_at")):
+        return "an uninstall from before the store was connected again: ignored"
     if kind == UNINSTALLED_EVENT:
         connect.set_status(
             store, partner_id, UNINSTALLED, f"the app was removed from the {label} store"
@@ -249,3 +254,14 @@ def _email_owner(
         raise DeliveryFailed(f"email not sent: {type(error).__name__}") from error
     store.add_partner_event(partner["id"], event(kind, f"Emailed a connect link ({where})."))
     return where
+
+
+def _before(at: str, connected_at: str | None) -> bool:
+    """True when a platform's event time is before the connection was made (a late delivery
+    about an earlier installation); False when either time is unknown."""
+    try:
+        return bool(at and connected_at) and (
+            datetime.fromisoformat(at) < datetime.fromisoformat(connected_at or "")
+        )
+    except (TypeError, ValueError):  # naive and aware, or not a time: act on it
+        return False

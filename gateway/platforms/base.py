@@ -296,6 +296,7 @@ class ConnectionEvent:
     kind: str
     emails: tuple[str, ...] = ()
     order_refs: tuple[str, ...] = ()  # the store's own order ids
+    at: str = ""  # when it happened, as the platform says (ISO-8601), if it says
 
 
 @dataclass(frozen=True)

@@ -1308,8 +1308,8 @@ class Shopify(Platform):
         orders_requested, customer {id, email, phone}, data_request {id}}; customers/redact
         {shop_id, shop_domain, customer {id, email, phone}, orders_to_redact}; shop/redact
         {shop_id, shop_domain}, 48 hours after an uninstall."""
-        if topic == "app/uninstalled":
-            return ConnectionEvent(UNINSTALLED_EVENT)
+        if topic == "app/uninstalled":  # its time: a late one must not undo a reinstall
+            return ConnectionEvent(UNINSTALLED_EVENT, at=_header(call, "Triggered-At"))
         if topic == "shop/redact":
             return ConnectionEvent(REDACT_SHOP)
         if topic not in ("customers/redact", "customers/data_request"):

@@ -73,7 +73,7 @@ def receive(name: str):
     topic = platform.topic(call)
     about = platform.connection_event(topic, call)
     if about is not None:  # an uninstall, a privacy request: about the store, not an order
-        args = (partner["id"], about.kind, list(about.emails), list(about.order_refs))
+        args = (partner["id"], about.kind, list(about.emails), list(about.order_refs), about.at)
         job = upkeep(CONNECTION_EVENT, *args)
     else:
         ref = platform.order_ref(topic, call) if topic in platform.topics else None

@@ -511,3 +511,16 @@ def test_a_store_address_typed_on_the_page_is_checked_as_the_apis(client, redis)
     assert refused.status_code == 422
     assert 'id="store_url-error"' in refused.get_data(as_text=True)
     assert not list(redis.scan_iter("gw:install-state:*"))  # nothing begun
+
+
+def test_a_late_uninstall_does_not_undo_a_reinstall(bazaar, client, redis):
+    partner = make_partner(client)
+    install(client, partner)
+    store = client.application.extensions["gateway.store"]
+    connected_at = store.partner(partner["id"])["connected_at"]
+    earlier = "2020-01-01T00:00:00Z"
+    assert "ignored" in connection_event(partner["id"], UNINSTALLED_EVENT, [], [], earlier)
+    assert store.partner(partner["id"])["connection_status"] == "connected"
+    assert connection_event(partner["id"], UNINSTALLED_EVENT, [], [], connected_at) == (
+        "uninstalled"
+    )
