@@ -851,8 +851,11 @@ class ShopifyAdapter:
 
     def granted_scopes(self) -> list[str]:
         """The scopes the app holds in this shop (`currentAppInstallation.accessScopes`)."""
-        data = self.execute(ACCESS_SCOPES, {})["currentAppInstallation"]
-        return [s["handle"] for s in data["accessScopes"]]
+        data = self.execute(ACCESS_SCOPES, {}).get("currentAppInstallation")
+        scopes = data.get("accessScopes") if isinstance(data, dict) else None
+        if not isinstance(scopes, list):
+            raise PlatformError("Shopify answered no accessScopes", permanent=True)
+        return [s["handle"] for s in scopes if isinstance(s, dict) and "handle" in s]
 
     def _pace_key(self) -> str:
         return f"pace:shopify:{self.shop}"
