@@ -128,7 +128,6 @@ def install_step(name: str, step: str):
         method=request.method,
         args=request.args,
         query_string=request.query_string,
-        form=request.form,
         raw=request.get_data(),
         headers=request.headers,
     )

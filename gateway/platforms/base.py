@@ -336,7 +336,6 @@ class InstallRequest:
     method: str
     args: Any  # the query parameters (a MultiDict)
     query_string: bytes  # as received: signatures over the query are computed on it
-    form: Any
     raw: bytes
     headers: Mapping[str, str]
 

@@ -54,7 +54,7 @@ def browse_install(sim: ShopifySimulator, config: Settings, port: FakeInstallPor
 def call_back(location: str, port: FakeInstallPort, config: Settings):
     query = urlsplit(location).query
     args = dict(parse_qsl(query))
-    request = InstallRequest("GET", args, query.encode(), {}, b"", {})
+    request = InstallRequest("GET", args, query.encode(), b"", {})
     return PLATFORM.install_step("callback", request, port, config)
 
 

@@ -112,7 +112,7 @@ def link(trusted: bool = True, contact: str = "ops@partner.example", **hints: An
 
 def request(**args: str) -> InstallRequest:
     query = "&".join(f"{k}={v}" for k, v in args.items()).encode()
-    return InstallRequest("GET", MultiDict(args), query, MultiDict(), b"", {})
+    return InstallRequest("GET", MultiDict(args), query, b"", {})
 
 
 def auth_args(**changes: str) -> dict[str, str]:

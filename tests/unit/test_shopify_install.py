@@ -148,7 +148,7 @@ def signed_query(params: dict[str, str], secret: str = CLIENT_SECRET) -> str:
 
 def callback_request(query: str) -> InstallRequest:
     args = {k: v[0] for k, v in parse_qs(query).items()}
-    return InstallRequest("GET", args, query.encode(), {}, b"", {})
+    return InstallRequest("GET", args, query.encode(), b"", {})
 
 
 def link(**hints) -> ConnectLink:

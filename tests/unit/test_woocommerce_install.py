@@ -179,7 +179,7 @@ class Port:
 
 def post(raw: bytes) -> InstallRequest:
     headers = {"Content-Type": "application/json;charset=UTF-8"}
-    return InstallRequest("POST", {}, b"", {}, raw, headers)
+    return InstallRequest("POST", {}, b"", raw, headers)
 
 
 CONFIG = SimpleNamespace(public_url=PUBLIC, http_timeout=5.0)
