@@ -16,7 +16,7 @@ from rq.registry import (
 
 from gateway.console import admin
 from gateway.jobs import CALLBACKS_QUEUE, CONNECTIONS_QUEUE, QUEUE, SERIALIZER
-from gateway.pages.signin import require_csrf
+from gateway.pages.csrf import require_csrf
 from gateway.runtime import store
 
 QUEUES = (QUEUE, CONNECTIONS_QUEUE, CALLBACKS_QUEUE)

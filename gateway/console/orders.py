@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
-from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from flask_wtf.csrf import generate_csrf
 from marshmallow import ValidationError
-from wtforms import ValidationError as CSRFValidationError
 
 from gateway import links, platforms, tracking
 from gateway.api.schemas import CorrectionIn, flatten
@@ -27,6 +26,7 @@ from gateway.orders import (
     not_released,
     retry_failed_delivery,
 )
+from gateway.pages.csrf import require_csrf
 from gateway.people import operator_only
 from gateway.runtime import settings, store
 from gateway.store import Change, JobSpec, event
@@ -142,10 +142,7 @@ def order(order_id: str):
 def _checked_form() -> str:
     """The operator's email, once the form's CSRF token and the person's rate limit pass."""
     person = operator_only()
-    try:
-        validate_csrf(request.form.get("csrf_token"))
-    except (CSRFError, CSRFValidationError):
-        abort(400, "The form expired; reload the page and try again.")
+    require_csrf()
     retry_after = store().over_limit(settings().rate_limit_person, "person", person.email)
     if retry_after is not None:
         text = f"Wait {retry_after} seconds, then send the form again."

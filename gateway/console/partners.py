@@ -7,8 +7,8 @@ from flask import abort, render_template
 from gateway import connect, platforms
 from gateway.console import admin
 from gateway.jobs import SEND_CONNECT_LINK, upkeep
+from gateway.pages.csrf import require_csrf
 from gateway.pages.portal import health
-from gateway.pages.signin import require_csrf
 from gateway.runtime import settings, store
 
 

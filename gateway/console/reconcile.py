@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template
 
 from gateway.console import admin
 from gateway.jobs.reconcile import reconcile_locks, run_now
-from gateway.pages.signin import require_csrf
+from gateway.pages.csrf import require_csrf
 from gateway.runtime import store
 
 

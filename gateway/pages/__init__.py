@@ -16,9 +16,8 @@ from flask import (
     session,
     url_for,
 )
-from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from flask_wtf.csrf import generate_csrf
 from marshmallow import ValidationError
-from wtforms import ValidationError as CSRFValidationError
 
 from gateway import links, tracking
 from gateway.api.schemas import FulfillmentIn, flatten
@@ -26,6 +25,7 @@ from gateway.errors import ApiError
 from gateway.manual import create_manual_fulfillment
 from gateway.model import UNSHIPPED, Order
 from gateway.orders import fulfilled_quantities, manual_fulfillment_refusal, not_released
+from gateway.pages.csrf import require_csrf
 from gateway.people import signed_in
 from gateway.runtime import settings, store
 from gateway.store import shown_to
@@ -135,10 +135,7 @@ def order_page(order_id: str):
 @pages.post("/orders/<order_id>/fulfillments")
 def create_fulfillment(order_id: str):
     """The Create Fulfillment form: same checks as the API; errors shown beside the fields."""
-    try:
-        validate_csrf(request.form.get("csrf_token"))
-    except (CSRFError, CSRFValidationError):
-        abort(400, "The form expired; reload the page and try again.")
+    require_csrf()
     try:
         role = _role(order_id)
     except links.LinkRefused as refusal:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request
-from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from flask import Blueprint, Response, g, redirect, render_template, request
+from flask_wtf.csrf import generate_csrf
 from marshmallow import ValidationError, fields
-from wtforms import ValidationError as CSRFValidationError
 
 from gateway import connect, outbound, platforms
 from gateway.delivery import DeliveryFailed
+from gateway.pages.csrf import require_csrf
 from gateway.platforms.base import ConnectLink, InstallAnswer, InstallRefused, InstallRequest
 from gateway.runtime import settings, store
 
@@ -78,10 +78,7 @@ def connect_page(token: str):
 @connecting.post("/connect/<token>")
 def connect_form(token: str):
     """The connect page's form: the store's name, then on to the platform."""
-    try:
-        validate_csrf(request.form.get("csrf_token"))
-    except (CSRFError, CSRFValidationError):
-        abort(400, "The form expired; reload the page and try again.")
+    require_csrf()
     try:
         link = connect.open_link(settings(), store(), token)
     except connect.LinkGone:

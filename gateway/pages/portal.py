@@ -12,7 +12,7 @@ from gateway.api.partners import partner_view
 from gateway.api.schemas import PartnerOut
 from gateway.model import SHIPPED, UNSHIPPED, Order
 from gateway.orders import not_released
-from gateway.pages.signin import require_csrf
+from gateway.pages.csrf import require_csrf
 from gateway.people import Person, partner_contact
 from gateway.runtime import settings, store
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 import secrets
 
-from flask import Blueprint, abort, flash, redirect, render_template, request
-from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
-from wtforms import ValidationError as CSRFValidationError
+from flask import Blueprint, flash, redirect, render_template, request
+from flask_wtf.csrf import generate_csrf
 
 from gateway import people
 from gateway.jobs import SEND_SIGNIN_LINK
 from gateway.jobs.people import SIGNIN_MAIL_OPTIONS
+from gateway.pages.csrf import require_csrf
 from gateway.runtime import settings, store
 from gateway.store import JobSpec
 
@@ -25,14 +25,6 @@ USED_OR_EXPIRED = (
     "This sign-in link was used already or has expired (they work once, for 15 minutes). "
     "Ask for a new one."
 )
-
-
-def require_csrf() -> None:
-    """400 unless the form carries this session's CSRF token."""
-    try:
-        validate_csrf(request.form.get("csrf_token"))
-    except (CSRFError, CSRFValidationError):
-        abort(400, "The form expired; reload the page and try again.")
 
 
 def home_of(person: people.Person) -> str:
