@@ -8,6 +8,7 @@ installation binds to it, or after a day. The platform modules run the flows the
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from gateway.platforms.base import (
 from gateway.settings import Settings
 from gateway.store import JobSpec, Store, event, key
 
+log = logging.getLogger(__name__)
 SALT = "connect-link"
 LINK_SECONDS = 24 * 3600
 STATE_SECONDS = 3600  # a platform's round trip (a merchant reading its consent screen)
@@ -271,6 +273,17 @@ def _after_status(before: dict[str, Any], after: dict[str, Any]) -> list[JobSpec
     if new in UNUSABLE and old not in UNUSABLE:
         return [upkeep(TELL_OWNER_TO_RECONNECT, partner_id, new)]
     return []
+
+
+def fresh_link(config: Settings, store: Store, partner: dict[str, Any]) -> dict[str, Any]:
+    """A link for the partner's owner to connect its store (again): naming the store it was
+    connected to, or, when another partner has that store now or a link open for it, naming
+    none (the page asks)."""
+    try:
+        return create_link(config, store, partner, reconnect_hints(partner))
+    except StoreTaken as taken:
+        log.warning("partner %s: %s; its link names no store", partner["id"], taken)
+        return create_link(config, store, partner, {})
 
 
 def reconnect_hints(partner: dict[str, Any]) -> dict[str, Any]:

@@ -54,10 +54,7 @@ def connect_link(partner_id: str):
         abort(404)
     if platforms.get(found["platform"]).install_schema is None:
         abort(409, "This partner's platform has no install flow: no connect link.")
-    try:
-        link = connect.create_link(settings(), store(), found, connect.reconnect_hints(found))
-    except connect.StoreTaken as taken:
-        abort(409, str(taken))
+    link = connect.fresh_link(settings(), store(), found)
     sealed = store().seal_text(link["url"])
     store().enqueue(upkeep(SEND_CONNECT_LINK, partner_id, sealed, link["expires_at"]))
     return _partner_page(found, link)

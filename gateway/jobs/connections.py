@@ -132,11 +132,7 @@ def tell_owner_to_reconnect(partner_id: str, status: str) -> str:
     if partner is None or platforms.connection_status(partner) != status:
         return "nothing to do"
     label = platforms.get(partner["platform"]).label
-    try:
-        link = connect.create_link(config, store, partner, connect.reconnect_hints(partner))
-    except connect.StoreTaken as taken:  # the page asks the owner for the store instead
-        log.warning("partner %s: %s", partner_id, taken)
-        link = connect.create_link(config, store, partner, {})
+    link = connect.fresh_link(config, store, partner)
     why = {
         UNINSTALLED: f"the gateway's app was removed from your {label} store",
         "needs_reauth": f"your {label} store no longer accepts the gateway's access"

@@ -121,8 +121,5 @@ def reconnect(partner_id: str):
     partner = store().partner(partner_id) if partner_id in person.partner_ids else None
     if partner is None or platforms.get(partner["platform"]).install_schema is None:
         abort(404)
-    try:
-        link = connect.create_link(settings(), store(), partner, connect.reconnect_hints(partner))
-    except connect.StoreTaken as taken:
-        abort(409, str(taken))
+    link = connect.fresh_link(settings(), store(), partner)
     return redirect(link["url"], code=303)
