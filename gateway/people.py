@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from flask import abort, g, redirect, session, url_for
+from flask import abort, g, make_response, redirect, render_template, session, url_for
 
 from gateway.runtime import settings, store
 from gateway.store.people import normal_email
@@ -62,6 +62,15 @@ def partner_contact() -> Person:
     if person is None or not person.partner_ids:
         abort(redirect(url_for("signin.signin_form"), code=303))
     return person
+
+
+def limit_forms(person: Person) -> None:
+    """429 when the person has sent too many forms (RATE_LIMIT_PERSON, API.md Conventions)."""
+    retry_after = store().over_limit(settings().rate_limit_person, "person", person.email)
+    if retry_after is not None:
+        text = f"Wait {retry_after} seconds, then send the form again."
+        page = render_template("message.html", title="Too many requests", text=text)
+        abort(make_response(page, 429, {"Retry-After": str(retry_after)}))
 
 
 def start_session(email: str) -> None:

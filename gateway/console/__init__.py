@@ -6,14 +6,18 @@ from __future__ import annotations
 from flask import Blueprint, Flask, render_template, request
 from flask_wtf.csrf import generate_csrf
 
-from gateway.people import operator_only, signed_in
+from gateway.pages.csrf import require_csrf
+from gateway.people import limit_forms, operator_only, signed_in
 
 admin = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
 
 @admin.before_request
 def _operators_only() -> None:
-    operator_only()  # before any view, so before its CSRF check
+    person = operator_only()  # before any view, so before its CSRF check
+    if request.method == "POST":  # every console form: its CSRF token, then counted per person
+        require_csrf()
+        limit_forms(person)
 
 
 @admin.get("/", strict_slashes=False)

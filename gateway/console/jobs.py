@@ -16,7 +16,6 @@ from rq.registry import (
 
 from gateway.console import admin
 from gateway.jobs import CALLBACKS_QUEUE, CONNECTIONS_QUEUE, QUEUE, SERIALIZER
-from gateway.pages.csrf import require_csrf
 from gateway.runtime import store
 
 QUEUES = (QUEUE, CONNECTIONS_QUEUE, CALLBACKS_QUEUE)
@@ -92,7 +91,6 @@ def jobs_page():
 @admin.post("/jobs/<queue_name>/<job_id>/retry")
 def retry_job(queue_name: str, job_id: str):
     """A failed job back on its queue."""
-    require_csrf()
     registry = FailedJobRegistry(queue=_queue(queue_name))
     try:
         registry.requeue(job_id)
@@ -106,7 +104,6 @@ def retry_job(queue_name: str, job_id: str):
 @admin.post("/jobs/<queue_name>/<job_id>/delete")
 def delete_job(queue_name: str, job_id: str):
     """A failed job deleted (it is not run again)."""
-    require_csrf()
     queue = _queue(queue_name)
     if job_id not in FailedJobRegistry(queue=queue).get_job_ids():
         flash(f"Job {job_id} is no longer among the failed jobs.", "error")

@@ -13,7 +13,7 @@ from gateway.api.schemas import PartnerOut
 from gateway.model import SHIPPED, UNSHIPPED, Order
 from gateway.orders import not_released
 from gateway.pages.csrf import require_csrf
-from gateway.people import Person, partner_contact
+from gateway.people import Person, limit_forms, partner_contact
 from gateway.runtime import settings, store
 
 portal = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
@@ -118,6 +118,7 @@ def reconnect(partner_id: str):
     """A fresh connect link for the store, and the browser sent on to it."""
     person = partner_contact()
     require_csrf()
+    limit_forms(person)
     partner = store().partner(partner_id) if partner_id in person.partner_ids else None
     if partner is None or platforms.get(partner["platform"]).install_schema is None:
         abort(404)

@@ -319,3 +319,15 @@ def test_revoke_ends_every_link_of_the_order(operator, app, pair, make_order):
     assert b"revoked" in done.data
     parts = urlsplit(link["url"])
     assert app.test_client().get(f"{parts.path}?{parts.query}").status_code == 403
+
+
+def test_every_console_form_is_counted_per_person(operator):
+    """Not only the order forms: a burst of "run now" posts is told to wait (RATE_LIMIT_PERSON,
+    5 a second by default), with Retry-After."""
+    token = csrf_of(operator, "/admin/reconcile")
+    answers = [
+        operator.post("/admin/reconcile", data={"csrf_token": token}).status_code for _ in range(8)
+    ]
+    assert 429 in answers and answers[0] != 429
+    limited = operator.post("/admin/reconcile", data={"csrf_token": token})
+    assert limited.status_code == 429 and limited.headers["Retry-After"]
