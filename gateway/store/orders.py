@@ -226,22 +226,9 @@ class Orders(Records):
         start = f"({cursor}" if cursor else "-"
         budget = limit * 5
         members = self.redis.zrangebylex(index, start, "+", start=0, num=budget)
-        found: list[Order] = []
-        last: str | None = None
-        for chunk_start in range(0, len(members), 100):
-            chunk = members[chunk_start : chunk_start + 100]
-            docs = self.redis.mget([key("order", m.decode().split("|")[1]) for m in chunk])
-            for member, raw in zip(chunk, docs, strict=True):
-                last = member.decode()
-                if raw is None:
-                    continue
-                order = Order.from_doc(json.loads(raw))
-                if status is None or order.status == status:
-                    found.append(order)
-                if len(found) == limit:
-                    break
-            if len(found) == limit:
-                break
+        found, last = self._read_page(
+            [m.decode() for m in members], lambda o: status is None or o.status == status, limit
+        )
         more = last is not None and bool(self.redis.zrangebylex(index, f"({last}", "+", 0, 1))
         return found, (last if more else None)
 
@@ -265,21 +252,27 @@ class Orders(Records):
             if len(found) == budget:
                 horizon = max(horizon or "", found[-1].decode())
         candidates = sorted((m for m in members if horizon is None or m >= horizon), reverse=True)
-        kept: list[Order] = []
+        kept, last = self._read_page(candidates, keep, limit)
+        more = last is not None and (last != candidates[-1] or horizon is not None)
+        return kept, (last if more else None)
+
+    def _read_page(
+        self, members: list[str], keep: Callable[[Order], bool], limit: int
+    ) -> tuple[list[Order], str | None]:
+        """The orders of index members (`<time>|<id>`), in their order, that `keep` accepts,
+        up to `limit`; and the last member read (where the next page starts)."""
+        found: list[Order] = []
         last: str | None = None
-        for start in range(0, len(candidates), 100):
-            chunk = candidates[start : start + 100]
+        for chunk_start in range(0, len(members), 100):
+            chunk = members[chunk_start : chunk_start + 100]
             docs = self.redis.mget([key("order", m.split("|")[1]) for m in chunk])
             for member, raw in zip(chunk, docs, strict=True):
                 last = member
                 if raw is not None and keep(order := Order.from_doc(json.loads(raw))):
-                    kept.append(order)
-                if len(kept) == limit:
-                    break
-            if len(kept) == limit:
-                break
-        more = last is not None and (last != candidates[-1] or horizon is not None)
-        return kept, (last if more else None)
+                    found.append(order)
+                if len(found) == limit:
+                    return found, last
+        return found, last
 
     def find_orders(self, term: str) -> list[str]:
         """Ids of the orders whose id, either order ref or a tracking number is `term`
@@ -318,21 +311,6 @@ class Orders(Records):
         index = key("orders-of", partner_id) if partner_id else self.every_order_index()
         start = f"({cursor}" if cursor else "+"
         members = self.redis.zrevrangebylex(index, start, "-", start=0, num=budget)
-        found: list[Order] = []
-        last: str | None = None
-        for chunk_start in range(0, len(members), 100):
-            chunk = members[chunk_start : chunk_start + 100]
-            docs = self.redis.mget([key("order", m.decode().split("|")[1]) for m in chunk])
-            for member, raw in zip(chunk, docs, strict=True):
-                last = member.decode()
-                if raw is None:
-                    continue
-                order = Order.from_doc(json.loads(raw))
-                if keep(order):
-                    found.append(order)
-                if len(found) == limit:
-                    break
-            if len(found) == limit:
-                break
+        found, last = self._read_page([m.decode() for m in members], keep, limit)
         more = last is not None and bool(self.redis.zrevrangebylex(index, f"({last}", "-", 0, 1))
         return found, (last if more else None)
