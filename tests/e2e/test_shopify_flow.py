@@ -19,7 +19,17 @@ FEDEX = "449044304137821"
 DHL = "3318810025"
 
 
-def _connect_two_shops(shopify_sim, live_server, connect, partnership, header_style="webhooks"):
+def _connect_two_shops(
+    shopify_sim,
+    live_server,
+    connect,
+    partnership,
+    header_style="webhooks",
+    skus=None,
+    buyer_topics=("orders/create",),
+    seller_topics=("orders/create", "fulfillments/create", "fulfillments/update"),
+):
+    """A buyer's and a seller's shop with static tokens, the hooks made by hand."""
     base = shopify_sim.base_url
     buyer_shop = shopify_sim.add_shop(
         "corner.myshopify.com", "shpat_corner_token", "corner-webhook-secret"
@@ -47,11 +57,11 @@ def _connect_two_shops(shopify_sim, live_server, connect, partnership, header_st
         },
         "Acme Supply",
     )
-    partnership(buyer, seller, {"MUG-BLUE": "AC-100", "MUG-RED": "AC-200"})
+    partnership(buyer, seller, skus or {"MUG-BLUE": "AC-100", "MUG-RED": "AC-200"})
     hook = f"{live_server}/webhooks/shopify"
-    buyer_shop.add_webhook("orders/create", hook, header_style=header_style)
-    for topic in ("orders/create", "fulfillments/create", "fulfillments/update"):
-        seller_shop.add_webhook(topic, hook, header_style=header_style)
+    for shop, topics in ((buyer_shop, buyer_topics), (seller_shop, seller_topics)):
+        for topic in topics:
+            shop.add_webhook(topic, hook, header_style=header_style)
     return buyer_shop, seller_shop, buyer, seller
 
 

@@ -9,44 +9,21 @@ from conftest import bearer, wait_for
 
 from e2e.sides import SIM_ADDRESS
 from e2e.test_reconcile import cycle, drain
+from e2e.test_shopify_flow import _connect_two_shops
 from gateway import runtime
 
 
 def _connect(shopify_sim, live_server, connect, partnership):
     """A buyer's and a seller's shop, subscribed to what the gateway acts on."""
-    base = shopify_sim.base_url
-    buyer_shop = shopify_sim.add_shop(
-        "corner.myshopify.com", "shpat_corner_token", "corner-webhook-secret"
+    buyer_shop, seller_shop, buyer, _ = _connect_two_shops(
+        shopify_sim,
+        live_server,
+        connect,
+        partnership,
+        skus={"MUG-BLUE": "AC-100"},
+        buyer_topics=("orders/create", "orders/paid", "orders/cancelled"),
+        seller_topics=("fulfillments/create", "fulfillments/update"),
     )
-    seller_shop = shopify_sim.add_shop(
-        "acme.myshopify.com", "shpat_acme_token", "acme-webhook-secret"
-    )
-    buyer = connect(
-        "shopify",
-        {
-            "shop_domain": "corner.myshopify.com",
-            "access_token": "shpat_corner_token",
-            "webhook_secret": "corner-webhook-secret",
-            "api_base_url": base,
-        },
-        "Corner Shop",
-    )
-    seller = connect(
-        "shopify",
-        {
-            "shop_domain": "acme.myshopify.com",
-            "access_token": "shpat_acme_token",
-            "webhook_secret": "acme-webhook-secret",
-            "api_base_url": base,
-        },
-        "Acme Supply",
-    )
-    partnership(buyer, seller, {"MUG-BLUE": "AC-100"})
-    hook = f"{live_server}/webhooks/shopify"
-    for topic in ("orders/create", "orders/paid", "orders/cancelled"):
-        buyer_shop.add_webhook(topic, hook)
-    for topic in ("fulfillments/create", "fulfillments/update"):
-        seller_shop.add_webhook(topic, hook)
     return buyer_shop, seller_shop, buyer
 
 
