@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from conftest import admin_headers
@@ -51,6 +52,35 @@ def connect(client):
         return answer.get_json()
 
     return make
+
+
+@pytest.fixture
+def sides_env(
+    client,
+    live_server,
+    worker,
+    connect,
+    partnership,
+    shopify_sim,
+    bigcommerce_sim,
+    woocommerce_sim,
+    callback_receiver,
+    mailbox,
+):
+    """What the Sides (e2e/sides.py) of every platform need: the gateway with a worker, each
+    platform's simulator, a callback receiver and the mailbox."""
+    return SimpleNamespace(
+        client=client,
+        live_server=live_server,
+        connect=connect,
+        partnership=partnership,
+        callbacks=callback_receiver,
+        shopify=shopify_sim,
+        bigcommerce=bigcommerce_sim,
+        woocommerce=woocommerce_sim,
+        mailbox=mailbox,
+        woo_tracking=None,  # a WooCommerce buyer's tracking plugin (sides.py), none by default
+    )
 
 
 @pytest.fixture

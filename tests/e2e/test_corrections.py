@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from types import SimpleNamespace
 
 import pytest
 from conftest import admin_headers, bearer, wait_for
@@ -22,30 +21,8 @@ REASON = "Support ticket 4411: the label's number was typed wrong."
 
 
 @pytest.fixture
-def env(
-    client,
-    live_server,
-    worker,
-    connect,
-    partnership,
-    shopify_sim,
-    bigcommerce_sim,
-    woocommerce_sim,
-    callback_receiver,
-    mailbox,
-):
-    return SimpleNamespace(
-        client=client,
-        live_server=live_server,
-        connect=connect,
-        partnership=partnership,
-        callbacks=callback_receiver,
-        shopify=shopify_sim,
-        bigcommerce=bigcommerce_sim,
-        woocommerce=woocommerce_sim,
-        mailbox=mailbox,
-        woo_tracking=None,
-    )
+def env(sides_env):
+    return sides_env
 
 
 def shipped_order(env, buyer_platform: str, seller_platform: str):

@@ -4,7 +4,6 @@ buyer's store (or at its callback URL), with a partial fulfillment on the way.""
 from __future__ import annotations
 
 import itertools
-from types import SimpleNamespace
 
 import pytest
 from conftest import bearer, wait_for
@@ -24,31 +23,10 @@ def test_every_registered_platform_has_a_side():
 @pytest.mark.parametrize(
     ("buyer_platform", "seller_platform"), list(itertools.product(PLATFORMS, PLATFORMS))
 )
-def test_order_to_shipped(
-    buyer_platform,
-    seller_platform,
-    client,
-    live_server,
-    worker,
-    connect,
-    partnership,
-    shopify_sim,
-    bigcommerce_sim,
-    woocommerce_sim,
-    callback_receiver,
-    mailbox,
-):
-    env = SimpleNamespace(
-        client=client,
-        live_server=live_server,
-        connect=connect,
-        callbacks=callback_receiver,
-        shopify=shopify_sim,
-        bigcommerce=bigcommerce_sim,
-        woocommerce=woocommerce_sim,
-        # every WooCommerce buyer path gets a turn: each tracking plugin, and notes without one
-        woo_tracking={"shopify": "shipment-tracking", "none": "ast"}.get(seller_platform),
-    )
+def test_order_to_shipped(buyer_platform, seller_platform, sides_env, client, partnership, mailbox):
+    env = sides_env
+    # every WooCommerce buyer path gets a turn: each tracking plugin, and notes without one
+    env.woo_tracking = {"shopify": "shipment-tracking", "none": "ast"}.get(seller_platform)
     buyer, seller = side(env, buyer_platform, "buyer"), side(env, seller_platform, "seller")
     buyer.connect()
     seller.connect()
