@@ -65,6 +65,24 @@ def _connect_two_shops(
     return buyer_shop, seller_shop, buyer, seller
 
 
+def _one_mug_in_the_sellers_shop(client, buyer_shop, seller_shop, buyer):
+    """A customer's order of one blue mug in the buyer's shop, once the gateway has created it
+    in the seller's: (the buyer's shop order, the seller's shop order)."""
+    placed = buyer_shop.place_order(
+        line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
+        shipping_address=SIM_ADDRESS,
+    )
+    order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
+    wait_for(
+        lambda: client.get(
+            f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])
+        ).get_json()["seller_order_ref"],
+        what="the order in the seller's shop",
+    )
+    (seller_order,) = seller_shop.orders()
+    return placed, seller_order
+
+
 def _our_orders(client, buyer):
     return client.get("/api/v1/orders", headers=bearer(buyer["api_key"])).get_json()["orders"]
 
@@ -251,18 +269,7 @@ def test_a_carrier_reaches_the_buyers_shop_by_a_name_it_recognizes(
     buyer_shop, seller_shop, buyer, _ = _connect_two_shops(
         shopify_sim, live_server, connect, partnership
     )
-    placed = buyer_shop.place_order(
-        line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
-        shipping_address=SIM_ADDRESS,
-    )
-    order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
-    wait_for(
-        lambda: client.get(
-            f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])
-        ).get_json()["seller_order_ref"],
-        what="the order in the seller's shop",
-    )
-    (seller_order,) = seller_shop.orders()
+    placed, seller_order = _one_mug_in_the_sellers_shop(client, buyer_shop, seller_shop, buyer)
 
     seller_shop.fulfill(
         seller_order["id"], lines=[("AC-100", 1)], company="DHL Express", numbers=[DHL]
@@ -280,18 +287,7 @@ def test_deliveries_with_headers_named_as_shopify_events_name_them_work_alike(
     buyer_shop, seller_shop, buyer, _ = _connect_two_shops(
         shopify_sim, live_server, connect, partnership, header_style="events"
     )
-    placed = buyer_shop.place_order(
-        line_items=[{"sku": "MUG-BLUE", "quantity": 1, "title": "Blue mug", "price": "12.00"}],
-        shipping_address=SIM_ADDRESS,
-    )
-    order = wait_for(lambda: _our_orders(client, buyer), what="the ingested order")[0]
-    wait_for(
-        lambda: client.get(
-            f"/api/v1/orders/{order['id']}", headers=bearer(buyer["api_key"])
-        ).get_json()["seller_order_ref"],
-        what="the order in the seller's shop",
-    )
-    (seller_order,) = seller_shop.orders()
+    placed, seller_order = _one_mug_in_the_sellers_shop(client, buyer_shop, seller_shop, buyer)
 
     seller_shop.fulfill(seller_order["id"], lines=[("AC-100", 1)], company="UPS", numbers=[UPS_1])
 
