@@ -22,12 +22,12 @@ FEDEX = "449044304137821"
 
 
 def drain(redis, timeout: float = 30) -> None:
-    """Wait until the worker has nothing queued or running."""
-    queue = Queue("gateway", connection=redis)
-    started = StartedJobRegistry(queue=queue)
+    """Wait until the worker has nothing queued or running, on any queue it takes."""
+    queues = [Queue(name, connection=redis) for name in ("connections", "gateway", "callbacks")]
+    started = [StartedJobRegistry(queue=queue) for queue in queues]
 
     def idle() -> bool:
-        return queue.count == 0 and started.count == 0
+        return not any(q.count for q in queues) and not any(s.count for s in started)
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
