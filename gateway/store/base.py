@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import json
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import NoScriptError
 from rq import Queue
 from rq.job import Job
+from rq.utils import get_call_string
 
+from gateway.failover import ReplicatedRedis
 from gateway.model import Order, now_iso
 
 PREFIX = "gw"
@@ -37,6 +43,23 @@ class JobSpec:
     delay: float = 0  # seconds; > 0 parks it in RQ's scheduled registry
     options: dict[str, Any] = field(default_factory=dict)  # job_timeout, retry, job_id, ...
     queue: str | None = None  # another queue than the store's (jobs.CALLBACKS_QUEUE)
+
+
+# The options a job written by `job_write` may carry (what the jobs module gives its jobs).
+WRITTEN_OPTIONS = frozenset({"job_timeout", "result_ttl", "failure_ttl", "retry"})
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script the store runs by its SHA1 (EVALSHA), loaded on first use and again on a
+    primary that lacks it (after a failover). On a replica its first write is refused with
+    READONLY, as a command's is, which sends redis-py's Sentinel connection to the new primary."""
+
+    source: str
+
+    @cached_property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
 
 
 @dataclass
@@ -69,6 +92,64 @@ class Records:
         self.redis = redis
         self.queue = queue
         self.timeline_cap = timeline_cap  # entries an order's timeline keeps (see Orders)
+
+    def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The script's reply: one command, one round trip, atomic as a MULTI/EXEC. With
+        REDIS_WAIT_REPLICAS it runs in a transaction, which waits for the replicas as every
+        other one does (failover.ReplicatedPipeline)."""
+        for loaded in (False, True):
+            try:
+                if not isinstance(self.redis, ReplicatedRedis):
+                    return self.redis.evalsha(script.sha, len(keys), *keys, *args)
+                with self.redis.pipeline() as pipe:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                    return pipe.execute()[0]
+            except NoScriptError:
+                if loaded:
+                    raise
+                self.redis.script_load(script.source)
+        raise AssertionError("unreachable")
+
+    def job_write(self, job: JobSpec) -> tuple[str, str, list[Any]]:
+        """A new job's id, its queue's key and its hash's fields as a flat list, as RQ's
+        enqueue writes them (rq.job.Job.to_dict after Queue._prepare_for_queue), for a script
+        to write with HSET, SADD rq:queues and RPUSH. Only for a job to run at once, named by
+        its dotted path, with WRITTEN_OPTIONS: RQ's Job objects cost a webhook more CPU than the
+        rest of its answer (bench/webhook_ingest.py), and the test of this method holds the
+        hash to RQ's own, field by field.
+
+        But `data` is left uncompressed: RQ compresses it with zlib, which costs 30 us for these
+        few bytes, and reads it either way (Job.restore falls back to the bytes as they are; JSON
+        never starts as a zlib stream does)."""
+        options = job.options
+        if job.delay > 0 or not isinstance(job.func, str) or not options.keys() <= WRITTEN_OPTIONS:
+            raise ValueError(f"{job.func}: not a job to write directly")
+        queue = job.queue or self.queue.name
+        at = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        retry = options.get("retry")
+        fields = [
+            "created_at", at,
+            "data", self.queue.serializer.dumps((job.func, None, job.args, {})),
+            "success_callback_name", "",
+            "failure_callback_name", "",
+            "stopped_callback_name", "",
+            "started_at", "",
+            "ended_at", "",
+            "last_heartbeat", "",
+            "worker_name", "",
+            "group_id", "",
+            "origin", queue,
+            "description", get_call_string(job.func, job.args, {}, max_length=75),
+            "enqueued_at", at,
+            "timeout", options.get("job_timeout") or self.queue._default_timeout,
+            "status", "queued",
+        ]  # fmt: skip
+        if retry is not None:
+            fields += ["retries_left", retry.max, "retry_intervals", json.dumps(retry.intervals)]
+        for name in ("result_ttl", "failure_ttl"):
+            if options.get(name) is not None:
+                fields += [name, options[name]]
+        return str(uuid.uuid4()), Queue.redis_queue_namespace_prefix + queue, fields
 
     def enqueue(self, job: JobSpec, pipe: Pipeline | None = None) -> Job:
         """Enqueue a job, inside the caller's transaction when a pipeline is given."""

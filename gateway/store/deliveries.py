@@ -8,9 +8,10 @@ from typing import Any
 
 from redis.client import Pipeline
 from rq import Queue
+from rq.job import Job
 
 from gateway.model import Order, deliveries, now_iso
-from gateway.store.base import JobSpec, Records, key
+from gateway.store.base import JobSpec, Records, Script, key
 
 # A delivery attempt's lease on its delivery (jobs/attempts.py): taken for this long and renewed
 # while the attempt runs, however long its outbound call takes, so an attempt whose worker was
@@ -23,6 +24,29 @@ ATTEMPT_SECONDS = 10
 # a busy queue is never taken for lost (enqueuing it again each time would add to the backlog).
 STUCK_AFTER = ATTEMPT_SECONDS
 CLOCK_SKEW = 2  # seconds allowed between the clocks of the processes that enqueue
+
+
+# A webhook's acceptance. KEYS: the delivery's n dedupe keys, then gw:metrics, gw:last-webhook,
+# rq:queues, the job's queue and the job's hash. ARGV: n, the dedupe keys' seconds, the two
+# counters (delivery, repeat), the partner ('' for none), now, the job's id, then its hash's
+# fields. Every dedupe key is set (a repeat under a new id is still remembered by its body); the
+# job is written, as RQ's enqueue writes it, only when none of them was there. 1 or 0.
+ACCEPT = Script("""
+local n = tonumber(ARGV[1])
+local fresh = 1
+for i = 1, n do
+  if not redis.call('SET', KEYS[i], 1, 'NX', 'EX', ARGV[2]) then fresh = 0 end
+end
+redis.call('HINCRBY', KEYS[n + 1], ARGV[3], 1)
+if fresh == 0 then redis.call('HINCRBY', KEYS[n + 1], ARGV[4], 1) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[n + 2], ARGV[5], ARGV[6]) end
+if fresh == 1 then
+  redis.call('HSET', KEYS[n + 5], unpack(ARGV, 8))
+  redis.call('SADD', KEYS[n + 3], KEYS[n + 4])
+  redis.call('RPUSH', KEYS[n + 4], ARGV[7])
+end
+return fresh
+""")
 
 
 def attempt_lock(order_id: str, name: str) -> str:
@@ -102,27 +126,16 @@ class Deliveries(Records):
         seen: list[str],
         seconds: int,
         job: JobSpec,
-        counter: str,
+        counters: tuple[str, str],
         partner_id: str | None = None,
     ) -> bool:
         """Remember what identifies a webhook delivery (its id, its body's hash) and enqueue its
-        job in one MULTI/EXEC (one round trip); False for a repeat of any of them, whose job is
-        then taken back.
-
-        Repeats are rare, so the common case pays one round trip; a repeat's job that a worker
-        took in the instant between is harmless, jobs being idempotent.
-        """
-        with self.redis.pipeline() as pipe:
-            pipe.multi()
-            for delivery in seen:
-                pipe.set(key("delivery", delivery), 1, nx=True, ex=seconds)
-            queued = self.enqueue(job, pipe)
-            pipe.hincrby(key("metrics"), counter, 1)  # /metrics counters, in the same round trip
-            if partner_id:  # when its store last sent one (the connection's health)
-                pipe.hset(key("last-webhook"), partner_id, now_iso())
-            fresh = all(pipe.execute()[: len(seen)])
-        if not fresh:
-            origin = Queue(queued.origin, connection=self.redis, serializer=self.queue.serializer)
-            origin.remove(queued)
-            queued.delete()
-        return fresh
+        job, atomically and in one round trip (the ACCEPT script); False for a repeat of any of
+        them, whose job is not enqueued. `counters`: the /metrics counters of a delivery and of
+        a repeat, counted in the same script."""
+        job_id, queue_key, fields = self.job_write(job)
+        keys = [key("delivery", d) for d in seen]
+        keys += [key("metrics"), key("last-webhook"), Queue.redis_queues_keys, queue_key]
+        keys.append(Job.key_for(job_id))
+        head = [len(seen), seconds, *counters, partner_id or "", now_iso(), job_id]
+        return self.run_script(ACCEPT, keys, [*head, *fields]) == 1

@@ -86,11 +86,9 @@ def receive(name: str):
     # versions, a platform's own event hash).
     body = hashlib.sha256(call.raw).hexdigest()
     seen = [f"{name}:{identity}:{delivery_id}", f"{name}:{identity}:body:{body}"]
-    if store().accept_delivery(
-        seen, DEDUPE_SECONDS, job, f"webhooks_received_{name}", partner_id=partner["id"]
-    ):
+    counters = (f"webhooks_received_{name}", f"webhooks_duplicate_{name}")
+    if store().accept_delivery(seen, DEDUPE_SECONDS, job, counters, partner_id=partner["id"]):
         return answer("accepted")
-    store().count(f"webhooks_duplicate_{name}")
     return answer("duplicate")
 
 
