@@ -60,16 +60,13 @@ from sandbox.local import ROOT, free_port, start_redis
 SHOP, SECRET, ADMIN = "bench-seller.myshopify.com", "bench-webhook-secret-0123", "bench-admin"
 PATH = "/webhooks/shopify"
 LUA = Path(__file__).resolve().parent / "webhook_ingest.lua"
-# The Procfile's web line, less its --bind (each server here gets a port of its own).
-GUNICORN_FLAGS = [
-    "--workers",
-    "2",
-    "--no-control-socket",
-    "--access-logfile",
-    "-",
-    "--access-logformat",
-    '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
-]
+# Both servers run the Procfile's own web line (its --bind from BIND, its app swapped for the
+# bare one), so the comparison follows the Procfile as it changes.
+PROCFILE_WEB = next(
+    line.removeprefix("web:").strip()
+    for line in (ROOT / "Procfile").read_text().splitlines()
+    if line.startswith("web:")
+)
 # tests/fixtures/shopify/fulfillments_create.json, with room for what makes each one unique.
 BODY = (
     '{"id": %(fid)d, "admin_graphql_api_id": "gid://shopify/Fulfillment/%(fid)d", '
@@ -106,12 +103,21 @@ def ensure_wrk() -> str:
 
 
 def start_gunicorn(app: str, cwd: Path, env: dict, log: Path) -> tuple[subprocess.Popen, int]:
-    """gunicorn on a free loopback port with the Procfile's flags; the process and its port."""
+    """The Procfile's web line serving `app` on a free loopback port; the process and its port."""
     port = free_port()
-    command = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}"]
-    with open(log, "ab") as out:
+    if not PROCFILE_WEB.endswith(" wsgi:app"):
+        sys.exit("the Procfile's web line no longer ends with wsgi:app: update this bench")
+    line = PROCFILE_WEB.removesuffix("wsgi:app") + app
+    env = {
+        **env,
+        "BIND": f"127.0.0.1:{port}",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        # The line names gateway.web_log's logger: the bare app finds it too.
+        "PYTHONPATH": os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(ROOT)])),
+    }
+    with open(log, "ab") as out:  # exec: the shell expands the line, gunicorn keeps its pid
         process = subprocess.Popen(
-            [*command, *GUNICORN_FLAGS, app], cwd=cwd, env=env, stdout=out, stderr=out
+            ["sh", "-c", f"exec {line}"], cwd=cwd, env=env, stdout=out, stderr=out
         )
     for _ in range(100):
         try:
@@ -335,8 +341,9 @@ def run(
         warm.one(name)
     print(
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, signed Shopify "
-        f"fulfillments/create webhooks (each id and body unique), gunicorn "
-        f"{' '.join(GUNICORN_FLAGS[:3])}, Redis with AOF (everysec)"
+        f"fulfillments/create webhooks (each id and body unique), the Procfile's web line "
+        f"(WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', 'its default')}), Redis with AOF "
+        "(everysec)"
         + "".join(f", {name} without hiredis" for name in args.no_hiredis)
         + "\n\n1. saturation"
     )

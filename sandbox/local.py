@@ -145,7 +145,8 @@ class LocalGateway:
         bin_dir = Path(sys.executable).parent
         for n, url in enumerate(self.urls):
             web = [bin_dir / "gunicorn", "--bind", url.removeprefix("http://")]
-            web += ["--workers", "2", "--no-control-socket"]  # as in the Procfile
+            # The Procfile's flags, with 2 workers (its default is two per core): enough for tests.
+            web += ["--workers", "2", "--no-control-socket"]
             self._spawn("gunicorn" if n == 0 else f"gunicorn{n}", [*web, "wsgi:app"], env)
         for _ in range(self.workers):
             self.start_worker()
