@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import pstats
 import resource
 import subprocess
@@ -237,11 +238,13 @@ def run(args: argparse.Namespace, gateway: Gateway, sim: ShopifySimulator, deadl
     if len(seen) < len(load):
         print(f"time cap: {len(load) - len(seen)} never arrived (left out of the figures)")
     per = max(1, len(seen))
+    mine = 1000 * cpu * (time.perf_counter() - begin) / per
     print(
         "CPU per fulfillment: "
         + ", ".join(f"{name} {1000 * seconds / per:.2f} ms" for name, seconds in used.items())
-        + f", this process {1000 * cpu * (time.perf_counter() - begin) / per:.2f} ms"
+        + f", this process {mine:.2f} ms"
     )
+    whole = 1000 * sum(used.values()) / per + mine  # ms of CPU a fulfillment costs, all told
     failed = FailedJobRegistry(queue=gateway.queue).count
     print(f"failed jobs: {failed}\n")
     base = percentiles(f"idle, one at a time ({len(idle)})", idle)
@@ -249,6 +252,24 @@ def run(args: argparse.Namespace, gateway: Gateway, sim: ShopifySimulator, deadl
         f"under load, {rate:.0f}/s ({len(seen)})", [seen[g] - sent_at[g] for g in seen]
     )
     print("ratio load/idle: " + "  ".join(f"{k} {loaded[k] / base[k]:.1f}" for k in base))
+    met = (
+        loaded["p50"] <= 0.25
+        and loaded["p99"] <= 1
+        and not failed
+        and len(seen) == len(load)
+        and through >= 0.97 * args.rate
+    )
+    print(
+        f"targets at {args.rate:g}/s (p50 at most 0.25 s, p99 at most 1 s, nothing failed, the "
+        f"rate kept end to end): {'met' if met else 'not met'}"
+    )
+    if not met:
+        cores = os.cpu_count() or 1
+        print(
+            f"measured limit: {through:.1f}/s end to end; a fulfillment costs {whole:.1f} ms of "
+            f"CPU in all (above), so {cores} cores carry at most {1000 * cores / whole:.0f}/s; "
+            "--profile shows where a worker's CPU goes (SCALING.md)"
+        )
 
 
 def profile_backlog(path: str, gateway: Gateway, seller_shop, buyer_shop, load: list) -> None:
