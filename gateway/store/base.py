@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,13 +15,20 @@ from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 from rq.job import Job
 from rq.utils import get_call_string
 
 from gateway.failover import ReplicatedRedis
 from gateway.model import Order, now_iso
+
+try:  # redis-py packs with hiredis too, when it is there, but through a slower Python layer
+    from hiredis import pack_command
+except ImportError:  # pragma: no cover (hiredis is in requirements.txt)
+    pack_command = None
 
 PREFIX = "gw"
 
@@ -92,23 +101,51 @@ class Records:
         self.redis = redis
         self.queue = queue
         self.timeline_cap = timeline_cap  # entries an order's timeline keeps (see Orders)
+        self._own = threading.local()  # each thread's connection for run_script, and its pid
 
     def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """The script's reply: one command, one round trip, atomic as a MULTI/EXEC. With
         REDIS_WAIT_REPLICAS it runs in a transaction, which waits for the replicas as every
-        other one does (failover.ReplicatedPipeline)."""
+        other one does (failover.ReplicatedPipeline); else on the thread's own connection."""
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         for loaded in (False, True):
             try:
                 if not isinstance(self.redis, ReplicatedRedis):
-                    return self.redis.evalsha(script.sha, len(keys), *keys, *args)
+                    return self._on_own_connection(command)
                 with self.redis.pipeline() as pipe:
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                    pipe.execute_command(*command)
                     return pipe.execute()[0]
             except NoScriptError:
                 if loaded:
                     raise
                 self.redis.script_load(script.source)
         raise AssertionError("unreachable")
+
+    def _on_own_connection(self, command: tuple[Any, ...]) -> Any:
+        """A command's reply on this thread's own connection: made by the client's pool, so it
+        reaches the primary the Sentinels name with REDIS_URL's credentials, TLS, timeouts and
+        retry, but kept out of the pool. Checking a connection out of the pool and back, and
+        redis-py's command machinery around it, cost a webhook 0.07 ms of its 0.36 in the app
+        (SCALING.md). It is checked before use as the pool checks the connections it hands out,
+        and a command that fails on it is retried as the pool's connections retry theirs."""
+        own = getattr(self._own, "connection", None)
+        if own is None or self._own.pid != os.getpid():  # none yet, or a forked copy's
+            own = self.redis.connection_pool.make_connection()
+            self._own.connection, self._own.pid = own, os.getpid()
+        packed = [pack_command(command)] if pack_command else own.pack_command(*command)
+        own.connect()  # when it is not (first use, or closed after an error)
+        try:  # as the pool checks a connection it hands out: closed by Redis while idle (EOF
+            if own.can_read():  # to read) or not clean, it is opened again
+                raise RedisConnectionError("the connection has data")
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            own.disconnect()
+            own.connect()
+
+        def send_and_read() -> Any:
+            own.send_packed_command(packed, check_health=False)
+            return own.read_response()  # an error reply raises; a broken read disconnects
+
+        return own.retry.call_with_retry(send_and_read, lambda _error: own.disconnect())
 
     def job_write(self, job: JobSpec) -> tuple[str, str, list[Any]]:
         """A new job's id, its queue's key and its hash's fields as a flat list, as RQ's

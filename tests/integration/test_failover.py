@@ -6,6 +6,10 @@ primary, and every fulfillment answered 201 is in its order and reaches the buye
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import signal
 import threading
 import time
@@ -387,3 +391,55 @@ def test_a_read_interrupted_by_a_signal_leaves_no_reply_for_the_next_command(red
     time.sleep(1.2)  # the BLPOP's reply has arrived by now, on the connection if it was kept
     assert client.get("probe") == b"mine"
     assert client.ping() is True
+
+
+def test_webhooks_follow_the_new_primary_on_their_own_connection(redis_group):
+    """Without REDIS_WAIT_REPLICAS a webhook's script runs on a connection kept out of the pool
+    (Records.run_script): made by the Sentinel pool, it finds the new primary after a failover,
+    which loaded no script yet, and the delivery answered before it is there too."""
+    from gateway import create_app
+    from gateway.settings import Settings
+
+    admin = "failover-admin-token-0123456789abcdef"
+    environ = {**redis_group.settings(), "GATEWAY_ADMIN_TOKEN": admin, "MAIL_URL": ""}
+    client = create_app(Settings.from_env(environ, flask={"TESTING": True})).test_client()
+    shop, secret = "failover.myshopify.com", "failover-webhook-secret"
+    made = client.post(
+        "/api/v1/partners",
+        json={
+            "name": "Acme",
+            "email": "s@example.com",
+            "platform": "shopify",
+            "connection": {"shop_domain": shop, "access_token": secret, "webhook_secret": secret},
+        },
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert made.status_code == 201, made.get_json()
+
+    def deliver(n: int) -> str:
+        raw = json.dumps({"id": 4903611252993 + n, "order_id": 5523429081345 + n}).encode()
+        signature = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest())
+        answer = client.post(
+            "/webhooks/shopify",
+            data=raw,
+            content_type="application/json",
+            headers={
+                "X-Shopify-Shop-Domain": shop,
+                "X-Shopify-Topic": "fulfillments/create",
+                "X-Shopify-Webhook-Id": f"failover-{n}",
+                "X-Shopify-Hmac-Sha256": signature.decode(),
+            },
+        )
+        assert answer.status_code == 200, answer.get_json()
+        return answer.get_json()["status"]
+
+    assert deliver(1) == "accepted"
+    old = redis_group.primary()
+    redis_group.wait_for_replicas(old, 1)  # the replica has the first delivery's job
+    redis_group.kill(old)
+    [replica] = [port for port in redis_group.servers if port != old]
+    wait_for("the replica promoted", lambda: redis_group.primary() == replica, timeout=30)
+    assert deliver(2) == "accepted"
+    assert deliver(2) == "duplicate"  # the new primary has its dedupe keys
+    promoted = Redis(host="127.0.0.1", port=replica)
+    assert promoted.llen(job_queue(promoted).key) == 2

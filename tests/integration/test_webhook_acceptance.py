@@ -3,6 +3,7 @@ dedupe keys, the counters and the job, the job as RQ's own enqueue writes it."""
 
 from __future__ import annotations
 
+import threading
 import zlib
 
 import pytest
@@ -118,3 +119,24 @@ def test_only_a_job_to_run_at_once_by_its_path_is_written_directly(app):
     ):
         with pytest.raises(ValueError):
             store.job_write(job)
+
+
+def test_each_thread_keeps_its_own_connection_and_a_dropped_one_is_opened_again(app, redis):
+    store = app.extensions["gateway.store"]
+    job = JobSpec(SYNC_SELLER_REF, ("ptr_1", "1001"), options=RETRIED_OPTIONS)
+    assert store.accept_delivery(["c:main"], 60, job, COUNTERS)
+    mine = store._own.connection
+    answers: list[bool] = []
+
+    def other_thread() -> None:
+        answers.append(store.accept_delivery(["c:thread"], 60, job, COUNTERS))
+        answers.append(store._own.connection is not mine)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(10)
+    assert answers == [True, True]  # its own connection: no two threads read one socket
+    redis.client_kill_filter(_type="normal", skipme=True)  # Redis drops every other connection
+    assert store.accept_delivery(["c:again"], 60, job, COUNTERS)  # found closed, opened again
+    assert store._own.connection is mine
+    assert job_queue(redis).count == 3
