@@ -335,27 +335,9 @@ class FulfillmentLineIn(StrictSchema):
             raise ValidationError("Name the line by line_item_id or by sku (one of them).")
 
 
-class FulfillmentIn(StrictSchema):
-    line_items = fields.List(
-        fields.Nested(FulfillmentLineIn), required=True, validate=validate.Length(max=250)
-    )
-    carrier = Text(required=True, validate=validate.Length(max=100))
-    tracking_numbers = fields.List(
-        Text(validate=validate.Length(min=1, max=64)),
-        required=True,
-        validate=validate.Length(max=MAX_TRACKING_NUMBERS),
-    )
-    tracking_urls = fields.List(
-        Text(validate=validate.Length(max=MAX_URL_LENGTH)), load_default=list
-    )
+class TrackingIn(StrictSchema):
+    """The carrier and tracking a fulfillment carries: at its creation and in a correction."""
 
-    @post_load
-    def _strip(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["carrier"] = data["carrier"].strip()
-        return data
-
-
-class CorrectionIn(StrictSchema):
     carrier = Text(required=True, validate=validate.Length(max=100))
     tracking_numbers = fields.List(
         Text(validate=validate.Length(min=1, max=64)),
@@ -367,6 +349,20 @@ class CorrectionIn(StrictSchema):
         load_default=list,
         metadata={"description": "One per tracking number; built from the carrier when empty."},
     )
+
+    @post_load
+    def _strip(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data["carrier"] = data["carrier"].strip()
+        return data
+
+
+class FulfillmentIn(TrackingIn):
+    line_items = fields.List(
+        fields.Nested(FulfillmentLineIn), required=True, validate=validate.Length(max=250)
+    )
+
+
+class CorrectionIn(TrackingIn):
     reason = Text(
         required=True,
         validate=validate.Length(max=MAX_REASON_LENGTH),
@@ -374,8 +370,7 @@ class CorrectionIn(StrictSchema):
     )
 
     @post_load
-    def _strip(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["carrier"] = data["carrier"].strip()
+    def _strip_reason(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         data["reason"] = data["reason"].strip()
         return data
 
