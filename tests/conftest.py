@@ -273,6 +273,16 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def edit_order(redis, order_id: str, change) -> None:
+    """Change the stored document directly: a state the workers would reach in time."""
+    from gateway.model import Order
+    from gateway.store import key
+
+    order = Order.from_doc(json.loads(redis.get(key("order", order_id))))
+    change(order)
+    redis.set(key("order", order_id), json.dumps(order.to_doc()))
+
+
 ADDRESS = {
     "name": "Ada Lovelace",
     "address1": "1 Main St",

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import admin_headers, bearer, wait_for
+from conftest import admin_headers, bearer, edit_order, wait_for
 from e2e.sides import SKUS, side
 from playwright.sync_api import Page, expect
 
@@ -69,15 +69,6 @@ def fulfill(client, seller: dict, order: dict, sku: str, number: str, carrier: s
     )
     assert answer.status_code == 201, answer.get_json()
     return answer.get_json()
-
-
-def edit_order(redis, order_id: str, change) -> None:
-    from gateway.model import Order
-    from gateway.store import key
-
-    order = Order.from_doc(json.loads(redis.get(key("order", order_id))))
-    change(order)
-    redis.set(key("order", order_id), json.dumps(order.to_doc()))
 
 
 def api_order(client, order_id: str) -> dict:

@@ -187,6 +187,22 @@ def install(client, partner: dict, store_id: str = "corner-shop", code: str = "c
     return client.get(f"/connect/bazaar/callback?state={state}&code={code}")
 
 
+def partner_up(client, buyer: dict, seller: dict) -> Any:
+    """The partnership in which the buyer's MUG is the seller's AC-1."""
+    body = {"buyer_id": buyer["id"], "seller_id": seller["id"]}
+    body["skus"] = [{"buyer_sku": "MUG", "seller_sku": "AC-1"}]
+    return client.post("/api/v1/partnerships", json=body, headers=admin_headers())
+
+
+def installed_seller_and_buyer(client) -> tuple[dict, dict]:
+    """A seller whose store is connected through the flow, and its buyer without a platform."""
+    seller = make_partner(client)
+    install(client, seller)
+    buyer = make_partner(client, "none")
+    partner_up(client, buyer, seller)
+    return seller, buyer
+
+
 def upkeep_jobs(redis) -> list:
     return Queue(CONNECTIONS_QUEUE, connection=redis, serializer=job_queue(redis).serializer).jobs
 
@@ -279,11 +295,7 @@ def test_registration_covers_the_roles_and_repairs_are_on_the_timeline(bazaar, c
     assert STORES["corner-shop"].hooks == {"app.removed": "active"}
 
     buyer = make_partner(client, "none")
-    pairs = [{"buyer_sku": "MUG", "seller_sku": "AC-1"}]
-    body = {"buyer_id": buyer["id"], "seller_id": seller["id"], "skus": pairs}
-    assert (
-        client.post("/api/v1/partnerships", json=body, headers=admin_headers()).status_code == 201
-    )
+    assert partner_up(client, buyer, seller).status_code == 201
     assert [j.args for j in upkeep_jobs(redis) if j.func_name == REGISTER_WEBHOOKS][-1] == [
         seller["id"]
     ]
@@ -307,12 +319,7 @@ def test_registration_covers_the_roles_and_repairs_are_on_the_timeline(bazaar, c
 def test_work_for_an_unusable_store_waits_and_resumes_once_reconnected(
     bazaar, client, redis, mailbox
 ):
-    seller = make_partner(client)
-    install(client, seller)
-    buyer = make_partner(client, "none")
-    pairs = [{"buyer_sku": "MUG", "seller_sku": "AC-1"}]
-    body = {"buyer_id": buyer["id"], "seller_id": seller["id"], "skus": pairs}
-    client.post("/api/v1/partnerships", json=body, headers=admin_headers())
+    seller, buyer = installed_seller_and_buyer(client)
     store = client.application.extensions["gateway.store"]
     store.connection_failed(seller["id"], "the token was refused after a refresh")
     store.connection_failed(seller["id"], "the token was refused after a refresh")  # again
@@ -464,9 +471,7 @@ def test_partnerships_stored_before_the_seller_index_still_give_the_seller_role(
 ):
     seller = make_partner(client)
     buyer = make_partner(client, "none")
-    pairs = [{"buyer_sku": "MUG", "seller_sku": "AC-1"}]
-    body = {"buyer_id": buyer["id"], "seller_id": seller["id"], "skus": pairs}
-    client.post("/api/v1/partnerships", json=body, headers=admin_headers())
+    partner_up(client, buyer, seller)
     redis.delete(f"gw:buyers-of:{seller['id']}", "gw:buyers-of-built")  # as an older version kept
     store = client.application.extensions["gateway.store"]
     assert store.roles(seller["id"]) == {"seller"}
@@ -481,12 +486,7 @@ def test_a_sync_held_for_the_connection_is_read_again_once_reconnected(
     from gateway.jobs import SYNC_SELLER
     from gateway.jobs.sync import sync_seller
 
-    seller = make_partner(client)
-    install(client, seller)
-    buyer = make_partner(client, "none")
-    pairs = [{"buyer_sku": "MUG", "seller_sku": "AC-1"}]
-    body = {"buyer_id": buyer["id"], "seller_id": seller["id"], "skus": pairs}
-    client.post("/api/v1/partnerships", json=body, headers=admin_headers())
+    seller, buyer = installed_seller_and_buyer(client)
     order = make_order(buyer, seller, lines=[{"sku": "MUG", "quantity": 1}])
     assert route_order(order["id"]) == "delivered"
     store = client.application.extensions["gateway.store"]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import admin_headers, bearer
+from conftest import admin_headers, bearer, edit_order
 
 UPS_1 = "1Z5R89390357567127"
 UPS_2 = "1Z879E930346834440"
@@ -59,16 +59,6 @@ def fulfill(client, seller, order, number=UPS_1, quantity=None):
     )
     assert answer.status_code == 201, answer.get_json()
     return answer.get_json()
-
-
-def edit_order(redis, order_id: str, change) -> None:
-    """Change the stored document directly: a state the workers would reach in time."""
-    from gateway.model import Order
-    from gateway.store import key
-
-    order = Order.from_doc(json.loads(redis.get(key("order", order_id))))
-    change(order)
-    redis.set(key("order", order_id), json.dumps(order.to_doc()))
 
 
 def test_everything_under_admin_is_404_but_to_a_signed_in_operator(
