@@ -107,8 +107,9 @@ def callback_query(url: str) -> dict[str, str]:
 
 
 def exchange(
-    sim: BigCommerceSimulator, profile, query: dict[str, str], **changes
+    sim: BigCommerceSimulator, profile, query: dict[str, str], as_form: bool = False, **changes
 ) -> requests.Response:
+    """The token request for a callback's code, as JSON (or as a form)."""
     body = {
         "client_id": profile.client_id,
         "client_secret": profile.client_secret,
@@ -119,7 +120,8 @@ def exchange(
         "context": query["context"],
         **changes,
     }
-    return requests.post(f"{sim.base_url}/oauth2/token", json=body, timeout=5)
+    sent = {"data": body} if as_form else {"json": body}
+    return requests.post(f"{sim.base_url}/oauth2/token", **sent, timeout=5)
 
 
 def test_install_sends_the_browser_to_the_auth_callback_and_the_code_buys_one_token(
@@ -174,16 +176,7 @@ def test_an_expired_code_is_refused_and_a_form_body_is_read(sim, store, profile)
     assert exchange(sim, profile, query).status_code == 400
     sim.code_seconds = 600
     query = callback_query(store.install_url(profile.client_id))
-    form = {
-        "client_id": profile.client_id,
-        "client_secret": profile.client_secret,
-        "code": query["code"],
-        "scope": query["scope"],
-        "grant_type": "authorization_code",
-        "redirect_uri": profile.auth_callback,
-        "context": query["context"],
-    }
-    assert requests.post(f"{sim.base_url}/oauth2/token", data=form, timeout=5).status_code == 200
+    assert exchange(sim, profile, query, as_form=True).status_code == 200
 
 
 def test_load_and_uninstall_carry_a_jwt_signed_with_the_client_secret(
